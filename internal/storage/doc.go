@@ -1,0 +1,41 @@
+// Package storage defines the contract between Portcullis's domain logic
+// (internal/authority) and its storage backends (internal/storage/bolt, and
+// later internal/storage/etcd): the Store interface, the record types it
+// stores, the event log with its watch primitive, and the sentinel errors
+// every backend returns.
+//
+// It imports only the standard library. It knows nothing of gRPC, of the
+// generated API types, or of any backend's types; no bbolt or etcd value
+// crosses this interface.
+//
+// # Transactions
+//
+// Every state change is one call to Store.Update: the records it writes, the
+// audit records it appends and the events it emits are committed atomically
+// and durably (fsynced) before Update returns. A backend may group several
+// concurrent Updates into one physical commit, so the function passed to
+// Update must be idempotent: it may run more than once and must derive
+// everything it writes from what it reads in the transaction (plus values
+// computed before the call, such as fresh IDs or random tokens).
+//
+// # Revisions and the event log
+//
+// An Update that emits at least one event is assigned the next revision of
+// the store. All events of one Update share that revision and are delivered
+// together as one Change. Revisions are strictly increasing, gap-free per
+// store for the bolt backend (the etcd backend uses etcd's own revisions,
+// which are increasing but not gap-free: consumers must only rely on order).
+// A revision only means something together with the store's ID: StoreID is
+// random and created with the store.
+//
+// Watch delivers the Changes after a given revision, in order, none dropped,
+// none duplicated. A revision older than the retained log yields
+// ErrCompacted; the caller then rebuilds its state from a snapshot read with
+// View (which reports the revision it reflects) and watches from there.
+//
+// # Time
+//
+// The store never reads the clock to decide anything: callers pass times in
+// (record fields, queries), so that expiry is decided by comparing times and
+// tests control the clock.
+package storage

@@ -1,0 +1,128 @@
+package storage
+
+import (
+	"context"
+	"errors"
+	"iter"
+)
+
+// Sentinel errors every backend returns. Compare with errors.Is.
+var (
+	// ErrNotFound: the record does not exist.
+	ErrNotFound = errors.New("storage: not found")
+	// ErrAlreadyExists: a create found a record with the same key.
+	ErrAlreadyExists = errors.New("storage: already exists")
+	// ErrCompacted: the requested revision is older than the retained event
+	// log; rebuild from a snapshot.
+	ErrCompacted = errors.New("storage: revision compacted")
+	// ErrFutureRevision: the requested revision is newer than the store's
+	// current one (the caller followed another store's history).
+	ErrFutureRevision = errors.New("storage: revision is in the future")
+	// ErrClosed: the store has been closed.
+	ErrClosed = errors.New("storage: closed")
+)
+
+// Store is the persistent state of one Portcullis authority (or of a fleet
+// of replicas sharing one backend). All methods are safe for concurrent use.
+type Store interface {
+	// StoreID identifies this store's history. It is random, created with
+	// the store and never changes.
+	StoreID() string
+
+	// View runs fn in a read-only, consistent snapshot of the store.
+	View(ctx context.Context, fn func(ReadTx) error) error
+
+	// Update runs fn in one atomic transaction and makes it durable before
+	// returning. If fn returns an error nothing is written and that error is
+	// returned unchanged. If fn emitted events, the change is assigned the
+	// next revision, which Update returns; otherwise it returns the current
+	// revision. fn may be called more than once (see the package doc).
+	Update(ctx context.Context, fn func(Tx) error) (revision int64, err error)
+
+	// Watch returns a Watcher that yields the changes with a revision
+	// strictly greater than afterRevision, in order. It fails with
+	// ErrCompacted when afterRevision is older than the retained log and
+	// with ErrFutureRevision when it is newer than the current revision.
+	Watch(ctx context.Context, afterRevision int64) (Watcher, error)
+
+	// Compact discards the changes with a revision up to and including
+	// revision from the event log: afterwards Watch(ctx, r) with r <
+	// revision fails with ErrCompacted. Backends also compact by
+	// themselves to bound the log (bolt: a retention count).
+	Compact(ctx context.Context, revision int64) error
+
+	// Close releases the store. Watchers end with ErrClosed.
+	Close() error
+}
+
+// Watcher yields the changes of one Watch call.
+type Watcher interface {
+	// Next blocks until the next change is committed and returns it, or
+	// returns ctx's error when ctx ends first (the watcher stays usable), or
+	// ErrCompacted when the watcher fell behind the retained log, or
+	// ErrClosed when the store closed.
+	Next(ctx context.Context) (Change, error)
+	// Revision is the revision of the last change returned by Next (or the
+	// afterRevision Watch was called with).
+	Revision() int64
+	// Close releases the watcher.
+	Close()
+}
+
+// ReadTx reads a consistent snapshot of the store. Iterators yield records
+// in ascending key order (IDs are time-ordered, so mostly creation order)
+// and stop at the first error, which they yield as the second value.
+type ReadTx interface {
+	// Revision is the revision of the last change visible in this snapshot.
+	Revision() int64
+
+	Session(id string) (Session, error)
+	// Sessions yields the sessions matching q with an ID greater than
+	// q.After.
+	Sessions(q SessionQuery) iter.Seq2[Session, error]
+	// RefreshToken looks a refresh token up by the hash of its secret.
+	RefreshToken(hash []byte) (RefreshToken, error)
+
+	Ban(id string) (Ban, error)
+	// Bans yields the bans matching q with an ID greater than q.After.
+	Bans(q BanQuery) iter.Seq2[Ban, error]
+
+	AuditRecords(q AuditQuery) iter.Seq2[AuditRecord, error]
+
+	APIKey(id string) (APIKey, error)
+	APIKeys() iter.Seq2[APIKey, error]
+
+	SigningKeys() iter.Seq2[SigningKey, error]
+}
+
+// Tx reads and writes within one Update.
+type Tx interface {
+	ReadTx
+
+	// PutSession creates or replaces a session (and its indexes).
+	PutSession(Session) error
+	// DeleteSession removes an expired session and its indexes (sweeping).
+	DeleteSession(id string) error
+	// PutRefreshToken records a refresh token hash (new or superseded).
+	PutRefreshToken(RefreshToken) error
+	// DeleteRefreshToken removes a refresh token hash (sweeping).
+	DeleteRefreshToken(hash []byte) error
+
+	// PutBan creates or replaces a ban (and its indexes).
+	PutBan(Ban) error
+
+	// AppendAudit appends an audit record. Its ID must be new.
+	AppendAudit(AuditRecord) error
+
+	// PutAPIKey creates or replaces an API key.
+	PutAPIKey(APIKey) error
+
+	// PutSigningKey creates or replaces a signing key.
+	PutSigningKey(SigningKey) error
+	// DeleteSigningKey removes a signing key no token can still use.
+	DeleteSigningKey(id string) error
+
+	// Emit appends an event to this transaction's change. Its Revision is
+	// assigned at commit.
+	Emit(Event) error
+}

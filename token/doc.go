@@ -1,0 +1,16 @@
+// Package token defines Portcullis access tokens: the JWT claims the
+// authority signs and the one function that verifies them. The authority
+// (internal/authority) signs with it and the client's Mirror verifies with
+// it, so both always agree on the format.
+//
+// Access tokens are compact JWTs signed with EdDSA (Ed25519), with a "kid"
+// header and the claims iss, sub (user), sid (session), tid (tenant), did
+// (device, when known), iat and exp. Any JWT library that supports EdDSA
+// verifies them with the public keys from KeyService or the JWKS document.
+//
+// It is built on github.com/golang-jwt/jwt/v5: the most widely used Go JWT
+// library, maintained, with EdDSA support and strict parsing options
+// (allowed algorithms, required expiry, issuer, injected clock).
+//
+// It imports only the standard library and golang-jwt.
+package token

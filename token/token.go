@@ -1,0 +1,90 @@
+package token
+
+import (
+	"crypto/ed25519"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+)
+
+// Algorithm is the JWT "alg" of every Portcullis access token.
+const Algorithm = "EdDSA"
+
+// Errors returned by Parse. Compare with errors.Is.
+var (
+	// ErrExpired: the token was valid but its exp has passed.
+	ErrExpired = errors.New("access token expired")
+	// ErrInvalid: the token is malformed, forged, from another issuer, or
+	// signed by a key the verifier does not know.
+	ErrInvalid = errors.New("access token invalid")
+)
+
+// Claims are the claims of an access token.
+type Claims struct {
+	SessionID string `json:"sid"`
+	TenantID  string `json:"tid"`
+	DeviceID  string `json:"did,omitempty"`
+	jwt.RegisteredClaims
+}
+
+// UserID is the "sub" claim.
+func (c *Claims) UserID() string { return c.Subject }
+
+// ExpireTime is the "exp" claim (zero if absent).
+func (c *Claims) ExpireTime() time.Time {
+	if c.ExpiresAt == nil {
+		return time.Time{}
+	}
+	return c.ExpiresAt.Time
+}
+
+// Sign returns the compact JWT of claims, signed by key and naming keyID.
+func Sign(claims *Claims, keyID string, key ed25519.PrivateKey) (string, error) {
+	t := jwt.NewWithClaims(jwt.SigningMethodEdDSA, claims)
+	t.Header["kid"] = keyID
+	s, err := t.SignedString(key)
+	if err != nil {
+		return "", fmt.Errorf("sign access token: %w", err)
+	}
+	return s, nil
+}
+
+// KeyLookup returns the public key with the given kid, or false.
+type KeyLookup func(keyID string) (ed25519.PublicKey, bool)
+
+// Parse verifies token's signature with the key its kid names, checks that
+// it was issued by issuer and has not expired at now, and returns its
+// claims. Errors wrap ErrExpired or ErrInvalid.
+func Parse(tok, issuer string, now time.Time, keys KeyLookup) (*Claims, error) {
+	claims := &Claims{}
+	_, err := jwt.ParseWithClaims(tok, claims, func(t *jwt.Token) (any, error) {
+		kid, _ := t.Header["kid"].(string)
+		if kid == "" {
+			return nil, errors.New("no kid header")
+		}
+		key, ok := keys(kid)
+		if !ok {
+			return nil, fmt.Errorf("unknown signing key %q", kid)
+		}
+		return key, nil
+	},
+		jwt.WithValidMethods([]string{Algorithm}),
+		jwt.WithIssuer(issuer),
+		jwt.WithExpirationRequired(),
+		jwt.WithIssuedAt(),
+		jwt.WithTimeFunc(func() time.Time { return now }),
+	)
+	switch {
+	case err == nil:
+	case errors.Is(err, jwt.ErrTokenExpired):
+		return nil, ErrExpired
+	default:
+		return nil, fmt.Errorf("%w: %v", ErrInvalid, err)
+	}
+	if claims.SessionID == "" || claims.Subject == "" || claims.TenantID == "" {
+		return nil, fmt.Errorf("%w: missing sid, sub or tid claim", ErrInvalid)
+	}
+	return claims, nil
+}
