@@ -60,7 +60,9 @@ type Watcher interface {
 	// Next blocks until the next change is committed and returns it, or
 	// returns ctx's error when ctx ends first (the watcher stays usable), or
 	// ErrCompacted when the watcher fell behind the retained log, or
-	// ErrClosed when the store closed.
+	// ErrClosed when the store closed. The returned Change (its events and
+	// their payloads) may be shared with other watchers: treat it as
+	// read-only.
 	Next(ctx context.Context) (Change, error)
 	// Revision is the revision of the last change returned by Next (or the
 	// afterRevision Watch was called with).

@@ -1,0 +1,44 @@
+# Portcullis. Everything the build needs comes from go.mod and tools/go.mod
+# by pinned version: a fresh machine needs only Go.
+SHELL := /bin/bash
+GO    ?= go
+TOOL  := $(GO) tool -modfile=tools/go.mod
+BIN   := bin/portcullis
+DATA  ?= ./data
+
+.PHONY: run build test lint generate check-generated vet gotest bench breaking
+
+## run: build and start the authority on ./data (bbolt), loopback only
+run: build
+	$(BIN) serve --data $(DATA)
+
+build:
+	$(GO) build -o $(BIN) ./cmd/portcullis
+
+## test: everything CI checks
+test: lint check-generated vet gotest
+
+lint:
+	$(TOOL) buf lint
+
+generate:
+	$(TOOL) buf generate
+
+## check-generated: gen/ must be exactly what buf generates from proto/
+check-generated: generate
+	@git diff --exit-code -- gen/ || { echo "gen/ is out of date: run 'make generate' and commit"; exit 1; }
+	@test -z "$$(git status --porcelain -- gen/)" || { git status --porcelain -- gen/; echo "gen/ has files buf did not generate or that are not committed"; exit 1; }
+
+vet:
+	$(GO) vet ./...
+
+gotest:
+	$(GO) test -race -count=1 -timeout 12m ./...
+
+## breaking: compare the API with main's last commit
+breaking:
+	$(TOOL) buf breaking --against '.git#branch=main'
+
+## bench: durable write throughput (see BENCHMARKS.md)
+bench:
+	$(GO) test -run '^$$' -bench . -benchtime 2s ./internal/storage/bolt ./server

@@ -1,0 +1,199 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/portcullis-dev/portcullis/internal/authority"
+	"github.com/portcullis-dev/portcullis/internal/storage/bolt"
+	"github.com/portcullis-dev/portcullis/server"
+)
+
+type serveConfig struct {
+	listen             string
+	httpListen         string
+	dataDir            string
+	insecure           bool
+	logFormat          string
+	logLevel           string
+	issuer             string
+	accessTTL          time.Duration
+	sessionTTL         time.Duration
+	checkpointInterval time.Duration
+	retainRevisions    int64
+	shutdownTimeout    time.Duration
+}
+
+func newServeCommand() *cobra.Command {
+	var c serveConfig
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run the authority",
+		Long: `Run the Portcullis authority: the gRPC API (with server reflection, so grpcurl
+works) on --listen and health on --http-listen, over the bbolt file
+<data>/portcullis.db. On first start it creates a signing key and an API key
+named bootstrap-admin with scope admin, written to <data>/admin.key (0600).`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := flagsFromEnv(cmd.Flags()); err != nil {
+				return err
+			}
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			return serve(ctx, c, cmd.ErrOrStderr())
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&c.listen, "listen", "127.0.0.1:7470", "gRPC listen address")
+	f.StringVar(&c.httpListen, "http-listen", "127.0.0.1:7471", "HTTP listen address for /healthz and /readyz (empty: off)")
+	f.StringVar(&c.dataDir, "data", "./data", "directory of the bbolt file and admin.key")
+	f.BoolVar(&c.insecure, "insecure", false, "allow plaintext listeners on non-loopback addresses")
+	f.StringVar(&c.logFormat, "log-format", "json", "log format: json or text")
+	f.StringVar(&c.logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	f.StringVar(&c.issuer, "issuer", authority.DefaultIssuer, `the "iss" of access tokens`)
+	f.DurationVar(&c.accessTTL, "access-ttl", authority.DefaultAccessTTL, "access token lifetime")
+	f.DurationVar(&c.sessionTTL, "session-ttl", authority.DefaultSessionTTL, "session (refresh token) lifetime")
+	f.DurationVar(&c.checkpointInterval, "checkpoint-interval", 5*time.Second, "how often idle Watch streams get a checkpoint")
+	f.Int64Var(&c.retainRevisions, "retain-revisions", 100000, "how many revisions of the event log to keep for resuming watchers")
+	f.DurationVar(&c.shutdownTimeout, "shutdown-timeout", 10*time.Second, "how long to wait for calls in flight on shutdown")
+	return cmd
+}
+
+func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
+	var lvl slog.Level
+	if err := lvl.UnmarshalText([]byte(level)); err != nil {
+		return nil, usageError{fmt.Errorf("--log-level: %w", err)}
+	}
+	opts := &slog.HandlerOptions{Level: lvl}
+	switch format {
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	}
+	return nil, usageError{fmt.Errorf("--log-format: want json or text, not %q", format)}
+}
+
+// checkPlaintext refuses a plaintext listener that others can reach unless
+// --insecure says so (DESIGN.md section 6).
+func checkPlaintext(flag, addr string, insecure bool, log *slog.Logger) error {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return usageError{fmt.Errorf("--%s %q: %w", flag, addr, err)}
+	}
+	ip := net.ParseIP(host)
+	if host == "localhost" || (ip != nil && ip.IsLoopback()) {
+		return nil
+	}
+	if !insecure {
+		return usageError{fmt.Errorf("--%s %s is not a loopback address: plaintext there needs --insecure", flag, addr)}
+	}
+	log.Warn("plaintext listener on a non-loopback address (--insecure)", "flag", flag, "address", addr)
+	return nil
+}
+
+func serve(ctx context.Context, c serveConfig, logOut io.Writer) error {
+	log, err := newLogger(logOut, c.logFormat, c.logLevel)
+	if err != nil {
+		return err
+	}
+	if err := checkPlaintext("listen", c.listen, c.insecure, log); err != nil {
+		return err
+	}
+	if c.httpListen != "" {
+		if err := checkPlaintext("http-listen", c.httpListen, c.insecure, log); err != nil {
+			return err
+		}
+	}
+	if err := os.MkdirAll(c.dataDir, 0o700); err != nil {
+		return fmt.Errorf("data directory: %w", err)
+	}
+	dbPath := filepath.Join(c.dataDir, "portcullis.db")
+	store, err := bolt.Open(dbPath, bolt.Options{RetainRevisions: c.retainRevisions, Logger: log})
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err := store.Close(); err != nil {
+			log.Error("closing the store", "error", err)
+		}
+	}()
+
+	auth := authority.New(store, authority.Config{
+		Issuer: c.issuer, AccessTTL: c.accessTTL, SessionTTL: c.sessionTTL, Logger: log,
+	})
+	if err := auth.EnsureSigningKey(ctx); err != nil {
+		return fmt.Errorf("signing key: %w", err)
+	}
+	keyPath := filepath.Join(c.dataDir, "admin.key")
+	secret, err := auth.EnsureBootstrapKey(ctx)
+	if err != nil {
+		return fmt.Errorf("bootstrap key: %w", err)
+	}
+	if secret != "" {
+		if err := os.WriteFile(keyPath, []byte(secret+"\n"), 0o600); err != nil {
+			return fmt.Errorf("writing the bootstrap key: %w", err)
+		}
+		log.Info("created the bootstrap admin API key", "name", authority.BootstrapKeyName, "file", keyPath)
+	}
+
+	srv := server.New(auth, server.Options{Logger: log, CheckpointInterval: c.checkpointInterval})
+	g := srv.NewGRPCServer()
+	lis, err := net.Listen("tcp", c.listen)
+	if err != nil {
+		return err
+	}
+	errc := make(chan error, 2)
+	go func() { errc <- g.Serve(lis) }()
+
+	var hs *http.Server
+	if c.httpListen != "" {
+		hl, err := net.Listen("tcp", c.httpListen)
+		if err != nil {
+			g.Stop()
+			return err
+		}
+		hs = &http.Server{Handler: srv.HTTPHandler(), ReadHeaderTimeout: 10 * time.Second}
+		go func() {
+			if err := hs.Serve(hl); !errors.Is(err, http.ErrServerClosed) {
+				errc <- err
+			}
+		}()
+	}
+	log.Info("portcullis serving", "grpc", lis.Addr().String(), "http", c.httpListen, "data", dbPath,
+		"store_id", store.StoreID())
+
+	select {
+	case <-ctx.Done():
+		log.Info("shutting down")
+	case err = <-errc:
+		log.Error("listener failed", "error", err)
+	}
+	srv.Shutdown()
+	stopped := make(chan struct{})
+	go func() { g.GracefulStop(); close(stopped) }()
+	select {
+	case <-stopped:
+	case <-time.After(c.shutdownTimeout):
+		log.Warn("calls still in flight at the shutdown timeout; stopping them")
+		g.Stop()
+	}
+	if hs != nil {
+		sctx, cancel := context.WithTimeout(context.Background(), c.shutdownTimeout)
+		defer cancel()
+		_ = hs.Shutdown(sctx)
+	}
+	return err
+}

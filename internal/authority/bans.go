@@ -1,0 +1,333 @@
+package authority
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/portcullis-dev/portcullis/internal/storage"
+)
+
+// BanInput describes a ban to create.
+type BanInput struct {
+	TenantID string
+	// Kind and Value are the subject; Value is the user ID, device ID, or
+	// IP address or CIDR prefix.
+	Kind         storage.SubjectKind
+	Value        string
+	Duration     string    // Go syntax plus "d"; "" = permanent unless ExpireTime
+	ExpireTime   time.Time // zero = none
+	Capabilities []string
+	Reason       string
+	Policy       string
+}
+
+func (in BanInput) validate(now time.Time) (storage.Ban, error) {
+	var b storage.Ban
+	var err error
+	if b.TenantID, err = tenant(in.TenantID, true); err != nil {
+		return b, err
+	}
+	b.Kind = in.Kind
+	switch in.Kind {
+	case storage.SubjectUser:
+		err = checkID("subject.user_id", in.Value, true)
+		b.Value = in.Value
+	case storage.SubjectDevice:
+		err = checkID("subject.device_id", in.Value, true)
+		b.Value = in.Value
+	case storage.SubjectIP:
+		p, perr := ParsePrefix("subject.ip", in.Value)
+		err, b.Value = perr, p.String()
+	default:
+		err = invalid("subject", "set exactly one of user_id, ip, device_id")
+	}
+	if err != nil {
+		return b, err
+	}
+	switch {
+	case in.Duration != "" && !in.ExpireTime.IsZero():
+		return b, invalid("duration", "give either duration or expire_time, not both")
+	case in.Duration != "":
+		d, err := ParseDuration(in.Duration)
+		if err != nil {
+			return b, invalid("duration", "%v", err)
+		}
+		b.ExpireTime = now.Add(d)
+	case !in.ExpireTime.IsZero():
+		if !in.ExpireTime.After(now) {
+			return b, invalid("expire_time", "%s is not in the future", in.ExpireTime.UTC().Format(time.RFC3339))
+		}
+		if in.ExpireTime.Sub(now) > maxBanDuration {
+			return b, invalid("expire_time", "is more than 100 years away; use a permanent ban")
+		}
+		b.ExpireTime = in.ExpireTime.UTC()
+	}
+	if err := checkCapabilities("capabilities", in.Capabilities); err != nil {
+		return b, err
+	}
+	b.Capabilities = slices.Compact(slices.Sorted(slices.Values(in.Capabilities)))
+	if err := checkText("reason", in.Reason); err != nil {
+		return b, err
+	}
+	if err := checkText("policy", in.Policy); err != nil {
+		return b, err
+	}
+	b.Reason, b.Policy = in.Reason, in.Policy
+	return b, nil
+}
+
+// sessionsUnder returns the live sessions that full ban b revokes.
+func (a *Authority) sessionsUnder(tx storage.ReadTx, b storage.Ban, now time.Time) ([]storage.Session, error) {
+	q := storage.SessionQuery{}
+	if b.TenantID != storage.AllTenants {
+		q.TenantID = b.TenantID
+		switch b.Kind {
+		case storage.SubjectUser:
+			q.UserID = b.Value
+		case storage.SubjectDevice:
+			q.DeviceID = b.Value
+		}
+	}
+	match := func() func(storage.Session) bool {
+		switch b.Kind {
+		case storage.SubjectUser:
+			return func(s storage.Session) bool { return s.UserID == b.Value }
+		case storage.SubjectDevice:
+			return func(s storage.Session) bool { return s.DeviceID == b.Value }
+		default:
+			p, err := ParsePrefix("ip", b.Value)
+			return func(s storage.Session) bool { return err == nil && s.ClientIP.IsValid() && p.Contains(s.ClientIP) }
+		}
+	}()
+	var out []storage.Session
+	for s, err := range tx.Sessions(q) {
+		if err != nil {
+			return nil, err
+		}
+		if !s.Revoked() && !s.ExpiredAt(now) && match(s) {
+			out = append(out, s)
+		}
+	}
+	return out, nil
+}
+
+// revoke marks s revoked and emits its event. The caller writes the audit
+// record.
+func revoke(tx storage.Tx, s storage.Session, now time.Time, by, reason string) error {
+	s.RevokeTime, s.RevokedBy, s.RevokeReason = now, by, reason
+	if err := tx.PutSession(s); err != nil {
+		return err
+	}
+	return tx.Emit(storage.Event{Kind: storage.EventSessionRevoked, Time: now, Session: &s})
+}
+
+// CreateBan records a ban. A full ban also revokes every matching live
+// session, in the same transaction; it returns how many.
+func (a *Authority) CreateBan(ctx context.Context, actor Actor, in BanInput) (storage.Ban, int, error) {
+	now := a.now()
+	ban, err := in.validate(now)
+	if err != nil {
+		return storage.Ban{}, 0, err
+	}
+	ban.ID = newID("ban_", now)
+	ban.CreateTime, ban.CreatedBy, ban.CreatorAddr = now, actor.Name, actor.Addr
+	revoked := 0
+	_, err = a.store.Update(ctx, func(tx storage.Tx) error {
+		revoked = 0
+		if err := tx.PutBan(ban); err != nil {
+			return err
+		}
+		if err := tx.Emit(storage.Event{Kind: storage.EventBanCreated, Time: now, Ban: &ban}); err != nil {
+			return err
+		}
+		if ban.Full() {
+			sessions, err := a.sessionsUnder(tx, ban, now)
+			if err != nil {
+				return err
+			}
+			for _, s := range sessions {
+				if err := revoke(tx, s, now, actor.Name, "ban "+ban.ID); err != nil {
+					return err
+				}
+			}
+			revoked = len(sessions)
+		}
+		details := map[string]string{"revoked_sessions": strconv.Itoa(revoked)}
+		if !ban.ExpireTime.IsZero() {
+			details["expire_time"] = ban.ExpireTime.Format(time.RFC3339)
+		}
+		if !ban.Full() {
+			details["capabilities"] = fmt.Sprint(ban.Capabilities)
+		}
+		return tx.AppendAudit(storage.AuditRecord{
+			ID: newID("aud_", now), Time: now, Action: "ban.create", Actor: actor.Name, ActorAddr: actor.Addr,
+			TenantID: ban.TenantID, Subject: subjectString(ban.Kind, ban.Value), TargetID: ban.ID,
+			Reason: ban.Reason, Policy: ban.Policy, Details: details,
+		})
+	})
+	if err != nil {
+		return storage.Ban{}, 0, err
+	}
+	a.log.Info("ban created", "ban_id", ban.ID, "tenant_id", ban.TenantID, "subject_kind", ban.Kind,
+		"full", ban.Full(), "revoked_sessions", revoked, "actor", actor.Name)
+	return ban, revoked, nil
+}
+
+// LiftBan ends a ban early, keeping its record.
+func (a *Authority) LiftBan(ctx context.Context, actor Actor, banID, reason string) (storage.Ban, error) {
+	if err := checkID("ban_id", banID, true); err != nil {
+		return storage.Ban{}, err
+	}
+	if err := checkText("reason", reason); err != nil {
+		return storage.Ban{}, err
+	}
+	now := a.now()
+	var ban storage.Ban
+	_, err := a.store.Update(ctx, func(tx storage.Tx) error {
+		var err error
+		if ban, err = tx.Ban(banID); errors.Is(err, storage.ErrNotFound) {
+			return notFound("ban", banID)
+		} else if err != nil {
+			return err
+		}
+		if ban.Lifted() {
+			return fmt.Errorf("%w: ban %s was lifted at %s by %s", ErrBanAlreadyLifted, ban.ID, ban.LiftTime.Format(time.RFC3339), ban.LiftedBy)
+		}
+		ban.LiftTime, ban.LiftedBy, ban.LiftReason = now, actor.Name, reason
+		if err := tx.PutBan(ban); err != nil {
+			return err
+		}
+		if err := tx.Emit(storage.Event{Kind: storage.EventBanLifted, Time: now, Ban: &ban}); err != nil {
+			return err
+		}
+		return tx.AppendAudit(storage.AuditRecord{
+			ID: newID("aud_", now), Time: now, Action: "ban.lift", Actor: actor.Name, ActorAddr: actor.Addr,
+			TenantID: ban.TenantID, Subject: subjectString(ban.Kind, ban.Value), TargetID: ban.ID,
+			Reason: reason, Policy: ban.Policy,
+		})
+	})
+	if err != nil {
+		return storage.Ban{}, err
+	}
+	a.log.Info("ban lifted", "ban_id", ban.ID, "tenant_id", ban.TenantID, "actor", actor.Name)
+	return ban, nil
+}
+
+// GetBan returns a ban in any state.
+func (a *Authority) GetBan(ctx context.Context, banID string) (storage.Ban, error) {
+	if err := checkID("ban_id", banID, true); err != nil {
+		return storage.Ban{}, err
+	}
+	var ban storage.Ban
+	err := a.store.View(ctx, func(tx storage.ReadTx) error {
+		var err error
+		if ban, err = tx.Ban(banID); errors.Is(err, storage.ErrNotFound) {
+			return notFound("ban", banID)
+		}
+		return err
+	})
+	return ban, err
+}
+
+// BanState is where a ban is in its life at a given time.
+type BanState int
+
+const (
+	AnyState BanState = iota
+	StateActive
+	StateExpired
+	StateLifted
+)
+
+// StateAt returns b's state at now.
+func StateAt(b storage.Ban, now time.Time) BanState {
+	switch {
+	case b.Lifted():
+		return StateLifted
+	case b.ExpiredAt(now):
+		return StateExpired
+	}
+	return StateActive
+}
+
+// BanFilter selects bans to list.
+type BanFilter struct {
+	TenantID string // "" = every tenant, "*" = the every-tenant bans
+	Kind     storage.SubjectKind
+	State    BanState
+}
+
+// ListBans lists bans in ID (creation) order.
+func (a *Authority) ListBans(ctx context.Context, f BanFilter, p Page) ([]storage.Ban, string, error) {
+	if f.TenantID != "" && f.TenantID != storage.AllTenants {
+		if err := checkID("tenant_id", f.TenantID, true); err != nil {
+			return nil, "", err
+		}
+	}
+	size, after, err := p.start("bans", f)
+	if err != nil {
+		return nil, "", err
+	}
+	now := a.now()
+	var bans []storage.Ban
+	var next string
+	err = a.store.View(ctx, func(tx storage.ReadTx) error {
+		var err error
+		bans, next, err = collect("bans", f, size,
+			tx.Bans(storage.BanQuery{TenantID: f.TenantID, Kind: f.Kind, After: after}),
+			func(b storage.Ban) string { return b.ID },
+			func(b storage.Ban) bool { return f.State == AnyState || StateAt(b, now) == f.State })
+		return err
+	})
+	return bans, next, err
+}
+
+// CheckInput names the subjects to check.
+type CheckInput struct {
+	TenantID   string
+	UserID     string
+	IP         string
+	DeviceID   string
+	Capability string
+}
+
+// CheckBan reports whether the subjects may not act (at all, or with the
+// capability), and every active ban that matches any of them.
+func (a *Authority) CheckBan(ctx context.Context, in CheckInput) (banned bool, bans []storage.Ban, err error) {
+	s := subjects{user: in.UserID, device: in.DeviceID}
+	if s.tenant, err = tenant(in.TenantID, false); err != nil {
+		return false, nil, err
+	}
+	if err := checkID("user_id", in.UserID, false); err != nil {
+		return false, nil, err
+	}
+	if err := checkID("device_id", in.DeviceID, false); err != nil {
+		return false, nil, err
+	}
+	if s.addr, err = ParseAddr("ip", in.IP); err != nil {
+		return false, nil, err
+	}
+	if in.Capability != "" {
+		if err := checkCapabilities("capability", []string{in.Capability}); err != nil {
+			return false, nil, err
+		}
+	}
+	if s.user == "" && s.device == "" && !s.addr.IsValid() {
+		return false, nil, invalid("user_id", "name at least one of user_id, ip, device_id")
+	}
+	now := a.now()
+	err = a.store.View(ctx, func(tx storage.ReadTx) error {
+		bans = nil
+		err := eachActiveBan(tx, s, now, func(b storage.Ban) bool {
+			bans = append(bans, b)
+			banned = banned || b.Full() || (in.Capability != "" && slices.Contains(b.Capabilities, in.Capability))
+			return true
+		})
+		return err
+	})
+	return banned, bans, err
+}

@@ -1,0 +1,36 @@
+package authority
+
+import (
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base32"
+	"encoding/base64"
+	"encoding/binary"
+	"time"
+)
+
+// idEncoding keeps the byte order of IDs in their text: the alphabet is in
+// ascending ASCII order, so time-prefixed IDs sort by creation time.
+var idEncoding = base32.NewEncoding("0123456789abcdefghjkmnpqrstvwxyz").WithPadding(base32.NoPadding)
+
+// newID returns prefix + 26 characters: 48 bits of milliseconds since the
+// epoch, then 80 random bits.
+func newID(prefix string, now time.Time) string {
+	var b [16]byte
+	binary.BigEndian.PutUint64(b[:8], uint64(now.UnixMilli())<<16)
+	rand.Read(b[6:]) // never fails (crypto/rand panics rather than return short)
+	return prefix + idEncoding.EncodeToString(b[:])
+}
+
+// newSecret returns prefix + 256 random bits, base64url.
+func newSecret(prefix string) string {
+	var b [32]byte
+	rand.Read(b[:])
+	return prefix + base64.RawURLEncoding.EncodeToString(b[:])
+}
+
+// hashSecret is how refresh tokens and API keys are stored.
+func hashSecret(secret string) []byte {
+	h := sha256.Sum256([]byte(secret))
+	return h[:]
+}

@@ -1,0 +1,177 @@
+package authority
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/portcullis-dev/portcullis/internal/storage"
+)
+
+// currentKey returns the key that signs new tokens: the newest one that is
+// not retired.
+func currentKey(tx storage.ReadTx) (storage.SigningKey, error) {
+	var cur storage.SigningKey
+	found := false
+	for k, err := range tx.SigningKeys() {
+		if err != nil {
+			return storage.SigningKey{}, err
+		}
+		if k.RetireTime.IsZero() && (!found || k.CreateTime.After(cur.CreateTime)) {
+			cur, found = k, true
+		}
+	}
+	if !found {
+		return storage.SigningKey{}, errors.New("no signing key: the authority was not initialised")
+	}
+	return cur, nil
+}
+
+func newSigningKey(now time.Time) (storage.SigningKey, error) {
+	pub, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		return storage.SigningKey{}, fmt.Errorf("generate signing key: %w", err)
+	}
+	return storage.SigningKey{
+		ID:         newID("key_", now),
+		Algorithm:  "EdDSA",
+		PrivateKey: priv.Seed(),
+		PublicKey:  pub,
+		CreateTime: now,
+	}, nil
+}
+
+// publicOnly strips the private key, for events and listings.
+func publicOnly(k storage.SigningKey) *storage.SigningKey {
+	k.PrivateKey = nil
+	return &k
+}
+
+// EnsureSigningKey creates the first signing key of a new store. It does
+// nothing when a current key exists (another replica may have created it).
+func (a *Authority) EnsureSigningKey(ctx context.Context) error {
+	now := a.now()
+	key, err := newSigningKey(now)
+	if err != nil {
+		return err
+	}
+	_, err = a.store.Update(ctx, func(tx storage.Tx) error {
+		if _, err := currentKey(tx); err == nil {
+			return nil
+		}
+		if err := tx.PutSigningKey(key); err != nil {
+			return err
+		}
+		if err := tx.Emit(storage.Event{Kind: storage.EventKeyAdded, Time: now, Key: publicOnly(key)}); err != nil {
+			return err
+		}
+		return tx.AppendAudit(storage.AuditRecord{
+			ID: newID("aud_", now), Time: now, Action: "key.create", Actor: System.Name,
+			TargetID: key.ID, Reason: "first start",
+		})
+	})
+	return err
+}
+
+// RotateKey makes a new signing key current and retires the old one, which
+// stays verifiable until every token it signed has expired. Keys no token
+// can use any more are deleted.
+func (a *Authority) RotateKey(ctx context.Context, actor Actor, reason string) (added, retired storage.SigningKey, err error) {
+	if err := checkText("reason", reason); err != nil {
+		return added, retired, err
+	}
+	now := a.now()
+	key, err := newSigningKey(now)
+	if err != nil {
+		return added, retired, err
+	}
+	_, err = a.store.Update(ctx, func(tx storage.Tx) error {
+		old, err := currentKey(tx)
+		if err != nil {
+			return err
+		}
+		old.RetireTime, old.VerifyUntil = now, now.Add(a.cfg.AccessTTL)
+		if err := a.deleteUnusableKeys(tx, now); err != nil {
+			return err
+		}
+		for _, k := range []storage.SigningKey{old, key} {
+			if err := tx.PutSigningKey(k); err != nil {
+				return err
+			}
+		}
+		if err := tx.Emit(storage.Event{Kind: storage.EventKeyAdded, Time: now, Key: publicOnly(key)}); err != nil {
+			return err
+		}
+		if err := tx.Emit(storage.Event{Kind: storage.EventKeyRetired, Time: now, Key: publicOnly(old)}); err != nil {
+			return err
+		}
+		retired = old
+		return tx.AppendAudit(storage.AuditRecord{
+			ID: newID("aud_", now), Time: now, Action: "key.rotate", Actor: actor.Name, ActorAddr: actor.Addr,
+			TargetID: key.ID, Reason: reason, Details: map[string]string{"retired_key_id": old.ID},
+		})
+	})
+	if err != nil {
+		return storage.SigningKey{}, storage.SigningKey{}, err
+	}
+	a.current.Store(&key)
+	return *publicOnly(key), *publicOnly(retired), nil
+}
+
+func (a *Authority) deleteUnusableKeys(tx storage.Tx, now time.Time) error {
+	var dead []string
+	for k, err := range tx.SigningKeys() {
+		if err != nil {
+			return err
+		}
+		if !k.RetireTime.IsZero() && !now.Before(k.VerifyUntil) {
+			dead = append(dead, k.ID)
+		}
+	}
+	for _, id := range dead {
+		if err := tx.DeleteSigningKey(id); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// verificationKeys returns the public keys that may still verify a token at
+// now, the current signing key first, without private keys.
+func verificationKeys(tx storage.ReadTx, now time.Time) ([]storage.SigningKey, error) {
+	var keys []storage.SigningKey
+	for k, err := range tx.SigningKeys() {
+		if err != nil {
+			return nil, err
+		}
+		if k.RetireTime.IsZero() || now.Before(k.VerifyUntil) {
+			keys = append(keys, *publicOnly(k))
+		}
+	}
+	slices.SortFunc(keys, func(x, y storage.SigningKey) int {
+		// Current (not retired) first, then newest first.
+		if x.RetireTime.IsZero() != y.RetireTime.IsZero() {
+			if x.RetireTime.IsZero() {
+				return -1
+			}
+			return 1
+		}
+		return y.CreateTime.Compare(x.CreateTime)
+	})
+	return keys, nil
+}
+
+// ListKeys returns the keys that may still verify a token.
+func (a *Authority) ListKeys(ctx context.Context) ([]storage.SigningKey, error) {
+	var keys []storage.SigningKey
+	err := a.store.View(ctx, func(tx storage.ReadTx) error {
+		var err error
+		keys, err = verificationKeys(tx, a.now())
+		return err
+	})
+	return keys, err
+}

@@ -1,0 +1,24 @@
+package bolt
+
+// Internals the external tests look at.
+
+// Commits is how many bbolt transactions the writer committed.
+func (s *Store) Commits() int64 { return s.stats.commits.Load() }
+
+// Attempts is how many bbolt transactions the writer began.
+func (s *Store) Attempts() int64 { return s.stats.attempts.Load() }
+
+// QueueLen is how many Updates wait for the writer.
+func (s *Store) QueueLen() int { return len(s.reqs) }
+
+const RetentionChunk = retentionChunk
+
+var (
+	BucketMeta           = bucketMeta
+	BucketSessionsByUser = bucketSessionsByUser
+	MetaSchemaVersion    = metaSchemaVersion
+	ErrCorrupt           = errCorrupt
+	ErrInvalid           = errInvalid
+	ErrTxDone            = errTxDone
+	IndexKey             = indexKey
+)

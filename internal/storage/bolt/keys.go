@@ -1,0 +1,71 @@
+package bolt
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"strings"
+)
+
+// errInvalid marks a record the store refuses to write (an empty key, a
+// separator byte inside an indexed field, an event with the wrong payload).
+var errInvalid = errors.New("storage/bolt: invalid record")
+
+// indexPrefix returns the parts joined and terminated by sep: the prefix
+// under which an index holds the IDs matching those parts.
+func indexPrefix(parts ...string) []byte {
+	n := 0
+	for _, p := range parts {
+		n += len(p) + 1
+	}
+	b := make([]byte, 0, n+32) // room for the ID appended by indexKey
+	for _, p := range parts {
+		b = append(b, p...)
+		b = append(b, sep)
+	}
+	return b
+}
+
+// indexKey returns the index key of id under parts.
+func indexKey(id string, parts ...string) []byte {
+	return append(indexPrefix(parts...), id...)
+}
+
+// checkKeyPart rejects a value that cannot be part of a key: IDs must not be
+// empty, and no indexed field may contain sep.
+func checkKeyPart(field, v string, mayBeEmpty bool) error {
+	if v == "" && !mayBeEmpty {
+		return fmt.Errorf("%w: %s is empty", errInvalid, field)
+	}
+	if strings.IndexByte(v, sep) >= 0 {
+		return fmt.Errorf("%w: %s %q contains a NUL byte", errInvalid, field, v)
+	}
+	return nil
+}
+
+// revKey encodes a revision as an events key; big-endian keeps bbolt's byte
+// order equal to numeric order.
+func revKey(rev int64) []byte {
+	return binary.BigEndian.AppendUint64(make([]byte, 0, 8), uint64(rev))
+}
+
+// parseUint64 decodes an 8-byte big-endian value (a revision key or a meta
+// counter).
+func parseUint64(b []byte) (uint64, error) {
+	if len(b) != 8 {
+		return 0, fmt.Errorf("storage/bolt: %d-byte counter, want 8", len(b))
+	}
+	return binary.BigEndian.Uint64(b), nil
+}
+
+// parseRev decodes a revision key or counter.
+func parseRev(b []byte) (int64, error) {
+	u, err := parseUint64(b)
+	if err != nil {
+		return 0, err
+	}
+	if u > 1<<63-1 {
+		return 0, fmt.Errorf("storage/bolt: revision %d out of range", u)
+	}
+	return int64(u), nil
+}

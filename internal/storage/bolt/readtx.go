@@ -1,0 +1,156 @@
+package bolt
+
+import (
+	"errors"
+	"fmt"
+	"iter"
+
+	"go.etcd.io/bbolt"
+
+	"github.com/portcullis-dev/portcullis/internal/storage"
+)
+
+// errTxDone is returned by a transaction (or an iterator) used after the
+// View or Update function that received it returned: the bbolt transaction
+// behind it is gone.
+var errTxDone = errors.New("storage/bolt: transaction used after its function returned")
+
+// readTx implements storage.ReadTx over a bbolt transaction. writeTx embeds
+// it, so the read methods also serve Update functions.
+type readTx struct {
+	tx  *bbolt.Tx
+	rev int64 // revision visible to this transaction
+	// writable makes iterators reposition after each yield, because the
+	// consumer may have written to the bucket under the cursor.
+	writable bool
+	done     bool
+}
+
+var _ storage.ReadTx = (*readTx)(nil)
+
+func (t *readTx) usable() error {
+	if t.done {
+		return errTxDone
+	}
+	return nil
+}
+
+func (t *readTx) bucket(name []byte) (*bbolt.Bucket, error) {
+	b := t.tx.Bucket(name)
+	if b == nil {
+		return nil, fmt.Errorf("%w: bucket %s is missing", errCorrupt, name)
+	}
+	return b, nil
+}
+
+// get decodes the record under key, or returns storage.ErrNotFound.
+func get[T any](t *readTx, bucket []byte, kind string, key []byte) (T, bool, error) {
+	var zero T
+	if err := t.usable(); err != nil {
+		return zero, false, err
+	}
+	b, err := t.bucket(bucket)
+	if err != nil {
+		return zero, false, err
+	}
+	v := b.Get(key)
+	if v == nil {
+		return zero, false, nil
+	}
+	rec, err := decode[T](kind, v)
+	return rec, err == nil, err
+}
+
+func notFound(kind, id string) error {
+	return fmt.Errorf("storage/bolt: %s %q: %w", kind, id, storage.ErrNotFound)
+}
+
+func (t *readTx) Revision() int64 { return t.rev }
+
+func (t *readTx) Session(id string) (storage.Session, error) {
+	s, ok, err := get[storage.Session](t, bucketSessions, "session", []byte(id))
+	if err == nil && !ok {
+		err = notFound("session", id)
+	}
+	return s, err
+}
+
+func (t *readTx) Sessions(q storage.SessionQuery) iter.Seq2[storage.Session, error] {
+	match := func(s *storage.Session) bool {
+		return (q.TenantID == "" || s.TenantID == q.TenantID) &&
+			(q.UserID == "" || s.UserID == q.UserID) &&
+			(q.DeviceID == "" || s.DeviceID == q.DeviceID)
+	}
+	var sc scanSpec
+	switch {
+	case q.TenantID != "" && q.UserID != "":
+		sc = scanSpec{index: bucketSessionsByUser, prefix: indexPrefix(q.TenantID, q.UserID)}
+	case q.TenantID != "" && q.DeviceID != "":
+		sc = scanSpec{index: bucketSessionsByDevice, prefix: indexPrefix(q.TenantID, q.DeviceID)}
+	case q.TenantID != "":
+		sc = scanSpec{index: bucketSessionsByTenant, prefix: indexPrefix(q.TenantID)}
+	}
+	sc.primary, sc.kind, sc.after = bucketSessions, "session", q.After
+	return scan(t, sc, match)
+}
+
+func (t *readTx) RefreshToken(hash []byte) (storage.RefreshToken, error) {
+	r, ok, err := get[storage.RefreshToken](t, bucketRefreshTokens, "refresh token", hash)
+	if err == nil && !ok {
+		err = fmt.Errorf("storage/bolt: refresh token: %w", storage.ErrNotFound)
+	}
+	return r, err
+}
+
+func (t *readTx) Ban(id string) (storage.Ban, error) {
+	b, ok, err := get[storage.Ban](t, bucketBans, "ban", []byte(id))
+	if err == nil && !ok {
+		err = notFound("ban", id)
+	}
+	return b, err
+}
+
+func (t *readTx) Bans(q storage.BanQuery) iter.Seq2[storage.Ban, error] {
+	match := func(b *storage.Ban) bool {
+		return (q.TenantID == "" || b.TenantID == q.TenantID) &&
+			(q.Kind == "" || b.Kind == q.Kind) &&
+			(q.Value == "" || b.Value == q.Value)
+	}
+	var sc scanSpec
+	switch {
+	case q.TenantID != "" && q.Kind != "" && q.Value != "":
+		sc = scanSpec{index: bucketBansBySubject, prefix: indexPrefix(q.TenantID, string(q.Kind), q.Value)}
+	case q.TenantID != "":
+		sc = scanSpec{index: bucketBansByTenant, prefix: indexPrefix(q.TenantID)}
+	}
+	sc.primary, sc.kind, sc.after = bucketBans, "ban", q.After
+	return scan(t, sc, match)
+}
+
+func (t *readTx) AuditRecords(q storage.AuditQuery) iter.Seq2[storage.AuditRecord, error] {
+	match := func(a *storage.AuditRecord) bool {
+		return (q.TenantID == "" || a.TenantID == q.TenantID) &&
+			(q.Subject == "" || a.Subject == q.Subject) &&
+			(q.Actor == "" || a.Actor == q.Actor) &&
+			(q.Action == "" || a.Action == q.Action) &&
+			(q.From.IsZero() || !a.Time.Before(q.From)) &&
+			(q.To.IsZero() || a.Time.Before(q.To))
+	}
+	return scan(t, scanSpec{primary: bucketAudit, kind: "audit record", after: q.After}, match)
+}
+
+func (t *readTx) APIKey(id string) (storage.APIKey, error) {
+	k, ok, err := get[storage.APIKey](t, bucketAPIKeys, "api key", []byte(id))
+	if err == nil && !ok {
+		err = notFound("api key", id)
+	}
+	return k, err
+}
+
+func (t *readTx) APIKeys() iter.Seq2[storage.APIKey, error] {
+	return scan(t, scanSpec{primary: bucketAPIKeys, kind: "api key"}, func(*storage.APIKey) bool { return true })
+}
+
+func (t *readTx) SigningKeys() iter.Seq2[storage.SigningKey, error] {
+	return scan(t, scanSpec{primary: bucketSigningKeys, kind: "signing key"}, func(*storage.SigningKey) bool { return true })
+}

@@ -1,0 +1,83 @@
+package bolt
+
+// The file layout. Every bucket and the schema version are declared here and
+// nowhere else; change one and you change the file format, so bump
+// schemaVersion (Open refuses a version it does not know).
+//
+// Values are the JSON encoding of the storage record types with their Go
+// field names: renaming a field of a record type is a schema change too.
+// Index keys join their parts with sep (0x00), which Put refuses inside the
+// indexed fields, so a prefix scan can never run into a neighbour's key.
+// Index values are empty; the record lives in the primary bucket only.
+
+// schemaVersion is the version of the layout below.
+const schemaVersion uint64 = 1
+
+// sep separates the parts of an index key.
+const sep = 0x00
+
+var (
+	// bucketMeta holds the store's identity and counters, under the meta*
+	// keys below.
+	bucketMeta = []byte("meta")
+
+	// bucketSessions: session ID -> JSON storage.Session.
+	bucketSessions = []byte("sessions")
+	// bucketSessionsByTenant: tenant 0 sessionID -> empty.
+	bucketSessionsByTenant = []byte("sessions_by_tenant")
+	// bucketSessionsByUser: tenant 0 user 0 sessionID -> empty.
+	bucketSessionsByUser = []byte("sessions_by_user")
+	// bucketSessionsByDevice: tenant 0 device 0 sessionID -> empty; only
+	// sessions with a device have an entry.
+	bucketSessionsByDevice = []byte("sessions_by_device")
+
+	// bucketRefreshTokens: hash of the secret -> JSON storage.RefreshToken.
+	bucketRefreshTokens = []byte("refresh_tokens")
+
+	// bucketBans: ban ID -> JSON storage.Ban.
+	bucketBans = []byte("bans")
+	// bucketBansByTenant: tenant 0 banID -> empty (tenant may be "*").
+	bucketBansByTenant = []byte("bans_by_tenant")
+	// bucketBansBySubject: tenant 0 kind 0 value 0 banID -> empty.
+	bucketBansBySubject = []byte("bans_by_subject")
+
+	// bucketAudit: audit record ID (time-ordered) -> JSON storage.AuditRecord.
+	bucketAudit = []byte("audit")
+
+	// bucketAPIKeys: API key ID -> JSON storage.APIKey.
+	bucketAPIKeys = []byte("api_keys")
+
+	// bucketSigningKeys: key ID (the JWT kid) -> JSON storage.SigningKey.
+	bucketSigningKeys = []byte("signing_keys")
+
+	// bucketEvents: revision as 8-byte big-endian -> JSON storage.Change.
+	// It holds exactly the revisions compacted+1 .. revision (see meta).
+	bucketEvents = []byte("events")
+)
+
+// allBuckets lists every bucket; Open creates them in a new file and
+// requires them in an existing one.
+var allBuckets = [][]byte{
+	bucketMeta,
+	bucketSessions, bucketSessionsByTenant, bucketSessionsByUser, bucketSessionsByDevice,
+	bucketRefreshTokens,
+	bucketBans, bucketBansByTenant, bucketBansBySubject,
+	bucketAudit,
+	bucketAPIKeys,
+	bucketSigningKeys,
+	bucketEvents,
+}
+
+// Keys of bucketMeta.
+var (
+	// metaSchemaVersion -> 8-byte big-endian schemaVersion.
+	metaSchemaVersion = []byte("schema_version")
+	// metaStoreID -> 32 lowercase hex digits (128 random bits), written once
+	// when the file is created.
+	metaStoreID = []byte("store_id")
+	// metaRevision -> 8-byte big-endian revision of the last change.
+	metaRevision = []byte("revision")
+	// metaCompacted -> 8-byte big-endian revision up to which (inclusive)
+	// the event log has been deleted.
+	metaCompacted = []byte("compacted")
+)

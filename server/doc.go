@@ -1,0 +1,19 @@
+// Package server is the gRPC face of the authority: one handler per RPC of
+// portcullis.v1 that validates the request's shape, calls the domain
+// (internal/authority) and converts the result. It owns:
+//
+//   - errors.go: the one place where domain and storage errors become gRPC
+//     statuses with a google.rpc.ErrorInfo (domain "portcullis.dev", reason
+//     from portcullis.v1.ErrorReason without its prefix). Anything it does
+//     not recognise becomes Internal with a generic message, and the cause
+//     is logged; no handler returns codes.Unknown.
+//   - auth.go: API-key authentication and the scope table, one rule per
+//     RPC, applied by go-grpc-middleware's auth interceptor. Health and
+//     reflection are public (selector); RefreshSession is authorised by the
+//     refresh token itself.
+//   - events.go: EventService.Watch, snapshot-then-deltas over the store's
+//     watch primitive, with checkpoints and a bound on slow subscribers.
+//
+// It may import internal/authority, internal/storage, gen/ and grpc; it is
+// imported only by cmd/.
+package server

@@ -1,0 +1,196 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	pb "github.com/portcullis-dev/portcullis/gen/portcullis/v1"
+	"github.com/portcullis-dev/portcullis/internal/authority"
+	"github.com/portcullis-dev/portcullis/internal/storage"
+)
+
+var (
+	errShuttingDown = errors.New("the authority is shutting down; reconnect and resume from your last revision")
+	errTooSlow      = errors.New("subscriber too slow: a message waited longer than the send timeout; reconnect and resume from your last revision")
+)
+
+type eventService struct {
+	pb.UnimplementedEventServiceServer
+	*Server
+}
+
+// subscriber is one open Watch stream, for ListSubscribers.
+type subscriber struct {
+	caller   string
+	peer     string
+	since    time.Time
+	revision atomic.Int64
+}
+
+type subscribers struct {
+	mu   sync.Mutex
+	next int
+	all  map[int]*subscriber
+}
+
+func (r *subscribers) add(s *subscriber) func() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.all == nil {
+		r.all = map[int]*subscriber{}
+	}
+	id := r.next
+	r.next++
+	r.all[id] = s
+	return func() {
+		r.mu.Lock()
+		delete(r.all, id)
+		r.mu.Unlock()
+	}
+}
+
+func (r *subscribers) list() []*pb.Subscriber {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make([]*pb.Subscriber, 0, len(r.all))
+	for _, s := range r.all {
+		out = append(out, &pb.Subscriber{Caller: s.caller, PeerAddress: s.peer, Revision: s.revision.Load(), ConnectTime: ts(s.since)})
+	}
+	return out
+}
+
+func (s eventService) ListSubscribers(context.Context, *pb.ListSubscribersRequest) (*pb.ListSubscribersResponse, error) {
+	return &pb.ListSubscribersResponse{Subscribers: s.subs.list()}, nil
+}
+
+// Watch streams snapshot-then-changes. The stream reads the store's event
+// log through its own storage.Watcher, so a slow subscriber holds only its
+// position: it never blocks a writer or another subscriber. A send that
+// waits longer than Options.SendTimeout ends the stream with
+// SUBSCRIBER_TOO_SLOW; the subscriber resumes from its last revision.
+func (s eventService) Watch(req *pb.WatchRequest, stream pb.EventService_WatchServer) error {
+	ctx := stream.Context()
+	if req.GetAfterRevision() < 0 {
+		return s.status(ctx, &authority.FieldError{Field: "after_revision", Msg: "must not be negative"})
+	}
+	actor := actorFrom(ctx)
+	sub := &subscriber{caller: actor.Name, peer: actor.Addr, since: s.now()}
+	defer s.subs.add(sub)()
+
+	// The sending loop runs in its own goroutine so that this one can end
+	// the stream when a send is stuck (returning cancels the stream's
+	// context, which unblocks the send) or when the server shuts down.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	done := make(chan error, 1)
+	var sending atomic.Int64 // unix nanos when the current send began; 0 when idle
+	go func() { done <- s.watchLoop(ctx, req, stream, sub, &sending) }()
+
+	tick := time.NewTicker(s.opts.SendTimeout / 4)
+	defer tick.Stop()
+	for {
+		select {
+		case err := <-done:
+			return s.status(ctx, err)
+		case <-s.closing:
+			return s.status(ctx, errShuttingDown)
+		case <-tick.C:
+			if began := sending.Load(); began != 0 && time.Since(time.Unix(0, began)) > s.opts.SendTimeout {
+				s.log.Warn("watch subscriber too slow; ending its stream", "caller", actor.Name, "peer", actor.Addr, "revision", sub.revision.Load())
+				return s.status(ctx, errTooSlow)
+			}
+		}
+	}
+}
+
+func (s eventService) watchLoop(ctx context.Context, req *pb.WatchRequest, stream pb.EventService_WatchServer, sub *subscriber, sending *atomic.Int64) error {
+	store := s.auth.Store()
+	storeID := store.StoreID()
+	send := func(rev int64, resp *pb.WatchResponse) error {
+		resp.StoreId, resp.Revision, resp.ServerTime = storeID, rev, timestamppb.New(s.now())
+		sending.Store(time.Now().UnixNano())
+		err := stream.Send(resp)
+		sending.Store(0)
+		if err == nil {
+			sub.revision.Store(rev)
+		}
+		return err
+	}
+
+	var w storage.Watcher
+	var err error
+	if after := req.GetAfterRevision(); after > 0 && (req.GetStoreId() == "" || req.GetStoreId() == storeID) {
+		w, err = store.Watch(ctx, after)
+		if err != nil && !errors.Is(err, storage.ErrCompacted) && !errors.Is(err, storage.ErrFutureRevision) {
+			return err
+		}
+	}
+	// No usable position: start from a snapshot. A compaction between the
+	// snapshot and the watch (rare) just takes another snapshot.
+	for w == nil {
+		snap, err := s.auth.Snapshot(ctx)
+		if err != nil {
+			return err
+		}
+		w, err = store.Watch(ctx, snap.Revision)
+		if errors.Is(err, storage.ErrCompacted) {
+			continue
+		} else if err != nil {
+			return err
+		}
+		if err := send(snap.Revision, &pb.WatchResponse{Payload: &pb.WatchResponse_Snapshot{Snapshot: snapshotPB(snap)}}); err != nil {
+			w.Close()
+			return err
+		}
+	}
+	defer w.Close()
+	sub.revision.Store(w.Revision())
+
+	for {
+		waitCtx, cancel := context.WithTimeout(ctx, s.opts.CheckpointInterval)
+		change, err := w.Next(waitCtx)
+		cancel()
+		switch {
+		case err == nil:
+			if err := send(change.Revision, &pb.WatchResponse{Payload: &pb.WatchResponse_Change{Change: changePB(change, s.now())}}); err != nil {
+				return err
+			}
+		case ctx.Err() != nil:
+			return ctx.Err()
+		case errors.Is(err, context.DeadlineExceeded):
+			// Nothing new within the interval: tell the subscriber how fresh
+			// it is.
+			if err := send(w.Revision(), &pb.WatchResponse{Payload: &pb.WatchResponse_Checkpoint{Checkpoint: &pb.Checkpoint{}}}); err != nil {
+				return err
+			}
+		case errors.Is(err, storage.ErrCompacted):
+			return fmt.Errorf("%w: revision %d left the retained log while the stream was behind", errTooSlow, w.Revision())
+		default:
+			return err
+		}
+	}
+}
+
+func snapshotPB(snap authority.Snapshot) *pb.Snapshot {
+	out := &pb.Snapshot{Bans: bansPB(snap.Bans, snap.Time), Keys: keysPB(snap.Keys)}
+	for _, rs := range snap.RevokedSessions {
+		out.RevokedSessions = append(out.RevokedSessions, revokedSessionPB(rs))
+	}
+	return out
+}
+
+func changePB(c storage.Change, now time.Time) *pb.Change {
+	out := &pb.Change{Events: make([]*pb.Event, 0, len(c.Events))}
+	for _, e := range c.Events {
+		if ev, ok := eventPB(e, now); ok {
+			out.Events = append(out.Events, ev)
+		}
+	}
+	return out
+}

@@ -1,0 +1,28 @@
+package server
+
+import (
+	"context"
+
+	pb "github.com/portcullis-dev/portcullis/gen/portcullis/v1"
+)
+
+type keyService struct {
+	pb.UnimplementedKeyServiceServer
+	*Server
+}
+
+func (s keyService) ListKeys(ctx context.Context, _ *pb.ListKeysRequest) (*pb.ListKeysResponse, error) {
+	keys, err := s.auth.ListKeys(ctx)
+	if err != nil {
+		return nil, s.status(ctx, err)
+	}
+	return &pb.ListKeysResponse{Keys: keysPB(keys)}, nil
+}
+
+func (s keyService) RotateKey(ctx context.Context, req *pb.RotateKeyRequest) (*pb.RotateKeyResponse, error) {
+	added, retired, err := s.auth.RotateKey(ctx, actorFrom(ctx), req.GetReason())
+	if err != nil {
+		return nil, s.status(ctx, err)
+	}
+	return &pb.RotateKeyResponse{Key: keyPB(added), RetiredKey: keyPB(retired)}, nil
+}

@@ -1,0 +1,122 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"runtime/debug"
+	"sync"
+	"time"
+
+	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/auth"
+	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/logging"
+	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/recovery"
+	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/selector"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/health"
+	"google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/reflection"
+
+	pb "github.com/portcullis-dev/portcullis/gen/portcullis/v1"
+	"github.com/portcullis-dev/portcullis/internal/authority"
+)
+
+// Options tune the server. Zero fields take the defaults.
+type Options struct {
+	// Logger receives one line per RPC and the server's own logs.
+	Logger *slog.Logger
+	// CheckpointInterval is how often an idle Watch stream gets a
+	// checkpoint (default 5s). A mirror's staleness bound must exceed it.
+	CheckpointInterval time.Duration
+	// SendTimeout ends a Watch stream whose subscriber has not taken a
+	// message for this long (default 30s).
+	SendTimeout time.Duration
+}
+
+// Server serves the portcullis.v1 API over an Authority.
+type Server struct {
+	auth   *authority.Authority
+	log    *slog.Logger
+	opts   Options
+	subs   subscribers
+	health *health.Server
+
+	closeOnce sync.Once
+	closing   chan struct{}
+}
+
+// New returns a server for auth.
+func New(auth *authority.Authority, opts Options) *Server {
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.CheckpointInterval <= 0 {
+		opts.CheckpointInterval = 5 * time.Second
+	}
+	if opts.SendTimeout <= 0 {
+		opts.SendTimeout = 30 * time.Second
+	}
+	return &Server{auth: auth, log: opts.Logger, opts: opts, health: health.NewServer(), closing: make(chan struct{})}
+}
+
+func (s *Server) now() time.Time { return s.auth.Config().Clock() }
+
+func (s *Server) status(ctx context.Context, err error) error { return toStatus(ctx, s.log, err) }
+
+// ServerOptions returns the interceptors every Portcullis gRPC server
+// needs: panic recovery (Internal, never a crash), one log line per RPC,
+// and API-key authentication with the scope table.
+func (s *Server) ServerOptions() []grpc.ServerOption {
+	a := &authenticator{auth: s.auth, log: s.log}
+	recoverFn := recovery.WithRecoveryHandlerContext(func(ctx context.Context, p any) error {
+		s.log.ErrorContext(ctx, "panic in handler", "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+		return newStatus(codes.Internal, pb.ErrorReason_ERROR_REASON_INTERNAL, "internal error; the authority logged the cause", nil)
+	})
+	logger := logging.LoggerFunc(func(ctx context.Context, lvl logging.Level, msg string, fields ...any) {
+		s.log.Log(ctx, slog.Level(lvl), msg, fields...)
+	})
+	logOpts := []logging.Option{logging.WithLogOnEvents(logging.FinishCall)}
+	return []grpc.ServerOption{
+		grpc.ChainUnaryInterceptor(
+			recovery.UnaryServerInterceptor(recoverFn),
+			logging.UnaryServerInterceptor(logger, logOpts...),
+			selector.UnaryServerInterceptor(auth.UnaryServerInterceptor(a.authenticate), needsAuth),
+		),
+		grpc.ChainStreamInterceptor(
+			recovery.StreamServerInterceptor(recoverFn),
+			logging.StreamServerInterceptor(logger, logOpts...),
+			selector.StreamServerInterceptor(auth.StreamServerInterceptor(a.authenticate), needsAuth),
+		),
+	}
+}
+
+// Register registers every portcullis.v1 service, health and reflection on
+// g.
+func (s *Server) Register(g *grpc.Server) {
+	pb.RegisterSessionServiceServer(g, sessionService{Server: s})
+	pb.RegisterBanServiceServer(g, banService{Server: s})
+	pb.RegisterEventServiceServer(g, eventService{Server: s})
+	pb.RegisterKeyServiceServer(g, keyService{Server: s})
+	pb.RegisterAuditServiceServer(g, auditService{Server: s})
+	pb.RegisterAPIKeyServiceServer(g, apiKeyService{Server: s})
+	grpc_health_v1.RegisterHealthServer(g, s.health)
+	reflection.Register(g)
+}
+
+// NewGRPCServer returns a grpc.Server with the interceptors and every
+// service registered, plus extra options (credentials, limits).
+func (s *Server) NewGRPCServer(extra ...grpc.ServerOption) *grpc.Server {
+	g := grpc.NewServer(append(s.ServerOptions(), extra...)...)
+	s.Register(g)
+	return g
+}
+
+// Shutdown marks the server not serving and ends every Watch stream with
+// Unavailable, so that grpc.Server.GracefulStop does not wait for them.
+func (s *Server) Shutdown() {
+	s.closeOnce.Do(func() {
+		s.health.Shutdown()
+		close(s.closing)
+	})
+}
