@@ -21,6 +21,9 @@ var (
 	ErrInvalid = errors.New("access token invalid")
 )
 
+// errCrit refuses a token whose header has a "crit" parameter.
+var errCrit = errors.New(`"crit" header: no extension is understood`)
+
 // Claims are the claims of an access token.
 type Claims struct {
 	SessionID string `json:"sid"`
@@ -60,6 +63,11 @@ type KeyLookup func(keyID string) (ed25519.PublicKey, bool)
 func Parse(tok, issuer string, now time.Time, keys KeyLookup) (*Claims, error) {
 	claims := &Claims{}
 	_, err := jwt.ParseWithClaims(tok, claims, func(t *jwt.Token) (any, error) {
+		if _, ok := t.Header["crit"]; ok {
+			// RFC 7515 4.1.11: crit names extensions the verifier must
+			// understand, and this one understands none.
+			return nil, errCrit
+		}
 		kid, _ := t.Header["kid"].(string)
 		if kid == "" {
 			return nil, errors.New("no kid header")

@@ -1,0 +1,25 @@
+// Package client is the Go SDK of Portcullis: a typed client of the
+// authority's API, the error sentinels every call and check returns, and
+// Mirror, which enforces bans locally by following the event stream.
+//
+//   - client.go: Dial, Client (the generated service clients behind one
+//     connection) and the interceptor that converts every status with
+//     FromStatus, so that errors.Is(err, ErrUserBanned) works on any call.
+//   - errors.go: the one table between ErrorInfo reasons, gRPC codes and
+//     sentinels, both ways (FromStatus, Status), and *Error / *BanError.
+//   - mirror.go, watch.go: Mirror, its options and its stream loop
+//     (snapshot, changes, checkpoints, reconnection with backoff and
+//     resume, pruning).
+//   - state.go, index.go, iptable.go: the immutable state behind an atomic
+//     pointer, its copy-on-write sharded indexes, and the IP prefix table.
+//   - cache.go: the lock-free cache of verified tokens.
+//   - check.go: Mirror.Check, in the authority's order.
+//   - track.go: Mirror.Track, which ends open streams when a ban or a
+//     revocation arrives.
+//
+// It imports gen/ (the API), token/ (the access-token format it shares
+// with the authority), gRPC, protobuf and the standard library; never
+// internal/ or server/, so that services depend on the API only. Its
+// tests, in package client_test, start a real authority over a real
+// bbolt file and may import those.
+package client

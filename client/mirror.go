@@ -1,0 +1,220 @@
+package client
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	pb "github.com/portcullis-dev/portcullis/gen/portcullis/v1"
+)
+
+// MirrorOptions configure a Mirror. Zero fields take the defaults.
+type MirrorOptions struct {
+	// Issuer is the "iss" tokens must carry (default "portcullis", the
+	// authority's default).
+	Issuer string
+	// StaleAfter is how long the mirror may go without hearing from the
+	// authority (an event or a checkpoint) before checks fail with
+	// ErrMirrorStale (default 30s). It must exceed the authority's
+	// checkpoint interval (5s by default), or an idle stream goes stale.
+	StaleAfter time.Duration
+	// FailOpen lets checks proceed on the state the mirror has when it is
+	// stale (not before its first snapshot), logging every request it lets
+	// through. The default fails closed.
+	FailOpen bool
+	// Logger receives the mirror's logs (default slog.Default()).
+	Logger *slog.Logger
+	// Clock is the time checks and staleness are judged by (default
+	// time.Now). Tests share one with the authority.
+	Clock func() time.Time
+	// CacheSize bounds the verified-token cache, in tokens (default
+	// 100,000; about 900 bytes each for a 550-byte token and its claims;
+	// negative disables the cache).
+	CacheSize int
+	// OnEvent, when set, is called with every applied event, in order,
+	// after the state that includes it is in place, in the goroutine that
+	// applies events: it must return quickly.
+	OnEvent func(*pb.Event)
+	// MinBackoff and MaxBackoff bound the wait between reconnection
+	// attempts: it doubles from MinBackoff (default 100ms) up to MaxBackoff
+	// (default 10s), with jitter, and starts again from MinBackoff once a
+	// stream delivered something.
+	MinBackoff, MaxBackoff time.Duration
+	// MaxMessageSize bounds a message of the stream (default 256 MiB). A
+	// snapshot is one message of about 120 bytes a ban: the default holds
+	// some two million bans, where gRPC's own 4 MB default would refuse a
+	// snapshot of 35k.
+	MaxMessageSize int
+	// PruneInterval is how often, at most, the mirror drops expired bans,
+	// revoked sessions whose tokens have expired and keys past their
+	// verify_until (default 10s). Checks compare times regardless: pruning
+	// only bounds memory.
+	PruneInterval time.Duration
+}
+
+// Defaults of MirrorOptions.
+const (
+	DefaultIssuer        = "portcullis"
+	DefaultStaleAfter    = 30 * time.Second
+	DefaultCacheSize     = 100_000
+	DefaultMinBackoff    = 100 * time.Millisecond
+	DefaultMaxBackoff    = 10 * time.Second
+	DefaultPruneInterval = 10 * time.Second
+	DefaultMaxMessage    = 256 << 20
+)
+
+func (o MirrorOptions) withDefaults() MirrorOptions {
+	if o.Issuer == "" {
+		o.Issuer = DefaultIssuer
+	}
+	if o.StaleAfter <= 0 {
+		o.StaleAfter = DefaultStaleAfter
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.Clock == nil {
+		o.Clock = time.Now
+	}
+	switch {
+	case o.CacheSize == 0:
+		o.CacheSize = DefaultCacheSize
+	case o.CacheSize < 0:
+		o.CacheSize = 0
+	}
+	if o.MinBackoff <= 0 {
+		o.MinBackoff = DefaultMinBackoff
+	}
+	if o.MaxBackoff <= 0 {
+		o.MaxBackoff = DefaultMaxBackoff
+	}
+	if o.MaxBackoff < o.MinBackoff {
+		o.MaxBackoff = o.MinBackoff
+	}
+	if o.PruneInterval <= 0 {
+		o.PruneInterval = DefaultPruneInterval
+	}
+	if o.MaxMessageSize <= 0 {
+		o.MaxMessageSize = DefaultMaxMessage
+	}
+	return o
+}
+
+// Mirror keeps a local copy of what checks need (verification keys, active
+// bans, revoked sessions) by following the authority's Watch stream, and
+// checks tokens against it without a network call.
+//
+// Run follows the stream; Check, Track and the accessors may be called
+// from any goroutine at any time. The state is an immutable snapshot
+// behind an atomic pointer, replaced (copy-on-write) by the one goroutine
+// that applies the stream: readers never take a lock.
+type Mirror struct {
+	events     pb.EventServiceClient
+	opts       MirrorOptions
+	clock      func() time.Time
+	log        *slog.Logger
+	staleAfter int64 // ns
+
+	state     atomic.Pointer[state] // nil until the first snapshot
+	lastHeard atomic.Int64          // unix ns (mirror clock) of the last message
+	cache     *cache
+	tracker   tracker
+
+	synced   chan struct{}
+	syncOnce sync.Once
+	running  atomic.Bool
+
+	stats struct {
+		resets, changes, events, checkpoints, connects, prunes atomic.Int64
+	}
+	writeMu   sync.Mutex // held by the one writer of state (apply, prune)
+	lastPrune int64      // unix ns; under writeMu
+}
+
+// NewMirror returns a mirror that follows c's event stream once Run is
+// called. c's API key needs the events:watch scope.
+func NewMirror(c *Client, opts MirrorOptions) *Mirror {
+	opts = opts.withDefaults()
+	m := &Mirror{
+		opts: opts, clock: opts.Clock, log: opts.Logger, staleAfter: int64(opts.StaleAfter),
+		cache: newCache(opts.CacheSize), synced: make(chan struct{}),
+	}
+	if c != nil {
+		m.events = c.Events
+	}
+	m.tracker.init()
+	m.lastHeard.Store(m.clock().UnixNano())
+	return m
+}
+
+// WaitSynced waits until the mirror has loaded its first snapshot (after
+// which checks can succeed), or ctx ends.
+func (m *Mirror) WaitSynced(ctx context.Context) error {
+	select {
+	case <-m.synced:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Revision returns the revision the mirror's state is at (0 before the
+// first snapshot).
+func (m *Mirror) Revision() int64 {
+	if st := m.state.Load(); st != nil {
+		return st.rev
+	}
+	return 0
+}
+
+// StoreID returns the store the mirror's revisions belong to ("" before
+// the first snapshot).
+func (m *Mirror) StoreID() string {
+	if st := m.state.Load(); st != nil {
+		return st.storeID
+	}
+	return ""
+}
+
+// Staleness returns how long ago, by the mirror's clock, it last heard
+// from the authority (an event, a snapshot or a checkpoint); before that,
+// how long ago it was created.
+func (m *Mirror) Staleness() time.Duration {
+	return time.Duration(m.clock().UnixNano() - m.lastHeard.Load())
+}
+
+// MirrorStats are counters and sizes of a mirror, for metrics and tests.
+type MirrorStats struct {
+	Revision int64
+	StoreID  string
+	// Resets counts the snapshots applied (the first one included): more
+	// than one means the mirror had to start over (a wiped or another
+	// store, or a revision no longer retained).
+	Resets      int64
+	Changes     int64 // changes applied
+	Events      int64 // events applied
+	Checkpoints int64
+	Connects    int64 // Watch streams opened
+	Prunes      int64 // prunes that dropped something
+	Bans        int   // bans held (some may have expired since the last prune)
+	Revoked     int   // revoked sessions held
+	Keys        int   // verification keys held
+	Tracked     int   // streams tracked
+	Cached      int   // tokens in the cache (counting walks the cache)
+}
+
+// Stats returns the mirror's counters and sizes.
+func (m *Mirror) Stats() MirrorStats {
+	s := MirrorStats{
+		Resets: m.stats.resets.Load(), Changes: m.stats.changes.Load(), Events: m.stats.events.Load(),
+		Checkpoints: m.stats.checkpoints.Load(), Connects: m.stats.connects.Load(), Prunes: m.stats.prunes.Load(),
+		Tracked: m.tracker.len(), Cached: m.cache.len(),
+	}
+	if st := m.state.Load(); st != nil {
+		s.Revision, s.StoreID = st.rev, st.storeID
+		s.Bans, s.Revoked, s.Keys = st.nBans, st.revoked.len(), len(st.keys)
+	}
+	return s
+}

@@ -1,0 +1,175 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"time"
+
+	"google.golang.org/grpc"
+
+	pb "github.com/portcullis-dev/portcullis/gen/portcullis/v1"
+)
+
+// Run follows the authority's event stream until ctx ends, and returns
+// ctx's error. Start it once, in its own goroutine:
+//
+//	go m.Run(ctx)
+//	if err := m.WaitSynced(ctx); err != nil { ... }
+//
+// It loads a snapshot, applies changes, and, when the stream ends
+// (authority restart, network, SUBSCRIBER_TOO_SLOW), reconnects after a
+// jittered, capped exponential backoff and resumes from its revision and
+// store_id: the authority sends the missed changes, or a snapshot (a
+// reset) when it no longer has them or its store is another one.
+func (m *Mirror) Run(ctx context.Context) error {
+	if m.events == nil {
+		return errors.New("client: Mirror has no Client")
+	}
+	if !m.running.CompareAndSwap(false, true) {
+		return errors.New("client: Mirror.Run is already running")
+	}
+	defer m.running.Store(false)
+	backoff := m.opts.MinBackoff
+	for {
+		heard, err := m.follow(ctx)
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if heard {
+			backoff = m.opts.MinBackoff
+		}
+		level := slog.LevelWarn
+		if errors.Is(err, ErrAPIKeyInvalid) || errors.Is(err, ErrPermissionDenied) {
+			level = slog.LevelError // will not fix itself
+		}
+		// Equal jitter: half the backoff, plus up to as much again, so
+		// that mirrors cut off together do not reconnect together.
+		wait := backoff/2 + rand.N(backoff/2+1)
+		m.log.Log(ctx, level, "portcullis: watch stream ended; reconnecting", "error", err,
+			"revision", m.Revision(), "retry_in", wait)
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		case <-t.C:
+		}
+		backoff = min(backoff*2, m.opts.MaxBackoff)
+	}
+}
+
+// follow reads one Watch stream until it fails. heard reports whether it
+// delivered anything.
+func (m *Mirror) follow(ctx context.Context) (heard bool, err error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel() // ends the stream when we stop reading it
+	req := &pb.WatchRequest{}
+	if st := m.state.Load(); st != nil {
+		req.AfterRevision, req.StoreId = st.rev, st.storeID
+	}
+	// WaitForReady: while the authority is unreachable the call waits for
+	// the connection (gRPC reconnects with its own backoff) instead of
+	// failing at once.
+	// MaxCallRecvMsgSize: a snapshot is one message, about 120 bytes a
+	// ban, past gRPC's default 4 MB limit from some 35k bans on.
+	stream, err := m.events.Watch(ctx, req, grpc.WaitForReady(true), grpc.MaxCallRecvMsgSize(m.opts.MaxMessageSize))
+	if err != nil {
+		return false, err
+	}
+	m.stats.connects.Add(1)
+	for {
+		resp, err := stream.Recv()
+		if err != nil {
+			return heard, err
+		}
+		heard = true
+		if err := m.apply(resp); err != nil {
+			return heard, err
+		}
+	}
+}
+
+// apply applies one message of the stream, in Run's goroutine. writeMu
+// makes it the one writer of the state (readers take no lock).
+func (m *Mirror) apply(resp *pb.WatchResponse) error {
+	m.writeMu.Lock()
+	defer m.writeMu.Unlock()
+	now := m.clock().UnixNano()
+	cur := m.state.Load()
+	switch p := resp.GetPayload().(type) {
+	case *pb.WatchResponse_Snapshot:
+		var gen uint64
+		if cur != nil {
+			gen = cur.keyGen
+		}
+		next := newSnapshotState(resp.GetStoreId(), resp.GetRevision(), p.Snapshot, gen)
+		m.state.Store(next)
+		m.lastHeard.Store(now)
+		m.stats.resets.Add(1)
+		m.syncOnce.Do(func() { close(m.synced) })
+		if cur != nil {
+			m.log.Info("portcullis: mirror reset from a snapshot", "store_id", next.storeID, "revision", next.rev,
+				"previous_store_id", cur.storeID, "previous_revision", cur.rev)
+		}
+		m.tracker.recheckAll(next, now)
+	case *pb.WatchResponse_Change:
+		switch {
+		case cur == nil || resp.GetStoreId() != cur.storeID:
+			// The authority starts every stream of another store with a
+			// snapshot; a change without one is not ours to apply.
+			return fmt.Errorf("client: change for store %q at revision %d without a snapshot", resp.GetStoreId(), resp.GetRevision())
+		case resp.GetRevision() <= cur.rev:
+			m.lastHeard.Store(now) // already applied: a resend
+			return nil
+		}
+		b := cur.child()
+		events := p.Change.GetEvents()
+		for _, e := range events {
+			b.applyEvent(e)
+		}
+		b.s.rev = resp.GetRevision()
+		m.state.Store(b.s)
+		m.lastHeard.Store(now)
+		m.stats.changes.Add(1)
+		m.stats.events.Add(int64(len(events)))
+		m.tracker.notify(b.s, events, now)
+		if m.opts.OnEvent != nil {
+			for _, e := range events {
+				m.opts.OnEvent(e)
+			}
+		}
+	case *pb.WatchResponse_Checkpoint:
+		switch {
+		case cur == nil || resp.GetStoreId() != cur.storeID:
+		case resp.GetRevision() > cur.rev:
+			// "Nothing newer than R" while we are before R: we missed a
+			// change. Never expected; resuming from our revision repairs it.
+			return fmt.Errorf("client: checkpoint at revision %d, mirror at %d", resp.GetRevision(), cur.rev)
+		default:
+			m.lastHeard.Store(now)
+			m.stats.checkpoints.Add(1)
+		}
+	}
+	m.prune(now)
+	return nil
+}
+
+// prune drops what has expired, at most once per PruneInterval. The
+// caller holds writeMu.
+func (m *Mirror) prune(now int64) {
+	if now-m.lastPrune < int64(m.opts.PruneInterval) {
+		return
+	}
+	m.lastPrune = now
+	cur := m.state.Load()
+	if cur == nil {
+		return
+	}
+	if next := cur.pruned(now); next != cur {
+		m.state.Store(next)
+		m.stats.prunes.Add(1)
+	}
+}

@@ -1,0 +1,60 @@
+package interceptors
+
+import (
+	"context"
+	"net/netip"
+
+	"github.com/portcullis-dev/portcullis/client"
+)
+
+// Checker decides whether a call may proceed and watches open streams.
+// *client.Mirror implements it; tests may use a fake.
+type Checker interface {
+	// Check verifies token and returns its session, or an error that
+	// client.Status turns into the caller's status (a ban, a bad or
+	// expired token, a revoked session, a stale mirror).
+	Check(ctx context.Context, token string, in client.CheckInput) (*client.Session, error)
+	// Track registers an open stream of session s (from Check) from
+	// clientIP (invalid: none), with the device the request named
+	// (deviceID, "" for none; the session's own DeviceID applies as well).
+	// When a ban or revocation applies to the stream, now or later, the
+	// checker calls cancel once with the reason (an error client.Status
+	// understands), possibly before Track returns; cancel does not block.
+	// untrack, called when the stream ends, forgets it.
+	Track(s *client.Session, clientIP netip.Addr, deviceID string, cancel func(error)) (untrack func())
+}
+
+// *client.Mirror is the production Checker.
+var _ Checker = (*client.Mirror)(nil)
+
+// callInfo is what an admitted call carries in its context.
+type callInfo struct {
+	session  *client.Session
+	clientIP netip.Addr
+	deviceID string // from metadata; "" = the token's did claim
+}
+
+type callInfoKey struct{}
+
+// SessionFromContext returns the verified session of the call whose
+// context ctx is (or derives from). It is false in public methods and
+// outside the interceptors.
+func SessionFromContext(ctx context.Context) (*client.Session, bool) {
+	ci, ok := ctx.Value(callInfoKey{}).(*callInfo)
+	if !ok || ci.session == nil {
+		return nil, false
+	}
+	return ci.session, true
+}
+
+// ClientIPFromContext returns the client IP address the interceptors
+// checked for this call (the peer, or the forwarded address when the peer
+// is a trusted proxy). It is false in public methods and when the
+// transport has no IP address (for example an in-memory listener).
+func ClientIPFromContext(ctx context.Context) (netip.Addr, bool) {
+	ci, ok := ctx.Value(callInfoKey{}).(*callInfo)
+	if !ok || !ci.clientIP.IsValid() {
+		return netip.Addr{}, false
+	}
+	return ci.clientIP, true
+}

@@ -1,0 +1,51 @@
+// Package interceptors enforces Portcullis sessions and bans in any gRPC
+// service, locally, with no network call per request.
+//
+// The server interceptors read the caller's access token from
+// "authorization: Bearer <token>", work out the caller's IP address and
+// device, and ask a [Checker] (in production a *client.Mirror, which keeps a
+// live copy of the authority's bans and revocations) whether the call may
+// proceed. A refused call ends with the status the client package builds
+// (client.Status): PermissionDenied with ErrorInfo reason USER_BANNED,
+// IP_BANNED, DEVICE_BANNED or CAPABILITY_RESTRICTED and metadata ban_id and
+// expire_time; Unauthenticated with TOKEN_INVALID, TOKEN_EXPIRED or
+// SESSION_REVOKED for credential problems (a call without a bearer token is
+// TOKEN_INVALID); Unavailable with MIRROR_STALE when the mirror has lost
+// the authority. An admitted call's handler finds the verified session with
+// [SessionFromContext].
+//
+// Streams stay checked while they are open: the stream interceptor
+// registers every admitted stream with Checker.Track, and when the mirror
+// learns that the stream's user, device or IP address was banned, or its
+// session revoked, the handler's Context() is cancelled and the RPC ends
+// with that ban's status, whatever the handler returns. A handler that
+// watches its stream's Context() (as every long-lived gRPC handler should)
+// ends within milliseconds even when the client sends nothing; its next
+// SendMsg or RecvMsg fails with the ban's status in any case. No goroutine
+// per stream: the mirror calls the stream's cancel function when an event
+// concerns it.
+//
+// Choices made here:
+//   - The server interceptors are go-grpc-middleware v2 auth interceptors
+//     behind a selector, so methods named by [WithPublicMethods] skip the
+//     check. As with any auth interceptor of that library, a service that
+//     implements auth.ServiceAuthFuncOverride replaces the check for all
+//     of its methods; its calls then carry no session.
+//   - The client IP is the peer address unless the peer is inside a prefix
+//     given to [WithTrustedProxies]; only then is the header named by
+//     [WithClientIPHeader] (default x-forwarded-for) read, right to left,
+//     and the first address that is not itself a trusted proxy is the
+//     client. An untrusted peer cannot choose its address by sending the
+//     header. IPv4-mapped IPv6 addresses are unmapped and zones dropped, so
+//     IPv4 bans match.
+//   - The device checked is the token's did claim and, when
+//     [WithDeviceIDMetadata] is configured and the call sends that key, the
+//     device it names as well (a device ban on either refuses the call).
+//   - The client interceptors attach a token from a token source, unless
+//     the call's context already carries one from [WithToken], which is how
+//     a service forwards its caller's token ([TokenFromIncoming]) to
+//     another service.
+//
+// This package may import client/, token/, gen/, grpc and go-grpc-middleware
+// v2; it imports nothing from server/ or internal/.
+package interceptors

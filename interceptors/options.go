@@ -1,0 +1,116 @@
+package interceptors
+
+import (
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"strings"
+)
+
+// DefaultClientIPHeader is the metadata key read for the client address
+// when the peer is a trusted proxy.
+const DefaultClientIPHeader = "x-forwarded-for"
+
+// Option configures the server interceptors.
+type Option func(*config)
+
+// methodKey is a full method name split like go-grpc-middleware's CallMeta,
+// so that the selector can look it up without formatting a string.
+type methodKey struct{ service, method string }
+
+func splitMethod(fullMethod string) methodKey {
+	fullMethod = strings.TrimPrefix(fullMethod, "/")
+	if s, m, ok := strings.Cut(fullMethod, "/"); ok {
+		return methodKey{s, m}
+	}
+	return methodKey{"unknown", "unknown"}
+}
+
+type config struct {
+	public       map[methodKey]struct{}
+	capabilities map[string]string
+	trusted      []netip.Prefix
+	ipHeader     string
+	deviceKey    string
+	log          *slog.Logger
+}
+
+func newConfig(opts []Option) *config {
+	c := &config{
+		public:       map[methodKey]struct{}{},
+		capabilities: map[string]string{},
+		ipHeader:     DefaultClientIPHeader,
+		log:          slog.New(slog.DiscardHandler),
+	}
+	for _, o := range opts {
+		o(c)
+	}
+	return c
+}
+
+// WithPublicMethods names methods (full names such as
+// grpc_health_v1.Health_Check_FullMethodName) that skip the check: no
+// token is needed and no session is in their context. Repeatable.
+func WithPublicMethods(fullMethodNames ...string) Option {
+	return func(c *config) {
+		for _, m := range fullMethodNames {
+			c.public[splitMethod(m)] = struct{}{}
+		}
+	}
+}
+
+// WithCapabilities maps full method names to the capability each needs
+// ("post", "chat", ...). A capability ban refuses the mapped methods with
+// CAPABILITY_RESTRICTED and leaves the others usable; an unmapped method
+// needs no capability. Repeatable; later entries win.
+func WithCapabilities(methodToCapability map[string]string) Option {
+	return func(c *config) {
+		for m, capability := range methodToCapability {
+			c.capabilities[m] = capability
+		}
+	}
+}
+
+// WithTrustedProxies names the proxies and load balancers whose client IP
+// header is believed. A call from a peer outside these prefixes is checked
+// against the peer's own address, whatever it sends. Repeatable. It panics
+// on an invalid prefix: a misconfigured proxy list must not start.
+func WithTrustedProxies(prefixes ...netip.Prefix) Option {
+	return func(c *config) {
+		for _, p := range prefixes {
+			if !p.IsValid() {
+				panic(fmt.Sprintf("interceptors.WithTrustedProxies: invalid prefix %v", p))
+			}
+			a := p.Addr()
+			if a.Is4In6() && p.Bits() >= 96 {
+				p = netip.PrefixFrom(a.Unmap(), p.Bits()-96)
+			}
+			c.trusted = append(c.trusted, p.Masked())
+		}
+	}
+}
+
+// WithClientIPHeader sets the metadata key that trusted proxies put the
+// client address in (default x-forwarded-for: a comma-separated list to
+// which each proxy appends the address it received the call from;
+// x-real-ip, holding one address, works too).
+func WithClientIPHeader(name string) Option {
+	return func(c *config) { c.ipHeader = strings.ToLower(name) }
+}
+
+// WithDeviceIDMetadata reads a device id from the metadata key name and
+// has it checked against device bans (and tracked, for streams) in
+// addition to the token's did claim, which is checked in any case.
+func WithDeviceIDMetadata(key string) Option {
+	return func(c *config) { c.deviceKey = strings.ToLower(key) }
+}
+
+// WithLogger logs refused calls (debug) and streams ended by a ban or
+// revocation (info). The default discards.
+func WithLogger(l *slog.Logger) Option {
+	return func(c *config) {
+		if l != nil {
+			c.log = l
+		}
+	}
+}

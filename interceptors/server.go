@@ -1,0 +1,81 @@
+package interceptors
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors"
+	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/auth"
+	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/selector"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/metadata"
+
+	"github.com/portcullis-dev/portcullis/client"
+)
+
+// UnaryServerInterceptor returns a unary interceptor that admits a call
+// only if c accepts its bearer token for the caller's IP address, device
+// and the method's capability. Methods named by WithPublicMethods skip it.
+func UnaryServerInterceptor(c Checker, opts ...Option) grpc.UnaryServerInterceptor {
+	a := newAuthenticator(c, opts)
+	return selector.UnaryServerInterceptor(auth.UnaryServerInterceptor(a.authenticate), a)
+}
+
+// authenticator is the check shared by the unary and stream interceptors.
+type authenticator struct {
+	checker Checker
+	cfg     *config
+}
+
+func newAuthenticator(c Checker, opts []Option) *authenticator {
+	if c == nil {
+		panic("interceptors: nil Checker")
+	}
+	return &authenticator{checker: c, cfg: newConfig(opts)}
+}
+
+// Match implements selector.Matcher: every method but the public ones is
+// checked.
+func (a *authenticator) Match(_ context.Context, c interceptors.CallMeta) bool {
+	_, public := a.cfg.public[methodKey{c.Service, c.Method}]
+	return !public
+}
+
+// authenticate is the auth.AuthFunc of unary calls.
+func (a *authenticator) authenticate(ctx context.Context) (context.Context, error) {
+	method, _ := grpc.Method(ctx)
+	ctx, _, err := a.check(ctx, method)
+	return ctx, err
+}
+
+// check runs the Checker for a call of method and returns a context
+// carrying the session and client IP, and the device the call was checked
+// with. Its errors are statuses for the caller.
+func (a *authenticator) check(ctx context.Context, method string) (context.Context, *callInfo, error) {
+	in := client.CheckInput{
+		ClientIP:   a.cfg.clientIP(ctx),
+		Capability: a.cfg.capabilities[method],
+	}
+	if a.cfg.deviceKey != "" {
+		if v := metadata.ValueFromIncomingContext(ctx, a.cfg.deviceKey); len(v) > 0 {
+			in.DeviceID = v[0]
+		}
+	}
+	tok, err := auth.AuthFromMD(ctx, "bearer")
+	if err != nil {
+		return nil, nil, a.refuse(ctx, method, in, fmt.Errorf(
+			`%w: no access token; send it as "authorization: Bearer <token>"`, client.ErrTokenInvalid))
+	}
+	s, err := a.checker.Check(ctx, tok, in)
+	if err != nil {
+		return nil, nil, a.refuse(ctx, method, in, err)
+	}
+	ci := &callInfo{session: s, clientIP: in.ClientIP, deviceID: in.DeviceID}
+	return context.WithValue(ctx, callInfoKey{}, ci), ci, nil
+}
+
+func (a *authenticator) refuse(ctx context.Context, method string, in client.CheckInput, err error) error {
+	a.cfg.log.DebugContext(ctx, "portcullis refused a call", "method", method,
+		"client_ip", in.ClientIP, "device_id", in.DeviceID, "capability", in.Capability, "error", err)
+	return client.Status(err)
+}
