@@ -6,7 +6,7 @@ TOOL  := $(GO) tool -modfile=tools/go.mod
 BIN   := bin/portcullis
 DATA  ?= ./data
 
-.PHONY: run build test lint generate check-generated vet gotest bench breaking
+.PHONY: run build test lint generate check-generated vet gotest bench breaking fuzz fuzz-short
 
 ## run: build and start the authority on ./data (bbolt), loopback only
 run: build
@@ -16,7 +16,7 @@ build:
 	$(GO) build -o $(BIN) ./cmd/portcullis
 
 ## test: everything CI checks
-test: lint check-generated vet gotest
+test: lint check-generated vet gotest fuzz-short
 
 lint:
 	$(TOOL) buf lint
@@ -42,3 +42,26 @@ breaking:
 ## bench: durable write throughput (see BENCHMARKS.md)
 bench:
 	$(GO) test -run '^$$' -bench . -benchtime 2s ./internal/storage/bolt ./server
+
+## fuzz targets (issue 5): package:FuzzName. Their seed corpora run in
+## gotest; fuzz-short (part of test) fuzzes each for FUZZTIME_SHORT, fuzz
+## for FUZZTIME.
+FUZZ_TARGETS := \
+	./token:FuzzVerify ./token:FuzzForgery \
+	./internal/authority:FuzzParseDuration ./internal/authority:FuzzParseSubjectIP \
+	./internal/authority:FuzzPageToken ./server:FuzzWatchResume
+FUZZTIME_SHORT ?= 3s
+FUZZTIME       ?= 30s
+
+fuzz-short:
+	@set -e; for t in $(FUZZ_TARGETS); do \
+		echo "fuzz $${t#*:} ($${t%%:*}) $(FUZZTIME_SHORT)"; \
+		$(GO) test -run '^$$' -fuzz "^$${t#*:}\$$" -fuzztime $(FUZZTIME_SHORT) "$${t%%:*}"; \
+	done
+
+## fuzz: each fuzz target for FUZZTIME (30s)
+fuzz:
+	@set -e; for t in $(FUZZ_TARGETS); do \
+		echo "fuzz $${t#*:} ($${t%%:*}) $(FUZZTIME)"; \
+		$(GO) test -run '^$$' -fuzz "^$${t#*:}\$$" -fuzztime $(FUZZTIME) "$${t%%:*}"; \
+	done

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 
@@ -89,6 +90,18 @@ func actorFrom(ctx context.Context) authority.Actor {
 type authenticator struct {
 	auth *authority.Authority
 	log  *slog.Logger
+	// failures limits failed authentications per peer IP (limits.go).
+	failures *keyedLimiter
+}
+
+// denied audits a failed authentication and returns err, or, when the
+// peer has failed too often, ResourceExhausted without an audit record.
+func (a *authenticator) denied(ctx context.Context, method, why string, err error) error {
+	if !a.failures.allow(peerIP(ctx)) {
+		return limitError("failed_auth_rate", "too many failed authentications from this address; retry later with a valid API key")
+	}
+	a.auth.RecordDenied(ctx, actorFrom(ctx), method, why)
+	return err
 }
 
 func (a *authenticator) authenticate(ctx context.Context) (context.Context, error) {
@@ -104,13 +117,13 @@ func (a *authenticator) authenticate(ctx context.Context) (context.Context, erro
 	}
 	secret, err := auth.AuthFromMD(ctx, "bearer")
 	if err != nil {
-		a.auth.RecordDenied(ctx, actorFrom(ctx), method, "no bearer credential")
-		return nil, newStatus(codes.Unauthenticated, pb.ErrorReason_ERROR_REASON_API_KEY_INVALID,
-			`send an API key as "authorization: Bearer <key>"`, nil)
+		return nil, a.denied(ctx, method, "no bearer credential", newStatus(codes.Unauthenticated, pb.ErrorReason_ERROR_REASON_API_KEY_INVALID,
+			`send an API key as "authorization: Bearer <key>"`, nil))
 	}
 	key, err := a.auth.Authenticate(ctx, secret)
-	if err != nil {
-		a.auth.RecordDenied(ctx, actorFrom(ctx), method, "invalid API key")
+	if errors.Is(err, authority.ErrAPIKeyInvalid) {
+		return nil, a.denied(ctx, method, "invalid API key", toStatus(ctx, a.log, err))
+	} else if err != nil {
 		return nil, toStatus(ctx, a.log, err)
 	}
 	ctx = context.WithValue(ctx, callerKey{}, key)

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	pb "github.com/portcullis-dev/portcullis/gen/portcullis/v1"
+	"github.com/portcullis-dev/portcullis/server"
 )
 
 // benchCallers are the numbers of concurrent callers each write benchmark
@@ -31,7 +32,8 @@ var benchCallers = []int{1, 64}
 func benchWrites(b *testing.B, op func(ctx context.Context, e *env, n int64) error) {
 	for _, callers := range benchCallers {
 		b.Run("callers="+strconv.Itoa(callers), func(b *testing.B) {
-			e := newEnv(b, envOptions{clock: &testClock{now: time.Now()}})
+			// Rate limits off: the benchmark measures durable writes.
+			e := newEnv(b, envOptions{clock: &testClock{now: time.Now()}, server: server.Options{Limits: server.Limits{CreateSessionPerSecond: -1}}})
 			ctx := e.admin()
 			var next atomic.Int64
 			var wg sync.WaitGroup

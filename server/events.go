@@ -80,6 +80,15 @@ func (s eventService) Watch(req *pb.WatchRequest, stream pb.EventService_WatchSe
 		return s.status(ctx, &authority.FieldError{Field: "after_revision", Msg: "must not be negative"})
 	}
 	actor := actorFrom(ctx)
+	var keyID string
+	if k, ok := ctx.Value(callerKey{}).(storage.APIKey); ok {
+		keyID = k.ID
+	}
+	release, err := s.watchers.acquire(keyID, s.opts.Limits.MaxWatchersPerKey)
+	if err != nil {
+		return err
+	}
+	defer release()
 	sub := &subscriber{caller: actor.Name, peer: actor.Addr, since: s.now()}
 	defer s.subs.add(sub)()
 
@@ -112,7 +121,16 @@ func (s eventService) Watch(req *pb.WatchRequest, stream pb.EventService_WatchSe
 func (s eventService) watchLoop(ctx context.Context, req *pb.WatchRequest, stream pb.EventService_WatchServer, sub *subscriber, sending *atomic.Int64) error {
 	store := s.auth.Store()
 	storeID := store.StoreID()
+	// The caller's API key is re-checked at least once per checkpoint
+	// interval, so that revoking it ends the stream within about one.
+	lastAuth := time.Now()
 	send := func(rev int64, resp *pb.WatchResponse) error {
+		if time.Since(lastAuth) >= s.opts.CheckpointInterval {
+			if err := s.reauthenticate(ctx); err != nil {
+				return err
+			}
+			lastAuth = time.Now()
+		}
 		resp.StoreId, resp.Revision, resp.ServerTime = storeID, rev, timestamppb.New(s.now())
 		sending.Store(time.Now().UnixNano())
 		err := stream.Send(resp)

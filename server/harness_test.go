@@ -66,6 +66,9 @@ type envOptions struct {
 	server server.Options
 	store  bolt.Options
 	clock  *testClock
+	// logger, when set, receives the logs of the authority and the server
+	// (default: warnings to the test's output).
+	logger *slog.Logger
 }
 
 // newEnv starts an authority on a fresh (or the given) bbolt file. The
@@ -78,7 +81,10 @@ func newEnv(t testing.TB, o envOptions) *env {
 	if o.clock == nil {
 		o.clock = &testClock{now: time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)}
 	}
-	log := slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
+	log := o.logger
+	if log == nil {
+		log = slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
+	}
 	e := &env{t: t, path: o.path, clock: o.clock}
 	e.store = bolttest.OpenPath(t, o.path, o.store)
 	e.auth = authority.New(e.store, authority.Config{Clock: o.clock.Now, Logger: log})

@@ -6,10 +6,14 @@ import (
 	"google.golang.org/grpc/health/grpc_health_v1"
 )
 
-// HTTPHandler serves /healthz (the process is up) and /readyz (the gRPC
-// health service reports SERVING: false while shutting down).
+// HTTPHandler serves /healthz (the process is up), /readyz (the gRPC
+// health service reports SERVING: false while shutting down), /metrics
+// (Prometheus, see Metrics) and /.well-known/jwks.json (the verification
+// keys, see serveJWKS).
 func (s *Server) HTTPHandler() http.Handler {
 	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", s.metrics.Handler())
+	mux.HandleFunc("GET /.well-known/jwks.json", s.serveJWKS)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		_, _ = w.Write([]byte("ok\n"))
 	})

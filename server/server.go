@@ -10,6 +10,7 @@ import (
 
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/auth"
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/logging"
+	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/ratelimit"
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/recovery"
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/selector"
 	"google.golang.org/grpc"
@@ -32,18 +33,27 @@ type Options struct {
 	// SendTimeout ends a Watch stream whose subscriber has not taken a
 	// message for this long (default 30s).
 	SendTimeout time.Duration
+	// Limits bound what one caller or connection may use (limits.go);
+	// zero fields take DefaultLimits.
+	Limits Limits
+	// Metrics are served on /metrics (default: NewMetrics(), without the
+	// store instrumentation).
+	Metrics *Metrics
 }
 
 // Server serves the portcullis.v1 API over an Authority.
 type Server struct {
-	auth   *authority.Authority
-	log    *slog.Logger
-	opts   Options
-	subs   subscribers
-	health *health.Server
+	auth    *authority.Authority
+	log     *slog.Logger
+	opts    Options
+	subs    subscribers
+	health  *health.Server
+	metrics *Metrics
 
 	closeOnce sync.Once
 	closing   chan struct{}
+
+	watchers watchSlots // open Watch streams per API key
 }
 
 // New returns a server for auth.
@@ -57,7 +67,13 @@ func New(auth *authority.Authority, opts Options) *Server {
 	if opts.SendTimeout <= 0 {
 		opts.SendTimeout = 30 * time.Second
 	}
-	return &Server{auth: auth, log: opts.Logger, opts: opts, health: health.NewServer(), closing: make(chan struct{})}
+	opts.Limits = opts.Limits.withDefaults()
+	if opts.Metrics == nil {
+		opts.Metrics = NewMetrics()
+	}
+	s := &Server{auth: auth, log: opts.Logger, opts: opts, health: health.NewServer(), closing: make(chan struct{}), metrics: opts.Metrics}
+	opts.Metrics.server = s
+	return s
 }
 
 func (s *Server) now() time.Time { return s.auth.Config().Clock() }
@@ -68,7 +84,12 @@ func (s *Server) status(ctx context.Context, err error) error { return toStatus(
 // needs: panic recovery (Internal, never a crash), one log line per RPC,
 // and API-key authentication with the scope table.
 func (s *Server) ServerOptions() []grpc.ServerOption {
-	a := &authenticator{auth: s.auth, log: s.log}
+	a := &authenticator{auth: s.auth, log: s.log,
+		failures: newKeyedLimiter("failed_auth", s.opts.Limits.FailedAuthPerSecond, s.opts.Limits.FailedAuthBurst)}
+	rateLimiter, keepLimitStatus := keepStatus(methodLimiter{
+		refresh: newKeyedLimiter("refresh", s.opts.Limits.RefreshPerSecond, s.opts.Limits.RefreshBurst),
+		create:  newKeyedLimiter("create_session", s.opts.Limits.CreateSessionPerSecond, s.opts.Limits.CreateSessionBurst),
+	})
 	recoverFn := recovery.WithRecoveryHandlerContext(func(ctx context.Context, p any) error {
 		s.log.ErrorContext(ctx, "panic in handler", "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
 		return newStatus(codes.Internal, pb.ErrorReason_ERROR_REASON_INTERNAL, "internal error; the authority logged the cause", nil)
@@ -78,16 +99,18 @@ func (s *Server) ServerOptions() []grpc.ServerOption {
 	})
 	logOpts := []logging.Option{logging.WithLogOnEvents(logging.FinishCall)}
 	return []grpc.ServerOption{
-		grpc.ChainUnaryInterceptor(
+		grpc.ChainUnaryInterceptor(append(s.metrics.unaryInterceptors(),
 			recovery.UnaryServerInterceptor(recoverFn),
 			logging.UnaryServerInterceptor(logger, logOpts...),
+			tenantField,
 			selector.UnaryServerInterceptor(auth.UnaryServerInterceptor(a.authenticate), needsAuth),
-		),
-		grpc.ChainStreamInterceptor(
+			keepLimitStatus, ratelimit.UnaryServerInterceptor(rateLimiter),
+		)...),
+		grpc.ChainStreamInterceptor(append(s.metrics.streamInterceptors(),
 			recovery.StreamServerInterceptor(recoverFn),
 			logging.StreamServerInterceptor(logger, logOpts...),
 			selector.StreamServerInterceptor(auth.StreamServerInterceptor(a.authenticate), needsAuth),
-		),
+		)...),
 	}
 }
 
@@ -107,8 +130,9 @@ func (s *Server) Register(g *grpc.Server) {
 // NewGRPCServer returns a grpc.Server with the interceptors and every
 // service registered, plus extra options (credentials, limits).
 func (s *Server) NewGRPCServer(extra ...grpc.ServerOption) *grpc.Server {
-	g := grpc.NewServer(append(s.ServerOptions(), extra...)...)
+	g := grpc.NewServer(append(append(s.ServerOptions(), s.opts.Limits.transportOptions()...), extra...)...)
 	s.Register(g)
+	s.metrics.grpc.InitializeMetrics(g)
 	return g
 }
 

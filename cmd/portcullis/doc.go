@@ -8,4 +8,19 @@
 // Every flag can also be set with an environment variable: PORTCULLIS_ and
 // the flag name in upper case with dashes as underscores (--http-listen is
 // PORTCULLIS_HTTP_LISTEN). A flag given on the command line wins.
+//
+// The operator subcommands (ban, unban, bans, check, sessions, revoke, audit,
+// watch, keys, apikeys, version, completion) call a running authority
+// through the client package (cli_*.go, one file per command group). They
+// read --addr, --api-key, --data, --ca-file, --insecure and --timeout also
+// from PORTCULLIS_ADDR, PORTCULLIS_API_KEY, ...; without a key they use
+// <data>/admin.key. Exit codes: 0 ok, 1 error (the authority refused or could
+// not be reached: one line "portcullis: <Code> <REASON>: <message>"), 2 usage.
+//
+// Why cobra: it is the CLI library of kubectl, etcdctl and buf, so operators
+// already know its conventions (subcommands, POSIX flags, --help on every
+// level, "completion bash|zsh|fish|powershell"), and it is maintained and
+// widely reviewed. The standard flag package has no subcommands, no
+// completion and no GNU-style flags; urfave/cli would do, but is less common
+// among the infrastructure tools Portcullis sits next to.
 package main

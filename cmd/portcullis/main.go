@@ -1,7 +1,7 @@
 package main
 
 import (
-	"errors"
+	"context"
 	"fmt"
 	"os"
 	"strings"
@@ -25,20 +25,7 @@ func main() {
 }
 
 func run(args []string) int {
-	root := newRootCommand()
-	root.SetArgs(args)
-	err := root.Execute()
-	var ue usageError
-	switch {
-	case err == nil:
-		return exitOK
-	case errors.As(err, &ue):
-		fmt.Fprintln(os.Stderr, "portcullis:", err)
-		return exitUsage
-	default:
-		fmt.Fprintln(os.Stderr, "portcullis:", err)
-		return exitError
-	}
+	return runWith(context.Background(), args, os.Stdout, os.Stderr)
 }
 
 // newRootCommand builds the command tree. cobra is the CLI library of
@@ -53,6 +40,7 @@ func newRootCommand() *cobra.Command {
 	}
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	root.AddCommand(newServeCommand())
+	root.AddCommand(newOperatorCommands()...)
 	return root
 }
 

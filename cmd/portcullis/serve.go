@@ -34,6 +34,10 @@ type serveConfig struct {
 	checkpointInterval time.Duration
 	retainRevisions    int64
 	shutdownTimeout    time.Duration
+	tlsCert            string // tls.go
+	tlsKey             string
+	clientCA           string
+	limits             server.Limits // limits.go
 }
 
 func newServeCommand() *cobra.Command {
@@ -57,7 +61,7 @@ named bootstrap-admin with scope admin, written to <data>/admin.key (0600).`,
 	}
 	f := cmd.Flags()
 	f.StringVar(&c.listen, "listen", "127.0.0.1:7470", "gRPC listen address")
-	f.StringVar(&c.httpListen, "http-listen", "127.0.0.1:7471", "HTTP listen address for /healthz and /readyz (empty: off)")
+	f.StringVar(&c.httpListen, "http-listen", "127.0.0.1:7471", "HTTP listen address for /healthz, /readyz, /metrics and /.well-known/jwks.json (empty: off)")
 	f.StringVar(&c.dataDir, "data", "./data", "directory of the bbolt file and admin.key")
 	f.BoolVar(&c.insecure, "insecure", false, "allow plaintext listeners on non-loopback addresses")
 	f.StringVar(&c.logFormat, "log-format", "json", "log format: json or text")
@@ -68,6 +72,8 @@ named bootstrap-admin with scope admin, written to <data>/admin.key (0600).`,
 	f.DurationVar(&c.checkpointInterval, "checkpoint-interval", 5*time.Second, "how often idle Watch streams get a checkpoint")
 	f.Int64Var(&c.retainRevisions, "retain-revisions", 100000, "how many revisions of the event log to keep for resuming watchers")
 	f.DurationVar(&c.shutdownTimeout, "shutdown-timeout", 10*time.Second, "how long to wait for calls in flight on shutdown")
+	addTLSFlags(f, &c)
+	addLimitFlags(f, &c.limits)
 	return cmd
 }
 
@@ -98,7 +104,7 @@ func checkPlaintext(flag, addr string, insecure bool, log *slog.Logger) error {
 		return nil
 	}
 	if !insecure {
-		return usageError{fmt.Errorf("--%s %s is not a loopback address: plaintext there needs --insecure", flag, addr)}
+		return usageError{fmt.Errorf("--%s %s is not a loopback address: plaintext there needs TLS (--tls-cert, --tls-key) or --insecure", flag, addr)}
 	}
 	log.Warn("plaintext listener on a non-loopback address (--insecure)", "flag", flag, "address", addr)
 	return nil
@@ -109,16 +115,15 @@ func serve(ctx context.Context, c serveConfig, logOut io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if err := checkPlaintext("listen", c.listen, c.insecure, log); err != nil {
+	tr, err := setupTransport(c, log) // TLS, or plaintext checked against --insecure (tls.go)
+	if err != nil {
 		return err
-	}
-	if c.httpListen != "" {
-		if err := checkPlaintext("http-listen", c.httpListen, c.insecure, log); err != nil {
-			return err
-		}
 	}
 	if err := os.MkdirAll(c.dataDir, 0o700); err != nil {
 		return fmt.Errorf("data directory: %w", err)
+	}
+	if err := checkDataDir(c.dataDir); err != nil {
+		return err
 	}
 	dbPath := filepath.Join(c.dataDir, "portcullis.db")
 	store, err := bolt.Open(dbPath, bolt.Options{RetainRevisions: c.retainRevisions, Logger: log})
@@ -131,7 +136,8 @@ func serve(ctx context.Context, c serveConfig, logOut io.Writer) error {
 		}
 	}()
 
-	auth := authority.New(store, authority.Config{
+	metrics := server.NewMetrics() // served on /metrics; the store wrapper times commits
+	auth := authority.New(metrics.InstrumentStore(store), authority.Config{
 		Issuer: c.issuer, AccessTTL: c.accessTTL, SessionTTL: c.sessionTTL, Logger: log,
 	})
 	if err := auth.EnsureSigningKey(ctx); err != nil {
@@ -149,8 +155,8 @@ func serve(ctx context.Context, c serveConfig, logOut io.Writer) error {
 		log.Info("created the bootstrap admin API key", "name", authority.BootstrapKeyName, "file", keyPath)
 	}
 
-	srv := server.New(auth, server.Options{Logger: log, CheckpointInterval: c.checkpointInterval})
-	g := srv.NewGRPCServer()
+	srv := server.New(auth, server.Options{Logger: log, CheckpointInterval: c.checkpointInterval, Metrics: metrics, Limits: c.limits})
+	g := srv.NewGRPCServer(tr.grpc...)
 	lis, err := net.Listen("tcp", c.listen)
 	if err != nil {
 		return err
@@ -167,7 +173,7 @@ func serve(ctx context.Context, c serveConfig, logOut io.Writer) error {
 		}
 		hs = &http.Server{Handler: srv.HTTPHandler(), ReadHeaderTimeout: 10 * time.Second}
 		go func() {
-			if err := hs.Serve(hl); !errors.Is(err, http.ErrServerClosed) {
+			if err := hs.Serve(tr.wrapHTTP(hl)); !errors.Is(err, http.ErrServerClosed) {
 				errc <- err
 			}
 		}()

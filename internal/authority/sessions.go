@@ -187,6 +187,11 @@ func (a *Authority) RefreshSession(ctx context.Context, actor Actor, refreshToke
 			return err
 		}
 		switch {
+		case rt.Generation != s.RefreshGeneration && s.Revoked():
+			// A superseded token on a session already ended (by an earlier
+			// reuse, or by racing copies of the same token): still a reuse,
+			// reported as one to every presenter.
+			return fmt.Errorf("%w: session %s was already revoked (%s)", ErrTheftDetected, s.ID, s.RevokeReason)
 		case s.Revoked():
 			return fmt.Errorf("%w: session %s was revoked (%s)", ErrSessionRevoked, s.ID, s.RevokeReason)
 		case s.ExpiredAt(now):
@@ -195,6 +200,7 @@ func (a *Authority) RefreshSession(ctx context.Context, actor Actor, refreshToke
 			// Reuse of a superseded token: someone holds a copy. Revoke the
 			// session (committed), then refuse.
 			theft = true
+			out.Session = s // for the log line below; never returned
 			if err := revoke(tx, s, now, System.Name, "refresh token reuse"); err != nil {
 				return err
 			}

@@ -112,7 +112,7 @@ func ParseAddr(field, s string) (netip.Addr, error) {
 
 func checkAddrForm(field string, a netip.Addr) error {
 	if a.Zone() != "" {
-		return invalid(field, "%s has a zone; give the address without %%%s", a, a.Zone())
+		return invalid(field, "%s has a zone %.64q; give the address without it", a.WithZone(""), a.Zone())
 	}
 	if a.Is4In6() {
 		return invalid(field, "%s is an IPv4-mapped IPv6 address; give it as %s", a, a.Unmap())

@@ -1,0 +1,88 @@
+package main
+
+import (
+	"context"
+	"time"
+
+	"github.com/spf13/cobra"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/portcullis-dev/portcullis/client"
+	pb "github.com/portcullis-dev/portcullis/gen/portcullis/v1"
+)
+
+func newAuditCommand() *cobra.Command {
+	var tenant, subject, actor, action, since, until string
+	var limit int
+	cmd := &cobra.Command{
+		Use:   "audit",
+		Short: "List audit records: bans, lifts, revocations, key changes, refused calls",
+		Example: `  portcullis audit --subject user:alice
+  portcullis audit --action ban.create --since 24h -o json`,
+		Args: usageArgs(cobra.NoArgs),
+	}
+	cf := addConnFlags(cmd, "table", "json")
+	f := cmd.Flags()
+	f.StringVar(&tenant, "tenant", "", "only this tenant")
+	f.StringVar(&subject, "subject", "", "only this subject (as recorded, e.g. user:alice)")
+	f.StringVar(&actor, "actor", "", "only this actor (API key name)")
+	f.StringVar(&action, "action", "", "only this action")
+	f.StringVar(&since, "since", "", "only records at or after this time (RFC 3339, or a duration ago: 24h, 7d)")
+	f.StringVar(&until, "until", "", "only records before this time (RFC 3339, or a duration ago)")
+	f.IntVar(&limit, "limit", 0, "at most this many records (0: all)")
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		req := &pb.ListAuditRecordsRequest{TenantId: tenant, Subject: subject, Actor: actor, Action: action}
+		now := time.Now()
+		if since != "" {
+			t, err := parseTime("since", since, now, true)
+			if err != nil {
+				return err
+			}
+			req.StartTime = timestamppb.New(t)
+		}
+		if until != "" {
+			t, err := parseTime("until", until, now, true)
+			if err != nil {
+				return err
+			}
+			req.EndTime = timestamppb.New(t)
+		}
+		return cf.call(cmd.Context(), func(ctx context.Context, cl *client.Client) error {
+			w := cmd.OutOrStdout()
+			var t *table
+			if cf.output == "table" {
+				t = newTable(w, "TIME", "ACTION", "ACTOR", "ADDRESS", "TENANT", "SUBJECT", "TARGET", "REASON", "POLICY")
+			}
+			n := 0
+			for {
+				resp, err := cl.Audit.ListAuditRecords(ctx, req)
+				if err != nil {
+					return err
+				}
+				for _, r := range resp.GetRecords() {
+					if limit > 0 && n >= limit {
+						break
+					}
+					n++
+					if t == nil {
+						if err := jsonLine(w, r); err != nil {
+							return err
+						}
+						continue
+					}
+					t.row(fmtTime(r.GetTime()), r.GetAction(), r.GetActor(), r.GetActorAddress(), r.GetTenantId(),
+						r.GetSubject(), r.GetTargetId(), r.GetReason(), r.GetPolicy())
+				}
+				if resp.GetNextPageToken() == "" || (limit > 0 && n >= limit) {
+					break
+				}
+				req.PageToken = resp.GetNextPageToken()
+			}
+			if t != nil {
+				return t.flush()
+			}
+			return nil
+		})
+	}
+	return cmd
+}

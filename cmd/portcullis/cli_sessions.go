@@ -1,0 +1,111 @@
+package main
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/spf13/cobra"
+
+	"github.com/portcullis-dev/portcullis/client"
+	pb "github.com/portcullis-dev/portcullis/gen/portcullis/v1"
+)
+
+func newSessionsCommand() *cobra.Command {
+	var tenant, user, device string
+	var all bool
+	cmd := &cobra.Command{
+		Use:     "sessions --user U",
+		Short:   "List a user's sessions (a table; -o json for JSON lines)",
+		Example: `  portcullis sessions --user alice --all`,
+		Args:    usageArgs(cobra.NoArgs),
+	}
+	cf := addConnFlags(cmd, "table", "json")
+	f := cmd.Flags()
+	f.StringVar(&tenant, "tenant", "public", "tenant")
+	f.StringVar(&user, "user", "", "user ID")
+	f.StringVar(&device, "device", "", "only sessions created with this device")
+	f.BoolVar(&all, "all", false, "include revoked and expired sessions")
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		if user == "" && device == "" {
+			return usageError{fmt.Errorf("give --user (or --device)")}
+		}
+		return cf.call(cmd.Context(), func(ctx context.Context, cl *client.Client) error {
+			w := cmd.OutOrStdout()
+			var t *table
+			if cf.output == "table" {
+				t = newTable(w, "SESSION_ID", "TENANT", "USER", "DEVICE", "CLIENT_IP", "CREATED", "EXPIRES", "REVOKED", "REVOKE_REASON")
+			}
+			req := &pb.ListSessionsRequest{TenantId: tenant, UserId: user, DeviceId: device, IncludeInactive: all}
+			for {
+				resp, err := cl.Sessions.ListSessions(ctx, req)
+				if err != nil {
+					return err
+				}
+				for _, s := range resp.GetSessions() {
+					if t == nil {
+						if err := jsonLine(w, s); err != nil {
+							return err
+						}
+						continue
+					}
+					t.row(s.GetSessionId(), s.GetTenantId(), s.GetUserId(), s.GetDeviceId(), s.GetClientIp(),
+						fmtTime(s.GetCreateTime()), fmtTime(s.GetExpireTime()), fmtTime(s.GetRevokeTime()), s.GetRevokeReason())
+				}
+				if resp.GetNextPageToken() == "" {
+					break
+				}
+				req.PageToken = resp.GetNextPageToken()
+			}
+			if t != nil {
+				return t.flush()
+			}
+			return nil
+		})
+	}
+	return cmd
+}
+
+func newRevokeCommand() *cobra.Command {
+	var tenant, user, reason string
+	cmd := &cobra.Command{
+		Use:   "revoke (SESSION_ID | --user U)",
+		Short: "Revoke a session, or every session of a user",
+		Example: `  portcullis revoke ses_0123 --reason "lost phone"
+  portcullis revoke --user alice --reason "password reset"`,
+		Args: usageArgs(cobra.MaximumNArgs(1)),
+	}
+	cf := addConnFlags(cmd, "text", "json")
+	f := cmd.Flags()
+	f.StringVar(&tenant, "tenant", "public", "tenant of --user")
+	f.StringVar(&user, "user", "", "revoke every live session of this user")
+	f.StringVar(&reason, "reason", "", "why (recorded in the session and the audit log)")
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		if (len(args) == 1) == (user != "") {
+			return usageError{fmt.Errorf("give a SESSION_ID or --user, not both or neither")}
+		}
+		return cf.call(cmd.Context(), func(ctx context.Context, cl *client.Client) error {
+			w := cmd.OutOrStdout()
+			if user != "" {
+				resp, err := cl.Sessions.RevokeUserSessions(ctx, &pb.RevokeUserSessionsRequest{TenantId: tenant, UserId: user, Reason: reason})
+				if err != nil {
+					return err
+				}
+				if cf.output == "json" {
+					return jsonLine(w, resp)
+				}
+				_, err = fmt.Fprintf(w, "revoked %s of user %s\n", plural(int(resp.GetRevokedSessions()), "session", "sessions"), user)
+				return err
+			}
+			resp, err := cl.Sessions.RevokeSession(ctx, &pb.RevokeSessionRequest{SessionId: args[0], Reason: reason})
+			if err != nil {
+				return err
+			}
+			if cf.output == "json" {
+				return jsonLine(w, resp)
+			}
+			_, err = fmt.Fprintf(w, "revoked session %s of user %s\n", resp.GetSession().GetSessionId(), resp.GetSession().GetUserId())
+			return err
+		})
+	}
+	return cmd
+}
