@@ -53,7 +53,8 @@ type Limits struct {
 	FailedAuthPerSecond float64
 	FailedAuthBurst     int
 	// MaxWatchersPerKey bounds the open Watch streams of one API key
-	// (default 256).
+	// (default 4096: one API key is typically shared by every instance of a
+	// service, each running a Mirror).
 	MaxWatchersPerKey int
 }
 
@@ -68,7 +69,7 @@ var DefaultLimits = Limits{
 	CreateSessionBurst:     2000,
 	FailedAuthPerSecond:    5,
 	FailedAuthBurst:        50,
-	MaxWatchersPerKey:      256,
+	MaxWatchersPerKey:      4096,
 }
 
 func (l Limits) withDefaults() Limits {
