@@ -42,6 +42,7 @@ breaking:
 ## bench: durable write throughput (see BENCHMARKS.md)
 bench:
 	$(GO) test -run '^$$' -bench . -benchtime 2s ./internal/storage/bolt ./server
+	$(GO) run ./bench -mirrors 1,10,100 -ops 50 -callers 1,16,64 -duration 2s
 
 ## fuzz targets (issue 5): package:FuzzName. Their seed corpora run in
 ## gotest; fuzz-short (part of test) fuzzes each for FUZZTIME_SHORT, fuzz

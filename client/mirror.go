@@ -52,6 +52,20 @@ type MirrorOptions struct {
 	// verify_until (default 10s). Checks compare times regardless: pruning
 	// only bounds memory.
 	PruneInterval time.Duration
+	// Identity names the mirror to the authority; empty fields take
+	// DefaultIdentity's. The mirror sends it when it opens a Watch stream
+	// and then reports the revision it has applied (EventService.
+	// ReportProgress) after each snapshot, change and checkpoint, so that
+	// the authority can list it and writes with a wait can wait for it.
+	Identity MirrorIdentity
+	// DisableProgress sends no identity and no progress reports: the
+	// authority lists the mirror without one and never waits for it.
+	DisableProgress bool
+	// BeforeApply, when set, is called in Run's goroutine with each message
+	// of the stream before the mirror applies it. While it blocks, the
+	// mirror applies nothing and reports no progress: tests use it to hold
+	// one mirror back.
+	BeforeApply func(*pb.WatchResponse)
 }
 
 // Defaults of MirrorOptions.
@@ -99,6 +113,9 @@ func (o MirrorOptions) withDefaults() MirrorOptions {
 	if o.MaxMessageSize <= 0 {
 		o.MaxMessageSize = DefaultMaxMessage
 	}
+	if !o.DisableProgress {
+		o.Identity = o.Identity.withDefaults()
+	}
 	return o
 }
 
@@ -131,6 +148,8 @@ type Mirror struct {
 	}
 	writeMu   sync.Mutex // held by the one writer of state (apply, prune)
 	lastPrune int64      // unix ns; under writeMu
+
+	progress progress // progress.go
 }
 
 // NewMirror returns a mirror that follows c's event stream once Run is
@@ -198,6 +217,7 @@ type MirrorStats struct {
 	Checkpoints int64
 	Connects    int64 // Watch streams opened
 	Prunes      int64 // prunes that dropped something
+	Reports     int64 // progress reports the authority accepted (progress.go)
 	Bans        int   // bans held (some may have expired since the last prune)
 	Revoked     int   // revoked sessions held
 	Keys        int   // verification keys held
@@ -210,6 +230,7 @@ func (m *Mirror) Stats() MirrorStats {
 	s := MirrorStats{
 		Resets: m.stats.resets.Load(), Changes: m.stats.changes.Load(), Events: m.stats.events.Load(),
 		Checkpoints: m.stats.checkpoints.Load(), Connects: m.stats.connects.Load(), Prunes: m.stats.prunes.Load(),
+		Reports: m.progress.reports.Load(),
 		Tracked: m.tracker.len(), Cached: m.cache.len(),
 	}
 	if st := m.state.Load(); st != nil {

@@ -66,7 +66,7 @@ func (m *Mirror) Run(ctx context.Context) error {
 func (m *Mirror) follow(ctx context.Context) (heard bool, err error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel() // ends the stream when we stop reading it
-	req := &pb.WatchRequest{}
+	req := &pb.WatchRequest{Identity: m.identityPB()}
 	if st := m.state.Load(); st != nil {
 		req.AfterRevision, req.StoreId = st.rev, st.storeID
 	}
@@ -80,15 +80,23 @@ func (m *Mirror) follow(ctx context.Context) (heard bool, err error) {
 		return false, err
 	}
 	m.stats.connects.Add(1)
+	var rep *reporter // progress reports of this stream (progress.go)
 	for {
 		resp, err := stream.Recv()
 		if err != nil {
 			return heard, err
 		}
 		heard = true
+		if id := resp.GetSubscriberId(); id != "" && rep == nil && !m.opts.DisableProgress {
+			rep = m.startReporter(ctx, id)
+		}
+		if m.opts.BeforeApply != nil {
+			m.opts.BeforeApply(resp)
+		}
 		if err := m.apply(resp); err != nil {
 			return heard, err
 		}
+		rep.applied()
 	}
 }
 
@@ -151,9 +159,13 @@ func (m *Mirror) apply(resp *pb.WatchResponse) error {
 		default:
 			m.lastHeard.Store(now)
 			m.stats.checkpoints.Add(1)
+			m.noteAuthorityRevision(resp.GetRevision())
 		}
 	}
 	m.prune(now)
+	if st := m.state.Load(); st != cur && (cur == nil || st.rev != cur.rev) {
+		m.progress.advanced()
+	}
 	return nil
 }
 

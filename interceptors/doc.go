@@ -46,6 +46,24 @@
 //     a service forwards its caller's token ([TokenFromIncoming]) to
 //     another service.
 //
+// # Consistency per method
+//
+// By default ([Local]) a method is checked against the mirror as it is:
+// no network call, and a ban applies once the mirror has applied it. A
+// method named by [WithStrictMethods] ([CatchUp]) first asks the authority
+// for its current revision (EventService.GetRevision), waits until the
+// mirror has applied it (a CatchUpChecker; *client.Mirror is one), then
+// checks locally; if the mirror does not catch up within
+// [WithStrictTimeout] (default 1s) the call fails closed with
+// MIRROR_STALE. A method named by [WithAuthorityMethods] ([Authority]) is
+// checked by the authority's VerifySession. Measured on a loopback call in
+// one process (BenchmarkConsistency): Local ~44 µs per call, CatchUp
+// ~111 µs (one extra round trip), Authority ~420 µs (a round trip and the
+// authority's full check). Mark strict the methods that must not run for a
+// user banned a moment ago (payments, payouts, irreversible actions); the
+// price is a round trip per call and a dependency on the authority being
+// reachable.
+//
 // This package may import client/, token/, gen/, grpc and go-grpc-middleware
 // v2; it imports nothing from server/ or internal/.
 package interceptors

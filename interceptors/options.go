@@ -33,6 +33,7 @@ type config struct {
 	ipHeader     string
 	deviceKey    string
 	log          *slog.Logger
+	consistency  consistencyConfig // consistency.go
 }
 
 func newConfig(opts []Option) *config {

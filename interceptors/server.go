@@ -66,7 +66,7 @@ func (a *authenticator) check(ctx context.Context, method string) (context.Conte
 		return nil, nil, a.refuse(ctx, method, in, fmt.Errorf(
 			`%w: no access token; send it as "authorization: Bearer <token>"`, client.ErrTokenInvalid))
 	}
-	s, err := a.checker.Check(ctx, tok, in)
+	s, err := a.checkWith(ctx, method, tok, in) // consistency.go
 	if err != nil {
 		return nil, nil, a.refuse(ctx, method, in, err)
 	}

@@ -14,8 +14,12 @@ type banService struct {
 }
 
 func (s banService) CreateBan(ctx context.Context, req *pb.CreateBanRequest) (*pb.CreateBanResponse, error) {
+	wait, err := parseWait(req.GetWait())
+	if err != nil {
+		return nil, s.status(ctx, err)
+	}
 	kind, value := subjectFromPB(req.GetSubject())
-	ban, revoked, err := s.auth.CreateBan(ctx, actorFrom(ctx), authority.BanInput{
+	ban, w, err := s.auth.CreateBan(ctx, actorFrom(ctx), authority.BanInput{
 		TenantID: req.GetTenantId(), Kind: kind, Value: value,
 		Duration: req.GetDuration(), ExpireTime: fromTS(req.GetExpireTime()),
 		Capabilities: req.GetCapabilities(), Reason: req.GetReason(), Policy: req.GetPolicy(),
@@ -23,15 +27,27 @@ func (s banService) CreateBan(ctx context.Context, req *pb.CreateBanRequest) (*p
 	if err != nil {
 		return nil, s.status(ctx, err)
 	}
-	return &pb.CreateBanResponse{Ban: banPB(ban, s.now()), RevokedSessions: int32(revoked)}, nil
+	resp := &pb.CreateBanResponse{Ban: banPB(ban, s.now()), RevokedSessions: int32(w.RevokedSessions)}
+	if req.GetWait() != "" {
+		resp.Enforcement = s.enforcement(ctx, w.Revision, wait)
+	}
+	return resp, nil
 }
 
 func (s banService) LiftBan(ctx context.Context, req *pb.LiftBanRequest) (*pb.LiftBanResponse, error) {
-	ban, err := s.auth.LiftBan(ctx, actorFrom(ctx), req.GetBanId(), req.GetReason())
+	wait, err := parseWait(req.GetWait())
 	if err != nil {
 		return nil, s.status(ctx, err)
 	}
-	return &pb.LiftBanResponse{Ban: banPB(ban, s.now())}, nil
+	ban, rev, err := s.auth.LiftBan(ctx, actorFrom(ctx), req.GetBanId(), req.GetReason())
+	if err != nil {
+		return nil, s.status(ctx, err)
+	}
+	resp := &pb.LiftBanResponse{Ban: banPB(ban, s.now())}
+	if req.GetWait() != "" {
+		resp.Enforcement = s.enforcement(ctx, rev, wait)
+	}
+	return resp, nil
 }
 
 func (s banService) GetBan(ctx context.Context, req *pb.GetBanRequest) (*pb.GetBanResponse, error) {

@@ -57,6 +57,7 @@ var sentinels = []struct {
 	{storage.ErrClosed, codes.Unavailable, pb.ErrorReason_ERROR_REASON_UNAVAILABLE},
 	{errShuttingDown, codes.Unavailable, pb.ErrorReason_ERROR_REASON_UNAVAILABLE},
 	{errTooSlow, codes.ResourceExhausted, pb.ErrorReason_ERROR_REASON_SUBSCRIBER_TOO_SLOW},
+	{errNoProgress, codes.Unavailable, pb.ErrorReason_ERROR_REASON_UNAVAILABLE},
 }
 
 var banReasons = map[authority.BanReason]pb.ErrorReason{

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -18,55 +17,12 @@ import (
 var (
 	errShuttingDown = errors.New("the authority is shutting down; reconnect and resume from your last revision")
 	errTooSlow      = errors.New("subscriber too slow: a message waited longer than the send timeout; reconnect and resume from your last revision")
+	errNoProgress   = errors.New("subscriber sent no progress report within the progress timeout; reconnect and resume from your last revision")
 )
 
 type eventService struct {
 	pb.UnimplementedEventServiceServer
 	*Server
-}
-
-// subscriber is one open Watch stream, for ListSubscribers.
-type subscriber struct {
-	caller   string
-	peer     string
-	since    time.Time
-	revision atomic.Int64
-}
-
-type subscribers struct {
-	mu   sync.Mutex
-	next int
-	all  map[int]*subscriber
-}
-
-func (r *subscribers) add(s *subscriber) func() {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.all == nil {
-		r.all = map[int]*subscriber{}
-	}
-	id := r.next
-	r.next++
-	r.all[id] = s
-	return func() {
-		r.mu.Lock()
-		delete(r.all, id)
-		r.mu.Unlock()
-	}
-}
-
-func (r *subscribers) list() []*pb.Subscriber {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	out := make([]*pb.Subscriber, 0, len(r.all))
-	for _, s := range r.all {
-		out = append(out, &pb.Subscriber{Caller: s.caller, PeerAddress: s.peer, Revision: s.revision.Load(), ConnectTime: ts(s.since)})
-	}
-	return out
-}
-
-func (s eventService) ListSubscribers(context.Context, *pb.ListSubscribersRequest) (*pb.ListSubscribersResponse, error) {
-	return &pb.ListSubscribersResponse{Subscribers: s.subs.list()}, nil
 }
 
 // Watch streams snapshot-then-changes. The stream reads the store's event
@@ -89,7 +45,7 @@ func (s eventService) Watch(req *pb.WatchRequest, stream pb.EventService_WatchSe
 		return err
 	}
 	defer release()
-	sub := &subscriber{caller: actor.Name, peer: actor.Addr, since: s.now()}
+	sub := &subscriber{caller: actor.Name, keyID: keyID, peer: actor.Addr, since: s.now(), identity: cloneIdentity(req.GetIdentity())}
 	defer s.subs.add(sub)()
 
 	// The sending loop runs in its own goroutine so that this one can end
@@ -101,7 +57,7 @@ func (s eventService) Watch(req *pb.WatchRequest, stream pb.EventService_WatchSe
 	var sending atomic.Int64 // unix nanos when the current send began; 0 when idle
 	go func() { done <- s.watchLoop(ctx, req, stream, sub, &sending) }()
 
-	tick := time.NewTicker(s.opts.SendTimeout / 4)
+	tick := time.NewTicker(min(s.opts.SendTimeout, s.progressTimeout()) / 4)
 	defer tick.Stop()
 	for {
 		select {
@@ -114,6 +70,11 @@ func (s eventService) Watch(req *pb.WatchRequest, stream pb.EventService_WatchSe
 				s.log.Warn("watch subscriber too slow; ending its stream", "caller", actor.Name, "peer", actor.Addr, "revision", sub.revision.Load())
 				return s.status(ctx, errTooSlow)
 			}
+			if sub.reporting() && time.Since(sub.lastHeard()) > s.progressTimeout() {
+				s.log.Warn("watch subscriber stopped reporting progress; ending its stream", "caller", actor.Name, "peer", actor.Addr,
+					"subscriber_id", sub.id, "applied_revision", sub.applied.Load())
+				return s.status(ctx, errNoProgress)
+			}
 		}
 	}
 }
@@ -124,6 +85,7 @@ func (s eventService) watchLoop(ctx context.Context, req *pb.WatchRequest, strea
 	// The caller's API key is re-checked at least once per checkpoint
 	// interval, so that revoking it ends the stream within about one.
 	lastAuth := time.Now()
+	firstID := sub.id
 	send := func(rev int64, resp *pb.WatchResponse) error {
 		if time.Since(lastAuth) >= s.opts.CheckpointInterval {
 			if err := s.reauthenticate(ctx); err != nil {
@@ -132,6 +94,7 @@ func (s eventService) watchLoop(ctx context.Context, req *pb.WatchRequest, strea
 			lastAuth = time.Now()
 		}
 		resp.StoreId, resp.Revision, resp.ServerTime = storeID, rev, timestamppb.New(s.now())
+		resp.SubscriberId, firstID = firstID, "" // the first response only
 		sending.Store(time.Now().UnixNano())
 		err := stream.Send(resp)
 		sending.Store(0)
@@ -152,17 +115,17 @@ func (s eventService) watchLoop(ctx context.Context, req *pb.WatchRequest, strea
 	// No usable position: start from a snapshot. A compaction between the
 	// snapshot and the watch (rare) just takes another snapshot.
 	for w == nil {
-		snap, err := s.auth.Snapshot(ctx)
+		rev, snap, err := s.sharedSnapshot(ctx)
 		if err != nil {
 			return err
 		}
-		w, err = store.Watch(ctx, snap.Revision)
+		w, err = store.Watch(ctx, rev)
 		if errors.Is(err, storage.ErrCompacted) {
 			continue
 		} else if err != nil {
 			return err
 		}
-		if err := send(snap.Revision, &pb.WatchResponse{Payload: &pb.WatchResponse_Snapshot{Snapshot: snapshotPB(snap)}}); err != nil {
+		if err := send(rev, &pb.WatchResponse{Payload: &pb.WatchResponse_Snapshot{Snapshot: snap}}); err != nil {
 			w.Close()
 			return err
 		}

@@ -69,9 +69,20 @@ func BenchmarkEventLatencyEtcd(b *testing.B) {
 	m := etcdtest.Start(b, etcdtest.Config{})
 	clock := &testClock{now: time.Now()}
 	rs, admin := bootstrapReplicas(b, 2, clock.Now, m)
-	ctx, cancel := context.WithCancel(as(admin))
+	benchEventLatency(b, clock, as(admin), rs[0].bans, rs[1].events)
+}
+
+// BenchmarkEventLatencyBolt is the same with one authority over bbolt (the
+// write and the Watch on the same process), for comparison.
+func BenchmarkEventLatencyBolt(b *testing.B) {
+	e := newEnv(b, envOptions{clock: &testClock{now: time.Now()}})
+	benchEventLatency(b, e.clock, e.admin(), e.bans, e.events)
+}
+
+func benchEventLatency(b *testing.B, clock *testClock, ctx context.Context, bans pb.BanServiceClient, events pb.EventServiceClient) {
+	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	stream, err := rs[1].events.Watch(ctx, &pb.WatchRequest{})
+	stream, err := events.Watch(ctx, &pb.WatchRequest{})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -84,7 +95,7 @@ func BenchmarkEventLatencyEtcd(b *testing.B) {
 	for n := range b.N {
 		clock.catchUp()
 		t0 := time.Now()
-		resp, err := rs[0].bans.CreateBan(ctx, &pb.CreateBanRequest{
+		resp, err := bans.CreateBan(ctx, &pb.CreateBanRequest{
 			Subject: &pb.Subject{Kind: &pb.Subject_UserId{UserId: "user-" + strconv.Itoa(n)}}, Reason: "benchmark",
 		})
 		if err != nil {

@@ -33,6 +33,12 @@ type Options struct {
 	// SendTimeout ends a Watch stream whose subscriber has not taken a
 	// message for this long (default 30s).
 	SendTimeout time.Duration
+	// ProgressTimeout ends the Watch stream of a mirror that reports
+	// progress (progress.go) when it has sent no report for this long, so
+	// that a dead mirror drops out of ListSubscribers and of the set that
+	// writes with a wait wait for (default 3 checkpoint intervals, at least
+	// 1s; a live mirror reports at every checkpoint).
+	ProgressTimeout time.Duration
 	// Limits bound what one caller or connection may use (limits.go);
 	// zero fields take DefaultLimits.
 	Limits Limits
@@ -53,7 +59,8 @@ type Server struct {
 	closeOnce sync.Once
 	closing   chan struct{}
 
-	watchers watchSlots // open Watch streams per API key
+	watchers  watchSlots    // open Watch streams per API key
+	snapshots snapshotCache // Watch snapshots shared among subscribers
 }
 
 // New returns a server for auth.
@@ -73,6 +80,7 @@ func New(auth *authority.Authority, opts Options) *Server {
 	}
 	s := &Server{auth: auth, log: opts.Logger, opts: opts, health: health.NewServer(), closing: make(chan struct{}), metrics: opts.Metrics}
 	opts.Metrics.server = s
+	s.registerFleetMetrics()
 	return s
 }
 

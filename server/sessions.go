@@ -69,17 +69,33 @@ func (s sessionService) ListSessions(ctx context.Context, req *pb.ListSessionsRe
 }
 
 func (s sessionService) RevokeSession(ctx context.Context, req *pb.RevokeSessionRequest) (*pb.RevokeSessionResponse, error) {
-	sess, err := s.auth.RevokeSession(ctx, actorFrom(ctx), req.GetSessionId(), req.GetReason())
+	wait, err := parseWait(req.GetWait())
 	if err != nil {
 		return nil, s.status(ctx, err)
 	}
-	return &pb.RevokeSessionResponse{Session: sessionPB(sess)}, nil
+	sess, rev, err := s.auth.RevokeSession(ctx, actorFrom(ctx), req.GetSessionId(), req.GetReason())
+	if err != nil {
+		return nil, s.status(ctx, err)
+	}
+	resp := &pb.RevokeSessionResponse{Session: sessionPB(sess)}
+	if req.GetWait() != "" {
+		resp.Enforcement = s.enforcement(ctx, rev, wait)
+	}
+	return resp, nil
 }
 
 func (s sessionService) RevokeUserSessions(ctx context.Context, req *pb.RevokeUserSessionsRequest) (*pb.RevokeUserSessionsResponse, error) {
-	n, err := s.auth.RevokeUserSessions(ctx, actorFrom(ctx), req.GetTenantId(), req.GetUserId(), req.GetReason())
+	wait, err := parseWait(req.GetWait())
 	if err != nil {
 		return nil, s.status(ctx, err)
 	}
-	return &pb.RevokeUserSessionsResponse{RevokedSessions: int32(n)}, nil
+	n, rev, err := s.auth.RevokeUserSessions(ctx, actorFrom(ctx), req.GetTenantId(), req.GetUserId(), req.GetReason())
+	if err != nil {
+		return nil, s.status(ctx, err)
+	}
+	resp := &pb.RevokeUserSessionsResponse{RevokedSessions: int32(n)}
+	if req.GetWait() != "" {
+		resp.Enforcement = s.enforcement(ctx, rev, wait)
+	}
+	return resp, nil
 }

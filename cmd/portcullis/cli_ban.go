@@ -53,6 +53,7 @@ func newBanCommand() *cobra.Command {
 		capabilities []string
 		reason       string
 		policy       string
+		wait         string
 	)
 	cmd := &cobra.Command{
 		Use:   "ban (--user U | --ip IP/CIDR | --device D) [flags]",
@@ -76,13 +77,17 @@ revoked (-o name: the ban ID alone, for scripts).`,
 	f.StringArrayVar(&capabilities, "capability", nil, "restrict only this capability (repeatable); none: a full ban")
 	f.StringVar(&reason, "reason", "", "why (recorded in the ban and the audit log)")
 	f.StringVar(&policy, "policy", "", "the policy applied, free text (e.g. tos-4.2)")
+	addWaitFlag(cmd, &wait)
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		s, err := subj.subject()
 		if err != nil {
 			return err
 		}
+		if err := cf.fitWait(wait); err != nil {
+			return err
+		}
 		req := &pb.CreateBanRequest{TenantId: tenant, Subject: s, Duration: duration,
-			Capabilities: capabilities, Reason: reason, Policy: policy}
+			Capabilities: capabilities, Reason: reason, Policy: policy, Wait: wait}
 		if until != "" {
 			if duration != "" {
 				return usageError{fmt.Errorf("give --duration or --until, not both")}
@@ -109,6 +114,9 @@ revoked (-o name: the ban ID alone, for scripts).`,
 			b := resp.GetBan()
 			_, err = fmt.Fprintf(w, "%s\nbanned %s in tenant %s %s; %s revoked\n", b.GetBanId(), describeBan(b),
 				b.GetTenantId(), banUntil(b), plural(int(resp.GetRevokedSessions()), "session", "sessions"))
+			if err == nil && resp.GetEnforcement() != nil {
+				_, err = fmt.Fprintln(w, enforcementLine(resp.GetEnforcement()))
+			}
 			return err
 		})
 	}
@@ -132,7 +140,7 @@ func banUntil(b *pb.Ban) string {
 }
 
 func newUnbanCommand() *cobra.Command {
-	var reason string
+	var reason, wait string
 	cmd := &cobra.Command{
 		Use:   "unban BAN_ID",
 		Short: "Lift a ban (its record stays, with who lifted it and why)",
@@ -140,9 +148,13 @@ func newUnbanCommand() *cobra.Command {
 	}
 	cf := addConnFlags(cmd, "text", "json")
 	cmd.Flags().StringVar(&reason, "reason", "", "why the ban is lifted")
+	addWaitFlag(cmd, &wait)
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		if err := cf.fitWait(wait); err != nil {
+			return err
+		}
 		return cf.call(cmd.Context(), func(ctx context.Context, cl *client.Client) error {
-			resp, err := cl.Bans.LiftBan(ctx, &pb.LiftBanRequest{BanId: args[0], Reason: reason})
+			resp, err := cl.Bans.LiftBan(ctx, &pb.LiftBanRequest{BanId: args[0], Reason: reason, Wait: wait})
 			if err != nil {
 				return err
 			}
@@ -150,6 +162,9 @@ func newUnbanCommand() *cobra.Command {
 				return jsonLine(cmd.OutOrStdout(), resp)
 			}
 			_, err = fmt.Fprintf(cmd.OutOrStdout(), "lifted ban %s on %s\n", resp.GetBan().GetBanId(), describeBan(resp.GetBan()))
+			if err == nil && resp.GetEnforcement() != nil {
+				_, err = fmt.Fprintln(cmd.OutOrStdout(), enforcementLine(resp.GetEnforcement()))
+			}
 			return err
 		})
 	}

@@ -17,7 +17,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/portcullis-dev/portcullis/internal/authority"
-	"github.com/portcullis-dev/portcullis/internal/storage/bolt"
 	"github.com/portcullis-dev/portcullis/server"
 )
 
@@ -38,6 +37,7 @@ type serveConfig struct {
 	tlsKey             string
 	clientCA           string
 	limits             server.Limits // limits.go
+	store              storeConfig   // store.go
 }
 
 func newServeCommand() *cobra.Command {
@@ -47,8 +47,10 @@ func newServeCommand() *cobra.Command {
 		Short: "Run the authority",
 		Long: `Run the Portcullis authority: the gRPC API (with server reflection, so grpcurl
 works) on --listen and health on --http-listen, over the bbolt file
-<data>/portcullis.db. On first start it creates a signing key and an API key
-named bootstrap-admin with scope admin, written to <data>/admin.key (0600).`,
+<data>/portcullis.db, or with --store etcd://HOST:PORT[,...] as one of several
+replicas over an etcd cluster. On first start with an empty store it creates a
+signing key and an API key named bootstrap-admin with scope admin, written to
+<data>/admin.key (0600) by the replica that created it.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := flagsFromEnv(cmd.Flags()); err != nil {
@@ -74,6 +76,7 @@ named bootstrap-admin with scope admin, written to <data>/admin.key (0600).`,
 	f.DurationVar(&c.shutdownTimeout, "shutdown-timeout", 10*time.Second, "how long to wait for calls in flight on shutdown")
 	addTLSFlags(f, &c)
 	addLimitFlags(f, &c.limits)
+	addStoreFlags(f, &c.store)
 	return cmd
 }
 
@@ -125,8 +128,7 @@ func serve(ctx context.Context, c serveConfig, logOut io.Writer) error {
 	if err := checkDataDir(c.dataDir); err != nil {
 		return err
 	}
-	dbPath := filepath.Join(c.dataDir, "portcullis.db")
-	store, err := bolt.Open(dbPath, bolt.Options{RetainRevisions: c.retainRevisions, Logger: log})
+	store, where, err := openStore(ctx, c, log) // store.go
 	if err != nil {
 		return err
 	}
@@ -178,7 +180,7 @@ func serve(ctx context.Context, c serveConfig, logOut io.Writer) error {
 			}
 		}()
 	}
-	log.Info("portcullis serving", "grpc", lis.Addr().String(), "http", c.httpListen, "data", dbPath,
+	log.Info("portcullis serving", "grpc", lis.Addr().String(), "http", c.httpListen, "data", c.dataDir, "store", where,
 		"store_id", store.StoreID())
 
 	select {

@@ -125,18 +125,28 @@ func revoke(tx storage.Tx, s storage.Session, now time.Time, by, reason string) 
 	return tx.Emit(storage.Event{Kind: storage.EventSessionRevoked, Time: now, Session: &s})
 }
 
+// BanWrite is what CreateBan committed besides the ban.
+type BanWrite struct {
+	// RevokedSessions counts the live sessions a full ban revoked.
+	RevokedSessions int
+	// Revision is the store revision of the write: a mirror at this
+	// revision or later enforces the ban.
+	Revision int64
+}
+
 // CreateBan records a ban. A full ban also revokes every matching live
-// session, in the same transaction; it returns how many.
-func (a *Authority) CreateBan(ctx context.Context, actor Actor, in BanInput) (storage.Ban, int, error) {
+// session, in the same transaction; it returns how many, and the revision
+// of the write.
+func (a *Authority) CreateBan(ctx context.Context, actor Actor, in BanInput) (storage.Ban, BanWrite, error) {
 	now := a.now()
 	ban, err := in.validate(now)
 	if err != nil {
-		return storage.Ban{}, 0, err
+		return storage.Ban{}, BanWrite{}, err
 	}
 	ban.ID = newID("ban_", now)
 	ban.CreateTime, ban.CreatedBy, ban.CreatorAddr = now, actor.Name, actor.Addr
 	revoked := 0
-	_, err = a.store.Update(ctx, func(tx storage.Tx) error {
+	rev, err := a.store.Update(ctx, func(tx storage.Tx) error {
 		revoked = 0
 		if err := tx.PutBan(ban); err != nil {
 			return err
@@ -170,24 +180,25 @@ func (a *Authority) CreateBan(ctx context.Context, actor Actor, in BanInput) (st
 		})
 	})
 	if err != nil {
-		return storage.Ban{}, 0, err
+		return storage.Ban{}, BanWrite{}, err
 	}
 	a.log.Info("ban created", "ban_id", ban.ID, "tenant_id", ban.TenantID, "subject_kind", ban.Kind,
 		"full", ban.Full(), "revoked_sessions", revoked, "actor", actor.Name)
-	return ban, revoked, nil
+	return ban, BanWrite{RevokedSessions: revoked, Revision: rev}, nil
 }
 
-// LiftBan ends a ban early, keeping its record.
-func (a *Authority) LiftBan(ctx context.Context, actor Actor, banID, reason string) (storage.Ban, error) {
+// LiftBan ends a ban early, keeping its record. It returns the lifted ban
+// and the revision of the write.
+func (a *Authority) LiftBan(ctx context.Context, actor Actor, banID, reason string) (storage.Ban, int64, error) {
 	if err := checkID("ban_id", banID, true); err != nil {
-		return storage.Ban{}, err
+		return storage.Ban{}, 0, err
 	}
 	if err := checkText("reason", reason); err != nil {
-		return storage.Ban{}, err
+		return storage.Ban{}, 0, err
 	}
 	now := a.now()
 	var ban storage.Ban
-	_, err := a.store.Update(ctx, func(tx storage.Tx) error {
+	rev, err := a.store.Update(ctx, func(tx storage.Tx) error {
 		var err error
 		if ban, err = tx.Ban(banID); errors.Is(err, storage.ErrNotFound) {
 			return notFound("ban", banID)
@@ -211,10 +222,10 @@ func (a *Authority) LiftBan(ctx context.Context, actor Actor, banID, reason stri
 		})
 	})
 	if err != nil {
-		return storage.Ban{}, err
+		return storage.Ban{}, 0, err
 	}
 	a.log.Info("ban lifted", "ban_id", ban.ID, "tenant_id", ban.TenantID, "actor", actor.Name)
-	return ban, nil
+	return ban, rev, nil
 }
 
 // GetBan returns a ban in any state.

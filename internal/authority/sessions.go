@@ -397,17 +397,18 @@ func (a *Authority) ListSessions(ctx context.Context, f SessionFilter, p Page) (
 	return out, next, err
 }
 
-// RevokeSession revokes one session.
-func (a *Authority) RevokeSession(ctx context.Context, actor Actor, id, reason string) (storage.Session, error) {
+// RevokeSession revokes one session. It returns the session and the
+// revision of the write.
+func (a *Authority) RevokeSession(ctx context.Context, actor Actor, id, reason string) (storage.Session, int64, error) {
 	if err := checkID("session_id", id, true); err != nil {
-		return storage.Session{}, err
+		return storage.Session{}, 0, err
 	}
 	if err := checkText("reason", reason); err != nil {
-		return storage.Session{}, err
+		return storage.Session{}, 0, err
 	}
 	now := a.now()
 	var s storage.Session
-	_, err := a.store.Update(ctx, func(tx storage.Tx) error {
+	rev, err := a.store.Update(ctx, func(tx storage.Tx) error {
 		var err error
 		if s, err = tx.Session(id); errors.Is(err, storage.ErrNotFound) {
 			return notFound("session", id)
@@ -427,28 +428,29 @@ func (a *Authority) RevokeSession(ctx context.Context, actor Actor, id, reason s
 		})
 	})
 	if err != nil {
-		return storage.Session{}, err
+		return storage.Session{}, 0, err
 	}
 	a.log.Info("session revoked", "session_id", s.ID, "tenant_id", s.TenantID, "actor", actor.Name)
-	return s, nil
+	return s, rev, nil
 }
 
 // RevokeUserSessions revokes every live session of a user in a tenant and
-// returns how many.
-func (a *Authority) RevokeUserSessions(ctx context.Context, actor Actor, tenantID, userID, reason string) (int, error) {
+// returns how many, and the revision of the write (the current revision
+// when there was nothing to revoke).
+func (a *Authority) RevokeUserSessions(ctx context.Context, actor Actor, tenantID, userID, reason string) (int, int64, error) {
 	tid, err := tenant(tenantID, false)
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	if err := checkID("user_id", userID, true); err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	if err := checkText("reason", reason); err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	now := a.now()
 	n := 0
-	_, err = a.store.Update(ctx, func(tx storage.Tx) error {
+	rev, err := a.store.Update(ctx, func(tx storage.Tx) error {
 		n = 0
 		var live []storage.Session
 		for s, err := range tx.Sessions(storage.SessionQuery{TenantID: tid, UserID: userID}) {
@@ -472,8 +474,8 @@ func (a *Authority) RevokeUserSessions(ctx context.Context, actor Actor, tenantI
 		})
 	})
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	a.log.Info("user sessions revoked", "tenant_id", tid, "revoked_sessions", n, "actor", actor.Name)
-	return n, nil
+	return n, rev, nil
 }

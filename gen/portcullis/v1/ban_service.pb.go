@@ -98,7 +98,11 @@ type CreateBanRequest struct {
 	// Why, for the audit trail and for whoever lifts it.
 	Reason string `protobuf:"bytes,6,opt,name=reason,proto3" json:"reason,omitempty"`
 	// The policy enforced (free text, e.g. "tos-4.2").
-	Policy        string `protobuf:"bytes,7,opt,name=policy,proto3" json:"policy,omitempty"`
+	Policy string `protobuf:"bytes,7,opt,name=policy,proto3" json:"policy,omitempty"`
+	// Wait until every mirror has applied the ban (Go duration syntax, at
+	// most "60s"; empty: do not wait). The response's enforcement says how
+	// many did, and names those that had not at the deadline.
+	Wait          string `protobuf:"bytes,8,opt,name=wait,proto3" json:"wait,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -182,6 +186,13 @@ func (x *CreateBanRequest) GetPolicy() string {
 	return ""
 }
 
+func (x *CreateBanRequest) GetWait() string {
+	if x != nil {
+		return x.Wait
+	}
+	return ""
+}
+
 // CreateBanResponse carries the ban.
 type CreateBanResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -189,8 +200,10 @@ type CreateBanResponse struct {
 	Ban *Ban `protobuf:"bytes,1,opt,name=ban,proto3" json:"ban,omitempty"`
 	// How many live sessions the ban revoked (0 for a capability ban).
 	RevokedSessions int32 `protobuf:"varint,2,opt,name=revoked_sessions,json=revokedSessions,proto3" json:"revoked_sessions,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// How far the ban reached the mirrors; set when the request had a wait.
+	Enforcement   *Enforcement `protobuf:"bytes,3,opt,name=enforcement,proto3" json:"enforcement,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *CreateBanResponse) Reset() {
@@ -237,13 +250,23 @@ func (x *CreateBanResponse) GetRevokedSessions() int32 {
 	return 0
 }
 
+func (x *CreateBanResponse) GetEnforcement() *Enforcement {
+	if x != nil {
+		return x.Enforcement
+	}
+	return nil
+}
+
 // LiftBanRequest names the ban to lift.
 type LiftBanRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The ban's ID.
 	BanId string `protobuf:"bytes,1,opt,name=ban_id,json=banId,proto3" json:"ban_id,omitempty"`
 	// Why it is lifted.
-	Reason        string `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
+	Reason string `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
+	// Wait until every mirror has applied the change (Go duration syntax, at
+	// most "60s"; empty: do not wait); see CreateBanRequest.wait.
+	Wait          string `protobuf:"bytes,3,opt,name=wait,proto3" json:"wait,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -292,11 +315,21 @@ func (x *LiftBanRequest) GetReason() string {
 	return ""
 }
 
+func (x *LiftBanRequest) GetWait() string {
+	if x != nil {
+		return x.Wait
+	}
+	return ""
+}
+
 // LiftBanResponse carries the lifted ban.
 type LiftBanResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The ban, now lifted.
-	Ban           *Ban `protobuf:"bytes,1,opt,name=ban,proto3" json:"ban,omitempty"`
+	Ban *Ban `protobuf:"bytes,1,opt,name=ban,proto3" json:"ban,omitempty"`
+	// How far the change reached the mirrors; set when the request had a
+	// wait.
+	Enforcement   *Enforcement `protobuf:"bytes,2,opt,name=enforcement,proto3" json:"enforcement,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -334,6 +367,13 @@ func (*LiftBanResponse) Descriptor() ([]byte, []int) {
 func (x *LiftBanResponse) GetBan() *Ban {
 	if x != nil {
 		return x.Ban
+	}
+	return nil
+}
+
+func (x *LiftBanResponse) GetEnforcement() *Enforcement {
+	if x != nil {
+		return x.Enforcement
 	}
 	return nil
 }
@@ -709,7 +749,7 @@ var File_portcullis_v1_ban_service_proto protoreflect.FileDescriptor
 
 const file_portcullis_v1_ban_service_proto_rawDesc = "" +
 	"\n" +
-	"\x1fportcullis/v1/ban_service.proto\x12\rportcullis.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x19portcullis/v1/types.proto\"\x8e\x02\n" +
+	"\x1fportcullis/v1/ban_service.proto\x12\rportcullis.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a!portcullis/v1/event_service.proto\x1a\x19portcullis/v1/types.proto\"\xa2\x02\n" +
 	"\x10CreateBanRequest\x12\x1b\n" +
 	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x120\n" +
 	"\asubject\x18\x02 \x01(\v2\x16.portcullis.v1.SubjectR\asubject\x12\x1a\n" +
@@ -718,15 +758,19 @@ const file_portcullis_v1_ban_service_proto_rawDesc = "" +
 	"expireTime\x12\"\n" +
 	"\fcapabilities\x18\x05 \x03(\tR\fcapabilities\x12\x16\n" +
 	"\x06reason\x18\x06 \x01(\tR\x06reason\x12\x16\n" +
-	"\x06policy\x18\a \x01(\tR\x06policy\"d\n" +
+	"\x06policy\x18\a \x01(\tR\x06policy\x12\x12\n" +
+	"\x04wait\x18\b \x01(\tR\x04wait\"\xa2\x01\n" +
 	"\x11CreateBanResponse\x12$\n" +
 	"\x03ban\x18\x01 \x01(\v2\x12.portcullis.v1.BanR\x03ban\x12)\n" +
-	"\x10revoked_sessions\x18\x02 \x01(\x05R\x0frevokedSessions\"?\n" +
+	"\x10revoked_sessions\x18\x02 \x01(\x05R\x0frevokedSessions\x12<\n" +
+	"\venforcement\x18\x03 \x01(\v2\x1a.portcullis.v1.EnforcementR\venforcement\"S\n" +
 	"\x0eLiftBanRequest\x12\x15\n" +
 	"\x06ban_id\x18\x01 \x01(\tR\x05banId\x12\x16\n" +
-	"\x06reason\x18\x02 \x01(\tR\x06reason\"7\n" +
+	"\x06reason\x18\x02 \x01(\tR\x06reason\x12\x12\n" +
+	"\x04wait\x18\x03 \x01(\tR\x04wait\"u\n" +
 	"\x0fLiftBanResponse\x12$\n" +
-	"\x03ban\x18\x01 \x01(\v2\x12.portcullis.v1.BanR\x03ban\"&\n" +
+	"\x03ban\x18\x01 \x01(\v2\x12.portcullis.v1.BanR\x03ban\x12<\n" +
+	"\venforcement\x18\x02 \x01(\v2\x1a.portcullis.v1.EnforcementR\venforcement\"&\n" +
 	"\rGetBanRequest\x12\x15\n" +
 	"\x06ban_id\x18\x01 \x01(\tR\x05banId\"6\n" +
 	"\x0eGetBanResponse\x12$\n" +
@@ -794,33 +838,36 @@ var file_portcullis_v1_ban_service_proto_goTypes = []any{
 	(*Subject)(nil),               // 11: portcullis.v1.Subject
 	(*timestamppb.Timestamp)(nil), // 12: google.protobuf.Timestamp
 	(*Ban)(nil),                   // 13: portcullis.v1.Ban
-	(BanState)(0),                 // 14: portcullis.v1.BanState
+	(*Enforcement)(nil),           // 14: portcullis.v1.Enforcement
+	(BanState)(0),                 // 15: portcullis.v1.BanState
 }
 var file_portcullis_v1_ban_service_proto_depIdxs = []int32{
 	11, // 0: portcullis.v1.CreateBanRequest.subject:type_name -> portcullis.v1.Subject
 	12, // 1: portcullis.v1.CreateBanRequest.expire_time:type_name -> google.protobuf.Timestamp
 	13, // 2: portcullis.v1.CreateBanResponse.ban:type_name -> portcullis.v1.Ban
-	13, // 3: portcullis.v1.LiftBanResponse.ban:type_name -> portcullis.v1.Ban
-	13, // 4: portcullis.v1.GetBanResponse.ban:type_name -> portcullis.v1.Ban
-	0,  // 5: portcullis.v1.ListBansRequest.subject_kind:type_name -> portcullis.v1.SubjectKind
-	14, // 6: portcullis.v1.ListBansRequest.state:type_name -> portcullis.v1.BanState
-	13, // 7: portcullis.v1.ListBansResponse.bans:type_name -> portcullis.v1.Ban
-	13, // 8: portcullis.v1.CheckBanResponse.bans:type_name -> portcullis.v1.Ban
-	1,  // 9: portcullis.v1.BanService.CreateBan:input_type -> portcullis.v1.CreateBanRequest
-	3,  // 10: portcullis.v1.BanService.LiftBan:input_type -> portcullis.v1.LiftBanRequest
-	5,  // 11: portcullis.v1.BanService.GetBan:input_type -> portcullis.v1.GetBanRequest
-	7,  // 12: portcullis.v1.BanService.ListBans:input_type -> portcullis.v1.ListBansRequest
-	9,  // 13: portcullis.v1.BanService.CheckBan:input_type -> portcullis.v1.CheckBanRequest
-	2,  // 14: portcullis.v1.BanService.CreateBan:output_type -> portcullis.v1.CreateBanResponse
-	4,  // 15: portcullis.v1.BanService.LiftBan:output_type -> portcullis.v1.LiftBanResponse
-	6,  // 16: portcullis.v1.BanService.GetBan:output_type -> portcullis.v1.GetBanResponse
-	8,  // 17: portcullis.v1.BanService.ListBans:output_type -> portcullis.v1.ListBansResponse
-	10, // 18: portcullis.v1.BanService.CheckBan:output_type -> portcullis.v1.CheckBanResponse
-	14, // [14:19] is the sub-list for method output_type
-	9,  // [9:14] is the sub-list for method input_type
-	9,  // [9:9] is the sub-list for extension type_name
-	9,  // [9:9] is the sub-list for extension extendee
-	0,  // [0:9] is the sub-list for field type_name
+	14, // 3: portcullis.v1.CreateBanResponse.enforcement:type_name -> portcullis.v1.Enforcement
+	13, // 4: portcullis.v1.LiftBanResponse.ban:type_name -> portcullis.v1.Ban
+	14, // 5: portcullis.v1.LiftBanResponse.enforcement:type_name -> portcullis.v1.Enforcement
+	13, // 6: portcullis.v1.GetBanResponse.ban:type_name -> portcullis.v1.Ban
+	0,  // 7: portcullis.v1.ListBansRequest.subject_kind:type_name -> portcullis.v1.SubjectKind
+	15, // 8: portcullis.v1.ListBansRequest.state:type_name -> portcullis.v1.BanState
+	13, // 9: portcullis.v1.ListBansResponse.bans:type_name -> portcullis.v1.Ban
+	13, // 10: portcullis.v1.CheckBanResponse.bans:type_name -> portcullis.v1.Ban
+	1,  // 11: portcullis.v1.BanService.CreateBan:input_type -> portcullis.v1.CreateBanRequest
+	3,  // 12: portcullis.v1.BanService.LiftBan:input_type -> portcullis.v1.LiftBanRequest
+	5,  // 13: portcullis.v1.BanService.GetBan:input_type -> portcullis.v1.GetBanRequest
+	7,  // 14: portcullis.v1.BanService.ListBans:input_type -> portcullis.v1.ListBansRequest
+	9,  // 15: portcullis.v1.BanService.CheckBan:input_type -> portcullis.v1.CheckBanRequest
+	2,  // 16: portcullis.v1.BanService.CreateBan:output_type -> portcullis.v1.CreateBanResponse
+	4,  // 17: portcullis.v1.BanService.LiftBan:output_type -> portcullis.v1.LiftBanResponse
+	6,  // 18: portcullis.v1.BanService.GetBan:output_type -> portcullis.v1.GetBanResponse
+	8,  // 19: portcullis.v1.BanService.ListBans:output_type -> portcullis.v1.ListBansResponse
+	10, // 20: portcullis.v1.BanService.CheckBan:output_type -> portcullis.v1.CheckBanResponse
+	16, // [16:21] is the sub-list for method output_type
+	11, // [11:16] is the sub-list for method input_type
+	11, // [11:11] is the sub-list for extension type_name
+	11, // [11:11] is the sub-list for extension extendee
+	0,  // [0:11] is the sub-list for field type_name
 }
 
 func init() { file_portcullis_v1_ban_service_proto_init() }
@@ -828,6 +875,7 @@ func file_portcullis_v1_ban_service_proto_init() {
 	if File_portcullis_v1_ban_service_proto != nil {
 		return
 	}
+	file_portcullis_v1_event_service_proto_init()
 	file_portcullis_v1_types_proto_init()
 	type x struct{}
 	out := protoimpl.TypeBuilder{

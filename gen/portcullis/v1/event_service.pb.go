@@ -9,6 +9,7 @@ package portcullisv1
 import (
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
+	durationpb "google.golang.org/protobuf/types/known/durationpb"
 	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
 	reflect "reflect"
 	sync "sync"
@@ -30,7 +31,11 @@ type WatchRequest struct {
 	AfterRevision int64 `protobuf:"varint,1,opt,name=after_revision,json=afterRevision,proto3" json:"after_revision,omitempty"`
 	// The store_id of the last response seen; when it differs from the
 	// authority's, the stream starts with a reset snapshot.
-	StoreId       string `protobuf:"bytes,2,opt,name=store_id,json=storeId,proto3" json:"store_id,omitempty"`
+	StoreId string `protobuf:"bytes,2,opt,name=store_id,json=storeId,proto3" json:"store_id,omitempty"`
+	// Who is watching. A subscriber that sends an identity takes part in the
+	// progress protocol (see ReportProgress): it gets a subscriber_id and
+	// writes with a `wait` wait for it. Optional.
+	Identity      *MirrorIdentity `protobuf:"bytes,3,opt,name=identity,proto3" json:"identity,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -79,6 +84,78 @@ func (x *WatchRequest) GetStoreId() string {
 	return ""
 }
 
+func (x *WatchRequest) GetIdentity() *MirrorIdentity {
+	if x != nil {
+		return x.Identity
+	}
+	return nil
+}
+
+// MirrorIdentity names a mirror, for operators (ListSubscribers, the
+// laggards of a waited write).
+type MirrorIdentity struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The service the mirror enforces for (default: the binary's name).
+	Service string `protobuf:"bytes,1,opt,name=service,proto3" json:"service,omitempty"`
+	// This instance (default: hostname and process ID, "host-1234").
+	InstanceId string `protobuf:"bytes,2,opt,name=instance_id,json=instanceId,proto3" json:"instance_id,omitempty"`
+	// The service's version (default: the binary's module version).
+	Version       string `protobuf:"bytes,3,opt,name=version,proto3" json:"version,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MirrorIdentity) Reset() {
+	*x = MirrorIdentity{}
+	mi := &file_portcullis_v1_event_service_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MirrorIdentity) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MirrorIdentity) ProtoMessage() {}
+
+func (x *MirrorIdentity) ProtoReflect() protoreflect.Message {
+	mi := &file_portcullis_v1_event_service_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MirrorIdentity.ProtoReflect.Descriptor instead.
+func (*MirrorIdentity) Descriptor() ([]byte, []int) {
+	return file_portcullis_v1_event_service_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *MirrorIdentity) GetService() string {
+	if x != nil {
+		return x.Service
+	}
+	return ""
+}
+
+func (x *MirrorIdentity) GetInstanceId() string {
+	if x != nil {
+		return x.InstanceId
+	}
+	return ""
+}
+
+func (x *MirrorIdentity) GetVersion() string {
+	if x != nil {
+		return x.Version
+	}
+	return ""
+}
+
 // WatchResponse is one message of the stream: a snapshot, a change, or a
 // checkpoint.
 type WatchResponse struct {
@@ -97,14 +174,17 @@ type WatchResponse struct {
 	//	*WatchResponse_Snapshot
 	//	*WatchResponse_Change
 	//	*WatchResponse_Checkpoint
-	Payload       isWatchResponse_Payload `protobuf_oneof:"payload"`
+	Payload isWatchResponse_Payload `protobuf_oneof:"payload"`
+	// Set in the first response of a stream whose request carried an
+	// identity: the ID to send in ReportProgress.
+	SubscriberId  string `protobuf:"bytes,7,opt,name=subscriber_id,json=subscriberId,proto3" json:"subscriber_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *WatchResponse) Reset() {
 	*x = WatchResponse{}
-	mi := &file_portcullis_v1_event_service_proto_msgTypes[1]
+	mi := &file_portcullis_v1_event_service_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -116,7 +196,7 @@ func (x *WatchResponse) String() string {
 func (*WatchResponse) ProtoMessage() {}
 
 func (x *WatchResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_v1_event_service_proto_msgTypes[1]
+	mi := &file_portcullis_v1_event_service_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -129,7 +209,7 @@ func (x *WatchResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchResponse.ProtoReflect.Descriptor instead.
 func (*WatchResponse) Descriptor() ([]byte, []int) {
-	return file_portcullis_v1_event_service_proto_rawDescGZIP(), []int{1}
+	return file_portcullis_v1_event_service_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *WatchResponse) GetStoreId() string {
@@ -187,6 +267,13 @@ func (x *WatchResponse) GetCheckpoint() *Checkpoint {
 	return nil
 }
 
+func (x *WatchResponse) GetSubscriberId() string {
+	if x != nil {
+		return x.SubscriberId
+	}
+	return ""
+}
+
 type isWatchResponse_Payload interface {
 	isWatchResponse_Payload()
 }
@@ -228,7 +315,7 @@ type Snapshot struct {
 
 func (x *Snapshot) Reset() {
 	*x = Snapshot{}
-	mi := &file_portcullis_v1_event_service_proto_msgTypes[2]
+	mi := &file_portcullis_v1_event_service_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -240,7 +327,7 @@ func (x *Snapshot) String() string {
 func (*Snapshot) ProtoMessage() {}
 
 func (x *Snapshot) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_v1_event_service_proto_msgTypes[2]
+	mi := &file_portcullis_v1_event_service_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -253,7 +340,7 @@ func (x *Snapshot) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Snapshot.ProtoReflect.Descriptor instead.
 func (*Snapshot) Descriptor() ([]byte, []int) {
-	return file_portcullis_v1_event_service_proto_rawDescGZIP(), []int{2}
+	return file_portcullis_v1_event_service_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *Snapshot) GetBans() []*Ban {
@@ -288,7 +375,7 @@ type Change struct {
 
 func (x *Change) Reset() {
 	*x = Change{}
-	mi := &file_portcullis_v1_event_service_proto_msgTypes[3]
+	mi := &file_portcullis_v1_event_service_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -300,7 +387,7 @@ func (x *Change) String() string {
 func (*Change) ProtoMessage() {}
 
 func (x *Change) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_v1_event_service_proto_msgTypes[3]
+	mi := &file_portcullis_v1_event_service_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -313,7 +400,7 @@ func (x *Change) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Change.ProtoReflect.Descriptor instead.
 func (*Change) Descriptor() ([]byte, []int) {
-	return file_portcullis_v1_event_service_proto_rawDescGZIP(), []int{3}
+	return file_portcullis_v1_event_service_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *Change) GetEvents() []*Event {
@@ -332,7 +419,7 @@ type Checkpoint struct {
 
 func (x *Checkpoint) Reset() {
 	*x = Checkpoint{}
-	mi := &file_portcullis_v1_event_service_proto_msgTypes[4]
+	mi := &file_portcullis_v1_event_service_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -344,7 +431,7 @@ func (x *Checkpoint) String() string {
 func (*Checkpoint) ProtoMessage() {}
 
 func (x *Checkpoint) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_v1_event_service_proto_msgTypes[4]
+	mi := &file_portcullis_v1_event_service_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -357,7 +444,7 @@ func (x *Checkpoint) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Checkpoint.ProtoReflect.Descriptor instead.
 func (*Checkpoint) Descriptor() ([]byte, []int) {
-	return file_portcullis_v1_event_service_proto_rawDescGZIP(), []int{4}
+	return file_portcullis_v1_event_service_proto_rawDescGZIP(), []int{5}
 }
 
 // RevokedSession is what a verifier needs to reject a revoked session's
@@ -382,7 +469,7 @@ type RevokedSession struct {
 
 func (x *RevokedSession) Reset() {
 	*x = RevokedSession{}
-	mi := &file_portcullis_v1_event_service_proto_msgTypes[5]
+	mi := &file_portcullis_v1_event_service_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -394,7 +481,7 @@ func (x *RevokedSession) String() string {
 func (*RevokedSession) ProtoMessage() {}
 
 func (x *RevokedSession) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_v1_event_service_proto_msgTypes[5]
+	mi := &file_portcullis_v1_event_service_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -407,7 +494,7 @@ func (x *RevokedSession) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokedSession.ProtoReflect.Descriptor instead.
 func (*RevokedSession) Descriptor() ([]byte, []int) {
-	return file_portcullis_v1_event_service_proto_rawDescGZIP(), []int{5}
+	return file_portcullis_v1_event_service_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *RevokedSession) GetSessionId() string {
@@ -473,7 +560,7 @@ type Event struct {
 
 func (x *Event) Reset() {
 	*x = Event{}
-	mi := &file_portcullis_v1_event_service_proto_msgTypes[6]
+	mi := &file_portcullis_v1_event_service_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -485,7 +572,7 @@ func (x *Event) String() string {
 func (*Event) ProtoMessage() {}
 
 func (x *Event) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_v1_event_service_proto_msgTypes[6]
+	mi := &file_portcullis_v1_event_service_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -498,7 +585,7 @@ func (x *Event) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Event.ProtoReflect.Descriptor instead.
 func (*Event) Descriptor() ([]byte, []int) {
-	return file_portcullis_v1_event_service_proto_rawDescGZIP(), []int{6}
+	return file_portcullis_v1_event_service_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *Event) GetTime() *timestamppb.Timestamp {
@@ -608,7 +695,7 @@ type ListSubscribersRequest struct {
 
 func (x *ListSubscribersRequest) Reset() {
 	*x = ListSubscribersRequest{}
-	mi := &file_portcullis_v1_event_service_proto_msgTypes[7]
+	mi := &file_portcullis_v1_event_service_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -620,7 +707,7 @@ func (x *ListSubscribersRequest) String() string {
 func (*ListSubscribersRequest) ProtoMessage() {}
 
 func (x *ListSubscribersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_v1_event_service_proto_msgTypes[7]
+	mi := &file_portcullis_v1_event_service_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -633,21 +720,23 @@ func (x *ListSubscribersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListSubscribersRequest.ProtoReflect.Descriptor instead.
 func (*ListSubscribersRequest) Descriptor() ([]byte, []int) {
-	return file_portcullis_v1_event_service_proto_rawDescGZIP(), []int{7}
+	return file_portcullis_v1_event_service_proto_rawDescGZIP(), []int{8}
 }
 
 // ListSubscribersResponse lists the subscribers.
 type ListSubscribersResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The live subscribers of this authority replica.
-	Subscribers   []*Subscriber `protobuf:"bytes,1,rep,name=subscribers,proto3" json:"subscribers,omitempty"`
+	Subscribers []*Subscriber `protobuf:"bytes,1,rep,name=subscribers,proto3" json:"subscribers,omitempty"`
+	// The store's current revision, that lags are measured from.
+	Revision      int64 `protobuf:"varint,2,opt,name=revision,proto3" json:"revision,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ListSubscribersResponse) Reset() {
 	*x = ListSubscribersResponse{}
-	mi := &file_portcullis_v1_event_service_proto_msgTypes[8]
+	mi := &file_portcullis_v1_event_service_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -659,7 +748,7 @@ func (x *ListSubscribersResponse) String() string {
 func (*ListSubscribersResponse) ProtoMessage() {}
 
 func (x *ListSubscribersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_v1_event_service_proto_msgTypes[8]
+	mi := &file_portcullis_v1_event_service_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -672,7 +761,7 @@ func (x *ListSubscribersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListSubscribersResponse.ProtoReflect.Descriptor instead.
 func (*ListSubscribersResponse) Descriptor() ([]byte, []int) {
-	return file_portcullis_v1_event_service_proto_rawDescGZIP(), []int{8}
+	return file_portcullis_v1_event_service_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *ListSubscribersResponse) GetSubscribers() []*Subscriber {
@@ -680,6 +769,13 @@ func (x *ListSubscribersResponse) GetSubscribers() []*Subscriber {
 		return x.Subscribers
 	}
 	return nil
+}
+
+func (x *ListSubscribersResponse) GetRevision() int64 {
+	if x != nil {
+		return x.Revision
+	}
+	return 0
 }
 
 // Subscriber is one open Watch stream.
@@ -692,14 +788,28 @@ type Subscriber struct {
 	// The last revision sent to it.
 	Revision int64 `protobuf:"varint,3,opt,name=revision,proto3" json:"revision,omitempty"`
 	// When the stream was opened.
-	ConnectTime   *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=connect_time,json=connectTime,proto3" json:"connect_time,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	ConnectTime *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=connect_time,json=connectTime,proto3" json:"connect_time,omitempty"`
+	// The ID the subscriber reports progress under; empty when it sent no
+	// identity.
+	SubscriberId string `protobuf:"bytes,5,opt,name=subscriber_id,json=subscriberId,proto3" json:"subscriber_id,omitempty"`
+	// Who the subscriber said it is; absent when it sent no identity.
+	Identity *MirrorIdentity `protobuf:"bytes,6,opt,name=identity,proto3" json:"identity,omitempty"`
+	// The last revision the subscriber reported applied (0 before its first
+	// report, or when it does not report).
+	AppliedRevision int64 `protobuf:"varint,7,opt,name=applied_revision,json=appliedRevision,proto3" json:"applied_revision,omitempty"`
+	// The store's current revision minus applied_revision (0 when the
+	// subscriber does not report).
+	Lag int64 `protobuf:"varint,8,opt,name=lag,proto3" json:"lag,omitempty"`
+	// When the subscriber last reported progress (absent before its first
+	// report).
+	LastReportTime *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=last_report_time,json=lastReportTime,proto3" json:"last_report_time,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *Subscriber) Reset() {
 	*x = Subscriber{}
-	mi := &file_portcullis_v1_event_service_proto_msgTypes[9]
+	mi := &file_portcullis_v1_event_service_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -711,7 +821,7 @@ func (x *Subscriber) String() string {
 func (*Subscriber) ProtoMessage() {}
 
 func (x *Subscriber) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_v1_event_service_proto_msgTypes[9]
+	mi := &file_portcullis_v1_event_service_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -724,7 +834,7 @@ func (x *Subscriber) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Subscriber.ProtoReflect.Descriptor instead.
 func (*Subscriber) Descriptor() ([]byte, []int) {
-	return file_portcullis_v1_event_service_proto_rawDescGZIP(), []int{9}
+	return file_portcullis_v1_event_service_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *Subscriber) GetCaller() string {
@@ -755,14 +865,343 @@ func (x *Subscriber) GetConnectTime() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *Subscriber) GetSubscriberId() string {
+	if x != nil {
+		return x.SubscriberId
+	}
+	return ""
+}
+
+func (x *Subscriber) GetIdentity() *MirrorIdentity {
+	if x != nil {
+		return x.Identity
+	}
+	return nil
+}
+
+func (x *Subscriber) GetAppliedRevision() int64 {
+	if x != nil {
+		return x.AppliedRevision
+	}
+	return 0
+}
+
+func (x *Subscriber) GetLag() int64 {
+	if x != nil {
+		return x.Lag
+	}
+	return 0
+}
+
+func (x *Subscriber) GetLastReportTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.LastReportTime
+	}
+	return nil
+}
+
+// ReportProgressRequest says which revision a mirror has applied.
+type ReportProgressRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The subscriber_id from the first WatchResponse of the stream.
+	SubscriberId string `protobuf:"bytes,1,opt,name=subscriber_id,json=subscriberId,proto3" json:"subscriber_id,omitempty"`
+	// The revision whose state the mirror now checks against.
+	Revision      int64 `protobuf:"varint,2,opt,name=revision,proto3" json:"revision,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReportProgressRequest) Reset() {
+	*x = ReportProgressRequest{}
+	mi := &file_portcullis_v1_event_service_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReportProgressRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReportProgressRequest) ProtoMessage() {}
+
+func (x *ReportProgressRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_portcullis_v1_event_service_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReportProgressRequest.ProtoReflect.Descriptor instead.
+func (*ReportProgressRequest) Descriptor() ([]byte, []int) {
+	return file_portcullis_v1_event_service_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *ReportProgressRequest) GetSubscriberId() string {
+	if x != nil {
+		return x.SubscriberId
+	}
+	return ""
+}
+
+func (x *ReportProgressRequest) GetRevision() int64 {
+	if x != nil {
+		return x.Revision
+	}
+	return 0
+}
+
+// ReportProgressResponse acknowledges a progress report.
+type ReportProgressResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The store's current revision when the report arrived.
+	CurrentRevision int64 `protobuf:"varint,1,opt,name=current_revision,json=currentRevision,proto3" json:"current_revision,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *ReportProgressResponse) Reset() {
+	*x = ReportProgressResponse{}
+	mi := &file_portcullis_v1_event_service_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReportProgressResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReportProgressResponse) ProtoMessage() {}
+
+func (x *ReportProgressResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_portcullis_v1_event_service_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReportProgressResponse.ProtoReflect.Descriptor instead.
+func (*ReportProgressResponse) Descriptor() ([]byte, []int) {
+	return file_portcullis_v1_event_service_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *ReportProgressResponse) GetCurrentRevision() int64 {
+	if x != nil {
+		return x.CurrentRevision
+	}
+	return 0
+}
+
+// GetRevisionRequest asks for the store's current revision.
+type GetRevisionRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetRevisionRequest) Reset() {
+	*x = GetRevisionRequest{}
+	mi := &file_portcullis_v1_event_service_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetRevisionRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetRevisionRequest) ProtoMessage() {}
+
+func (x *GetRevisionRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_portcullis_v1_event_service_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetRevisionRequest.ProtoReflect.Descriptor instead.
+func (*GetRevisionRequest) Descriptor() ([]byte, []int) {
+	return file_portcullis_v1_event_service_proto_rawDescGZIP(), []int{13}
+}
+
+// GetRevisionResponse is the store's current revision.
+type GetRevisionResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The store the revision belongs to.
+	StoreId string `protobuf:"bytes,1,opt,name=store_id,json=storeId,proto3" json:"store_id,omitempty"`
+	// The revision of the last committed change.
+	Revision      int64 `protobuf:"varint,2,opt,name=revision,proto3" json:"revision,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetRevisionResponse) Reset() {
+	*x = GetRevisionResponse{}
+	mi := &file_portcullis_v1_event_service_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetRevisionResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetRevisionResponse) ProtoMessage() {}
+
+func (x *GetRevisionResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_portcullis_v1_event_service_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetRevisionResponse.ProtoReflect.Descriptor instead.
+func (*GetRevisionResponse) Descriptor() ([]byte, []int) {
+	return file_portcullis_v1_event_service_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *GetRevisionResponse) GetStoreId() string {
+	if x != nil {
+		return x.StoreId
+	}
+	return ""
+}
+
+func (x *GetRevisionResponse) GetRevision() int64 {
+	if x != nil {
+		return x.Revision
+	}
+	return 0
+}
+
+// Enforcement says how far a write has reached the mirrors, in the
+// response of a write made with a `wait`.
+type Enforcement struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Mirrors that reported a revision at least the write's before the call
+	// returned.
+	Confirmed int32 `protobuf:"varint,1,opt,name=confirmed,proto3" json:"confirmed,omitempty"`
+	// Reporting mirrors connected to this authority replica at the time of
+	// the write.
+	Total int32 `protobuf:"varint,2,opt,name=total,proto3" json:"total,omitempty"`
+	// From the commit of the write until the call returned.
+	Elapsed *durationpb.Duration `protobuf:"bytes,3,opt,name=elapsed,proto3" json:"elapsed,omitempty"`
+	// Mirrors still connected that had not confirmed at the deadline.
+	Laggards []*Subscriber `protobuf:"bytes,4,rep,name=laggards,proto3" json:"laggards,omitempty"`
+	// Mirrors whose stream ended before they confirmed: no longer waited for
+	// (one that reconnects resumes from its revision and gets the write).
+	Disconnected []*Subscriber `protobuf:"bytes,5,rep,name=disconnected,proto3" json:"disconnected,omitempty"`
+	// The revision of the write.
+	Revision      int64 `protobuf:"varint,6,opt,name=revision,proto3" json:"revision,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Enforcement) Reset() {
+	*x = Enforcement{}
+	mi := &file_portcullis_v1_event_service_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Enforcement) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Enforcement) ProtoMessage() {}
+
+func (x *Enforcement) ProtoReflect() protoreflect.Message {
+	mi := &file_portcullis_v1_event_service_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Enforcement.ProtoReflect.Descriptor instead.
+func (*Enforcement) Descriptor() ([]byte, []int) {
+	return file_portcullis_v1_event_service_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *Enforcement) GetConfirmed() int32 {
+	if x != nil {
+		return x.Confirmed
+	}
+	return 0
+}
+
+func (x *Enforcement) GetTotal() int32 {
+	if x != nil {
+		return x.Total
+	}
+	return 0
+}
+
+func (x *Enforcement) GetElapsed() *durationpb.Duration {
+	if x != nil {
+		return x.Elapsed
+	}
+	return nil
+}
+
+func (x *Enforcement) GetLaggards() []*Subscriber {
+	if x != nil {
+		return x.Laggards
+	}
+	return nil
+}
+
+func (x *Enforcement) GetDisconnected() []*Subscriber {
+	if x != nil {
+		return x.Disconnected
+	}
+	return nil
+}
+
+func (x *Enforcement) GetRevision() int64 {
+	if x != nil {
+		return x.Revision
+	}
+	return 0
+}
+
 var File_portcullis_v1_event_service_proto protoreflect.FileDescriptor
 
 const file_portcullis_v1_event_service_proto_rawDesc = "" +
 	"\n" +
-	"!portcullis/v1/event_service.proto\x12\rportcullis.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x19portcullis/v1/types.proto\"P\n" +
+	"!portcullis/v1/event_service.proto\x12\rportcullis.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x19portcullis/v1/types.proto\"\x8b\x01\n" +
 	"\fWatchRequest\x12%\n" +
 	"\x0eafter_revision\x18\x01 \x01(\x03R\rafterRevision\x12\x19\n" +
-	"\bstore_id\x18\x02 \x01(\tR\astoreId\"\xb3\x02\n" +
+	"\bstore_id\x18\x02 \x01(\tR\astoreId\x129\n" +
+	"\bidentity\x18\x03 \x01(\v2\x1d.portcullis.v1.MirrorIdentityR\bidentity\"e\n" +
+	"\x0eMirrorIdentity\x12\x18\n" +
+	"\aservice\x18\x01 \x01(\tR\aservice\x12\x1f\n" +
+	"\vinstance_id\x18\x02 \x01(\tR\n" +
+	"instanceId\x12\x18\n" +
+	"\aversion\x18\x03 \x01(\tR\aversion\"\xd8\x02\n" +
 	"\rWatchResponse\x12\x19\n" +
 	"\bstore_id\x18\x01 \x01(\tR\astoreId\x12\x1a\n" +
 	"\brevision\x18\x02 \x01(\x03R\brevision\x12;\n" +
@@ -772,7 +1211,8 @@ const file_portcullis_v1_event_service_proto_rawDesc = "" +
 	"\x06change\x18\x05 \x01(\v2\x15.portcullis.v1.ChangeH\x00R\x06change\x12;\n" +
 	"\n" +
 	"checkpoint\x18\x06 \x01(\v2\x19.portcullis.v1.CheckpointH\x00R\n" +
-	"checkpointB\t\n" +
+	"checkpoint\x12#\n" +
+	"\rsubscriber_id\x18\a \x01(\tR\fsubscriberIdB\t\n" +
 	"\apayload\"\xb0\x01\n" +
 	"\bSnapshot\x12&\n" +
 	"\x04bans\x18\x01 \x03(\v2\x12.portcullis.v1.BanR\x04bans\x12H\n" +
@@ -802,18 +1242,42 @@ const file_portcullis_v1_event_service_proto_rawDesc = "" +
 	"\vkey_retired\x18\x06 \x01(\v2\x1e.portcullis.v1.VerificationKeyH\x00R\n" +
 	"keyRetiredB\x06\n" +
 	"\x04kind\"\x18\n" +
-	"\x16ListSubscribersRequest\"V\n" +
+	"\x16ListSubscribersRequest\"r\n" +
 	"\x17ListSubscribersResponse\x12;\n" +
-	"\vsubscribers\x18\x01 \x03(\v2\x19.portcullis.v1.SubscriberR\vsubscribers\"\xa2\x01\n" +
+	"\vsubscribers\x18\x01 \x03(\v2\x19.portcullis.v1.SubscriberR\vsubscribers\x12\x1a\n" +
+	"\brevision\x18\x02 \x01(\x03R\brevision\"\x85\x03\n" +
 	"\n" +
 	"Subscriber\x12\x16\n" +
 	"\x06caller\x18\x01 \x01(\tR\x06caller\x12!\n" +
 	"\fpeer_address\x18\x02 \x01(\tR\vpeerAddress\x12\x1a\n" +
 	"\brevision\x18\x03 \x01(\x03R\brevision\x12=\n" +
-	"\fconnect_time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\vconnectTime2\xb6\x01\n" +
+	"\fconnect_time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\vconnectTime\x12#\n" +
+	"\rsubscriber_id\x18\x05 \x01(\tR\fsubscriberId\x129\n" +
+	"\bidentity\x18\x06 \x01(\v2\x1d.portcullis.v1.MirrorIdentityR\bidentity\x12)\n" +
+	"\x10applied_revision\x18\a \x01(\x03R\x0fappliedRevision\x12\x10\n" +
+	"\x03lag\x18\b \x01(\x03R\x03lag\x12D\n" +
+	"\x10last_report_time\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\x0elastReportTime\"X\n" +
+	"\x15ReportProgressRequest\x12#\n" +
+	"\rsubscriber_id\x18\x01 \x01(\tR\fsubscriberId\x12\x1a\n" +
+	"\brevision\x18\x02 \x01(\x03R\brevision\"C\n" +
+	"\x16ReportProgressResponse\x12)\n" +
+	"\x10current_revision\x18\x01 \x01(\x03R\x0fcurrentRevision\"\x14\n" +
+	"\x12GetRevisionRequest\"L\n" +
+	"\x13GetRevisionResponse\x12\x19\n" +
+	"\bstore_id\x18\x01 \x01(\tR\astoreId\x12\x1a\n" +
+	"\brevision\x18\x02 \x01(\x03R\brevision\"\x88\x02\n" +
+	"\vEnforcement\x12\x1c\n" +
+	"\tconfirmed\x18\x01 \x01(\x05R\tconfirmed\x12\x14\n" +
+	"\x05total\x18\x02 \x01(\x05R\x05total\x123\n" +
+	"\aelapsed\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\aelapsed\x125\n" +
+	"\blaggards\x18\x04 \x03(\v2\x19.portcullis.v1.SubscriberR\blaggards\x12=\n" +
+	"\fdisconnected\x18\x05 \x03(\v2\x19.portcullis.v1.SubscriberR\fdisconnected\x12\x1a\n" +
+	"\brevision\x18\x06 \x01(\x03R\brevision2\xeb\x02\n" +
 	"\fEventService\x12D\n" +
 	"\x05Watch\x12\x1b.portcullis.v1.WatchRequest\x1a\x1c.portcullis.v1.WatchResponse0\x01\x12`\n" +
-	"\x0fListSubscribers\x12%.portcullis.v1.ListSubscribersRequest\x1a&.portcullis.v1.ListSubscribersResponseBEZCgithub.com/portcullis-dev/portcullis/gen/portcullis/v1;portcullisv1b\x06proto3"
+	"\x0fListSubscribers\x12%.portcullis.v1.ListSubscribersRequest\x1a&.portcullis.v1.ListSubscribersResponse\x12]\n" +
+	"\x0eReportProgress\x12$.portcullis.v1.ReportProgressRequest\x1a%.portcullis.v1.ReportProgressResponse\x12T\n" +
+	"\vGetRevision\x12!.portcullis.v1.GetRevisionRequest\x1a\".portcullis.v1.GetRevisionResponseBEZCgithub.com/portcullis-dev/portcullis/gen/portcullis/v1;portcullisv1b\x06proto3"
 
 var (
 	file_portcullis_v1_event_service_proto_rawDescOnce sync.Once
@@ -827,50 +1291,67 @@ func file_portcullis_v1_event_service_proto_rawDescGZIP() []byte {
 	return file_portcullis_v1_event_service_proto_rawDescData
 }
 
-var file_portcullis_v1_event_service_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
+var file_portcullis_v1_event_service_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
 var file_portcullis_v1_event_service_proto_goTypes = []any{
 	(*WatchRequest)(nil),            // 0: portcullis.v1.WatchRequest
-	(*WatchResponse)(nil),           // 1: portcullis.v1.WatchResponse
-	(*Snapshot)(nil),                // 2: portcullis.v1.Snapshot
-	(*Change)(nil),                  // 3: portcullis.v1.Change
-	(*Checkpoint)(nil),              // 4: portcullis.v1.Checkpoint
-	(*RevokedSession)(nil),          // 5: portcullis.v1.RevokedSession
-	(*Event)(nil),                   // 6: portcullis.v1.Event
-	(*ListSubscribersRequest)(nil),  // 7: portcullis.v1.ListSubscribersRequest
-	(*ListSubscribersResponse)(nil), // 8: portcullis.v1.ListSubscribersResponse
-	(*Subscriber)(nil),              // 9: portcullis.v1.Subscriber
-	(*timestamppb.Timestamp)(nil),   // 10: google.protobuf.Timestamp
-	(*Ban)(nil),                     // 11: portcullis.v1.Ban
-	(*VerificationKey)(nil),         // 12: portcullis.v1.VerificationKey
+	(*MirrorIdentity)(nil),          // 1: portcullis.v1.MirrorIdentity
+	(*WatchResponse)(nil),           // 2: portcullis.v1.WatchResponse
+	(*Snapshot)(nil),                // 3: portcullis.v1.Snapshot
+	(*Change)(nil),                  // 4: portcullis.v1.Change
+	(*Checkpoint)(nil),              // 5: portcullis.v1.Checkpoint
+	(*RevokedSession)(nil),          // 6: portcullis.v1.RevokedSession
+	(*Event)(nil),                   // 7: portcullis.v1.Event
+	(*ListSubscribersRequest)(nil),  // 8: portcullis.v1.ListSubscribersRequest
+	(*ListSubscribersResponse)(nil), // 9: portcullis.v1.ListSubscribersResponse
+	(*Subscriber)(nil),              // 10: portcullis.v1.Subscriber
+	(*ReportProgressRequest)(nil),   // 11: portcullis.v1.ReportProgressRequest
+	(*ReportProgressResponse)(nil),  // 12: portcullis.v1.ReportProgressResponse
+	(*GetRevisionRequest)(nil),      // 13: portcullis.v1.GetRevisionRequest
+	(*GetRevisionResponse)(nil),     // 14: portcullis.v1.GetRevisionResponse
+	(*Enforcement)(nil),             // 15: portcullis.v1.Enforcement
+	(*timestamppb.Timestamp)(nil),   // 16: google.protobuf.Timestamp
+	(*Ban)(nil),                     // 17: portcullis.v1.Ban
+	(*VerificationKey)(nil),         // 18: portcullis.v1.VerificationKey
+	(*durationpb.Duration)(nil),     // 19: google.protobuf.Duration
 }
 var file_portcullis_v1_event_service_proto_depIdxs = []int32{
-	10, // 0: portcullis.v1.WatchResponse.server_time:type_name -> google.protobuf.Timestamp
-	2,  // 1: portcullis.v1.WatchResponse.snapshot:type_name -> portcullis.v1.Snapshot
-	3,  // 2: portcullis.v1.WatchResponse.change:type_name -> portcullis.v1.Change
-	4,  // 3: portcullis.v1.WatchResponse.checkpoint:type_name -> portcullis.v1.Checkpoint
-	11, // 4: portcullis.v1.Snapshot.bans:type_name -> portcullis.v1.Ban
-	5,  // 5: portcullis.v1.Snapshot.revoked_sessions:type_name -> portcullis.v1.RevokedSession
-	12, // 6: portcullis.v1.Snapshot.keys:type_name -> portcullis.v1.VerificationKey
-	6,  // 7: portcullis.v1.Change.events:type_name -> portcullis.v1.Event
-	10, // 8: portcullis.v1.RevokedSession.revoke_time:type_name -> google.protobuf.Timestamp
-	10, // 9: portcullis.v1.RevokedSession.access_expire_time:type_name -> google.protobuf.Timestamp
-	10, // 10: portcullis.v1.Event.time:type_name -> google.protobuf.Timestamp
-	11, // 11: portcullis.v1.Event.ban_created:type_name -> portcullis.v1.Ban
-	11, // 12: portcullis.v1.Event.ban_lifted:type_name -> portcullis.v1.Ban
-	5,  // 13: portcullis.v1.Event.session_revoked:type_name -> portcullis.v1.RevokedSession
-	12, // 14: portcullis.v1.Event.key_added:type_name -> portcullis.v1.VerificationKey
-	12, // 15: portcullis.v1.Event.key_retired:type_name -> portcullis.v1.VerificationKey
-	9,  // 16: portcullis.v1.ListSubscribersResponse.subscribers:type_name -> portcullis.v1.Subscriber
-	10, // 17: portcullis.v1.Subscriber.connect_time:type_name -> google.protobuf.Timestamp
-	0,  // 18: portcullis.v1.EventService.Watch:input_type -> portcullis.v1.WatchRequest
-	7,  // 19: portcullis.v1.EventService.ListSubscribers:input_type -> portcullis.v1.ListSubscribersRequest
-	1,  // 20: portcullis.v1.EventService.Watch:output_type -> portcullis.v1.WatchResponse
-	8,  // 21: portcullis.v1.EventService.ListSubscribers:output_type -> portcullis.v1.ListSubscribersResponse
-	20, // [20:22] is the sub-list for method output_type
-	18, // [18:20] is the sub-list for method input_type
-	18, // [18:18] is the sub-list for extension type_name
-	18, // [18:18] is the sub-list for extension extendee
-	0,  // [0:18] is the sub-list for field type_name
+	1,  // 0: portcullis.v1.WatchRequest.identity:type_name -> portcullis.v1.MirrorIdentity
+	16, // 1: portcullis.v1.WatchResponse.server_time:type_name -> google.protobuf.Timestamp
+	3,  // 2: portcullis.v1.WatchResponse.snapshot:type_name -> portcullis.v1.Snapshot
+	4,  // 3: portcullis.v1.WatchResponse.change:type_name -> portcullis.v1.Change
+	5,  // 4: portcullis.v1.WatchResponse.checkpoint:type_name -> portcullis.v1.Checkpoint
+	17, // 5: portcullis.v1.Snapshot.bans:type_name -> portcullis.v1.Ban
+	6,  // 6: portcullis.v1.Snapshot.revoked_sessions:type_name -> portcullis.v1.RevokedSession
+	18, // 7: portcullis.v1.Snapshot.keys:type_name -> portcullis.v1.VerificationKey
+	7,  // 8: portcullis.v1.Change.events:type_name -> portcullis.v1.Event
+	16, // 9: portcullis.v1.RevokedSession.revoke_time:type_name -> google.protobuf.Timestamp
+	16, // 10: portcullis.v1.RevokedSession.access_expire_time:type_name -> google.protobuf.Timestamp
+	16, // 11: portcullis.v1.Event.time:type_name -> google.protobuf.Timestamp
+	17, // 12: portcullis.v1.Event.ban_created:type_name -> portcullis.v1.Ban
+	17, // 13: portcullis.v1.Event.ban_lifted:type_name -> portcullis.v1.Ban
+	6,  // 14: portcullis.v1.Event.session_revoked:type_name -> portcullis.v1.RevokedSession
+	18, // 15: portcullis.v1.Event.key_added:type_name -> portcullis.v1.VerificationKey
+	18, // 16: portcullis.v1.Event.key_retired:type_name -> portcullis.v1.VerificationKey
+	10, // 17: portcullis.v1.ListSubscribersResponse.subscribers:type_name -> portcullis.v1.Subscriber
+	16, // 18: portcullis.v1.Subscriber.connect_time:type_name -> google.protobuf.Timestamp
+	1,  // 19: portcullis.v1.Subscriber.identity:type_name -> portcullis.v1.MirrorIdentity
+	16, // 20: portcullis.v1.Subscriber.last_report_time:type_name -> google.protobuf.Timestamp
+	19, // 21: portcullis.v1.Enforcement.elapsed:type_name -> google.protobuf.Duration
+	10, // 22: portcullis.v1.Enforcement.laggards:type_name -> portcullis.v1.Subscriber
+	10, // 23: portcullis.v1.Enforcement.disconnected:type_name -> portcullis.v1.Subscriber
+	0,  // 24: portcullis.v1.EventService.Watch:input_type -> portcullis.v1.WatchRequest
+	8,  // 25: portcullis.v1.EventService.ListSubscribers:input_type -> portcullis.v1.ListSubscribersRequest
+	11, // 26: portcullis.v1.EventService.ReportProgress:input_type -> portcullis.v1.ReportProgressRequest
+	13, // 27: portcullis.v1.EventService.GetRevision:input_type -> portcullis.v1.GetRevisionRequest
+	2,  // 28: portcullis.v1.EventService.Watch:output_type -> portcullis.v1.WatchResponse
+	9,  // 29: portcullis.v1.EventService.ListSubscribers:output_type -> portcullis.v1.ListSubscribersResponse
+	12, // 30: portcullis.v1.EventService.ReportProgress:output_type -> portcullis.v1.ReportProgressResponse
+	14, // 31: portcullis.v1.EventService.GetRevision:output_type -> portcullis.v1.GetRevisionResponse
+	28, // [28:32] is the sub-list for method output_type
+	24, // [24:28] is the sub-list for method input_type
+	24, // [24:24] is the sub-list for extension type_name
+	24, // [24:24] is the sub-list for extension extendee
+	0,  // [0:24] is the sub-list for field type_name
 }
 
 func init() { file_portcullis_v1_event_service_proto_init() }
@@ -879,12 +1360,12 @@ func file_portcullis_v1_event_service_proto_init() {
 		return
 	}
 	file_portcullis_v1_types_proto_init()
-	file_portcullis_v1_event_service_proto_msgTypes[1].OneofWrappers = []any{
+	file_portcullis_v1_event_service_proto_msgTypes[2].OneofWrappers = []any{
 		(*WatchResponse_Snapshot)(nil),
 		(*WatchResponse_Change)(nil),
 		(*WatchResponse_Checkpoint)(nil),
 	}
-	file_portcullis_v1_event_service_proto_msgTypes[6].OneofWrappers = []any{
+	file_portcullis_v1_event_service_proto_msgTypes[7].OneofWrappers = []any{
 		(*Event_BanCreated)(nil),
 		(*Event_BanLifted)(nil),
 		(*Event_SessionRevoked)(nil),
@@ -897,7 +1378,7 @@ func file_portcullis_v1_event_service_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_portcullis_v1_event_service_proto_rawDesc), len(file_portcullis_v1_event_service_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   10,
+			NumMessages:   16,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -21,6 +21,8 @@ const _ = grpc.SupportPackageIsVersion9
 const (
 	EventService_Watch_FullMethodName           = "/portcullis.v1.EventService/Watch"
 	EventService_ListSubscribers_FullMethodName = "/portcullis.v1.EventService/ListSubscribers"
+	EventService_ReportProgress_FullMethodName  = "/portcullis.v1.EventService/ReportProgress"
+	EventService_GetRevision_FullMethodName     = "/portcullis.v1.EventService/GetRevision"
 )
 
 // EventServiceClient is the client API for EventService service.
@@ -39,6 +41,30 @@ type EventServiceClient interface {
 	// ListSubscribers lists the mirrors following the stream and how far each
 	// has got. Scope: events:watch.
 	ListSubscribers(ctx context.Context, in *ListSubscribersRequest, opts ...grpc.CallOption) (*ListSubscribersResponse, error)
+	// ReportProgress tells the authority which revision a mirror has applied.
+	//
+	// The progress protocol: a mirror that sends an identity in its
+	// WatchRequest gets a subscriber_id in the first WatchResponse of the
+	// stream, and calls ReportProgress(subscriber_id, revision) promptly after
+	// it applies a snapshot or a change and at every checkpoint (the
+	// checkpoint reports double as its heartbeat). The authority replica that
+	// serves the stream keeps, in memory, each such mirror's identity, applied
+	// revision, lag and last report time (ListSubscribers), and a write with a
+	// `wait` (CreateBan, LiftBan, RevokeSession, RevokeUserSessions) returns
+	// once every reporting mirror connected to that replica at the time of
+	// the write has reported a revision at least the write's. A mirror that
+	// has not reported for ProgressTimeout (default twice the checkpoint
+	// interval) has its stream ended and drops out; it reconnects and
+	// resumes. Subscribers without an identity (older mirrors, `portcullis
+	// watch`) are listed but never waited for. A subscriber_id is known only
+	// to the replica that issued it: elsewhere the call fails with NotFound,
+	// and the mirror stops reporting on that stream. Scope: events:watch.
+	ReportProgress(ctx context.Context, in *ReportProgressRequest, opts ...grpc.CallOption) (*ReportProgressResponse, error)
+	// GetRevision returns the store's current revision: a mirror that has
+	// applied it has seen every write committed before the call. Strict
+	// checks (interceptors.WithStrictMethods) call it, then wait until the
+	// mirror has caught up. Scope: events:watch.
+	GetRevision(ctx context.Context, in *GetRevisionRequest, opts ...grpc.CallOption) (*GetRevisionResponse, error)
 }
 
 type eventServiceClient struct {
@@ -78,6 +104,26 @@ func (c *eventServiceClient) ListSubscribers(ctx context.Context, in *ListSubscr
 	return out, nil
 }
 
+func (c *eventServiceClient) ReportProgress(ctx context.Context, in *ReportProgressRequest, opts ...grpc.CallOption) (*ReportProgressResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ReportProgressResponse)
+	err := c.cc.Invoke(ctx, EventService_ReportProgress_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *eventServiceClient) GetRevision(ctx context.Context, in *GetRevisionRequest, opts ...grpc.CallOption) (*GetRevisionResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetRevisionResponse)
+	err := c.cc.Invoke(ctx, EventService_GetRevision_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // EventServiceServer is the server API for EventService service.
 // All implementations must embed UnimplementedEventServiceServer
 // for forward compatibility.
@@ -94,6 +140,30 @@ type EventServiceServer interface {
 	// ListSubscribers lists the mirrors following the stream and how far each
 	// has got. Scope: events:watch.
 	ListSubscribers(context.Context, *ListSubscribersRequest) (*ListSubscribersResponse, error)
+	// ReportProgress tells the authority which revision a mirror has applied.
+	//
+	// The progress protocol: a mirror that sends an identity in its
+	// WatchRequest gets a subscriber_id in the first WatchResponse of the
+	// stream, and calls ReportProgress(subscriber_id, revision) promptly after
+	// it applies a snapshot or a change and at every checkpoint (the
+	// checkpoint reports double as its heartbeat). The authority replica that
+	// serves the stream keeps, in memory, each such mirror's identity, applied
+	// revision, lag and last report time (ListSubscribers), and a write with a
+	// `wait` (CreateBan, LiftBan, RevokeSession, RevokeUserSessions) returns
+	// once every reporting mirror connected to that replica at the time of
+	// the write has reported a revision at least the write's. A mirror that
+	// has not reported for ProgressTimeout (default twice the checkpoint
+	// interval) has its stream ended and drops out; it reconnects and
+	// resumes. Subscribers without an identity (older mirrors, `portcullis
+	// watch`) are listed but never waited for. A subscriber_id is known only
+	// to the replica that issued it: elsewhere the call fails with NotFound,
+	// and the mirror stops reporting on that stream. Scope: events:watch.
+	ReportProgress(context.Context, *ReportProgressRequest) (*ReportProgressResponse, error)
+	// GetRevision returns the store's current revision: a mirror that has
+	// applied it has seen every write committed before the call. Strict
+	// checks (interceptors.WithStrictMethods) call it, then wait until the
+	// mirror has caught up. Scope: events:watch.
+	GetRevision(context.Context, *GetRevisionRequest) (*GetRevisionResponse, error)
 	mustEmbedUnimplementedEventServiceServer()
 }
 
@@ -109,6 +179,12 @@ func (UnimplementedEventServiceServer) Watch(*WatchRequest, grpc.ServerStreaming
 }
 func (UnimplementedEventServiceServer) ListSubscribers(context.Context, *ListSubscribersRequest) (*ListSubscribersResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListSubscribers not implemented")
+}
+func (UnimplementedEventServiceServer) ReportProgress(context.Context, *ReportProgressRequest) (*ReportProgressResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ReportProgress not implemented")
+}
+func (UnimplementedEventServiceServer) GetRevision(context.Context, *GetRevisionRequest) (*GetRevisionResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetRevision not implemented")
 }
 func (UnimplementedEventServiceServer) mustEmbedUnimplementedEventServiceServer() {}
 func (UnimplementedEventServiceServer) testEmbeddedByValue()                      {}
@@ -160,6 +236,42 @@ func _EventService_ListSubscribers_Handler(srv interface{}, ctx context.Context,
 	return interceptor(ctx, in, info, handler)
 }
 
+func _EventService_ReportProgress_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ReportProgressRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(EventServiceServer).ReportProgress(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: EventService_ReportProgress_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(EventServiceServer).ReportProgress(ctx, req.(*ReportProgressRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _EventService_GetRevision_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetRevisionRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(EventServiceServer).GetRevision(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: EventService_GetRevision_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(EventServiceServer).GetRevision(ctx, req.(*GetRevisionRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // EventService_ServiceDesc is the grpc.ServiceDesc for EventService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -170,6 +282,14 @@ var EventService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ListSubscribers",
 			Handler:    _EventService_ListSubscribers_Handler,
+		},
+		{
+			MethodName: "ReportProgress",
+			Handler:    _EventService_ReportProgress_Handler,
+		},
+		{
+			MethodName: "GetRevision",
+			Handler:    _EventService_GetRevision_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

@@ -672,7 +672,10 @@ type RevokeSessionRequest struct {
 	// The session's ID.
 	SessionId string `protobuf:"bytes,1,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
 	// Why (kept in the session and the audit trail).
-	Reason        string `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
+	Reason string `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
+	// Wait until every mirror has applied the change (Go duration syntax, at
+	// most "60s"; empty: do not wait); see CreateBanRequest.wait.
+	Wait          string `protobuf:"bytes,3,opt,name=wait,proto3" json:"wait,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -721,11 +724,21 @@ func (x *RevokeSessionRequest) GetReason() string {
 	return ""
 }
 
+func (x *RevokeSessionRequest) GetWait() string {
+	if x != nil {
+		return x.Wait
+	}
+	return ""
+}
+
 // RevokeSessionResponse carries the revoked session.
 type RevokeSessionResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The session, now revoked.
-	Session       *Session `protobuf:"bytes,1,opt,name=session,proto3" json:"session,omitempty"`
+	Session *Session `protobuf:"bytes,1,opt,name=session,proto3" json:"session,omitempty"`
+	// How far the change reached the mirrors; set when the request had a
+	// wait.
+	Enforcement   *Enforcement `protobuf:"bytes,2,opt,name=enforcement,proto3" json:"enforcement,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -767,6 +780,13 @@ func (x *RevokeSessionResponse) GetSession() *Session {
 	return nil
 }
 
+func (x *RevokeSessionResponse) GetEnforcement() *Enforcement {
+	if x != nil {
+		return x.Enforcement
+	}
+	return nil
+}
+
 // RevokeUserSessionsRequest names the user whose sessions to revoke.
 type RevokeUserSessionsRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -775,7 +795,10 @@ type RevokeUserSessionsRequest struct {
 	// The user. Required.
 	UserId string `protobuf:"bytes,2,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
 	// Why (kept in the sessions and the audit trail).
-	Reason        string `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`
+	Reason string `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`
+	// Wait until every mirror has applied the change (Go duration syntax, at
+	// most "60s"; empty: do not wait); see CreateBanRequest.wait.
+	Wait          string `protobuf:"bytes,4,opt,name=wait,proto3" json:"wait,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -831,13 +854,23 @@ func (x *RevokeUserSessionsRequest) GetReason() string {
 	return ""
 }
 
+func (x *RevokeUserSessionsRequest) GetWait() string {
+	if x != nil {
+		return x.Wait
+	}
+	return ""
+}
+
 // RevokeUserSessionsResponse counts the revoked sessions.
 type RevokeUserSessionsResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// How many live sessions were revoked.
 	RevokedSessions int32 `protobuf:"varint,1,opt,name=revoked_sessions,json=revokedSessions,proto3" json:"revoked_sessions,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// How far the change reached the mirrors; set when the request had a
+	// wait.
+	Enforcement   *Enforcement `protobuf:"bytes,2,opt,name=enforcement,proto3" json:"enforcement,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *RevokeUserSessionsResponse) Reset() {
@@ -877,11 +910,18 @@ func (x *RevokeUserSessionsResponse) GetRevokedSessions() int32 {
 	return 0
 }
 
+func (x *RevokeUserSessionsResponse) GetEnforcement() *Enforcement {
+	if x != nil {
+		return x.Enforcement
+	}
+	return nil
+}
+
 var File_portcullis_v1_session_service_proto protoreflect.FileDescriptor
 
 const file_portcullis_v1_session_service_proto_rawDesc = "" +
 	"\n" +
-	"#portcullis/v1/session_service.proto\x12\rportcullis.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x19portcullis/v1/types.proto\"\x9a\x02\n" +
+	"#portcullis/v1/session_service.proto\x12\rportcullis.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a!portcullis/v1/event_service.proto\x1a\x19portcullis/v1/types.proto\"\x9a\x02\n" +
 	"\x14CreateSessionRequest\x12\x1b\n" +
 	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12\x17\n" +
 	"\auser_id\x18\x02 \x01(\tR\x06userId\x12\x1b\n" +
@@ -930,19 +970,23 @@ const file_portcullis_v1_session_service_proto_rawDesc = "" +
 	"page_token\x18\x06 \x01(\tR\tpageToken\"r\n" +
 	"\x14ListSessionsResponse\x122\n" +
 	"\bsessions\x18\x01 \x03(\v2\x16.portcullis.v1.SessionR\bsessions\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"M\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"a\n" +
 	"\x14RevokeSessionRequest\x12\x1d\n" +
 	"\n" +
 	"session_id\x18\x01 \x01(\tR\tsessionId\x12\x16\n" +
-	"\x06reason\x18\x02 \x01(\tR\x06reason\"I\n" +
+	"\x06reason\x18\x02 \x01(\tR\x06reason\x12\x12\n" +
+	"\x04wait\x18\x03 \x01(\tR\x04wait\"\x87\x01\n" +
 	"\x15RevokeSessionResponse\x120\n" +
-	"\asession\x18\x01 \x01(\v2\x16.portcullis.v1.SessionR\asession\"i\n" +
+	"\asession\x18\x01 \x01(\v2\x16.portcullis.v1.SessionR\asession\x12<\n" +
+	"\venforcement\x18\x02 \x01(\v2\x1a.portcullis.v1.EnforcementR\venforcement\"}\n" +
 	"\x19RevokeUserSessionsRequest\x12\x1b\n" +
 	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12\x17\n" +
 	"\auser_id\x18\x02 \x01(\tR\x06userId\x12\x16\n" +
-	"\x06reason\x18\x03 \x01(\tR\x06reason\"G\n" +
+	"\x06reason\x18\x03 \x01(\tR\x06reason\x12\x12\n" +
+	"\x04wait\x18\x04 \x01(\tR\x04wait\"\x85\x01\n" +
 	"\x1aRevokeUserSessionsResponse\x12)\n" +
-	"\x10revoked_sessions\x18\x01 \x01(\x05R\x0frevokedSessions2\x9a\x05\n" +
+	"\x10revoked_sessions\x18\x01 \x01(\x05R\x0frevokedSessions\x12<\n" +
+	"\venforcement\x18\x02 \x01(\v2\x1a.portcullis.v1.EnforcementR\venforcement2\x9a\x05\n" +
 	"\x0eSessionService\x12Z\n" +
 	"\rCreateSession\x12#.portcullis.v1.CreateSessionRequest\x1a$.portcullis.v1.CreateSessionResponse\x12]\n" +
 	"\x0eRefreshSession\x12$.portcullis.v1.RefreshSessionRequest\x1a%.portcullis.v1.RefreshSessionResponse\x12Z\n" +
@@ -984,6 +1028,7 @@ var file_portcullis_v1_session_service_proto_goTypes = []any{
 	nil,                                // 14: portcullis.v1.CreateSessionRequest.AttributesEntry
 	(*Session)(nil),                    // 15: portcullis.v1.Session
 	(*timestamppb.Timestamp)(nil),      // 16: google.protobuf.Timestamp
+	(*Enforcement)(nil),                // 17: portcullis.v1.Enforcement
 }
 var file_portcullis_v1_session_service_proto_depIdxs = []int32{
 	14, // 0: portcullis.v1.CreateSessionRequest.attributes:type_name -> portcullis.v1.CreateSessionRequest.AttributesEntry
@@ -996,25 +1041,27 @@ var file_portcullis_v1_session_service_proto_depIdxs = []int32{
 	15, // 7: portcullis.v1.GetSessionResponse.session:type_name -> portcullis.v1.Session
 	15, // 8: portcullis.v1.ListSessionsResponse.sessions:type_name -> portcullis.v1.Session
 	15, // 9: portcullis.v1.RevokeSessionResponse.session:type_name -> portcullis.v1.Session
-	0,  // 10: portcullis.v1.SessionService.CreateSession:input_type -> portcullis.v1.CreateSessionRequest
-	2,  // 11: portcullis.v1.SessionService.RefreshSession:input_type -> portcullis.v1.RefreshSessionRequest
-	4,  // 12: portcullis.v1.SessionService.VerifySession:input_type -> portcullis.v1.VerifySessionRequest
-	6,  // 13: portcullis.v1.SessionService.GetSession:input_type -> portcullis.v1.GetSessionRequest
-	8,  // 14: portcullis.v1.SessionService.ListSessions:input_type -> portcullis.v1.ListSessionsRequest
-	10, // 15: portcullis.v1.SessionService.RevokeSession:input_type -> portcullis.v1.RevokeSessionRequest
-	12, // 16: portcullis.v1.SessionService.RevokeUserSessions:input_type -> portcullis.v1.RevokeUserSessionsRequest
-	1,  // 17: portcullis.v1.SessionService.CreateSession:output_type -> portcullis.v1.CreateSessionResponse
-	3,  // 18: portcullis.v1.SessionService.RefreshSession:output_type -> portcullis.v1.RefreshSessionResponse
-	5,  // 19: portcullis.v1.SessionService.VerifySession:output_type -> portcullis.v1.VerifySessionResponse
-	7,  // 20: portcullis.v1.SessionService.GetSession:output_type -> portcullis.v1.GetSessionResponse
-	9,  // 21: portcullis.v1.SessionService.ListSessions:output_type -> portcullis.v1.ListSessionsResponse
-	11, // 22: portcullis.v1.SessionService.RevokeSession:output_type -> portcullis.v1.RevokeSessionResponse
-	13, // 23: portcullis.v1.SessionService.RevokeUserSessions:output_type -> portcullis.v1.RevokeUserSessionsResponse
-	17, // [17:24] is the sub-list for method output_type
-	10, // [10:17] is the sub-list for method input_type
-	10, // [10:10] is the sub-list for extension type_name
-	10, // [10:10] is the sub-list for extension extendee
-	0,  // [0:10] is the sub-list for field type_name
+	17, // 10: portcullis.v1.RevokeSessionResponse.enforcement:type_name -> portcullis.v1.Enforcement
+	17, // 11: portcullis.v1.RevokeUserSessionsResponse.enforcement:type_name -> portcullis.v1.Enforcement
+	0,  // 12: portcullis.v1.SessionService.CreateSession:input_type -> portcullis.v1.CreateSessionRequest
+	2,  // 13: portcullis.v1.SessionService.RefreshSession:input_type -> portcullis.v1.RefreshSessionRequest
+	4,  // 14: portcullis.v1.SessionService.VerifySession:input_type -> portcullis.v1.VerifySessionRequest
+	6,  // 15: portcullis.v1.SessionService.GetSession:input_type -> portcullis.v1.GetSessionRequest
+	8,  // 16: portcullis.v1.SessionService.ListSessions:input_type -> portcullis.v1.ListSessionsRequest
+	10, // 17: portcullis.v1.SessionService.RevokeSession:input_type -> portcullis.v1.RevokeSessionRequest
+	12, // 18: portcullis.v1.SessionService.RevokeUserSessions:input_type -> portcullis.v1.RevokeUserSessionsRequest
+	1,  // 19: portcullis.v1.SessionService.CreateSession:output_type -> portcullis.v1.CreateSessionResponse
+	3,  // 20: portcullis.v1.SessionService.RefreshSession:output_type -> portcullis.v1.RefreshSessionResponse
+	5,  // 21: portcullis.v1.SessionService.VerifySession:output_type -> portcullis.v1.VerifySessionResponse
+	7,  // 22: portcullis.v1.SessionService.GetSession:output_type -> portcullis.v1.GetSessionResponse
+	9,  // 23: portcullis.v1.SessionService.ListSessions:output_type -> portcullis.v1.ListSessionsResponse
+	11, // 24: portcullis.v1.SessionService.RevokeSession:output_type -> portcullis.v1.RevokeSessionResponse
+	13, // 25: portcullis.v1.SessionService.RevokeUserSessions:output_type -> portcullis.v1.RevokeUserSessionsResponse
+	19, // [19:26] is the sub-list for method output_type
+	12, // [12:19] is the sub-list for method input_type
+	12, // [12:12] is the sub-list for extension type_name
+	12, // [12:12] is the sub-list for extension extendee
+	0,  // [0:12] is the sub-list for field type_name
 }
 
 func init() { file_portcullis_v1_session_service_proto_init() }
@@ -1022,6 +1069,7 @@ func file_portcullis_v1_session_service_proto_init() {
 	if File_portcullis_v1_session_service_proto != nil {
 		return
 	}
+	file_portcullis_v1_event_service_proto_init()
 	file_portcullis_v1_types_proto_init()
 	type x struct{}
 	out := protoimpl.TypeBuilder{

@@ -1,0 +1,216 @@
+package client
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime/debug"
+	"strconv"
+	"sync"
+	"sync/atomic"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	pb "github.com/portcullis-dev/portcullis/gen/portcullis/v1"
+)
+
+// MirrorIdentity names a mirror to the authority: operators see it in
+// ListSubscribers and in the laggards of a write made with a wait.
+type MirrorIdentity struct {
+	// Service is the service the mirror enforces for (default: the
+	// binary's name, from os.Args[0]).
+	Service string
+	// InstanceID tells instances of one service apart (default:
+	// "hostname-pid").
+	InstanceID string
+	// Version is the service's version (default: the main module's version
+	// from the build information, "(devel)" when built from a work tree).
+	Version string
+}
+
+// DefaultIdentity is the identity a mirror reports when
+// MirrorOptions.Identity leaves fields empty.
+func DefaultIdentity() MirrorIdentity {
+	id := MirrorIdentity{Service: filepath.Base(os.Args[0])}
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		if id.Service == "" || id.Service == "." {
+			id.Service = filepath.Base(bi.Path)
+		}
+		id.Version = bi.Main.Version
+	}
+	host, _ := os.Hostname()
+	if host == "" {
+		host = "unknown"
+	}
+	id.InstanceID = host + "-" + strconv.Itoa(os.Getpid())
+	return id
+}
+
+func (id MirrorIdentity) withDefaults() MirrorIdentity {
+	d := DefaultIdentity()
+	if id.Service == "" {
+		id.Service = d.Service
+	}
+	if id.InstanceID == "" {
+		id.InstanceID = d.InstanceID
+	}
+	if id.Version == "" {
+		id.Version = d.Version
+	}
+	return id
+}
+
+// progress is the mirror's side of the progress protocol, and the
+// condition that WaitRevision waits on.
+type progress struct {
+	mu      sync.Mutex
+	changed chan struct{} // closed and replaced when the state's revision changes
+
+	// authority is the authority's current revision as last learnt (from a
+	// checkpoint or a progress report's answer).
+	authority atomic.Int64
+	reports   atomic.Int64 // progress reports sent
+}
+
+// advanced wakes the waiters of WaitRevision. Called by apply.
+func (p *progress) advanced() {
+	p.mu.Lock()
+	if p.changed != nil {
+		close(p.changed)
+		p.changed = nil
+	}
+	p.mu.Unlock()
+}
+
+func (p *progress) changedCh() <-chan struct{} {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.changed == nil {
+		p.changed = make(chan struct{})
+	}
+	return p.changed
+}
+
+// Identity returns the identity the mirror reports.
+func (m *Mirror) Identity() MirrorIdentity { return m.opts.Identity }
+
+func (m *Mirror) identityPB() *pb.MirrorIdentity {
+	if m.opts.DisableProgress {
+		return nil
+	}
+	id := m.opts.Identity
+	return &pb.MirrorIdentity{Service: id.Service, InstanceId: id.InstanceID, Version: id.Version}
+}
+
+// reporter sends the progress reports of one Watch stream. Reports are
+// coalesced: while one is in flight, further applies leave one pending
+// report, which carries the revision of the moment it is sent.
+type reporter struct {
+	m    *Mirror
+	id   string
+	kick chan struct{}
+}
+
+// startReporter starts the reporter of a stream whose first response
+// carried subscriber id, until ctx (the stream's) ends.
+func (m *Mirror) startReporter(ctx context.Context, id string) *reporter {
+	r := &reporter{m: m, id: id, kick: make(chan struct{}, 1)}
+	go r.run(ctx)
+	return r
+}
+
+// applied asks for a report; it never blocks.
+func (r *reporter) applied() {
+	if r == nil {
+		return
+	}
+	select {
+	case r.kick <- struct{}{}:
+	default:
+	}
+}
+
+func (r *reporter) run(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-r.kick:
+		}
+		resp, err := r.m.events.ReportProgress(ctx, &pb.ReportProgressRequest{SubscriberId: r.id, Revision: r.m.Revision()})
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			switch status.Code(err) {
+			case codes.NotFound, codes.Unimplemented, codes.PermissionDenied:
+				// Another replica than the stream's, an older authority, or
+				// a key without events:watch: reports cannot work on this
+				// stream.
+				r.m.log.Warn("portcullis: mirror cannot report progress on this stream; writes that wait will name it",
+					"subscriber_id", r.id, "error", err)
+				return
+			}
+			r.m.log.Debug("portcullis: progress report failed", "error", err)
+			continue
+		}
+		r.m.progress.reports.Add(1)
+		r.m.noteAuthorityRevision(resp.GetCurrentRevision())
+	}
+}
+
+func (m *Mirror) noteAuthorityRevision(rev int64) {
+	for {
+		cur := m.progress.authority.Load()
+		if rev <= cur || m.progress.authority.CompareAndSwap(cur, rev) {
+			return
+		}
+	}
+}
+
+// AuthorityRevision returns the authority's current revision as the
+// mirror last learnt it (from a checkpoint or the answer to a progress
+// report); Revision() less than it means the mirror is behind.
+func (m *Mirror) AuthorityRevision() int64 { return max(m.progress.authority.Load(), m.Revision()) }
+
+// WaitRevision waits until the mirror's state includes revision rev of
+// the store it follows, or ctx ends (then it returns an error wrapping
+// ErrMirrorStale). It does not poll: apply wakes it.
+func (m *Mirror) WaitRevision(ctx context.Context, rev int64) error {
+	for {
+		changed := m.progress.changedCh()
+		if st := m.state.Load(); st != nil && st.rev >= rev {
+			return nil
+		}
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			return fmt.Errorf("%w: mirror at revision %d has not reached the authority's %d: %v", ErrMirrorStale, m.Revision(), rev, ctx.Err())
+		}
+	}
+}
+
+// CatchUp asks the authority for its current revision (EventService.
+// GetRevision, one round trip) and waits until the mirror has applied it,
+// or ctx ends: afterwards a Check sees every write committed before
+// CatchUp was called. It fails with an error wrapping ErrMirrorStale when
+// the authority cannot be asked or the mirror does not catch up in time.
+// Strict methods of the interceptors call it before Check.
+func (m *Mirror) CatchUp(ctx context.Context) error {
+	if m.events == nil {
+		return fmt.Errorf("%w: the mirror has no connection to ask the authority", ErrMirrorStale)
+	}
+	resp, err := m.events.GetRevision(ctx, &pb.GetRevisionRequest{})
+	if err != nil {
+		// %v, not %w: the status of the failed call must not replace
+		// MIRROR_STALE in the caller's answer.
+		return fmt.Errorf("%w: cannot ask the authority for its revision: %v", ErrMirrorStale, err)
+	}
+	if st := m.state.Load(); st != nil && st.storeID != resp.GetStoreId() {
+		return fmt.Errorf("%w: the mirror follows store %q, the authority serves %q", ErrMirrorStale, st.storeID, resp.GetStoreId())
+	}
+	m.noteAuthorityRevision(resp.GetRevision())
+	return m.WaitRevision(ctx, resp.GetRevision())
+}

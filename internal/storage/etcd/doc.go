@@ -1,0 +1,94 @@
+// Package etcd is the replicated storage backend: it implements
+// storage.Store over an etcd cluster (go.etcd.io/etcd/client/v3), under a
+// configurable key prefix, so that several stateless authority replicas
+// share one state and serve one event stream (DESIGN.md section 10).
+//
+// # Layout
+//
+// Records are JSON of the storage record types (times in UTC), one key
+// each, with index keys shaped like the bolt backend's buckets (keys.go):
+//
+//	<prefix>/sessions/<id>, /bans/<id>, /audit/<id>, /apikeys/<id>,
+//	/signingkeys/<id>, /refresh/<hex of the hash>
+//	<prefix>/idx/sessions_by_user/<tenant>\x00<user>\x00<id> (and by
+//	tenant, by device; bans by tenant and by subject), empty values
+//	<prefix>/log            the last change; its versions are the event log
+//	<prefix>/meta/store     schema version and the nonce of the store ID
+//	<prefix>/meta/compacted the compaction mark of Store.Compact
+//	<prefix>/guard/<bucket> rewritten by every delete in <bucket>
+//
+// # Transactions
+//
+// Update runs its function against a snapshot: every read is made at one
+// etcd revision R (the one of the first read), writes are buffered (and
+// seen by later reads and by iterators, which also tolerate writes while
+// they iterate), and the function's read set is recorded. The commit is
+// one etcd transaction: If(nothing read changed since R) Then(every write,
+// and the change). "Nothing changed" is, for a key read, ModRevision(key)
+// equal to what was read (0 when absent), and for a range iterated,
+// ModRevision < R+1 over the range plus the bucket's guard key unchanged
+// (a range comparison cannot see a key vanish, so deletes rewrite the
+// guard). When the comparisons fail, another writer got there first: the
+// function runs again on a fresh snapshot, up to Options.MaxAttempts
+// times. So two replicas racing on one refresh token serialize: exactly
+// one rotation commits, and the other attempt, run again, sees the token
+// superseded.
+//
+// The first attempt is the cheap one: its reads are serializable (no
+// quorum round trip), and a record the function writes without having
+// read it (a new ban, session or audit record) is assumed not to exist
+// rather than read, which is an exact comparison of the commit. A stale
+// snapshot or a wrong assumption only makes the commit fail; the next
+// attempts read linearizably and assume nothing. An attempt that writes
+// nothing, or whose function fails, is checked with a read-only
+// transaction of the same comparisons before its answer stands. View is
+// linearizable from its first read.
+//
+// etcd bounds one transaction by --max-txn-ops (default 128) for the
+// comparisons and, separately, for the writes. The store keeps its
+// comparisons under Options.MaxTxnOps by merging neighbouring reads of a
+// bucket into covering ranges (closest keys first), which can only add
+// false conflicts. The writes are not split: an Update writing more keys
+// than the cluster allows (a ban revoking more than about 120 sessions at
+// etcd's default) fails with an error naming --max-txn-ops, which the
+// operator raises on every member (e.g. 4096).
+//
+// # Events and revisions
+//
+// An Update that emits events writes them, as one JSON value, to the log
+// key in its commit. The change's revision is that transaction's etcd
+// revision, which Update returns: increasing, shared by every replica, and
+// not gap-free (other keys' writes use revisions too); consumers rely only
+// on order. ReadTx.Revision is the log key's ModRevision at the snapshot.
+//
+// The event log is the history of the log key: each version is one
+// change. One etcd watch per store (the hub) follows it from the head,
+// decodes each change once and keeps the last 1024 for every watcher near
+// the head, which all share them (read-only, as the contract says), so a
+// replica serving many Watch streams costs etcd one watch, not one per
+// stream. Watch(after) starts from the hub when it holds every change after
+// after; otherwise the watcher follows an etcd watch of its own from
+// after+1 and moves to the hub once it has caught up. The etcd client
+// resumes a watch after a lost connection from the revision after the last
+// one it delivered, and watchers drop anything at or before their own
+// revision, so nothing is delivered twice. When etcd ends a watch (a member
+// without a leader), it is opened again after the last revision.
+//
+// etcd's history is compacted by etcd itself (--auto-compaction-mode and
+// --auto-compaction-retention; etcd's default is never, which an operator
+// must change, since every overwritten record stays in the history until
+// then). Compaction is cluster-wide, for every key. A Watch whose start is
+// compacted fails with storage.ErrCompacted only if a change was lost: if
+// the log key did not change between the watcher's revision and the
+// compaction, the watch goes on from there. Store.Compact(r) raises a mark
+// under the prefix (Watch before it fails with ErrCompacted); it does not
+// compact etcd, which would affect every other user of the cluster.
+//
+// # Store ID
+//
+// The store ID is hex(SHA-256(cluster ID, prefix, nonce))[:32], where the
+// nonce is created with the store (meta/store). Every replica and every
+// restart computes the same; a wiped prefix, or the data restored into a
+// new cluster, gets a new one, so mirrors take a fresh snapshot instead of
+// misreading revisions of another history.
+package etcd

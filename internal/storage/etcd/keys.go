@@ -1,0 +1,120 @@
+package etcd
+
+import (
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strings"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+)
+
+// errInvalid marks a record the store refuses to write (an empty key, a
+// separator byte inside an indexed field, an event with the wrong payload).
+var errInvalid = errors.New("storage/etcd: invalid record")
+
+// errCorrupt marks a value under the prefix that breaks the layout.
+var errCorrupt = errors.New("storage/etcd: corrupt store")
+
+// sep separates the parts of an index key. Indexed fields must not contain
+// it, which is what keeps "t1" from running into "t10".
+const sep = "\x00"
+
+// Buckets: every record kind lives under <prefix>/<bucket>/. Index buckets
+// hold keys of the form <parts joined by sep><sep><id> with empty values.
+const (
+	bucketSessions         = "sessions"
+	bucketRefreshTokens    = "refresh"
+	bucketBans             = "bans"
+	bucketAudit            = "audit"
+	bucketAPIKeys          = "apikeys"
+	bucketSigningKeys      = "signingkeys"
+	bucketSessionsByTenant = "idx/sessions_by_tenant"
+	bucketSessionsByUser   = "idx/sessions_by_user"
+	bucketSessionsByDevice = "idx/sessions_by_device"
+	bucketBansByTenant     = "idx/bans_by_tenant"
+	bucketBansBySubject    = "idx/bans_by_subject"
+)
+
+// keyspace names every key of one store. root is the prefix followed by "/".
+//
+//	<prefix>/meta/store                 schema version and the store's nonce
+//	<prefix>/meta/compacted             the log's compaction mark (decimal)
+//	<prefix>/log                        the last change; its history is the event log
+//	<prefix>/guard/<bucket>             rewritten by every delete in <bucket>
+//	<prefix>/<bucket>/<id>              records (refresh tokens by hex hash)
+//	<prefix>/idx/<index>/<parts>\x00<id> index entries
+type keyspace struct {
+	root          string
+	metaStore     string
+	metaCompacted string
+	log           string
+}
+
+func newKeyspace(prefix string) keyspace {
+	root := prefix + "/"
+	return keyspace{
+		root:          root,
+		metaStore:     root + "meta/store",
+		metaCompacted: root + "meta/compacted",
+		log:           root + "log",
+	}
+}
+
+// bucket returns the key prefix of a bucket.
+func (k keyspace) bucket(b string) string { return k.root + b + "/" }
+
+// record returns the key of a record in a bucket.
+func (k keyspace) record(b, id string) string { return k.root + b + "/" + id }
+
+// guard returns the guard key of a bucket.
+func (k keyspace) guard(b string) string { return k.root + "guard/" + b }
+
+func (k keyspace) refresh(hash []byte) string {
+	return k.record(bucketRefreshTokens, hex.EncodeToString(hash))
+}
+
+// indexPrefix returns the parts joined and terminated by sep, under the
+// index bucket: the prefix of the index keys matching those parts.
+func (k keyspace) indexPrefix(b string, parts ...string) string {
+	var sb strings.Builder
+	sb.WriteString(k.bucket(b))
+	for _, p := range parts {
+		sb.WriteString(p)
+		sb.WriteString(sep)
+	}
+	return sb.String()
+}
+
+// indexKey returns the index key of id under parts.
+func (k keyspace) indexKey(b, id string, parts ...string) string {
+	return k.indexPrefix(b, parts...) + id
+}
+
+// prefixEnd is the end (exclusive) of the range of keys starting with p.
+func prefixEnd(p string) string { return clientv3.GetPrefixRangeEnd(p) }
+
+// checkKeyPart rejects a value that cannot be part of a key: IDs must not be
+// empty, and no indexed field may contain sep.
+func checkKeyPart(field, v string, mayBeEmpty bool) error {
+	if v == "" && !mayBeEmpty {
+		return fmt.Errorf("%w: %s is empty", errInvalid, field)
+	}
+	if strings.Contains(v, sep) {
+		return fmt.Errorf("%w: %s %q contains a NUL byte", errInvalid, field, v)
+	}
+	return nil
+}
+
+// normalizePrefix returns the prefix without trailing slashes; "" becomes
+// DefaultPrefix.
+func normalizePrefix(p string) (string, error) {
+	p = strings.TrimRight(p, "/")
+	if p == "" {
+		p = DefaultPrefix
+	}
+	if strings.Contains(p, sep) {
+		return "", fmt.Errorf("storage/etcd: prefix %q contains a NUL byte", p)
+	}
+	return p, nil
+}

@@ -1,0 +1,355 @@
+package server
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/durationpb"
+
+	pb "github.com/portcullis-dev/portcullis/gen/portcullis/v1"
+	"github.com/portcullis-dev/portcullis/internal/authority"
+	"github.com/portcullis-dev/portcullis/internal/storage"
+)
+
+// The progress protocol (see ReportProgress in event_service.proto): a
+// Watch request with an identity gets a subscriber_id in its first
+// response; the mirror reports the revision it has applied with
+// ReportProgress; writes with a wait block on the registry below until
+// every reporting subscriber of this replica has reached the write's
+// revision. Everything is in memory and per replica.
+
+// MaxWait bounds the wait of CreateBan, LiftBan, RevokeSession and
+// RevokeUserSessions.
+const MaxWait = 60 * time.Second
+
+// subscriber is one open Watch stream, for ListSubscribers and waits.
+type subscriber struct {
+	caller   string
+	keyID    string // the API key it authenticated with; only it may report
+	peer     string
+	since    time.Time
+	revision atomic.Int64 // the last revision sent to it
+
+	// Set for subscribers that sent an identity (reporting ones).
+	id       string
+	identity *pb.MirrorIdentity
+	applied  atomic.Int64  // the last revision it reported applied
+	reported atomic.Int64  // unix ns (wall clock) of its last report; 0: none
+	gone     chan struct{} // closed when its stream ends
+}
+
+func (s *subscriber) reporting() bool { return s.id != "" }
+
+// lastHeard is when the subscriber last reported, or connected.
+func (s *subscriber) lastHeard() time.Time {
+	if ns := s.reported.Load(); ns != 0 {
+		return time.Unix(0, ns)
+	}
+	return s.since
+}
+
+// subscribers is the registry of one replica's Watch streams.
+type subscribers struct {
+	mu   sync.Mutex
+	next int
+	all  map[int]*subscriber
+	byID map[string]*subscriber
+	// changed is closed and replaced whenever a subscriber reports or
+	// leaves: waiters re-examine their set then, and only then.
+	changed chan struct{}
+}
+
+// add registers s and returns the function that removes it. A reporting
+// subscriber gets its ID here.
+func (r *subscribers) add(s *subscriber) func() {
+	s.gone = make(chan struct{})
+	if s.identity != nil {
+		var b [12]byte
+		rand.Read(b[:])
+		s.id = "sub_" + hex.EncodeToString(b[:])
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.all == nil {
+		r.all, r.byID = map[int]*subscriber{}, map[string]*subscriber{}
+	}
+	id := r.next
+	r.next++
+	r.all[id] = s
+	if s.id != "" {
+		r.byID[s.id] = s
+	}
+	return func() {
+		r.mu.Lock()
+		delete(r.all, id)
+		if s.id != "" {
+			delete(r.byID, s.id)
+		}
+		close(s.gone)
+		r.notifyLocked()
+		r.mu.Unlock()
+	}
+}
+
+func (r *subscribers) notifyLocked() {
+	if r.changed != nil {
+		close(r.changed)
+		r.changed = nil
+	}
+}
+
+// changedCh returns the channel closed at the next report or departure.
+// Take it before examining the subscribers, so that no change is missed.
+func (r *subscribers) changedCh() <-chan struct{} {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.changed == nil {
+		r.changed = make(chan struct{})
+	}
+	return r.changed
+}
+
+// report records that subscriber id, of API key keyID, has applied rev.
+func (r *subscribers) report(id, keyID string, rev int64, now time.Time) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	s, ok := r.byID[id]
+	if !ok || s.keyID != keyID {
+		return false
+	}
+	if rev > s.applied.Load() {
+		s.applied.Store(rev)
+	}
+	s.reported.Store(now.UnixNano())
+	r.notifyLocked()
+	return true
+}
+
+// reportingSet returns the reporting subscribers connected now.
+func (r *subscribers) reportingSet() []*subscriber {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make([]*subscriber, 0, len(r.byID))
+	for _, s := range r.byID {
+		out = append(out, s)
+	}
+	return out
+}
+
+func (r *subscribers) snapshot() []*subscriber {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make([]*subscriber, 0, len(r.all))
+	for _, s := range r.all {
+		out = append(out, s)
+	}
+	return out
+}
+
+// subscriberPB describes s, with its lag behind current.
+func subscriberPB(s *subscriber, current int64) *pb.Subscriber {
+	out := &pb.Subscriber{Caller: s.caller, PeerAddress: s.peer, Revision: s.revision.Load(), ConnectTime: ts(s.since)}
+	if s.reporting() {
+		out.SubscriberId, out.Identity = s.id, s.identity
+		out.AppliedRevision = s.applied.Load()
+		out.Lag = max(current-out.AppliedRevision, 0)
+		if ns := s.reported.Load(); ns != 0 {
+			out.LastReportTime = ts(time.Unix(0, ns))
+		}
+	}
+	return out
+}
+
+// currentRevision is the store's last committed revision.
+func currentRevision(ctx context.Context, st storage.Store) (int64, error) {
+	var rev int64
+	err := st.View(ctx, func(tx storage.ReadTx) error { rev = tx.Revision(); return nil })
+	return rev, err
+}
+
+func (s eventService) ListSubscribers(ctx context.Context, _ *pb.ListSubscribersRequest) (*pb.ListSubscribersResponse, error) {
+	current, err := currentRevision(ctx, s.auth.Store())
+	if err != nil {
+		return nil, s.status(ctx, err)
+	}
+	subs := s.subs.snapshot()
+	out := &pb.ListSubscribersResponse{Revision: current, Subscribers: make([]*pb.Subscriber, 0, len(subs))}
+	for _, sub := range subs {
+		out.Subscribers = append(out.Subscribers, subscriberPB(sub, current))
+	}
+	return out, nil
+}
+
+func (s eventService) ReportProgress(ctx context.Context, req *pb.ReportProgressRequest) (*pb.ReportProgressResponse, error) {
+	if req.GetRevision() < 0 {
+		return nil, s.status(ctx, &authority.FieldError{Field: "revision", Msg: "must not be negative"})
+	}
+	var keyID string
+	if k, ok := ctx.Value(callerKey{}).(storage.APIKey); ok {
+		keyID = k.ID
+	}
+	if !s.subs.report(req.GetSubscriberId(), keyID, req.GetRevision(), time.Now()) {
+		return nil, newStatus(codes.NotFound, pb.ErrorReason_ERROR_REASON_NOT_FOUND,
+			fmt.Sprintf("no Watch stream of this API key with subscriber_id %q on this authority replica", req.GetSubscriberId()), nil)
+	}
+	current, err := currentRevision(ctx, s.auth.Store())
+	if err != nil {
+		return nil, s.status(ctx, err)
+	}
+	return &pb.ReportProgressResponse{CurrentRevision: current}, nil
+}
+
+func (s eventService) GetRevision(ctx context.Context, _ *pb.GetRevisionRequest) (*pb.GetRevisionResponse, error) {
+	st := s.auth.Store()
+	current, err := currentRevision(ctx, st)
+	if err != nil {
+		return nil, s.status(ctx, err)
+	}
+	return &pb.GetRevisionResponse{StoreId: st.StoreID(), Revision: current}, nil
+}
+
+// parseWait validates the wait field of a write, before the write.
+func parseWait(v string) (time.Duration, error) {
+	if v == "" {
+		return 0, nil
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d < 0 || d > MaxWait {
+		return 0, &authority.FieldError{Field: "wait", Msg: fmt.Sprintf("must be a Go duration from 0s to %s (e.g. \"2s\"), not %q", MaxWait, v)}
+	}
+	return d, nil
+}
+
+// enforcement waits (up to wait, or until ctx ends) until every reporting
+// subscriber connected now has applied rev, and says how far it got. It
+// never fails: the write is durable whatever the mirrors do. A zero wait
+// still reports who has confirmed already.
+func (s *Server) enforcement(ctx context.Context, rev int64, wait time.Duration) *pb.Enforcement {
+	start := time.Now()
+	set := s.subs.reportingSet()
+	timer := time.NewTimer(wait)
+	defer timer.Stop()
+	var confirmed int
+	var laggards, disconnected []*subscriber
+	for {
+		changed := s.subs.changedCh()
+		confirmed, laggards, disconnected = 0, laggards[:0], disconnected[:0]
+		for _, sub := range set {
+			switch {
+			case sub.applied.Load() >= rev:
+				confirmed++
+			case isClosed(sub.gone):
+				disconnected = append(disconnected, sub)
+			default:
+				laggards = append(laggards, sub)
+			}
+		}
+		if len(laggards) == 0 {
+			break
+		}
+		select {
+		case <-changed:
+			continue
+		case <-timer.C:
+		case <-ctx.Done():
+		}
+		break
+	}
+	out := &pb.Enforcement{Confirmed: int32(confirmed), Total: int32(len(set)), Revision: rev,
+		Elapsed: durationpb.New(time.Since(start))}
+	if len(laggards)+len(disconnected) > 0 {
+		current, err := currentRevision(context.WithoutCancel(ctx), s.auth.Store())
+		if err != nil {
+			current = rev
+		}
+		for _, sub := range laggards {
+			out.Laggards = append(out.Laggards, subscriberPB(sub, current))
+		}
+		for _, sub := range disconnected {
+			out.Disconnected = append(out.Disconnected, subscriberPB(sub, current))
+		}
+	}
+	return out
+}
+
+func isClosed(c <-chan struct{}) bool {
+	select {
+	case <-c:
+		return true
+	default:
+		return false
+	}
+}
+
+// progressTimeout is how long a reporting subscriber may go without a
+// report before its stream is ended.
+func (s *Server) progressTimeout() time.Duration {
+	if s.opts.ProgressTimeout > 0 {
+		return s.opts.ProgressTimeout
+	}
+	return max(3*s.opts.CheckpointInterval, time.Second)
+}
+
+// fleetCollector exports the mirrors' progress at scrape time.
+type fleetCollector struct{ s *Server }
+
+var (
+	mirrorMaxLagDesc = prometheus.NewDesc("portcullis_mirror_max_lag_revisions",
+		"The largest lag, in revisions, of a mirror reporting progress to this replica (0 when none).", nil, nil)
+	mirrorsReportingDesc = prometheus.NewDesc("portcullis_mirrors_reporting",
+		"Mirrors connected to this replica that report progress.", nil, nil)
+)
+
+func (c fleetCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- mirrorMaxLagDesc
+	ch <- mirrorsReportingDesc
+}
+
+func (c fleetCollector) Collect(ch chan<- prometheus.Metric) {
+	set := c.s.subs.reportingSet()
+	var maxLag int64
+	if len(set) > 0 {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if current, err := currentRevision(ctx, c.s.auth.Store()); err == nil {
+			for _, sub := range set {
+				maxLag = max(maxLag, current-sub.applied.Load())
+			}
+		}
+	}
+	ch <- prometheus.MustNewConstMetric(mirrorMaxLagDesc, prometheus.GaugeValue, float64(maxLag))
+	ch <- prometheus.MustNewConstMetric(mirrorsReportingDesc, prometheus.GaugeValue, float64(len(set)))
+}
+
+// registerFleetMetrics adds the mirror gauges to the server's registry
+// (once per registry).
+func (s *Server) registerFleetMetrics() {
+	_ = s.metrics.reg.Register(fleetCollector{s: s})
+}
+
+// cloneIdentity keeps a copy of the request's identity, bounded in size.
+func cloneIdentity(id *pb.MirrorIdentity) *pb.MirrorIdentity {
+	if id == nil {
+		return nil
+	}
+	c := proto.Clone(id).(*pb.MirrorIdentity)
+	c.Service, c.InstanceId, c.Version = truncate(c.Service), truncate(c.InstanceId), truncate(c.Version)
+	return c
+}
+
+func truncate(v string) string {
+	const limit = 200
+	if len(v) > limit {
+		v = v[:limit]
+	}
+	return strings.ToValidUTF8(v, "")
+}

@@ -1,0 +1,72 @@
+package server
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	pb "github.com/portcullis-dev/portcullis/gen/portcullis/v1"
+	"github.com/portcullis-dev/portcullis/internal/storage"
+)
+
+// snapshotMaxAge bounds how long a built snapshot is kept for reuse, so an
+// idle authority does not hold a large one in memory forever.
+const snapshotMaxAge = time.Minute
+
+// snapshotCache shares one snapshot among the subscribers that need one at
+// the same store revision. When a fleet's mirrors reconnect together (an
+// authority restart, a deploy), each would otherwise read every ban and
+// session from the store: one read and one conversion serve them all.
+// Reusing a snapshot built a little earlier at the same revision is safe:
+// a ban or revoked session that expired meanwhile is one the mirror prunes
+// by time anyway.
+type snapshotCache struct {
+	mu       sync.Mutex
+	rev      int64
+	built    time.Time
+	snap     *pb.Snapshot // read-only once built; shared by every stream
+	building chan struct{}
+}
+
+// sharedSnapshot returns a snapshot and the revision it reflects.
+func (s *Server) sharedSnapshot(ctx context.Context) (int64, *pb.Snapshot, error) {
+	c := &s.snapshots
+	for {
+		var cur int64
+		if err := s.auth.Store().View(ctx, func(tx storage.ReadTx) error { cur = tx.Revision(); return nil }); err != nil {
+			return 0, nil, err
+		}
+		c.mu.Lock()
+		if c.snap != nil && c.rev == cur && time.Since(c.built) < snapshotMaxAge {
+			rev, snap := c.rev, c.snap
+			c.mu.Unlock()
+			return rev, snap, nil
+		}
+		if wait := c.building; wait != nil {
+			c.mu.Unlock()
+			select {
+			case <-wait:
+				continue // use what it built, if still current
+			case <-ctx.Done():
+				return 0, nil, ctx.Err()
+			}
+		}
+		done := make(chan struct{})
+		c.building = done
+		c.mu.Unlock()
+
+		snap, err := s.auth.Snapshot(ctx)
+		c.mu.Lock()
+		if err == nil {
+			c.rev, c.built, c.snap = snap.Revision, time.Now(), snapshotPB(snap)
+		}
+		c.building = nil
+		close(done)
+		rev, out := c.rev, c.snap
+		c.mu.Unlock()
+		if err != nil {
+			return 0, nil, err
+		}
+		return rev, out, nil
+	}
+}
