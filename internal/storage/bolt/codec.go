@@ -3,9 +3,6 @@ package bolt
 import (
 	"encoding/json"
 	"fmt"
-	"time"
-
-	"github.com/portcullis-dev/portcullis/internal/storage"
 )
 
 // Records are stored as JSON. Times are converted to UTC before encoding so
@@ -26,65 +23,6 @@ func decode[T any](kind string, data []byte) (T, error) {
 		return v, fmt.Errorf("%w: decode %s: %w", errCorrupt, kind, err)
 	}
 	return v, nil
-}
-
-func utc(t *time.Time) { *t = t.UTC() }
-
-func utcSession(s storage.Session) storage.Session {
-	for _, t := range []*time.Time{&s.CreateTime, &s.ExpireTime, &s.RefreshTime, &s.AccessExpireTime, &s.RevokeTime} {
-		utc(t)
-	}
-	return s
-}
-
-func utcRefreshToken(r storage.RefreshToken) storage.RefreshToken {
-	utc(&r.ExpireTime)
-	return r
-}
-
-func utcBan(b storage.Ban) storage.Ban {
-	for _, t := range []*time.Time{&b.CreateTime, &b.ExpireTime, &b.LiftTime} {
-		utc(t)
-	}
-	return b
-}
-
-func utcAudit(a storage.AuditRecord) storage.AuditRecord {
-	utc(&a.Time)
-	return a
-}
-
-func utcAPIKey(k storage.APIKey) storage.APIKey {
-	for _, t := range []*time.Time{&k.CreateTime, &k.ExpireTime, &k.RevokeTime} {
-		utc(t)
-	}
-	return k
-}
-
-func utcSigningKey(k storage.SigningKey) storage.SigningKey {
-	for _, t := range []*time.Time{&k.CreateTime, &k.RetireTime, &k.VerifyUntil} {
-		utc(t)
-	}
-	return k
-}
-
-// utcEvent copies the payload rather than writing through the caller's
-// pointer.
-func utcEvent(e storage.Event) storage.Event {
-	utc(&e.Time)
-	if e.Ban != nil {
-		b := utcBan(*e.Ban)
-		e.Ban = &b
-	}
-	if e.Session != nil {
-		s := utcSession(*e.Session)
-		e.Session = &s
-	}
-	if e.Key != nil {
-		k := utcSigningKey(*e.Key)
-		e.Key = &k
-	}
-	return e
 }
 
 // storedChange is the stored form of a storage.Change: the same JSON shape,

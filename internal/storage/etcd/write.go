@@ -92,7 +92,7 @@ func (t *txn) PutSession(s storage.Session) error {
 	if err != nil {
 		return err
 	}
-	if err := t.put("session", key, utcSession(s)); err != nil {
+	if err := t.put("session", key, s.UTC()); err != nil {
 		return err
 	}
 	var oldIdx []indexEntry
@@ -126,7 +126,7 @@ func (t *txn) PutRefreshToken(r storage.RefreshToken) error {
 	if len(r.Hash) == 0 {
 		return fmt.Errorf("%w: refresh token hash is empty", errInvalid)
 	}
-	return t.put("refresh token", t.k.refresh(r.Hash), utcRefreshToken(r))
+	return t.put("refresh token", t.k.refresh(r.Hash), r.UTC())
 }
 
 // DeleteRefreshToken removes a refresh token; an absent one is not an error.
@@ -157,7 +157,7 @@ func (t *txn) PutBan(b storage.Ban) error {
 	if err != nil {
 		return err
 	}
-	if err := t.put("ban", key, utcBan(b)); err != nil {
+	if err := t.put("ban", key, b.UTC()); err != nil {
 		return err
 	}
 	var oldIdx []indexEntry
@@ -183,7 +183,7 @@ func (t *txn) AppendAudit(a storage.AuditRecord) error {
 	if exists {
 		return fmt.Errorf("storage/etcd: audit record %q: %w", a.ID, storage.ErrAlreadyExists)
 	}
-	return t.put("audit record", key, utcAudit(a))
+	return t.put("audit record", key, a.UTC())
 }
 
 func (t *txn) PutAPIKey(k storage.APIKey) error {
@@ -193,7 +193,7 @@ func (t *txn) PutAPIKey(k storage.APIKey) error {
 	if err := checkKeyPart("API key ID", k.ID, false); err != nil {
 		return err
 	}
-	return t.put("api key", t.k.record(bucketAPIKeys, k.ID), utcAPIKey(k))
+	return t.put("api key", t.k.record(bucketAPIKeys, k.ID), k.UTC())
 }
 
 func (t *txn) PutSigningKey(k storage.SigningKey) error {
@@ -203,7 +203,7 @@ func (t *txn) PutSigningKey(k storage.SigningKey) error {
 	if err := checkKeyPart("signing key ID", k.ID, false); err != nil {
 		return err
 	}
-	return t.put("signing key", t.k.record(bucketSigningKeys, k.ID), utcSigningKey(k))
+	return t.put("signing key", t.k.record(bucketSigningKeys, k.ID), k.UTC())
 }
 
 // DeleteSigningKey removes a signing key; an absent one is not an error.
@@ -221,10 +221,10 @@ func (t *txn) Emit(e storage.Event) error {
 	if err := t.canWrite(); err != nil {
 		return err
 	}
-	if err := checkEvent(e); err != nil {
-		return err
+	if err := e.Check(); err != nil {
+		return fmt.Errorf("%w: %w", errInvalid, err)
 	}
-	raw, err := encode("event", utcEvent(e))
+	raw, err := encode("event", e.UTC())
 	if err != nil {
 		return err
 	}
