@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"time"
 
 	"google.golang.org/grpc"
@@ -73,7 +74,25 @@ func WithDialOptions(opts ...grpc.DialOption) Option {
 // lazily, on the first call, like grpc.NewClient, and reconnects with a
 // backoff capped at 5 s (WithDialOptions(grpc.WithConnectParams(...))
 // changes it). Without WithInsecure it uses TLS.
+//
+// target may also list the replicas of one authority, as host:port
+// addresses separated by commas ("10.0.0.1:7470,10.0.0.2:7470"). The
+// connection then uses one replica at a time (gRPC's pick_first, so that
+// a Watch stream and its progress reports reach the same replica), and
+// when that one fails it moves to another: a Mirror resumes there from its
+// revision. The list is shuffled when the client starts and again on every
+// connection loss, so that clients spread over the replicas and a dead one
+// is not always tried first. With TLS, each address is verified against
+// its own host name (unless the tls.Config sets ServerName).
 func Dial(target string, opts ...Option) (*Client, error) {
+	var replicas *replicaResolver
+	if strings.Contains(target, ",") {
+		var err error
+		if replicas, err = newReplicaResolver(target); err != nil {
+			return nil, err
+		}
+		target = replicaScheme + ":///" + replicas.String()
+	}
 	var cfg dialConfig
 	for _, o := range opts {
 		o(&cfg)
@@ -100,6 +119,10 @@ func Dial(target string, opts ...Option) (*Client, error) {
 		}),
 		grpc.WithChainUnaryInterceptor(unaryErrors),
 		grpc.WithChainStreamInterceptor(streamErrors),
+	}
+	if replicas != nil {
+		// Registered for this connection only (no global registry).
+		dialOpts = append(dialOpts, grpc.WithResolvers(replicas))
 	}
 	if cfg.apiKey != "" {
 		// gRPC refuses credentials that require transport security on a

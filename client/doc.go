@@ -5,6 +5,14 @@
 //   - client.go: Dial, Client (the generated service clients behind one
 //     connection) and the interceptor that converts every status with
 //     FromStatus, so that errors.Is(err, ErrUserBanned) works on any call.
+//   - replicas.go: the resolver behind Dial("host:port,host:port,..."),
+//     the replicas of one authority: the connection uses one at a time
+//     (pick_first, so a Watch stream and its progress reports reach the
+//     same replica) and moves to another when it fails; the list is
+//     reshuffled on every connection loss so that a dead replica is not
+//     always tried first. A Mirror then resumes on the new replica from its
+//     revision and store_id, and reports progress under the subscriber id
+//     of the new stream.
 //   - errors.go: the one table between ErrorInfo reasons, gRPC codes and
 //     sentinels, both ways (FromStatus, Status), and *Error / *BanError.
 //   - mirror.go, watch.go: Mirror, its options and its stream loop
@@ -21,5 +29,6 @@
 // with the authority), gRPC, protobuf and the standard library; never
 // internal/ or server/, so that services depend on the API only. Its
 // tests, in package client_test, start a real authority over a real
-// bbolt file and may import those.
+// bbolt file (or replicas over an embedded etcd, for failover) and may
+// import those.
 package client

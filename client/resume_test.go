@@ -2,6 +2,7 @@ package client_test
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -88,10 +89,17 @@ func (e *env) keyWith(name string, scopes ...string) string {
 // active bans.
 func compareBans(t testing.TB, e *env, m *mirror) {
 	t.Helper()
+	compareBansOf(t, e.admin, e.clock.Now(), m.Mirror)
+}
+
+// compareBansOf fails unless the mirror holds exactly the active bans that
+// admin lists.
+func compareBansOf(t testing.TB, admin *client.Client, now time.Time, m *client.Mirror) {
+	t.Helper()
 	var want []client.HeldBan
 	req := &pb.ListBansRequest{State: pb.BanState_BAN_STATE_ACTIVE, PageSize: 100}
 	for {
-		resp, err := e.admin.Bans.ListBans(e.ctx(), req)
+		resp, err := admin.Bans.ListBans(context.Background(), req)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -115,7 +123,7 @@ func compareBans(t testing.TB, e *env, m *mirror) {
 		}
 	}
 	slices.SortFunc(want, func(a, b client.HeldBan) int { return strings.Compare(a.BanID, b.BanID) })
-	got := m.HeldBans(e.clock.Now())
+	got := m.HeldBans(now)
 	if len(got) != len(want) {
 		t.Fatalf("mirror holds %d bans, authority has %d:\n%+v\n%+v", len(got), len(want), got, want)
 	}
