@@ -81,7 +81,7 @@ func WithStrictMethods(fullMethodNames ...string) Option {
 // sessions client given is used.
 func WithAuthorityMethods(sessions pb.SessionServiceClient, fullMethodNames ...string) Option {
 	if sessions == nil {
-		panic("interceptors.WithAuthorityMethods: nil SessionServiceClient")
+		panic("interceptors.WithAuthorityMethods: nil SessionServiceClient") // panic-ok: a wiring mistake, at construction
 	}
 	return func(c *config) {
 		c.consistency.sessions = sessions

@@ -80,7 +80,7 @@ func WithTrustedProxies(prefixes ...netip.Prefix) Option {
 	return func(c *config) {
 		for _, p := range prefixes {
 			if !p.IsValid() {
-				panic(fmt.Sprintf("interceptors.WithTrustedProxies: invalid prefix %v", p))
+				panic(fmt.Sprintf("interceptors.WithTrustedProxies: invalid prefix %v", p)) // panic-ok: like regexp.MustCompile, a configuration mistake at construction
 			}
 			a := p.Addr()
 			if a.Is4In6() && p.Bits() >= 96 {

@@ -29,7 +29,7 @@ type authenticator struct {
 
 func newAuthenticator(c Checker, opts []Option) *authenticator {
 	if c == nil {
-		panic("interceptors: nil Checker")
+		panic("interceptors: nil Checker") // panic-ok: a wiring mistake, at construction
 	}
 	return &authenticator{checker: c, cfg: newConfig(opts)}
 }

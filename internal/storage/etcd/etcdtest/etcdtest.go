@@ -1,7 +1,3 @@
-// Package etcdtest runs real etcd servers in-process (go.etcd.io/etcd's
-// embed package) on loopback ports chosen at run time, for the tests of
-// the etcd backend and of everything built on it. Nothing is faked and
-// nothing is skipped for want of an external server.
 package etcdtest
 
 import (
