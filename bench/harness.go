@@ -34,6 +34,12 @@ type config struct {
 	smoke    bool
 	dir      string
 	args     []string
+
+	progress              bool
+	memBans, memRevoked   int
+	fanout, fanoutWriters int
+	fanoutDuration        time.Duration
+	cpuprofile            string
 }
 
 func ints(s string) ([]int, error) {
@@ -56,6 +62,7 @@ type latencyRow struct {
 	op      string
 	mirrors int
 	samples []time.Duration
+	synced  time.Duration // start of the mirrors until all had their first snapshot
 }
 
 type throughputRow struct {
@@ -68,6 +75,8 @@ type throughputRow struct {
 type results struct {
 	latency    []latencyRow
 	throughput []throughputRow
+	memory     *memoryRow
+	fanout     *fanoutRow
 }
 
 // authorityEnv is the authority under test.
@@ -163,9 +172,9 @@ func run(cfg config, out io.Writer) (*results, error) {
 	}
 	fmt.Fprintln(out)
 
-	fmt.Fprintf(out, "| enforcement (ack -> every mirror applied) | mirrors | ops | p50 | p99 | max |\n| --- | ---: | ---: | ---: | ---: | ---: |\n")
+	fmt.Fprintf(out, "| enforcement (ack -> every mirror applied; progress reports %v) | mirrors | ops | p50 | p99 | max |\n| --- | ---: | ---: | ---: | ---: | ---: |\n", map[bool]string{true: "on", false: "off"}[cfg.progress])
 	for _, n := range cfg.mirrors {
-		rows, err := enforcement(a, n, cfg.ops)
+		rows, err := enforcement(a, n, cfg.ops, cfg.progress)
 		if err != nil {
 			return nil, fmt.Errorf("%d mirrors: %w", n, err)
 		}
@@ -175,6 +184,40 @@ func run(cfg config, out io.Writer) (*results, error) {
 			slices.Sort(s)
 			fmt.Fprintf(out, "| %s | %d | %d | %v | %v | %v |\n", r.op, r.mirrors, len(s), pct(s, 50), pct(s, 99), s[len(s)-1])
 		}
+		if len(rows) > 0 {
+			fmt.Fprintf(out, "(%d mirrors started and all had their first snapshot in %v)\n", n, rows[0].synced.Round(time.Millisecond))
+		}
+	}
+	fmt.Fprintln(out)
+
+	if cfg.memBans > 0 {
+		sub := filepath.Join(dir, "memory")
+		if err := os.MkdirAll(sub, 0o700); err != nil {
+			return nil, err
+		}
+		r, err := mirrorMemory(sub, cfg.memBans, cfg.memRevoked, 64)
+		if err != nil {
+			return nil, fmt.Errorf("mirror memory: %w", err)
+		}
+		res.memory = &r
+		n := max(1, r.bans+r.revoked)
+		fmt.Fprintf(out, "| mirror memory (one mirror, loaded through Watch) | bans | revoked sessions | heap in use | heap alloc | per entry (alloc) | per ban (alloc, all of it) |\n| --- | ---: | ---: | ---: | ---: | ---: | ---: |\n")
+		fmt.Fprintf(out, "| after GC, with minus without the mirror | %d | %d | %d B | %d B | %d B | %d B |\n", r.bans, r.revoked, r.heapInuse, r.heapAlloc, r.heapAlloc/int64(n), r.heapAlloc/int64(max(1, r.bans)))
+		fmt.Fprintf(out, "(state written in %v with 64 callers; the mirror's first snapshot took %v)\n\n", r.load.Round(time.Millisecond), r.sync.Round(time.Millisecond))
+	}
+	if cfg.fanout > 0 {
+		sub := filepath.Join(dir, "fanout")
+		if err := os.MkdirAll(sub, 0o700); err != nil {
+			return nil, err
+		}
+		r, err := fanout(sub, cfg.fanout, cfg.fanoutWriters, cfg.fanoutDuration)
+		if err != nil {
+			return nil, fmt.Errorf("fan-out: %w", err)
+		}
+		res.fanout = &r
+		fmt.Fprintf(out, "| Watch fan-out (raw Recv loops) | subscribers | writers | bans written | writes/s | events delivered | delivered/s (until drained) | drain after writes |\n| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n")
+		fmt.Fprintf(out, "| CreateBan -> every subscriber | %d | %d | %d | %.0f | %d | %.0f | %v |\n", r.subscribers, r.writers, r.writes,
+			float64(r.writes)/r.writing.Seconds(), r.delivered, float64(r.delivered)/r.drained.Seconds(), (r.drained - r.writing).Round(time.Millisecond))
 	}
 	return res, nil
 }
@@ -253,7 +296,7 @@ func throughput(a *authorityEnv, op string, callers int, d time.Duration) (throu
 // after the acknowledgement of a CreateBan, a RevokeSession and a LiftBan
 // every mirror has applied it (and so refuses, or accepts again, the
 // user's token). Each operation runs alone.
-func enforcement(a *authorityEnv, n, ops int) ([]latencyRow, error) {
+func enforcement(a *authorityEnv, n, ops int, progress bool) ([]latencyRow, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	var cur atomic.Pointer[target]
@@ -278,13 +321,14 @@ func enforcement(a *authorityEnv, n, ops int) ([]latencyRow, error) {
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	defer cancel()
+	started := time.Now()
 	for i := range mirrors {
 		c, err := a.dial()
 		if err != nil {
 			return nil, err
 		}
 		defer c.Close()
-		m := client.NewMirror(c, client.MirrorOptions{OnEvent: onEvent, Logger: quiet, CacheSize: 1024})
+		m := client.NewMirror(c, client.MirrorOptions{OnEvent: onEvent, Logger: quiet, CacheSize: 1024, DisableProgress: !progress})
 		mirrors[i] = m
 		wg.Add(1)
 		go func() { defer wg.Done(); m.Run(ctx) }()
@@ -296,6 +340,7 @@ func enforcement(a *authorityEnv, n, ops int) ([]latencyRow, error) {
 			return nil, fmt.Errorf("mirror sync: %w", err)
 		}
 	}
+	synced := time.Since(started)
 	c, err := a.dial()
 	if err != nil {
 		return nil, err
@@ -321,7 +366,7 @@ func enforcement(a *authorityEnv, n, ops int) ([]latencyRow, error) {
 		}
 		return max(0, time.Unix(0, t.last.Load()).Sub(ack)), nil
 	}
-	rows := []latencyRow{{op: "CreateBan (user)", mirrors: n}, {op: "RevokeSession", mirrors: n}, {op: "LiftBan", mirrors: n}}
+	rows := []latencyRow{{op: "CreateBan (user)", mirrors: n, synced: synced}, {op: "RevokeSession", mirrors: n, synced: synced}, {op: "LiftBan", mirrors: n, synced: synced}}
 	for i := range ops {
 		user := fmt.Sprintf("el-%d-%d", n, i)
 		sess, err := c.Sessions.CreateSession(ctx, &pb.CreateSessionRequest{UserId: user + "-s"})

@@ -36,6 +36,12 @@ func TestSmoke(t *testing.T) {
 			t.Errorf("%s with %d callers: no operation completed", r.op, r.callers)
 		}
 	}
+	if m := res.memory; m == nil || m.bans != cfg.memBans || m.revoked != cfg.memRevoked {
+		t.Errorf("mirror memory row: %+v; want %d bans, %d revoked", m, cfg.memBans, cfg.memRevoked)
+	}
+	if f := res.fanout; f == nil || f.writes == 0 || f.delivered != f.writes*int64(f.subscribers) || f.cut != 0 {
+		t.Errorf("fan-out row: %+v; want every write delivered to every subscriber once", f)
+	}
 	for _, want := range []string{"machine:", "flags: -smoke", "GOMAXPROCS"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("output lacks %q", want)
