@@ -86,17 +86,29 @@ func (s eventService) watchLoop(ctx context.Context, req *pb.WatchRequest, strea
 	// interval, so that revoking it ends the stream within about one.
 	lastAuth := time.Now()
 	firstID := sub.id
-	send := func(rev int64, resp *pb.WatchResponse) error {
+	plain := sendsPlain(stream.Context())
+	// send sends a checkpoint (resp) or a message shared with the other
+	// subscribers (shared).
+	send := func(rev int64, resp *pb.WatchResponse, shared *sharedMsg) error {
 		if time.Since(lastAuth) >= s.opts.CheckpointInterval {
 			if err := s.reauthenticate(ctx); err != nil {
 				return err
 			}
 			lastAuth = time.Now()
 		}
-		resp.StoreId, resp.Revision, resp.ServerTime = storeID, rev, timestamppb.New(s.now())
-		resp.SubscriberId, firstID = firstID, "" // the first response only
+		var msg any = resp
+		if shared != nil {
+			var err error
+			if msg, err = shared.msg(stream, plain, firstID); err != nil {
+				return err
+			}
+		} else {
+			resp.StoreId, resp.Revision, resp.ServerTime = storeID, rev, timestamppb.New(s.now())
+			resp.SubscriberId = firstID
+		}
+		firstID = "" // the first response only
 		sending.Store(time.Now().UnixNano())
-		err := stream.Send(resp)
+		err := stream.SendMsg(msg)
 		sending.Store(0)
 		if err == nil {
 			sub.revision.Store(rev)
@@ -125,7 +137,7 @@ func (s eventService) watchLoop(ctx context.Context, req *pb.WatchRequest, strea
 		} else if err != nil {
 			return err
 		}
-		if err := send(rev, &pb.WatchResponse{Payload: &pb.WatchResponse_Snapshot{Snapshot: snap}}); err != nil {
+		if err := send(rev, nil, snap); err != nil {
 			w.Close()
 			return err
 		}
@@ -139,7 +151,7 @@ func (s eventService) watchLoop(ctx context.Context, req *pb.WatchRequest, strea
 		cancel()
 		switch {
 		case err == nil:
-			if err := send(change.Revision, &pb.WatchResponse{Payload: &pb.WatchResponse_Change{Change: changePB(change, s.now())}}); err != nil {
+			if err := send(change.Revision, nil, s.sharedChange(storeID, change)); err != nil {
 				return err
 			}
 		case ctx.Err() != nil:
@@ -147,7 +159,7 @@ func (s eventService) watchLoop(ctx context.Context, req *pb.WatchRequest, strea
 		case errors.Is(err, context.DeadlineExceeded):
 			// Nothing new within the interval: tell the subscriber how fresh
 			// it is.
-			if err := send(w.Revision(), &pb.WatchResponse{Payload: &pb.WatchResponse_Checkpoint{Checkpoint: &pb.Checkpoint{}}}); err != nil {
+			if err := send(w.Revision(), &pb.WatchResponse{Payload: &pb.WatchResponse_Checkpoint{Checkpoint: &pb.Checkpoint{}}}, nil); err != nil {
 				return err
 			}
 		case errors.Is(err, storage.ErrCompacted):

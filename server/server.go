@@ -61,6 +61,7 @@ type Server struct {
 
 	watchers  watchSlots    // open Watch streams per API key
 	snapshots snapshotCache // Watch snapshots shared among subscribers
+	changes   changeCache   // Watch changes shared among subscribers
 }
 
 // New returns a server for auth.

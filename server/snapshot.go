@@ -16,7 +16,8 @@ const snapshotMaxAge = time.Minute
 // snapshotCache shares one snapshot among the subscribers that need one at
 // the same store revision. When a fleet's mirrors reconnect together (an
 // authority restart, a deploy), each would otherwise read every ban and
-// session from the store: one read and one conversion serve them all.
+// session from the store: one read, one conversion and one encoding
+// (sharedMsg) serve them all.
 // Reusing a snapshot built a little earlier at the same revision is safe:
 // a ban or revoked session that expired meanwhile is one the mirror prunes
 // by time anyway.
@@ -24,12 +25,13 @@ type snapshotCache struct {
 	mu       sync.Mutex
 	rev      int64
 	built    time.Time
-	snap     *pb.Snapshot // read-only once built; shared by every stream
+	msg      *sharedMsg // the snapshot response, encoded once for every stream
 	building chan struct{}
 }
 
-// sharedSnapshot returns a snapshot and the revision it reflects.
-func (s *Server) sharedSnapshot(ctx context.Context) (int64, *pb.Snapshot, error) {
+// sharedSnapshot returns a snapshot response and the revision it reflects.
+// Its server_time is when it was built.
+func (s *Server) sharedSnapshot(ctx context.Context) (int64, *sharedMsg, error) {
 	c := &s.snapshots
 	for {
 		var cur int64
@@ -37,10 +39,10 @@ func (s *Server) sharedSnapshot(ctx context.Context) (int64, *pb.Snapshot, error
 			return 0, nil, err
 		}
 		c.mu.Lock()
-		if c.snap != nil && c.rev == cur && time.Since(c.built) < snapshotMaxAge {
-			rev, snap := c.rev, c.snap
+		if c.msg != nil && c.rev == cur && time.Since(c.built) < snapshotMaxAge {
+			rev, msg := c.rev, c.msg
 			c.mu.Unlock()
-			return rev, snap, nil
+			return rev, msg, nil
 		}
 		if wait := c.building; wait != nil {
 			c.mu.Unlock()
@@ -58,11 +60,13 @@ func (s *Server) sharedSnapshot(ctx context.Context) (int64, *pb.Snapshot, error
 		snap, err := s.auth.Snapshot(ctx)
 		c.mu.Lock()
 		if err == nil {
-			c.rev, c.built, c.snap = snap.Revision, time.Now(), snapshotPB(snap)
+			c.rev, c.built = snap.Revision, time.Now()
+			c.msg = newSharedMsg(&pb.WatchResponse{StoreId: s.auth.Store().StoreID(), Revision: snap.Revision,
+				Payload: &pb.WatchResponse_Snapshot{Snapshot: snapshotPB(snap)}}, s.now())
 		}
 		c.building = nil
 		close(done)
-		rev, out := c.rev, c.snap
+		rev, out := c.rev, c.msg
 		c.mu.Unlock()
 		if err != nil {
 			return 0, nil, err

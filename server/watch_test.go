@@ -2,12 +2,16 @@ package server_test
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"testing"
 	"time"
 
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/encoding/gzip"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 
 	pb "github.com/portcullis-dev/portcullis/gen/portcullis/v1"
 	"github.com/portcullis-dev/portcullis/internal/authority"
@@ -473,5 +477,61 @@ func TestListSubscribers(t *testing.T) {
 	_, err := e.events.ListSubscribers(as(e.keyWith("reader", authority.ScopeBansRead)), &pb.ListSubscribersRequest{})
 	if status.Code(err) != codes.PermissionDenied {
 		t.Fatalf("ListSubscribers without events:watch: %v", err)
+	}
+}
+
+// TestWatchSharedEncoding: the snapshot and the changes are encoded once
+// and shared among streams; each stream still gets them whole, a
+// reporting subscriber its own subscriber_id in the first response only,
+// and a stream that asked for compression gets the same messages.
+func TestWatchSharedEncoding(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	f := newWatchFixture(e)
+	r := e.revision()
+
+	plain := e.watch(t, nil, &pb.WatchRequest{})
+	reporting := e.watch(t, nil, &pb.WatchRequest{Identity: &pb.MirrorIdentity{Service: "test"}})
+	ctx, cancel := context.WithTimeout(e.admin(), recvTimeout)
+	t.Cleanup(cancel)
+	zs, err := e.events.Watch(ctx, &pb.WatchRequest{}, grpc.UseCompressor(gzip.Name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	gzipped := &watchStream{t: t, stream: zs, storeID: e.store.StoreID(), cancel: cancel}
+	streams := []*watchStream{plain, reporting, gzipped}
+
+	var first *pb.WatchResponse
+	for i, w := range streams {
+		msg := w.snapshot()
+		if id := msg.GetSubscriberId(); (id != "") != (w == reporting) {
+			t.Errorf("stream %d: snapshot subscriber_id %q", i, id)
+		}
+		msg.SubscriberId = ""
+		if got := banIDs(msg.GetSnapshot().GetBans()); msg.GetRevision() != r || !slices.Equal(got, sorted(f.active.GetBanId())) {
+			t.Fatalf("stream %d: snapshot at %d with bans %v", i, msg.GetRevision(), got)
+		}
+		if first == nil {
+			first = msg
+		} else if !proto.Equal(msg, first) {
+			t.Errorf("stream %d: snapshot %v, stream 0 got %v", i, msg, first)
+		}
+	}
+	for rev := r + 1; rev <= r+3; rev++ {
+		e.ban(&pb.CreateBanRequest{Subject: userSubject(fmt.Sprint("u", rev))})
+		first = nil
+		for i, w := range streams {
+			msg := w.change(rev-1, rev)
+			if msg.GetSubscriberId() != "" {
+				t.Errorf("stream %d: change %d has subscriber_id %q", i, rev, msg.GetSubscriberId())
+			}
+			if oneEvent(t, msg).GetBanCreated() == nil {
+				t.Fatalf("stream %d: change %d: %v", i, rev, msg)
+			}
+			if first == nil {
+				first = msg
+			} else if !proto.Equal(msg, first) {
+				t.Errorf("stream %d: change %v, stream 0 got %v", i, msg, first)
+			}
+		}
 	}
 }

@@ -165,7 +165,9 @@ type WatchResponse struct {
 	// The subscriber's revision once it has applied this message: resume
 	// from it.
 	Revision int64 `protobuf:"varint,2,opt,name=revision,proto3" json:"revision,omitempty"`
-	// The authority's clock when it sent this message.
+	// The authority's clock when it produced this message. A snapshot or
+	// change is encoded once and sent to every subscriber, so it may be a
+	// little earlier than the send; checkpoints carry the send time.
 	ServerTime *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=server_time,json=serverTime,proto3" json:"server_time,omitempty"`
 	// What the message carries.
 	//
