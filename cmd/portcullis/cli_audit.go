@@ -48,40 +48,19 @@ func newAuditCommand() *cobra.Command {
 			req.EndTime = timestamppb.New(t)
 		}
 		return cf.call(cmd.Context(), func(ctx context.Context, cl *client.Client) error {
-			w := cmd.OutOrStdout()
-			var t *table
-			if cf.output == "table" {
-				t = newTable(w, "TIME", "ACTION", "ACTOR", "ADDRESS", "TENANT", "SUBJECT", "TARGET", "REASON", "POLICY")
-			}
-			n := 0
-			for {
-				resp, err := cl.Audit.ListAuditRecords(ctx, req)
-				if err != nil {
-					return err
-				}
-				for _, r := range resp.GetRecords() {
-					if limit > 0 && n >= limit {
-						break
-					}
-					n++
-					if t == nil {
-						if err := jsonLine(w, r); err != nil {
-							return err
-						}
-						continue
-					}
-					t.row(fmtTime(r.GetTime()), r.GetAction(), r.GetActor(), r.GetActorAddress(), r.GetTenantId(),
-						r.GetSubject(), r.GetTargetId(), r.GetReason(), r.GetPolicy())
-				}
-				if resp.GetNextPageToken() == "" || (limit > 0 && n >= limit) {
-					break
-				}
-				req.PageToken = resp.GetNextPageToken()
-			}
-			if t != nil {
-				return t.flush()
-			}
-			return nil
+			return listing[*pb.AuditRecord]{
+				output: cf.output, limit: limit,
+				header: []string{"TIME", "ACTION", "ACTOR", "ADDRESS", "TENANT", "SUBJECT", "TARGET", "REASON", "POLICY"},
+				fetch: func(token string) ([]*pb.AuditRecord, string, error) {
+					req.PageToken = token
+					resp, err := cl.Audit.ListAuditRecords(ctx, req)
+					return resp.GetRecords(), resp.GetNextPageToken(), err
+				},
+				row: func(r *pb.AuditRecord) []string {
+					return []string{fmtTime(r.GetTime()), r.GetAction(), r.GetActor(), r.GetActorAddress(), r.GetTenantId(),
+						r.GetSubject(), r.GetTargetId(), r.GetReason(), r.GetPolicy()}
+				},
+			}.print(cmd.OutOrStdout())
 		})
 	}
 	return cmd

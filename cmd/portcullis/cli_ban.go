@@ -205,45 +205,24 @@ func newBansCommand() *cobra.Command {
 			return usageError{fmt.Errorf("--state %q: want active, expired, lifted or all", state)}
 		}
 		return cf.call(cmd.Context(), func(ctx context.Context, cl *client.Client) error {
-			w := cmd.OutOrStdout()
-			var t *table
-			if cf.output == "table" {
-				t = newTable(w, "BAN_ID", "TENANT", "SUBJECT", "CAPABILITIES", "STATE", "CREATED", "EXPIRES", "BY", "REASON", "POLICY")
-			}
-			n := 0
 			req := &pb.ListBansRequest{TenantId: tenant, SubjectKind: k, State: st}
-			for {
-				resp, err := cl.Bans.ListBans(ctx, req)
-				if err != nil {
-					return err
-				}
-				for _, b := range resp.GetBans() {
-					if limit > 0 && n >= limit {
-						break
-					}
-					n++
-					if t == nil {
-						if err := jsonLine(w, b); err != nil {
-							return err
-						}
-						continue
-					}
+			return listing[*pb.Ban]{
+				output: cf.output, limit: limit,
+				header: []string{"BAN_ID", "TENANT", "SUBJECT", "CAPABILITIES", "STATE", "CREATED", "EXPIRES", "BY", "REASON", "POLICY"},
+				fetch: func(token string) ([]*pb.Ban, string, error) {
+					req.PageToken = token
+					resp, err := cl.Bans.ListBans(ctx, req)
+					return resp.GetBans(), resp.GetNextPageToken(), err
+				},
+				row: func(b *pb.Ban) []string {
 					exp := fmtTime(b.GetExpireTime())
 					if exp == "" {
 						exp = "never"
 					}
-					t.row(b.GetBanId(), b.GetTenantId(), subjectString(b.GetSubject()), strings.Join(b.GetCapabilities(), ","),
-						banState(b.GetState()), fmtTime(b.GetCreateTime()), exp, b.GetCreatedBy(), b.GetReason(), b.GetPolicy())
-				}
-				if resp.GetNextPageToken() == "" || (limit > 0 && n >= limit) {
-					break
-				}
-				req.PageToken = resp.GetNextPageToken()
-			}
-			if t != nil {
-				return t.flush()
-			}
-			return nil
+					return []string{b.GetBanId(), b.GetTenantId(), subjectString(b.GetSubject()), strings.Join(b.GetCapabilities(), ","),
+						banState(b.GetState()), fmtTime(b.GetCreateTime()), exp, b.GetCreatedBy(), b.GetReason(), b.GetPolicy()}
+				},
+			}.print(cmd.OutOrStdout())
 		})
 	}
 	return cmd

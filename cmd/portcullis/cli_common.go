@@ -309,3 +309,48 @@ func runWith(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return exitError
 	}
 }
+
+// listing prints every page of a List RPC: a table (header, then one row
+// per item) when output is "table", JSON lines otherwise. fetch returns one
+// page and the next page token ("" on the last page); limit > 0 stops after
+// that many items.
+type listing[T proto.Message] struct {
+	output string
+	limit  int
+	header []string
+	fetch  func(pageToken string) (items []T, next string, err error)
+	row    func(T) []string
+}
+
+func (l listing[T]) print(w io.Writer) error {
+	var t *table
+	if l.output == "table" {
+		t = newTable(w, l.header...)
+	}
+	n, token := 0, ""
+	for {
+		items, next, err := l.fetch(token)
+		if err != nil {
+			return err
+		}
+		for _, it := range items {
+			if l.limit > 0 && n >= l.limit {
+				break
+			}
+			n++
+			if t != nil {
+				t.row(l.row(it)...)
+			} else if err := jsonLine(w, it); err != nil {
+				return err
+			}
+		}
+		if next == "" || (l.limit > 0 && n >= l.limit) {
+			break
+		}
+		token = next
+	}
+	if t != nil {
+		return t.flush()
+	}
+	return nil
+}

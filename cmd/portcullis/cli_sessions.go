@@ -30,36 +30,20 @@ func newSessionsCommand() *cobra.Command {
 			return usageError{fmt.Errorf("give --user (or --device)")}
 		}
 		return cf.call(cmd.Context(), func(ctx context.Context, cl *client.Client) error {
-			w := cmd.OutOrStdout()
-			var t *table
-			if cf.output == "table" {
-				t = newTable(w, "SESSION_ID", "TENANT", "USER", "DEVICE", "CLIENT_IP", "CREATED", "EXPIRES", "REVOKED", "REVOKE_REASON")
-			}
 			req := &pb.ListSessionsRequest{TenantId: tenant, UserId: user, DeviceId: device, IncludeInactive: all}
-			for {
-				resp, err := cl.Sessions.ListSessions(ctx, req)
-				if err != nil {
-					return err
-				}
-				for _, s := range resp.GetSessions() {
-					if t == nil {
-						if err := jsonLine(w, s); err != nil {
-							return err
-						}
-						continue
-					}
-					t.row(s.GetSessionId(), s.GetTenantId(), s.GetUserId(), s.GetDeviceId(), s.GetClientIp(),
-						fmtTime(s.GetCreateTime()), fmtTime(s.GetExpireTime()), fmtTime(s.GetRevokeTime()), s.GetRevokeReason())
-				}
-				if resp.GetNextPageToken() == "" {
-					break
-				}
-				req.PageToken = resp.GetNextPageToken()
-			}
-			if t != nil {
-				return t.flush()
-			}
-			return nil
+			return listing[*pb.Session]{
+				output: cf.output,
+				header: []string{"SESSION_ID", "TENANT", "USER", "DEVICE", "CLIENT_IP", "CREATED", "EXPIRES", "REVOKED", "REVOKE_REASON"},
+				fetch: func(token string) ([]*pb.Session, string, error) {
+					req.PageToken = token
+					resp, err := cl.Sessions.ListSessions(ctx, req)
+					return resp.GetSessions(), resp.GetNextPageToken(), err
+				},
+				row: func(s *pb.Session) []string {
+					return []string{s.GetSessionId(), s.GetTenantId(), s.GetUserId(), s.GetDeviceId(), s.GetClientIp(),
+						fmtTime(s.GetCreateTime()), fmtTime(s.GetExpireTime()), fmtTime(s.GetRevokeTime()), s.GetRevokeReason()}
+				},
+			}.print(cmd.OutOrStdout())
 		})
 	}
 	return cmd
