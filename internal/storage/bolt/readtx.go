@@ -76,11 +76,7 @@ func (t *readTx) Session(id string) (storage.Session, error) {
 }
 
 func (t *readTx) Sessions(q storage.SessionQuery) iter.Seq2[storage.Session, error] {
-	match := func(s *storage.Session) bool {
-		return (q.TenantID == "" || s.TenantID == q.TenantID) &&
-			(q.UserID == "" || s.UserID == q.UserID) &&
-			(q.DeviceID == "" || s.DeviceID == q.DeviceID)
-	}
+	match := q.Matches
 	var sc scanSpec
 	switch {
 	case q.TenantID != "" && q.UserID != "":
@@ -111,11 +107,7 @@ func (t *readTx) Ban(id string) (storage.Ban, error) {
 }
 
 func (t *readTx) Bans(q storage.BanQuery) iter.Seq2[storage.Ban, error] {
-	match := func(b *storage.Ban) bool {
-		return (q.TenantID == "" || b.TenantID == q.TenantID) &&
-			(q.Kind == "" || b.Kind == q.Kind) &&
-			(q.Value == "" || b.Value == q.Value)
-	}
+	match := q.Matches
 	var sc scanSpec
 	switch {
 	case q.TenantID != "" && q.Kind != "" && q.Value != "":
@@ -128,14 +120,7 @@ func (t *readTx) Bans(q storage.BanQuery) iter.Seq2[storage.Ban, error] {
 }
 
 func (t *readTx) AuditRecords(q storage.AuditQuery) iter.Seq2[storage.AuditRecord, error] {
-	match := func(a *storage.AuditRecord) bool {
-		return (q.TenantID == "" || a.TenantID == q.TenantID) &&
-			(q.Subject == "" || a.Subject == q.Subject) &&
-			(q.Actor == "" || a.Actor == q.Actor) &&
-			(q.Action == "" || a.Action == q.Action) &&
-			(q.From.IsZero() || !a.Time.Before(q.From)) &&
-			(q.To.IsZero() || a.Time.Before(q.To))
-	}
+	match := q.Matches
 	return scan(t, scanSpec{primary: bucketAudit, kind: "audit record", after: q.After}, match)
 }
 

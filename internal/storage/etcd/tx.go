@@ -563,11 +563,7 @@ func (t *txn) Session(id string) (storage.Session, error) {
 }
 
 func (t *txn) Sessions(q storage.SessionQuery) iter.Seq2[storage.Session, error] {
-	match := func(s *storage.Session) bool {
-		return (q.TenantID == "" || s.TenantID == q.TenantID) &&
-			(q.UserID == "" || s.UserID == q.UserID) &&
-			(q.DeviceID == "" || s.DeviceID == q.DeviceID)
-	}
+	match := q.Matches
 	switch {
 	case q.TenantID != "" && q.UserID != "":
 		return scanIndex(t, bucketSessionsByUser, t.k.indexPrefix(bucketSessionsByUser, q.TenantID, q.UserID), bucketSessions, "session", q.After, match)
@@ -599,11 +595,7 @@ func (t *txn) Ban(id string) (storage.Ban, error) {
 }
 
 func (t *txn) Bans(q storage.BanQuery) iter.Seq2[storage.Ban, error] {
-	match := func(b *storage.Ban) bool {
-		return (q.TenantID == "" || b.TenantID == q.TenantID) &&
-			(q.Kind == "" || b.Kind == q.Kind) &&
-			(q.Value == "" || b.Value == q.Value)
-	}
+	match := q.Matches
 	switch {
 	case q.TenantID != "" && q.Kind != "" && q.Value != "":
 		if q.Kind == storage.SubjectIP {
@@ -623,14 +615,7 @@ func (t *txn) Bans(q storage.BanQuery) iter.Seq2[storage.Ban, error] {
 }
 
 func (t *txn) AuditRecords(q storage.AuditQuery) iter.Seq2[storage.AuditRecord, error] {
-	match := func(a *storage.AuditRecord) bool {
-		return (q.TenantID == "" || a.TenantID == q.TenantID) &&
-			(q.Subject == "" || a.Subject == q.Subject) &&
-			(q.Actor == "" || a.Actor == q.Actor) &&
-			(q.Action == "" || a.Action == q.Action) &&
-			(q.From.IsZero() || !a.Time.Before(q.From)) &&
-			(q.To.IsZero() || a.Time.Before(q.To))
-	}
+	match := q.Matches
 	return scanRecords(t, bucketAudit, "audit record", q.After, match)
 }
 

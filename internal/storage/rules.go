@@ -1,5 +1,8 @@
 package storage
 
+// The rules every backend applies the same way: times stored in UTC, what
+// a valid event is, and what each query selects.
+
 import (
 	"errors"
 	"fmt"
@@ -88,4 +91,30 @@ func (e Event) Check() error {
 		return fmt.Errorf("%w: %q carries a private key", ErrInvalidEvent, e.Kind)
 	}
 	return nil
+}
+
+// Matches reports whether s passes q's filters (not After). Backends use an
+// index where the query allows and this for the rest, so both agree on
+// what a query means.
+func (q SessionQuery) Matches(s *Session) bool {
+	return (q.TenantID == "" || s.TenantID == q.TenantID) &&
+		(q.UserID == "" || s.UserID == q.UserID) &&
+		(q.DeviceID == "" || s.DeviceID == q.DeviceID)
+}
+
+// Matches reports whether b passes q's filters (not After).
+func (q BanQuery) Matches(b *Ban) bool {
+	return (q.TenantID == "" || b.TenantID == q.TenantID) &&
+		(q.Kind == "" || b.Kind == q.Kind) &&
+		(q.Value == "" || b.Value == q.Value)
+}
+
+// Matches reports whether a passes q's filters (not After).
+func (q AuditQuery) Matches(a *AuditRecord) bool {
+	return (q.TenantID == "" || a.TenantID == q.TenantID) &&
+		(q.Subject == "" || a.Subject == q.Subject) &&
+		(q.Actor == "" || a.Actor == q.Actor) &&
+		(q.Action == "" || a.Action == q.Action) &&
+		(q.From.IsZero() || !a.Time.Before(q.From)) &&
+		(q.To.IsZero() || a.Time.Before(q.To))
 }
