@@ -1,0 +1,88 @@
+package server_test
+
+import (
+	"context"
+	"encoding/json"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc/codes"
+
+	pb "github.com/portcullis-dev/portcullis/gen/portcullis/v1"
+	"github.com/portcullis-dev/portcullis/internal/authority"
+	"github.com/portcullis-dev/portcullis/server"
+)
+
+// TestReportProgressHeldKey: ReportProgress is authenticated against the
+// keys of open Watch streams (no store read), which must not accept a
+// wrong secret for a held key ID nor outlive the stream of a revoked key.
+// Its successes are logged at debug level only, its failures as usual.
+func TestReportProgressHeldKey(t *testing.T) {
+	var logs syncBuffer
+	log := slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	e := newEnv(t, envOptions{server: server.Options{CheckpointInterval: 50 * time.Millisecond}, logger: log})
+	created, err := e.apiKeys.CreateAPIKey(e.admin(), &pb.CreateAPIKeyRequest{Name: "mirror", Scopes: []string{authority.ScopeEventsWatch}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	secret := created.GetSecret()
+	other := e.keyWith("other-mirror", authority.ScopeEventsWatch)
+
+	ctx, cancel := context.WithTimeout(as(secret), 10*time.Second)
+	defer cancel()
+	stream, err := e.events.Watch(ctx, &pb.WatchRequest{Identity: &pb.MirrorIdentity{Service: "held-key-test"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, err := stream.Recv()
+	if err != nil {
+		t.Fatal(err)
+	}
+	report := func(key string) error {
+		_, err := e.events.ReportProgress(as(key), &pb.ReportProgressRequest{SubscriberId: first.GetSubscriberId(), Revision: first.GetRevision()})
+		return err
+	}
+	if err := report(secret); err != nil {
+		t.Fatalf("report with the stream's key: %v", err)
+	}
+
+	// The held key's ID with another secret: refused like any bad key.
+	id, _ := authority.APIKeyID(secret)
+	forged := authority.APIKeyPrefix + id + "_" + strings.Repeat("A", len(secret)-len(authority.APIKeyPrefix+id+"_"))
+	wantStatus(t, report(forged), codes.Unauthenticated, "API_KEY_INVALID")
+	// Another valid key may not report for this stream.
+	wantStatus(t, report(other), codes.NotFound, "NOT_FOUND")
+
+	// Revoke the key: its stream ends at the next re-check, and from then
+	// on its reports are refused by the store.
+	if _, err := e.apiKeys.RevokeAPIKey(e.admin(), &pb.RevokeAPIKeyRequest{ApiKeyId: created.GetApiKey().GetApiKeyId()}); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		if _, err := stream.Recv(); err != nil {
+			wantStatus(t, err, codes.Unauthenticated, "API_KEY_INVALID")
+			break
+		}
+	}
+	// The handler released the key before its status reached the client
+	// (grpc writes the status after the handler returns).
+	wantStatus(t, report(secret), codes.Unauthenticated, "API_KEY_INVALID")
+
+	var ok, failed int
+	for line := range strings.Lines(logs.String()) {
+		var m map[string]any
+		if json.Unmarshal([]byte(line), &m) != nil || m["grpc.method"] != "ReportProgress" {
+			continue
+		}
+		if m["grpc.code"] == "OK" {
+			ok++
+		} else {
+			failed++
+		}
+	}
+	if ok != 0 || failed != 3 {
+		t.Errorf("info log has %d successful and %d failed ReportProgress lines, want 0 and 3:\n%s", ok, failed, logs.String())
+	}
+}
