@@ -54,9 +54,11 @@ type MirrorOptions struct {
 	PruneInterval time.Duration
 	// Identity names the mirror to the authority; empty fields take
 	// DefaultIdentity's. The mirror sends it when it opens a Watch stream
-	// and then reports the revision it has applied (EventService.
-	// ReportProgress) after each snapshot, change and checkpoint, so that
-	// the authority can list it and writes with a wait can wait for it.
+	// and then reports the revision it has applied (as messages of an
+	// EventService.StreamProgress stream, or ReportProgress calls when the
+	// authority has no such method) after each snapshot, change and
+	// checkpoint, so that the authority can list it and writes with a wait
+	// can wait for it.
 	Identity MirrorIdentity
 	// DisableProgress sends no identity and no progress reports: the
 	// authority lists the mirror without one and never waits for it.
@@ -217,7 +219,7 @@ type MirrorStats struct {
 	Checkpoints int64
 	Connects    int64 // Watch streams opened
 	Prunes      int64 // prunes that dropped something
-	Reports     int64 // progress reports the authority accepted (progress.go)
+	Reports     int64 // progress reports sent on the progress stream, or accepted by ReportProgress (progress.go)
 	Bans        int   // bans held (some may have expired since the last prune)
 	Revoked     int   // revoked sessions held
 	Keys        int   // verification keys held

@@ -104,13 +104,18 @@ func (m *Mirror) identityPB() *pb.MirrorIdentity {
 	return &pb.MirrorIdentity{Service: id.Service, InstanceId: id.InstanceID, Version: id.Version}
 }
 
-// reporter sends the progress reports of one Watch stream. Reports are
-// coalesced: while one is in flight, further applies leave one pending
-// report, which carries the revision of the moment it is sent.
+// reporter sends the progress reports of one Watch stream, as messages of
+// one StreamProgress stream (one message per report), or by ReportProgress
+// calls when the authority predates StreamProgress. Reports are coalesced:
+// while one is being sent, further applies leave one pending report, which
+// carries the revision of the moment it is sent.
 type reporter struct {
 	m    *Mirror
 	id   string
 	kick chan struct{}
+
+	stream pb.EventService_StreamProgressClient // nil until the first report, or after it broke
+	unary  bool                                 // the authority has no StreamProgress
 }
 
 // startReporter starts the reporter of a stream whose first response
@@ -139,26 +144,65 @@ func (r *reporter) run(ctx context.Context) {
 			return
 		case <-r.kick:
 		}
-		resp, err := r.m.events.ReportProgress(ctx, &pb.ReportProgressRequest{SubscriberId: r.id, Revision: r.m.Revision()})
-		if err != nil {
-			if ctx.Err() != nil {
-				return
-			}
-			switch status.Code(err) {
-			case codes.NotFound, codes.Unimplemented, codes.PermissionDenied:
-				// Another replica than the stream's, an older authority, or
-				// a key without events:watch: reports cannot work on this
-				// stream.
-				r.m.log.Warn("portcullis: mirror cannot report progress on this stream; writes that wait will name it",
-					"subscriber_id", r.id, "error", err)
-				return
-			}
-			r.m.log.Debug("portcullis: progress report failed", "error", err)
+		err := r.report(ctx, r.m.Revision())
+		if err == nil {
+			r.m.progress.reports.Add(1)
 			continue
 		}
-		r.m.progress.reports.Add(1)
+		if ctx.Err() != nil {
+			return
+		}
+		switch status.Code(err) {
+		case codes.NotFound, codes.Unimplemented, codes.PermissionDenied:
+			// Another replica than the stream's, an authority without
+			// progress reports, or a key without events:watch: reports
+			// cannot work on this stream.
+			r.m.log.Warn("portcullis: mirror cannot report progress on this stream; writes that wait will name it",
+				"subscriber_id", r.id, "error", err)
+			return
+		}
+		// Anything else (the connection broke): the next apply or
+		// checkpoint reports again, on a new stream.
+		r.m.log.Debug("portcullis: progress report failed", "error", err)
+	}
+}
+
+// report sends one report: on the progress stream, opened on first use,
+// or by a call once the authority turned out not to have one.
+func (r *reporter) report(ctx context.Context, rev int64) error {
+	if !r.unary {
+		err := r.send(ctx, rev)
+		if status.Code(err) != codes.Unimplemented {
+			return err
+		}
+		r.unary = true
+	}
+	resp, err := r.m.events.ReportProgress(ctx, &pb.ReportProgressRequest{SubscriberId: r.id, Revision: rev})
+	if err == nil {
 		r.m.noteAuthorityRevision(resp.GetCurrentRevision())
 	}
+	return err
+}
+
+func (r *reporter) send(ctx context.Context, rev int64) error {
+	if r.stream == nil {
+		s, err := r.m.events.StreamProgress(ctx)
+		if err != nil {
+			return err
+		}
+		r.stream = s
+	}
+	if err := r.stream.Send(&pb.StreamProgressRequest{SubscriberId: r.id, Revision: rev}); err != nil {
+		// The authority ended the stream (Send says io.EOF): its status
+		// says why.
+		_, err = r.stream.CloseAndRecv()
+		r.stream = nil
+		if err == nil {
+			err = status.Error(codes.Unavailable, "the authority closed the progress stream")
+		}
+		return err
+	}
+	return nil
 }
 
 func (m *Mirror) noteAuthorityRevision(rev int64) {

@@ -36,7 +36,9 @@ type fleet struct {
 	admin *client.Client
 }
 
-func startFleet(t testing.TB, opts server.Options) *fleet {
+// startFleet starts the authority of a fleet; extra options go to its
+// grpc.Server (test interceptors).
+func startFleet(t testing.TB, opts server.Options, extra ...grpc.ServerOption) *fleet {
 	t.Helper()
 	clk := &clock{now: time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)}
 	log := slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
@@ -52,7 +54,7 @@ func startFleet(t testing.TB, opts server.Options) *fleet {
 	}
 	opts.Logger = log
 	srv := server.New(auth, opts)
-	g := srv.NewGRPCServer()
+	g := srv.NewGRPCServer(extra...)
 	f := &fleet{t: t, clock: clk, log: log, lis: bufconn.Listen(1 << 20), key: key}
 	go g.Serve(f.lis)
 	f.admin = f.dial()

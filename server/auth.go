@@ -57,6 +57,7 @@ var rules = map[string]rule{
 	pb.EventService_Watch_FullMethodName:           {scope: authority.ScopeEventsWatch},
 	pb.EventService_ListSubscribers_FullMethodName: {scope: authority.ScopeEventsWatch},
 	pb.EventService_ReportProgress_FullMethodName:  {scope: authority.ScopeEventsWatch, heldKey: true},
+	pb.EventService_StreamProgress_FullMethodName:  {scope: authority.ScopeEventsWatch},
 	pb.EventService_GetRevision_FullMethodName:     {scope: authority.ScopeEventsWatch},
 
 	pb.KeyService_ListKeys_FullMethodName:  {scope: authority.ScopeKeysRead},

@@ -5,13 +5,13 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"io"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"google.golang.org/grpc/codes"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/durationpb"
 
@@ -118,20 +118,21 @@ func (r *subscribers) changedCh() <-chan struct{} {
 	return r.changed
 }
 
-// report records that subscriber id, of API key keyID, has applied rev.
-func (r *subscribers) report(id, keyID string, rev int64, now time.Time) bool {
+// report records that subscriber id, of API key keyID, has applied rev,
+// and returns it; nil when there is no such subscriber.
+func (r *subscribers) report(id, keyID string, rev int64, now time.Time) *subscriber {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	s, ok := r.byID[id]
 	if !ok || s.keyID != keyID {
-		return false
+		return nil
 	}
 	if rev > s.applied.Load() {
 		s.applied.Store(rev)
 	}
 	s.reported.Store(now.UnixNano())
 	r.notifyLocked()
-	return true
+	return s
 }
 
 // reportingSet returns the reporting subscribers connected now.
@@ -190,22 +191,86 @@ func (s eventService) ListSubscribers(ctx context.Context, _ *pb.ListSubscribers
 }
 
 func (s eventService) ReportProgress(ctx context.Context, req *pb.ReportProgressRequest) (*pb.ReportProgressResponse, error) {
-	if req.GetRevision() < 0 {
-		return nil, s.status(ctx, &authority.FieldError{Field: "revision", Msg: "must not be negative"})
-	}
 	var keyID string
 	if k, ok := ctx.Value(callerKey{}).(storage.APIKey); ok {
 		keyID = k.ID
 	}
-	if !s.subs.report(req.GetSubscriberId(), keyID, req.GetRevision(), time.Now()) {
-		return nil, newStatus(codes.NotFound, pb.ErrorReason_ERROR_REASON_NOT_FOUND,
-			fmt.Sprintf("no Watch stream of this API key with subscriber_id %q on this authority replica", req.GetSubscriberId()), nil)
+	if _, err := s.report(req.GetSubscriberId(), keyID, req.GetRevision()); err != nil {
+		return nil, s.status(ctx, err)
 	}
 	current, err := currentRevision(ctx, s.auth.Store())
 	if err != nil {
 		return nil, s.status(ctx, err)
 	}
 	return &pb.ReportProgressResponse{CurrentRevision: current}, nil
+}
+
+// StreamProgress takes the reports of ReportProgress as messages of one
+// stream. The receiving loop runs in its own goroutine so that this one can
+// end the stream when the Watch stream it reports for ends or the server
+// shuts down (returning unblocks the loop's Recv).
+func (s eventService) StreamProgress(stream pb.EventService_StreamProgressServer) error {
+	ctx := stream.Context()
+	var keyID string
+	if k, ok := ctx.Value(callerKey{}).(storage.APIKey); ok {
+		keyID = k.ID
+	}
+	reporting := make(chan *subscriber, 1) // the subscriber of each accepted report
+	done := make(chan error, 1)
+	go func() {
+		for {
+			req, err := stream.Recv()
+			if err == io.EOF {
+				current, err := currentRevision(ctx, s.auth.Store())
+				if err == nil {
+					err = stream.SendAndClose(&pb.StreamProgressResponse{CurrentRevision: current})
+				}
+				done <- err
+				return
+			} else if err != nil {
+				done <- err
+				return
+			}
+			sub, err := s.report(req.GetSubscriberId(), keyID, req.GetRevision())
+			if err != nil {
+				done <- err
+				return
+			}
+			select { // keep only the latest
+			case <-reporting:
+			default:
+			}
+			reporting <- sub
+		}
+	}()
+	var gone <-chan struct{}
+	for {
+		select {
+		case err := <-done:
+			return s.status(ctx, err)
+		case sub := <-reporting:
+			gone = sub.gone
+		case <-gone:
+			return s.status(ctx, errSubscriberGone)
+		case <-s.closing:
+			return s.status(ctx, errShuttingDown)
+		}
+	}
+}
+
+var errSubscriberGone = fmt.Errorf("%w: the Watch stream this stream reports for has ended", authority.ErrNotFound)
+
+// report records one progress report, from ReportProgress or
+// StreamProgress, and returns the subscriber it was for.
+func (s eventService) report(id, keyID string, rev int64) (*subscriber, error) {
+	if rev < 0 {
+		return nil, &authority.FieldError{Field: "revision", Msg: "must not be negative"}
+	}
+	sub := s.subs.report(id, keyID, rev, time.Now())
+	if sub == nil {
+		return nil, fmt.Errorf("%w: no Watch stream of this API key with subscriber_id %q on this authority replica", authority.ErrNotFound, id)
+	}
+	return sub, nil
 }
 
 func (s eventService) GetRevision(ctx context.Context, _ *pb.GetRevisionRequest) (*pb.GetRevisionResponse, error) {

@@ -86,3 +86,68 @@ func TestReportProgressHeldKey(t *testing.T) {
 		t.Errorf("info log has %d successful and %d failed ReportProgress lines, want 0 and 3:\n%s", ok, failed, logs.String())
 	}
 }
+
+// TestStreamProgress: reports as messages of one stream, under the rules
+// of ReportProgress; the stream ends when its Watch stream does.
+func TestStreamProgress(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	ban := func(user string) { e.ban(&pb.CreateBanRequest{Subject: userSubject(user)}) }
+	ban("before")
+	w := e.watch(t, nil, &pb.WatchRequest{Identity: &pb.MirrorIdentity{Service: "stream-progress-test"}})
+	first := w.snapshot()
+	applied := func() int64 {
+		subs, err := e.events.ListSubscribers(e.admin(), &pb.ListSubscribersRequest{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, s := range subs.GetSubscribers() {
+			if s.GetSubscriberId() == first.GetSubscriberId() {
+				return s.GetAppliedRevision()
+			}
+		}
+		t.Fatal("the subscriber is not listed")
+		return 0
+	}
+	open := func(ctx context.Context) pb.EventService_StreamProgressClient {
+		ps, err := e.events.StreamProgress(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ps
+	}
+	send := func(ps pb.EventService_StreamProgressClient, rev int64) {
+		if err := ps.Send(&pb.StreamProgressRequest{SubscriberId: first.GetSubscriberId(), Revision: rev}); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	// Reports are recorded; closing answers with the current revision.
+	ban("after")
+	ps := open(e.admin())
+	send(ps, first.GetRevision())
+	send(ps, first.GetRevision()+1)
+	resp, err := ps.CloseAndRecv()
+	if err != nil || resp.GetCurrentRevision() != e.revision() {
+		t.Fatalf("CloseAndRecv = %v, %v; want current revision %d", resp, err, e.revision())
+	}
+	if got := applied(); got != first.GetRevision()+1 {
+		t.Fatalf("applied revision %d, want %d", got, first.GetRevision()+1)
+	}
+
+	// A negative revision, or another key's report, ends the stream.
+	ps = open(e.admin())
+	send(ps, -1)
+	_, err = ps.CloseAndRecv()
+	wantStatus(t, err, codes.InvalidArgument, "INVALID_ARGUMENT")
+	ps = open(as(e.keyWith("other", authority.ScopeEventsWatch)))
+	send(ps, first.GetRevision())
+	_, err = ps.CloseAndRecv()
+	wantStatus(t, err, codes.NotFound, "NOT_FOUND")
+
+	// The end of the Watch stream ends the progress stream.
+	ps = open(e.admin())
+	send(ps, first.GetRevision()+1)
+	w.close()
+	err = ps.RecvMsg(new(pb.StreamProgressResponse))
+	wantStatus(t, err, codes.NotFound, "NOT_FOUND")
+}

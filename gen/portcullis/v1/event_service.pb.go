@@ -1003,6 +1003,108 @@ func (x *ReportProgressResponse) GetCurrentRevision() int64 {
 	return 0
 }
 
+// StreamProgressRequest is one progress report on a StreamProgress stream.
+type StreamProgressRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The subscriber_id from the first WatchResponse of the Watch stream.
+	SubscriberId string `protobuf:"bytes,1,opt,name=subscriber_id,json=subscriberId,proto3" json:"subscriber_id,omitempty"`
+	// The revision whose state the mirror now checks against.
+	Revision      int64 `protobuf:"varint,2,opt,name=revision,proto3" json:"revision,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StreamProgressRequest) Reset() {
+	*x = StreamProgressRequest{}
+	mi := &file_portcullis_v1_event_service_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StreamProgressRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StreamProgressRequest) ProtoMessage() {}
+
+func (x *StreamProgressRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_portcullis_v1_event_service_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StreamProgressRequest.ProtoReflect.Descriptor instead.
+func (*StreamProgressRequest) Descriptor() ([]byte, []int) {
+	return file_portcullis_v1_event_service_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *StreamProgressRequest) GetSubscriberId() string {
+	if x != nil {
+		return x.SubscriberId
+	}
+	return ""
+}
+
+func (x *StreamProgressRequest) GetRevision() int64 {
+	if x != nil {
+		return x.Revision
+	}
+	return 0
+}
+
+// StreamProgressResponse ends a StreamProgress stream that the mirror
+// closed.
+type StreamProgressResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The store's current revision when the stream ended.
+	CurrentRevision int64 `protobuf:"varint,1,opt,name=current_revision,json=currentRevision,proto3" json:"current_revision,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *StreamProgressResponse) Reset() {
+	*x = StreamProgressResponse{}
+	mi := &file_portcullis_v1_event_service_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StreamProgressResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StreamProgressResponse) ProtoMessage() {}
+
+func (x *StreamProgressResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_portcullis_v1_event_service_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StreamProgressResponse.ProtoReflect.Descriptor instead.
+func (*StreamProgressResponse) Descriptor() ([]byte, []int) {
+	return file_portcullis_v1_event_service_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *StreamProgressResponse) GetCurrentRevision() int64 {
+	if x != nil {
+		return x.CurrentRevision
+	}
+	return 0
+}
+
 // GetRevisionRequest asks for the store's current revision.
 type GetRevisionRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -1012,7 +1114,7 @@ type GetRevisionRequest struct {
 
 func (x *GetRevisionRequest) Reset() {
 	*x = GetRevisionRequest{}
-	mi := &file_portcullis_v1_event_service_proto_msgTypes[13]
+	mi := &file_portcullis_v1_event_service_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1024,7 +1126,7 @@ func (x *GetRevisionRequest) String() string {
 func (*GetRevisionRequest) ProtoMessage() {}
 
 func (x *GetRevisionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_v1_event_service_proto_msgTypes[13]
+	mi := &file_portcullis_v1_event_service_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1037,7 +1139,7 @@ func (x *GetRevisionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRevisionRequest.ProtoReflect.Descriptor instead.
 func (*GetRevisionRequest) Descriptor() ([]byte, []int) {
-	return file_portcullis_v1_event_service_proto_rawDescGZIP(), []int{13}
+	return file_portcullis_v1_event_service_proto_rawDescGZIP(), []int{15}
 }
 
 // GetRevisionResponse is the store's current revision.
@@ -1053,7 +1155,7 @@ type GetRevisionResponse struct {
 
 func (x *GetRevisionResponse) Reset() {
 	*x = GetRevisionResponse{}
-	mi := &file_portcullis_v1_event_service_proto_msgTypes[14]
+	mi := &file_portcullis_v1_event_service_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1065,7 +1167,7 @@ func (x *GetRevisionResponse) String() string {
 func (*GetRevisionResponse) ProtoMessage() {}
 
 func (x *GetRevisionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_v1_event_service_proto_msgTypes[14]
+	mi := &file_portcullis_v1_event_service_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1078,7 +1180,7 @@ func (x *GetRevisionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRevisionResponse.ProtoReflect.Descriptor instead.
 func (*GetRevisionResponse) Descriptor() ([]byte, []int) {
-	return file_portcullis_v1_event_service_proto_rawDescGZIP(), []int{14}
+	return file_portcullis_v1_event_service_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *GetRevisionResponse) GetStoreId() string {
@@ -1120,7 +1222,7 @@ type Enforcement struct {
 
 func (x *Enforcement) Reset() {
 	*x = Enforcement{}
-	mi := &file_portcullis_v1_event_service_proto_msgTypes[15]
+	mi := &file_portcullis_v1_event_service_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1132,7 +1234,7 @@ func (x *Enforcement) String() string {
 func (*Enforcement) ProtoMessage() {}
 
 func (x *Enforcement) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_v1_event_service_proto_msgTypes[15]
+	mi := &file_portcullis_v1_event_service_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1145,7 +1247,7 @@ func (x *Enforcement) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Enforcement.ProtoReflect.Descriptor instead.
 func (*Enforcement) Descriptor() ([]byte, []int) {
-	return file_portcullis_v1_event_service_proto_rawDescGZIP(), []int{15}
+	return file_portcullis_v1_event_service_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *Enforcement) GetConfirmed() int32 {
@@ -1263,6 +1365,11 @@ const file_portcullis_v1_event_service_proto_rawDesc = "" +
 	"\rsubscriber_id\x18\x01 \x01(\tR\fsubscriberId\x12\x1a\n" +
 	"\brevision\x18\x02 \x01(\x03R\brevision\"C\n" +
 	"\x16ReportProgressResponse\x12)\n" +
+	"\x10current_revision\x18\x01 \x01(\x03R\x0fcurrentRevision\"X\n" +
+	"\x15StreamProgressRequest\x12#\n" +
+	"\rsubscriber_id\x18\x01 \x01(\tR\fsubscriberId\x12\x1a\n" +
+	"\brevision\x18\x02 \x01(\x03R\brevision\"C\n" +
+	"\x16StreamProgressResponse\x12)\n" +
 	"\x10current_revision\x18\x01 \x01(\x03R\x0fcurrentRevision\"\x14\n" +
 	"\x12GetRevisionRequest\"L\n" +
 	"\x13GetRevisionResponse\x12\x19\n" +
@@ -1274,11 +1381,12 @@ const file_portcullis_v1_event_service_proto_rawDesc = "" +
 	"\aelapsed\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\aelapsed\x125\n" +
 	"\blaggards\x18\x04 \x03(\v2\x19.portcullis.v1.SubscriberR\blaggards\x12=\n" +
 	"\fdisconnected\x18\x05 \x03(\v2\x19.portcullis.v1.SubscriberR\fdisconnected\x12\x1a\n" +
-	"\brevision\x18\x06 \x01(\x03R\brevision2\xeb\x02\n" +
+	"\brevision\x18\x06 \x01(\x03R\brevision2\xcc\x03\n" +
 	"\fEventService\x12D\n" +
 	"\x05Watch\x12\x1b.portcullis.v1.WatchRequest\x1a\x1c.portcullis.v1.WatchResponse0\x01\x12`\n" +
 	"\x0fListSubscribers\x12%.portcullis.v1.ListSubscribersRequest\x1a&.portcullis.v1.ListSubscribersResponse\x12]\n" +
-	"\x0eReportProgress\x12$.portcullis.v1.ReportProgressRequest\x1a%.portcullis.v1.ReportProgressResponse\x12T\n" +
+	"\x0eReportProgress\x12$.portcullis.v1.ReportProgressRequest\x1a%.portcullis.v1.ReportProgressResponse\x12_\n" +
+	"\x0eStreamProgress\x12$.portcullis.v1.StreamProgressRequest\x1a%.portcullis.v1.StreamProgressResponse(\x01\x12T\n" +
 	"\vGetRevision\x12!.portcullis.v1.GetRevisionRequest\x1a\".portcullis.v1.GetRevisionResponseBEZCgithub.com/portcullis-dev/portcullis/gen/portcullis/v1;portcullisv1b\x06proto3"
 
 var (
@@ -1293,7 +1401,7 @@ func file_portcullis_v1_event_service_proto_rawDescGZIP() []byte {
 	return file_portcullis_v1_event_service_proto_rawDescData
 }
 
-var file_portcullis_v1_event_service_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
+var file_portcullis_v1_event_service_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
 var file_portcullis_v1_event_service_proto_goTypes = []any{
 	(*WatchRequest)(nil),            // 0: portcullis.v1.WatchRequest
 	(*MirrorIdentity)(nil),          // 1: portcullis.v1.MirrorIdentity
@@ -1308,49 +1416,53 @@ var file_portcullis_v1_event_service_proto_goTypes = []any{
 	(*Subscriber)(nil),              // 10: portcullis.v1.Subscriber
 	(*ReportProgressRequest)(nil),   // 11: portcullis.v1.ReportProgressRequest
 	(*ReportProgressResponse)(nil),  // 12: portcullis.v1.ReportProgressResponse
-	(*GetRevisionRequest)(nil),      // 13: portcullis.v1.GetRevisionRequest
-	(*GetRevisionResponse)(nil),     // 14: portcullis.v1.GetRevisionResponse
-	(*Enforcement)(nil),             // 15: portcullis.v1.Enforcement
-	(*timestamppb.Timestamp)(nil),   // 16: google.protobuf.Timestamp
-	(*Ban)(nil),                     // 17: portcullis.v1.Ban
-	(*VerificationKey)(nil),         // 18: portcullis.v1.VerificationKey
-	(*durationpb.Duration)(nil),     // 19: google.protobuf.Duration
+	(*StreamProgressRequest)(nil),   // 13: portcullis.v1.StreamProgressRequest
+	(*StreamProgressResponse)(nil),  // 14: portcullis.v1.StreamProgressResponse
+	(*GetRevisionRequest)(nil),      // 15: portcullis.v1.GetRevisionRequest
+	(*GetRevisionResponse)(nil),     // 16: portcullis.v1.GetRevisionResponse
+	(*Enforcement)(nil),             // 17: portcullis.v1.Enforcement
+	(*timestamppb.Timestamp)(nil),   // 18: google.protobuf.Timestamp
+	(*Ban)(nil),                     // 19: portcullis.v1.Ban
+	(*VerificationKey)(nil),         // 20: portcullis.v1.VerificationKey
+	(*durationpb.Duration)(nil),     // 21: google.protobuf.Duration
 }
 var file_portcullis_v1_event_service_proto_depIdxs = []int32{
 	1,  // 0: portcullis.v1.WatchRequest.identity:type_name -> portcullis.v1.MirrorIdentity
-	16, // 1: portcullis.v1.WatchResponse.server_time:type_name -> google.protobuf.Timestamp
+	18, // 1: portcullis.v1.WatchResponse.server_time:type_name -> google.protobuf.Timestamp
 	3,  // 2: portcullis.v1.WatchResponse.snapshot:type_name -> portcullis.v1.Snapshot
 	4,  // 3: portcullis.v1.WatchResponse.change:type_name -> portcullis.v1.Change
 	5,  // 4: portcullis.v1.WatchResponse.checkpoint:type_name -> portcullis.v1.Checkpoint
-	17, // 5: portcullis.v1.Snapshot.bans:type_name -> portcullis.v1.Ban
+	19, // 5: portcullis.v1.Snapshot.bans:type_name -> portcullis.v1.Ban
 	6,  // 6: portcullis.v1.Snapshot.revoked_sessions:type_name -> portcullis.v1.RevokedSession
-	18, // 7: portcullis.v1.Snapshot.keys:type_name -> portcullis.v1.VerificationKey
+	20, // 7: portcullis.v1.Snapshot.keys:type_name -> portcullis.v1.VerificationKey
 	7,  // 8: portcullis.v1.Change.events:type_name -> portcullis.v1.Event
-	16, // 9: portcullis.v1.RevokedSession.revoke_time:type_name -> google.protobuf.Timestamp
-	16, // 10: portcullis.v1.RevokedSession.access_expire_time:type_name -> google.protobuf.Timestamp
-	16, // 11: portcullis.v1.Event.time:type_name -> google.protobuf.Timestamp
-	17, // 12: portcullis.v1.Event.ban_created:type_name -> portcullis.v1.Ban
-	17, // 13: portcullis.v1.Event.ban_lifted:type_name -> portcullis.v1.Ban
+	18, // 9: portcullis.v1.RevokedSession.revoke_time:type_name -> google.protobuf.Timestamp
+	18, // 10: portcullis.v1.RevokedSession.access_expire_time:type_name -> google.protobuf.Timestamp
+	18, // 11: portcullis.v1.Event.time:type_name -> google.protobuf.Timestamp
+	19, // 12: portcullis.v1.Event.ban_created:type_name -> portcullis.v1.Ban
+	19, // 13: portcullis.v1.Event.ban_lifted:type_name -> portcullis.v1.Ban
 	6,  // 14: portcullis.v1.Event.session_revoked:type_name -> portcullis.v1.RevokedSession
-	18, // 15: portcullis.v1.Event.key_added:type_name -> portcullis.v1.VerificationKey
-	18, // 16: portcullis.v1.Event.key_retired:type_name -> portcullis.v1.VerificationKey
+	20, // 15: portcullis.v1.Event.key_added:type_name -> portcullis.v1.VerificationKey
+	20, // 16: portcullis.v1.Event.key_retired:type_name -> portcullis.v1.VerificationKey
 	10, // 17: portcullis.v1.ListSubscribersResponse.subscribers:type_name -> portcullis.v1.Subscriber
-	16, // 18: portcullis.v1.Subscriber.connect_time:type_name -> google.protobuf.Timestamp
+	18, // 18: portcullis.v1.Subscriber.connect_time:type_name -> google.protobuf.Timestamp
 	1,  // 19: portcullis.v1.Subscriber.identity:type_name -> portcullis.v1.MirrorIdentity
-	16, // 20: portcullis.v1.Subscriber.last_report_time:type_name -> google.protobuf.Timestamp
-	19, // 21: portcullis.v1.Enforcement.elapsed:type_name -> google.protobuf.Duration
+	18, // 20: portcullis.v1.Subscriber.last_report_time:type_name -> google.protobuf.Timestamp
+	21, // 21: portcullis.v1.Enforcement.elapsed:type_name -> google.protobuf.Duration
 	10, // 22: portcullis.v1.Enforcement.laggards:type_name -> portcullis.v1.Subscriber
 	10, // 23: portcullis.v1.Enforcement.disconnected:type_name -> portcullis.v1.Subscriber
 	0,  // 24: portcullis.v1.EventService.Watch:input_type -> portcullis.v1.WatchRequest
 	8,  // 25: portcullis.v1.EventService.ListSubscribers:input_type -> portcullis.v1.ListSubscribersRequest
 	11, // 26: portcullis.v1.EventService.ReportProgress:input_type -> portcullis.v1.ReportProgressRequest
-	13, // 27: portcullis.v1.EventService.GetRevision:input_type -> portcullis.v1.GetRevisionRequest
-	2,  // 28: portcullis.v1.EventService.Watch:output_type -> portcullis.v1.WatchResponse
-	9,  // 29: portcullis.v1.EventService.ListSubscribers:output_type -> portcullis.v1.ListSubscribersResponse
-	12, // 30: portcullis.v1.EventService.ReportProgress:output_type -> portcullis.v1.ReportProgressResponse
-	14, // 31: portcullis.v1.EventService.GetRevision:output_type -> portcullis.v1.GetRevisionResponse
-	28, // [28:32] is the sub-list for method output_type
-	24, // [24:28] is the sub-list for method input_type
+	13, // 27: portcullis.v1.EventService.StreamProgress:input_type -> portcullis.v1.StreamProgressRequest
+	15, // 28: portcullis.v1.EventService.GetRevision:input_type -> portcullis.v1.GetRevisionRequest
+	2,  // 29: portcullis.v1.EventService.Watch:output_type -> portcullis.v1.WatchResponse
+	9,  // 30: portcullis.v1.EventService.ListSubscribers:output_type -> portcullis.v1.ListSubscribersResponse
+	12, // 31: portcullis.v1.EventService.ReportProgress:output_type -> portcullis.v1.ReportProgressResponse
+	14, // 32: portcullis.v1.EventService.StreamProgress:output_type -> portcullis.v1.StreamProgressResponse
+	16, // 33: portcullis.v1.EventService.GetRevision:output_type -> portcullis.v1.GetRevisionResponse
+	29, // [29:34] is the sub-list for method output_type
+	24, // [24:29] is the sub-list for method input_type
 	24, // [24:24] is the sub-list for extension type_name
 	24, // [24:24] is the sub-list for extension extendee
 	0,  // [0:24] is the sub-list for field type_name
@@ -1380,7 +1492,7 @@ func file_portcullis_v1_event_service_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_portcullis_v1_event_service_proto_rawDesc), len(file_portcullis_v1_event_service_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   16,
+			NumMessages:   18,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

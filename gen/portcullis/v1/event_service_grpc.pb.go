@@ -22,6 +22,7 @@ const (
 	EventService_Watch_FullMethodName           = "/portcullis.v1.EventService/Watch"
 	EventService_ListSubscribers_FullMethodName = "/portcullis.v1.EventService/ListSubscribers"
 	EventService_ReportProgress_FullMethodName  = "/portcullis.v1.EventService/ReportProgress"
+	EventService_StreamProgress_FullMethodName  = "/portcullis.v1.EventService/StreamProgress"
 	EventService_GetRevision_FullMethodName     = "/portcullis.v1.EventService/GetRevision"
 )
 
@@ -60,6 +61,18 @@ type EventServiceClient interface {
 	// to the replica that issued it: elsewhere the call fails with NotFound,
 	// and the mirror stops reporting on that stream. Scope: events:watch.
 	ReportProgress(ctx context.Context, in *ReportProgressRequest, opts ...grpc.CallOption) (*ReportProgressResponse, error)
+	// StreamProgress is ReportProgress over one long-lived stream: a mirror
+	// opens it next to its Watch stream and sends a StreamProgressRequest
+	// wherever it would call ReportProgress. A report then costs one message
+	// instead of one call (no headers, no per-call authentication, no
+	// answer), which matters because a ban makes every mirror report at
+	// once. The rules are ReportProgress's: only the API key that opened a
+	// Watch stream may report for it, and a subscriber_id this replica does
+	// not know ends the stream with NotFound, as does the end of the Watch
+	// stream it last reported for; otherwise the authority answers, with its
+	// current revision, when the mirror closes the stream. A mirror falls back to ReportProgress when this method is
+	// Unimplemented (an older authority). Scope: events:watch.
+	StreamProgress(ctx context.Context, opts ...grpc.CallOption) (grpc.ClientStreamingClient[StreamProgressRequest, StreamProgressResponse], error)
 	// GetRevision returns the store's current revision: a mirror that has
 	// applied it has seen every write committed before the call. Strict
 	// checks (interceptors.WithStrictMethods) call it, then wait until the
@@ -114,6 +127,19 @@ func (c *eventServiceClient) ReportProgress(ctx context.Context, in *ReportProgr
 	return out, nil
 }
 
+func (c *eventServiceClient) StreamProgress(ctx context.Context, opts ...grpc.CallOption) (grpc.ClientStreamingClient[StreamProgressRequest, StreamProgressResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &EventService_ServiceDesc.Streams[1], EventService_StreamProgress_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[StreamProgressRequest, StreamProgressResponse]{ClientStream: stream}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type EventService_StreamProgressClient = grpc.ClientStreamingClient[StreamProgressRequest, StreamProgressResponse]
+
 func (c *eventServiceClient) GetRevision(ctx context.Context, in *GetRevisionRequest, opts ...grpc.CallOption) (*GetRevisionResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(GetRevisionResponse)
@@ -159,6 +185,18 @@ type EventServiceServer interface {
 	// to the replica that issued it: elsewhere the call fails with NotFound,
 	// and the mirror stops reporting on that stream. Scope: events:watch.
 	ReportProgress(context.Context, *ReportProgressRequest) (*ReportProgressResponse, error)
+	// StreamProgress is ReportProgress over one long-lived stream: a mirror
+	// opens it next to its Watch stream and sends a StreamProgressRequest
+	// wherever it would call ReportProgress. A report then costs one message
+	// instead of one call (no headers, no per-call authentication, no
+	// answer), which matters because a ban makes every mirror report at
+	// once. The rules are ReportProgress's: only the API key that opened a
+	// Watch stream may report for it, and a subscriber_id this replica does
+	// not know ends the stream with NotFound, as does the end of the Watch
+	// stream it last reported for; otherwise the authority answers, with its
+	// current revision, when the mirror closes the stream. A mirror falls back to ReportProgress when this method is
+	// Unimplemented (an older authority). Scope: events:watch.
+	StreamProgress(grpc.ClientStreamingServer[StreamProgressRequest, StreamProgressResponse]) error
 	// GetRevision returns the store's current revision: a mirror that has
 	// applied it has seen every write committed before the call. Strict
 	// checks (interceptors.WithStrictMethods) call it, then wait until the
@@ -182,6 +220,9 @@ func (UnimplementedEventServiceServer) ListSubscribers(context.Context, *ListSub
 }
 func (UnimplementedEventServiceServer) ReportProgress(context.Context, *ReportProgressRequest) (*ReportProgressResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ReportProgress not implemented")
+}
+func (UnimplementedEventServiceServer) StreamProgress(grpc.ClientStreamingServer[StreamProgressRequest, StreamProgressResponse]) error {
+	return status.Error(codes.Unimplemented, "method StreamProgress not implemented")
 }
 func (UnimplementedEventServiceServer) GetRevision(context.Context, *GetRevisionRequest) (*GetRevisionResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetRevision not implemented")
@@ -254,6 +295,13 @@ func _EventService_ReportProgress_Handler(srv interface{}, ctx context.Context, 
 	return interceptor(ctx, in, info, handler)
 }
 
+func _EventService_StreamProgress_Handler(srv interface{}, stream grpc.ServerStream) error {
+	return srv.(EventServiceServer).StreamProgress(&grpc.GenericServerStream[StreamProgressRequest, StreamProgressResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type EventService_StreamProgressServer = grpc.ClientStreamingServer[StreamProgressRequest, StreamProgressResponse]
+
 func _EventService_GetRevision_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(GetRevisionRequest)
 	if err := dec(in); err != nil {
@@ -297,6 +345,11 @@ var EventService_ServiceDesc = grpc.ServiceDesc{
 			StreamName:    "Watch",
 			Handler:       _EventService_Watch_Handler,
 			ServerStreams: true,
+		},
+		{
+			StreamName:    "StreamProgress",
+			Handler:       _EventService_StreamProgress_Handler,
+			ClientStreams: true,
 		},
 	},
 	Metadata: "portcullis/v1/event_service.proto",
