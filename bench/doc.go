@@ -24,7 +24,10 @@
 //     (bare), as ns/call, the difference and the ratio. A fourth variant
 //     sends the first-seen tokens to the bare service: how much of the
 //     first-seen cost is the 500-byte header rather than the check. The
-//     variants are interleaved in rounds of 100 calls; the first-seen
+//     variants are interleaved in rounds of 100 calls, and each figure is
+//     a median over the rounds (the difference and ratio of each round
+//     paired with its bare round), which a burst of other load on the
+//     shared machine moves little; the first-seen
 //     tokens are created before the timed calls (CreateSession each), and
 //     the row reports how many tokens the mirror's cache gained, which is
 //     how many were verified (interceptor.go).

@@ -20,21 +20,58 @@ import (
 	"github.com/portcullis-dev/portcullis/interceptors"
 )
 
+// The variants of the interceptor row, in the order of their table rows.
+const (
+	bare      = iota // no interceptor, no token
+	control          // no interceptor, the first-seen calls' tokens sent
+	cached           // interceptor, the same valid token every call
+	firstSeen        // interceptor, a token never checked before every call
+	variantCount
+)
+
+var variantNames = [variantCount]string{
+	"bare (no interceptor, no token)",
+	"bare, a fresh token header sent (control for first-seen)",
+	"interceptor, cached token (same token every call)",
+	"interceptor, first-seen token (a new token every call)",
+}
+
 // interceptorRow is the cost per unary call of the server interceptor
 // (interceptors.UnaryServerInterceptor over a synced client.Mirror), one
 // caller on loopback TCP, against the same service without it.
 type interceptorRow struct {
 	calls int // per variant
-	// Mean time per call of each variant:
-	bare      time.Duration // no interceptor, no token
-	control   time.Duration // no interceptor, the first-seen calls' tokens sent
-	cached    time.Duration // interceptor, the same valid token every call
-	firstSeen time.Duration // interceptor, a token never checked before every call
+	// rounds holds, per variant, the mean ns per call of each round; round
+	// i of every variant ran back to back, so they pair up.
+	rounds [variantCount][]float64
 	// cacheGrowth is how many tokens the mirror's cache gained during the
 	// first-seen calls: each is a token the mirror verified (signature and
 	// all) and cached. It equals calls unless an insert evicted another
 	// token from a full set of the cache.
 	cacheGrowth int
+}
+
+// The statistics of a variant are medians over the rounds, so that a
+// burst of other load on the shared machine (a few rounds) moves them
+// little, and the difference and ratio to bare are the medians of each
+// round's own, paired, difference and ratio.
+
+func (r interceptorRow) ns(v int) float64 { return median(r.rounds[v]) }
+
+func (r interceptorRow) overBare(v int) float64 {
+	d := make([]float64, len(r.rounds[v]))
+	for i, x := range r.rounds[v] {
+		d[i] = x - r.rounds[bare][i]
+	}
+	return median(d)
+}
+
+func (r interceptorRow) ratio(v int) float64 {
+	q := make([]float64, len(r.rounds[v]))
+	for i, x := range r.rounds[v] {
+		q[i] = x / r.rounds[bare][i]
+	}
+	return median(q)
 }
 
 // echo is the handler of both services: it answers with the caller's
@@ -193,8 +230,8 @@ func (b *interceptorBench) freshTokens(n int) ([]string, error) {
 // (other load on the machine, GC, the CPU's clock) over all variants.
 const interceptorChunk = 100
 
-// measure times calls calls of each variant and checks that each
-// first-seen call was a verification the mirror cached.
+// measure times calls calls of each variant and records how many
+// first-seen calls the mirror verified and cached.
 func (b *interceptorBench) measure(calls int) (interceptorRow, error) {
 	row := interceptorRow{calls: calls}
 	warm := min(calls, interceptorChunk)
@@ -204,28 +241,25 @@ func (b *interceptorBench) measure(calls int) (interceptorRow, error) {
 	}
 	ctx := context.Background()
 	req := &testgrpc.SimpleRequest{}
-	cached := interceptors.WithToken(ctx, b.cachedToken)
+	cachedCtx := interceptors.WithToken(ctx, b.cachedToken)
 	var next, nextControl int // the next fresh token of first-seen and of control
-	variants := []struct {
-		d    *time.Duration
-		call func() error
-	}{
-		{&row.bare, func() error { _, err := b.bare.UnaryCall(ctx, req); return err }},
-		{&row.control, func() error {
+	call := [variantCount]func() error{
+		bare: func() error { _, err := b.bare.UnaryCall(ctx, req); return err },
+		control: func() error {
 			_, err := b.bare.UnaryCall(interceptors.WithToken(ctx, tokens[nextControl]), req)
 			nextControl++
 			return err
-		}},
-		{&row.cached, func() error { _, err := b.guarded.UnaryCall(cached, req); return err }},
-		{&row.firstSeen, func() error {
+		},
+		cached: func() error { _, err := b.guarded.UnaryCall(cachedCtx, req); return err },
+		firstSeen: func() error {
 			_, err := b.guarded.UnaryCall(interceptors.WithToken(ctx, tokens[next]), req)
 			next++
 			return err
-		}},
+		},
 	}
-	for _, v := range variants { // warm-up, untimed: connections, pools, the first-seen path
+	for _, f := range call { // warm-up, untimed: connections, pools, the first-seen path
 		for range warm {
-			if err := v.call(); err != nil {
+			if err := f(); err != nil {
 				return row, err
 			}
 		}
@@ -233,23 +267,20 @@ func (b *interceptorBench) measure(calls int) (interceptorRow, error) {
 	before := b.mirror.Stats().Cached
 	for round := 0; round*interceptorChunk < calls; round++ {
 		k := min(interceptorChunk, calls-round*interceptorChunk)
-		for j := range variants {
-			v := variants[(round+j)%len(variants)]
+		for j := range variantCount {
+			v := (round + j) % variantCount
 			start := time.Now()
 			for range k {
-				if err := v.call(); err != nil {
-					return row, err
+				if err := call[v](); err != nil {
+					return row, fmt.Errorf("%s: %w", variantNames[v], err)
 				}
 			}
-			*v.d += time.Since(start)
+			row.rounds[v] = append(row.rounds[v], float64(time.Since(start).Nanoseconds())/float64(k))
 		}
 	}
 	row.cacheGrowth = b.mirror.Stats().Cached - before
 	if next != warm+calls || nextControl != warm+calls {
 		return row, fmt.Errorf("used %d and %d fresh tokens, want %d", next, nextControl, warm+calls)
-	}
-	for _, v := range variants {
-		*v.d /= time.Duration(calls)
 	}
 	return row, nil
 }
@@ -273,35 +304,25 @@ func interceptorRows(a *authorityEnv, calls, runs int) ([]interceptorRow, error)
 	return rows, nil
 }
 
-// printInterceptor prints the variants with their difference and ratio to
-// bare: medians over the runs of each run's own values (the variants of a
-// run were interleaved, so a run's difference is the paired one).
+// printInterceptor prints each variant's ns per call and its difference
+// and ratio to bare (medians over rounds, see interceptorRow), as the
+// median over the runs of each run's value.
 func printInterceptor(out io.Writer, rows []interceptorRow) {
 	h, rule := runsHeader(len(rows), "ns/call")
 	fmt.Fprintf(out, "| unary call on loopback TCP, one caller | calls | ns/call | minus bare | / bare |%s\n| --- | ---: | ---: | ---: | ---: |%s\n", h, rule)
-	variants := []struct {
-		name string
-		get  func(interceptorRow) time.Duration
-	}{
-		{"bare (no interceptor, no token)", func(r interceptorRow) time.Duration { return r.bare }},
-		{"bare, a fresh token header sent (control for first-seen)", func(r interceptorRow) time.Duration { return r.control }},
-		{"interceptor, cached token (same token every call)", func(r interceptorRow) time.Duration { return r.cached }},
-		{"interceptor, first-seen token (a new token every call)", func(r interceptorRow) time.Duration { return r.firstSeen }},
-	}
-	for _, v := range variants {
+	for v := range variantCount {
 		var ns, diff, ratio []float64
 		for _, r := range rows {
-			ns = append(ns, float64(v.get(r).Nanoseconds()))
-			diff = append(diff, float64((v.get(r) - r.bare).Nanoseconds()))
-			ratio = append(ratio, float64(v.get(r))/float64(r.bare))
+			ns, diff, ratio = append(ns, r.ns(v)), append(diff, r.overBare(v)), append(ratio, r.ratio(v))
 		}
 		each := eachRun(ns, func(x float64) string { return fmt.Sprintf("%.0f", x) })
-		fmt.Fprintf(out, "| %s | %d | %.0f | %+.0f ns | %.2f |%s\n", v.name, rows[0].calls, median(ns), median(diff), median(ratio), runsCell(each))
+		fmt.Fprintf(out, "| %s | %d | %.0f | %+.0f ns | %.3f |%s\n", variantNames[v], rows[0].calls, median(ns), median(diff), median(ratio), runsCell(each))
 	}
 	growth := eachRun(rows, func(r interceptorRow) string { return fmt.Sprint(r.cacheGrowth) })
 	if growth == "" {
 		growth = fmt.Sprint(rows[0].cacheGrowth)
 	}
-	fmt.Fprintf(out, "(first-seen: the mirror's token cache grew by %s over %d calls per run: each call was a signature verification;\n", growth, rows[0].calls)
-	fmt.Fprintf(out, " fewer only where an insert evicted a token from a full set of the 100,000-token cache. Variants interleaved in rounds of %d calls.)\n", interceptorChunk)
+	fmt.Fprintf(out, "(medians over rounds of %d calls per variant, interleaved in a rotating order; the differences and ratios are each round's own.\n", interceptorChunk)
+	fmt.Fprintf(out, " first-seen: the mirror's token cache grew by %s over %d calls per run: each call was a signature verification;\n", growth, rows[0].calls)
+	fmt.Fprintf(out, " fewer only where an insert evicted a token from a full set of the 100,000-token cache, which fills over runs.)\n")
 }
