@@ -46,6 +46,9 @@ type fleet struct {
 	synced  time.Duration // start until every mirror had its first snapshot
 	// stop stops the mirrors and returns the revision each ended at.
 	stop func() ([]int64, error)
+	// abort ends the mirrors after an error, at once (child processes are
+	// killed).
+	abort func()
 }
 
 // mirrorOptions are the options of every enforcement mirror, in this
@@ -109,7 +112,7 @@ func startInProcess(a *authorityEnv, n int, progress bool, applied appliedFunc) 
 	if err != nil {
 		return nil, err
 	}
-	return &fleet{mirrors: n, synced: time.Since(started), stop: func() ([]int64, error) { return stop(), nil }}, nil
+	return &fleet{mirrors: n, synced: time.Since(started), stop: func() ([]int64, error) { return stop(), nil }, abort: func() { stop() }}, nil
 }
 
 // target is the change the latency loop waits for: every mirror reports

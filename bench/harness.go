@@ -404,7 +404,7 @@ func enforcement(a *authorityEnv, n, ops int, progress bool, procs int) ([]laten
 	stopped := false
 	defer func() {
 		if !stopped {
-			f.stop()
+			f.abort()
 		}
 	}()
 	c, err := a.dial()

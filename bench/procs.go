@@ -129,7 +129,7 @@ func startChildren(a *authorityEnv, n, procs int, progress bool, applied applied
 		}
 		return revs, errors.Join(errs...)
 	}
-	return &fleet{mirrors: n, synced: synced, stop: stop}, nil
+	return &fleet{mirrors: n, synced: synced, stop: stop, abort: kill}, nil
 }
 
 // read parses the child's output until it ends, then waits for the
