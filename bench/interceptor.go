@@ -91,13 +91,12 @@ func (echo) UnaryCall(ctx context.Context, _ *testgrpc.SimpleRequest) (*testgrpc
 // interceptorBench is the two services, the mirror behind the protected
 // one and a client connection to each.
 type interceptorBench struct {
-	a             *authorityEnv
 	admin         *client.Client
 	mirror        *client.Mirror
 	bare, guarded testgrpc.TestServiceClient
 	cachedToken   string
 	closers       []func()
-	tokensCreated int
+	tokensCreated int // so far, for unique user IDs
 }
 
 func (b *interceptorBench) close() {
@@ -111,7 +110,7 @@ func (b *interceptorBench) close() {
 // checks: a valid token is admitted with its user, and refused once its
 // user is banned.
 func newInterceptorBench(a *authorityEnv) (b *interceptorBench, err error) {
-	b = &interceptorBench{a: a}
+	b = &interceptorBench{}
 	defer func() {
 		if err != nil {
 			b.close()
