@@ -40,6 +40,10 @@ type config struct {
 	fanout, fanoutWriters int
 	fanoutDuration        time.Duration
 	cpuprofile            string
+
+	procs            int // child processes for the enforcement mirrors (0: in-process)
+	runs             int // repetitions of each row
+	interceptorCalls int // calls per variant of the interceptor row (0 skips it)
 }
 
 func ints(s string) ([]int, error) {
@@ -61,6 +65,7 @@ func ints(s string) ([]int, error) {
 type latencyRow struct {
 	op      string
 	mirrors int
+	procs   int // child processes the mirrors ran in (0: this process)
 	samples []time.Duration
 	synced  time.Duration // start of the mirrors until all had their first snapshot
 }
@@ -72,11 +77,13 @@ type throughputRow struct {
 	elapsed time.Duration
 }
 
+// results holds every run of every row, in the order they ran.
 type results struct {
-	latency    []latencyRow
-	throughput []throughputRow
-	memory     *memoryRow
-	fanout     *fanoutRow
+	latency     []latencyRow
+	throughput  []throughputRow
+	interceptor []interceptorRow
+	memory      []memoryRow
+	fanout      []fanoutRow
 }
 
 // authorityEnv is the authority under test.
@@ -127,15 +134,6 @@ func (a *authorityEnv) dial() (*client.Client, error) {
 	return client.Dial(a.addr, client.WithAPIKey(a.key), client.WithInsecure())
 }
 
-// target is the change the latency loop waits for: every mirror's OnEvent
-// stamps the time it applied it.
-type target struct {
-	match     func(*pb.Event) bool
-	remaining atomic.Int64
-	last      atomic.Int64 // unix ns of the latest mirror to apply it
-	done      chan struct{}
-}
-
 func run(cfg config, out io.Writer) (*results, error) {
 	dir := cfg.dir
 	if dir == "" {
@@ -146,10 +144,19 @@ func run(cfg config, out io.Writer) (*results, error) {
 		defer os.RemoveAll(d)
 		dir = d
 	}
+	runs := max(1, cfg.runs)
+	where := "mirrors in-process (one connection each)"
+	if cfg.procs > 0 {
+		where = fmt.Sprintf("enforcement mirrors in -procs %d child processes (one connection each)", cfg.procs)
+	}
 	fmt.Fprintf(out, "# portcullis bench\n")
 	fmt.Fprintf(out, "machine: %d cores (GOMAXPROCS %d), %s %s/%s\n", runtime.NumCPU(), runtime.GOMAXPROCS(0), runtime.Version(), runtime.GOOS, runtime.GOARCH)
 	fmt.Fprintf(out, "flags: %s\n", strings.Join(cfg.args, " "))
-	fmt.Fprintf(out, "authority: bbolt in %s, gRPC on loopback TCP, mirrors in-process (one connection each)\n\n", dir)
+	fmt.Fprintf(out, "authority: bbolt in %s, gRPC on loopback TCP, %s\n", dir, where)
+	if runs > 1 {
+		fmt.Fprintf(out, "runs: %d of each row; the tables give medians (see each table) and each run in order\n", runs)
+	}
+	fmt.Fprintln(out)
 
 	a, err := startAuthority(dir)
 	if err != nil {
@@ -159,68 +166,147 @@ func run(cfg config, out io.Writer) (*results, error) {
 	res := &results{}
 
 	// Durable write throughput first, with no mirror attached.
-	fmt.Fprintf(out, "| durable writes | callers | ops | writes/s |\n| --- | ---: | ---: | ---: |\n")
-	for _, op := range []string{"CreateBan", "CreateSession", "RefreshSession"} {
-		for _, n := range cfg.callers {
-			row, err := throughput(a, op, n, cfg.duration)
-			if err != nil {
-				return nil, err
+	if len(cfg.callers) > 0 {
+		h, rule := runsHeader(runs, "writes/s")
+		fmt.Fprintf(out, "| durable writes | callers | ops | writes/s |%s\n| --- | ---: | ---: | ---: |%s\n", h, rule)
+		for _, op := range []string{"CreateBan", "CreateSession", "RefreshSession"} {
+			for _, n := range cfg.callers {
+				var rows []throughputRow
+				for range runs {
+					row, err := throughput(a, op, n, cfg.duration)
+					if err != nil {
+						return nil, err
+					}
+					rows = append(rows, row)
+				}
+				res.throughput = append(res.throughput, rows...)
+				m := medianRun(rows, throughputRow.rate)
+				each := eachRun(rows, func(r throughputRow) string { return fmt.Sprintf("%.0f", r.rate()) })
+				fmt.Fprintf(out, "| %s | %d | %d | %.0f |%s\n", op, n, m.ops, m.rate(), runsCell(each))
 			}
-			res.throughput = append(res.throughput, row)
-			fmt.Fprintf(out, "| %s | %d | %d | %.0f |\n", op, n, row.ops, float64(row.ops)/row.elapsed.Seconds())
 		}
+		fmt.Fprintln(out)
 	}
-	fmt.Fprintln(out)
 
-	fmt.Fprintf(out, "| enforcement (ack -> every mirror applied; progress reports %v) | mirrors | ops | p50 | p99 | max |\n| --- | ---: | ---: | ---: | ---: | ---: |\n", map[bool]string{true: "on", false: "off"}[cfg.progress])
-	for _, n := range cfg.mirrors {
-		rows, err := enforcement(a, n, cfg.ops, cfg.progress)
-		if err != nil {
-			return nil, fmt.Errorf("%d mirrors: %w", n, err)
+	if len(cfg.mirrors) > 0 {
+		stat := ""
+		if runs > 1 {
+			stat = "; medians over runs of each statistic"
 		}
-		for _, r := range rows {
-			res.latency = append(res.latency, r)
-			s := slices.Clone(r.samples)
-			slices.Sort(s)
-			fmt.Fprintf(out, "| %s | %d | %d | %v | %v | %v |\n", r.op, r.mirrors, len(s), pct(s, 50), pct(s, 99), s[len(s)-1])
+		h, rule := runsHeader(runs, "p50")
+		fmt.Fprintf(out, "| enforcement (ack -> every mirror applied; progress reports %v%s) | mirrors | ops | p50 | p99 | max |%s\n| --- | ---: | ---: | ---: | ---: | ---: |%s\n",
+			map[bool]string{true: "on", false: "off"}[cfg.progress], stat, h, rule)
+		for _, n := range cfg.mirrors {
+			var byOp [3][]latencyRow
+			var synced []time.Duration
+			for range runs {
+				rows, err := enforcement(a, n, cfg.ops, cfg.progress, cfg.procs)
+				if err != nil {
+					return nil, fmt.Errorf("%d mirrors: %w", n, err)
+				}
+				res.latency = append(res.latency, rows...)
+				for i, r := range rows {
+					byOp[i] = append(byOp[i], r)
+				}
+				synced = append(synced, rows[0].synced.Round(time.Millisecond))
+			}
+			for _, rows := range byOp {
+				var p50, p99, top []time.Duration
+				for _, r := range rows {
+					s := slices.Clone(r.samples)
+					slices.Sort(s)
+					p50, p99, top = append(p50, pct(s, 50)), append(p99, pct(s, 99)), append(top, s[len(s)-1])
+				}
+				each := eachRun(p50, time.Duration.String)
+				fmt.Fprintf(out, "| %s | %d | %d | %v | %v | %v |%s\n", rows[0].op, n, len(rows[0].samples), median(p50), median(p99), median(top), runsCell(each))
+			}
+			in := ""
+			if cfg.procs > 0 {
+				in = fmt.Sprintf(" in %d child processes", min(cfg.procs, n))
+			}
+			fmt.Fprintf(out, "(%d mirrors%s started and all had their first snapshot in %v)\n", n, in, joinDurations(synced))
 		}
-		if len(rows) > 0 {
-			fmt.Fprintf(out, "(%d mirrors started and all had their first snapshot in %v)\n", n, rows[0].synced.Round(time.Millisecond))
-		}
+		fmt.Fprintln(out)
 	}
-	fmt.Fprintln(out)
+
+	if cfg.interceptorCalls > 0 {
+		rows, err := interceptorRows(a, cfg.interceptorCalls, runs)
+		if err != nil {
+			return nil, fmt.Errorf("interceptor: %w", err)
+		}
+		res.interceptor = rows
+		printInterceptor(out, rows)
+		fmt.Fprintln(out)
+	}
 
 	if cfg.memBans > 0 {
-		sub := filepath.Join(dir, "memory")
-		if err := os.MkdirAll(sub, 0o700); err != nil {
-			return nil, err
+		var rows []memoryRow
+		for r := range runs {
+			sub := filepath.Join(dir, fmt.Sprintf("memory-%d", r))
+			if err := os.MkdirAll(sub, 0o700); err != nil {
+				return nil, err
+			}
+			row, err := mirrorMemory(sub, cfg.memBans, cfg.memRevoked, 64)
+			if err != nil {
+				return nil, fmt.Errorf("mirror memory: %w", err)
+			}
+			rows = append(rows, row)
 		}
-		r, err := mirrorMemory(sub, cfg.memBans, cfg.memRevoked, 64)
-		if err != nil {
-			return nil, fmt.Errorf("mirror memory: %w", err)
-		}
-		res.memory = &r
+		res.memory = rows
+		r := medianRun(rows, func(r memoryRow) float64 { return float64(r.heapAlloc) })
 		n := max(1, r.bans+r.revoked)
-		fmt.Fprintf(out, "| mirror memory (one mirror, loaded through Watch) | bans | revoked sessions | heap in use | heap alloc | per entry (alloc) | per ban (alloc, all of it) |\n| --- | ---: | ---: | ---: | ---: | ---: | ---: |\n")
-		fmt.Fprintf(out, "| after GC, with minus without the mirror | %d | %d | %d B | %d B | %d B | %d B |\n", r.bans, r.revoked, r.heapInuse, r.heapAlloc, r.heapAlloc/int64(n), r.heapAlloc/int64(max(1, r.bans)))
-		fmt.Fprintf(out, "(state written in %v with 64 callers; the mirror's first snapshot took %v)\n\n", r.load.Round(time.Millisecond), r.sync.Round(time.Millisecond))
+		h, rule := runsHeader(runs, "heap alloc")
+		fmt.Fprintf(out, "| mirror memory (one mirror, loaded through Watch) | bans | revoked sessions | heap in use | heap alloc | per entry (alloc) | per ban (alloc, all of it) |%s\n| --- | ---: | ---: | ---: | ---: | ---: | ---: |%s\n", h, rule)
+		each := eachRun(rows, func(r memoryRow) string { return fmt.Sprintf("%d B", r.heapAlloc) })
+		fmt.Fprintf(out, "| after GC, with minus without the mirror | %d | %d | %d B | %d B | %d B | %d B |%s\n", r.bans, r.revoked, r.heapInuse, r.heapAlloc, r.heapAlloc/int64(n), r.heapAlloc/int64(max(1, r.bans)), runsCell(each))
+		fmt.Fprintf(out, "(state written in %v with 64 callers; the mirror's first snapshot took %v%s)\n\n", r.load.Round(time.Millisecond), r.sync.Round(time.Millisecond), medianNote(runs))
 	}
 	if cfg.fanout > 0 {
-		sub := filepath.Join(dir, "fanout")
-		if err := os.MkdirAll(sub, 0o700); err != nil {
-			return nil, err
+		var rows []fanoutRow
+		for r := range runs {
+			sub := filepath.Join(dir, fmt.Sprintf("fanout-%d", r))
+			if err := os.MkdirAll(sub, 0o700); err != nil {
+				return nil, err
+			}
+			row, err := fanout(sub, cfg.fanout, cfg.fanoutWriters, cfg.fanoutDuration)
+			if err != nil {
+				return nil, fmt.Errorf("fan-out: %w", err)
+			}
+			rows = append(rows, row)
 		}
-		r, err := fanout(sub, cfg.fanout, cfg.fanoutWriters, cfg.fanoutDuration)
-		if err != nil {
-			return nil, fmt.Errorf("fan-out: %w", err)
+		res.fanout = rows
+		r := medianRun(rows, fanoutRow.deliveryRate)
+		h, rule := runsHeader(runs, "delivered/s")
+		fmt.Fprintf(out, "| Watch fan-out (raw Recv loops) | subscribers | writers | bans written | writes/s | events delivered | delivered/s (until drained) | drain after writes |%s\n| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |%s\n", h, rule)
+		each := eachRun(rows, func(r fanoutRow) string { return fmt.Sprintf("%.0f", r.deliveryRate()) })
+		fmt.Fprintf(out, "| CreateBan -> every subscriber | %d | %d | %d | %.0f | %d | %.0f | %v |%s\n", r.subscribers, r.writers, r.writes,
+			float64(r.writes)/r.writing.Seconds(), r.delivered, r.deliveryRate(), (r.drained - r.writing).Round(time.Millisecond), runsCell(each))
+		if runs > 1 {
+			fmt.Fprintf(out, "(the run with the median delivered/s)\n")
 		}
-		res.fanout = &r
-		fmt.Fprintf(out, "| Watch fan-out (raw Recv loops) | subscribers | writers | bans written | writes/s | events delivered | delivered/s (until drained) | drain after writes |\n| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n")
-		fmt.Fprintf(out, "| CreateBan -> every subscriber | %d | %d | %d | %.0f | %d | %.0f | %v |\n", r.subscribers, r.writers, r.writes,
-			float64(r.writes)/r.writing.Seconds(), r.delivered, float64(r.delivered)/r.drained.Seconds(), (r.drained - r.writing).Round(time.Millisecond))
 	}
 	return res, nil
 }
+
+func joinDurations(ds []time.Duration) string {
+	s := make([]string, len(ds))
+	for i, d := range ds {
+		s[i] = d.String()
+	}
+	return strings.Join(s, " / ")
+}
+
+// medianNote says which run a table's single row is, when there are several.
+func medianNote(runs int) string {
+	if runs < 2 {
+		return ""
+	}
+	return "; the row is the run with the median heap alloc"
+}
+
+func (r throughputRow) rate() float64 { return float64(r.ops) / r.elapsed.Seconds() }
+
+func (r fanoutRow) deliveryRate() float64 { return float64(r.delivered) / r.drained.Seconds() }
 
 func pct(s []time.Duration, p int) time.Duration {
 	i := (len(s)*p + 99) / 100
@@ -292,55 +378,35 @@ func throughput(a *authorityEnv, op string, callers int, d time.Duration) (throu
 	return throughputRow{op: op, callers: callers, ops: ops.Load(), elapsed: elapsed}, nil
 }
 
-// enforcement measures, with n mirrors following the authority, how long
-// after the acknowledgement of a CreateBan, a RevokeSession and a LiftBan
-// every mirror has applied it (and so refuses, or accepts again, the
-// user's token). Each operation runs alone.
-func enforcement(a *authorityEnv, n, ops int, progress bool) ([]latencyRow, error) {
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
+// enforcement measures, with n mirrors following the authority (in this
+// process, or in procs child processes when procs > 0), how long after
+// the acknowledgement of a CreateBan, a RevokeSession and a LiftBan every
+// mirror has applied it (and so refuses, or accepts again, the user's
+// token). Each operation runs alone.
+func enforcement(a *authorityEnv, n, ops int, progress bool, procs int) ([]latencyRow, error) {
+	ctx := context.Background()
 	var cur atomic.Pointer[target]
-	onEvent := func(e *pb.Event) {
-		t := cur.Load()
-		if t == nil || !t.match(e) {
-			return
-		}
-		for { // mirrors race: keep the latest time
-			old := t.last.Load()
-			now := time.Now().UnixNano()
-			if now <= old || t.last.CompareAndSwap(old, now) {
-				break
-			}
-		}
-		if t.remaining.Add(-1) == 0 {
-			close(t.done)
+	applied := func(mirror int, k eventKey, ns int64) {
+		if t := cur.Load(); t != nil && t.key == k {
+			t.applied(mirror, ns)
 		}
 	}
-	quiet := slog.New(slog.DiscardHandler)
-	mirrors := make([]*client.Mirror, n)
-	var wg sync.WaitGroup
-	defer wg.Wait()
-	defer cancel()
-	started := time.Now()
-	for i := range mirrors {
-		c, err := a.dial()
-		if err != nil {
-			return nil, err
-		}
-		defer c.Close()
-		m := client.NewMirror(c, client.MirrorOptions{OnEvent: onEvent, Logger: quiet, CacheSize: 1024, DisableProgress: !progress})
-		mirrors[i] = m
-		wg.Add(1)
-		go func() { defer wg.Done(); m.Run(ctx) }()
+	var f *fleet
+	var err error
+	if procs > 0 {
+		f, err = startChildren(a, n, procs, progress, applied)
+	} else {
+		f, err = startInProcess(a, n, progress, applied)
 	}
-	sctx, scancel := context.WithTimeout(ctx, 2*time.Minute)
-	defer scancel()
-	for _, m := range mirrors {
-		if err := m.WaitSynced(sctx); err != nil {
-			return nil, fmt.Errorf("mirror sync: %w", err)
-		}
+	if err != nil {
+		return nil, err
 	}
-	synced := time.Since(started)
+	stopped := false
+	defer func() {
+		if !stopped {
+			f.abort()
+		}
+	}()
 	c, err := a.dial()
 	if err != nil {
 		return nil, err
@@ -348,9 +414,8 @@ func enforcement(a *authorityEnv, n, ops int, progress bool) ([]latencyRow, erro
 	defer c.Close()
 
 	// measure runs call with a fresh target and returns ack -> all applied.
-	measure := func(match func(*pb.Event) bool, call func() error) (time.Duration, error) {
-		t := &target{match: match, done: make(chan struct{})}
-		t.remaining.Store(int64(n))
+	measure := func(key eventKey, call func() error) (time.Duration, error) {
+		t := newTarget(key, n)
 		cur.Store(t)
 		defer cur.Store(nil)
 		if err := call(); err != nil {
@@ -366,7 +431,10 @@ func enforcement(a *authorityEnv, n, ops int, progress bool) ([]latencyRow, erro
 		}
 		return max(0, time.Unix(0, t.last.Load()).Sub(ack)), nil
 	}
-	rows := []latencyRow{{op: "CreateBan (user)", mirrors: n, synced: synced}, {op: "RevokeSession", mirrors: n, synced: synced}, {op: "LiftBan", mirrors: n, synced: synced}}
+	rows := []latencyRow{{op: "CreateBan (user)"}, {op: "RevokeSession"}, {op: "LiftBan"}}
+	for i := range rows {
+		rows[i].mirrors, rows[i].procs, rows[i].synced = n, procs, f.synced
+	}
 	for i := range ops {
 		user := fmt.Sprintf("el-%d-%d", n, i)
 		sess, err := c.Sessions.CreateSession(ctx, &pb.CreateSessionRequest{UserId: user + "-s"})
@@ -374,7 +442,7 @@ func enforcement(a *authorityEnv, n, ops int, progress bool) ([]latencyRow, erro
 			return nil, err
 		}
 		var banID string
-		d, err := measure(func(e *pb.Event) bool { return e.GetBanCreated().GetSubject().GetUserId() == user }, func() error {
+		d, err := measure(eventKey{"ban", user}, func() error {
 			r, err := c.Bans.CreateBan(ctx, &pb.CreateBanRequest{Subject: &pb.Subject{Kind: &pb.Subject_UserId{UserId: user}}})
 			banID = r.GetBan().GetBanId()
 			return err
@@ -384,7 +452,7 @@ func enforcement(a *authorityEnv, n, ops int, progress bool) ([]latencyRow, erro
 		}
 		rows[0].samples = append(rows[0].samples, d)
 		sid := sess.GetSession().GetSessionId()
-		d, err = measure(func(e *pb.Event) bool { return e.GetSessionRevoked().GetSessionId() == sid }, func() error {
+		d, err = measure(eventKey{"revoke", sid}, func() error {
 			_, err := c.Sessions.RevokeSession(ctx, &pb.RevokeSessionRequest{SessionId: sid})
 			return err
 		})
@@ -392,7 +460,7 @@ func enforcement(a *authorityEnv, n, ops int, progress bool) ([]latencyRow, erro
 			return nil, fmt.Errorf("RevokeSession: %w", err)
 		}
 		rows[1].samples = append(rows[1].samples, d)
-		d, err = measure(func(e *pb.Event) bool { return e.GetBanLifted().GetBanId() == banID }, func() error {
+		d, err = measure(eventKey{"lift", banID}, func() error {
 			_, err := c.Bans.LiftBan(ctx, &pb.LiftBanRequest{BanId: banID})
 			return err
 		})
@@ -401,11 +469,19 @@ func enforcement(a *authorityEnv, n, ops int, progress bool) ([]latencyRow, erro
 		}
 		rows[2].samples = append(rows[2].samples, d)
 	}
-	// Correctness: every mirror ends at the authority's revision, agreeing
-	// on the ban count.
-	for i, m := range mirrors {
-		if m.Revision() != mirrors[0].Revision() {
-			return nil, fmt.Errorf("mirror %d at revision %d, mirror 0 at %d", i, m.Revision(), mirrors[0].Revision())
+	// Correctness: every mirror ends at the same revision (the authority's:
+	// nothing is written after the last measured change).
+	stopped = true
+	revs, err := f.stop()
+	if err != nil {
+		return nil, err
+	}
+	if len(revs) != n {
+		return nil, fmt.Errorf("%d mirrors reported a final revision, want %d", len(revs), n)
+	}
+	for i, r := range revs {
+		if r != revs[0] {
+			return nil, fmt.Errorf("mirror %d at revision %d, mirror 0 at %d", i, r, revs[0])
 		}
 	}
 	if len(rows[0].samples) == 0 {

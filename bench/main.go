@@ -8,6 +8,9 @@ import (
 )
 
 func main() {
+	if isChild() { // -procs re-executed this binary to run mirrors (child.go)
+		os.Exit(childMain())
+	}
 	cfg, err := parseFlags(os.Args[1:])
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -42,7 +45,7 @@ func parseFlags(args []string) (config, error) {
 	fs.IntVar(&c.ops, "ops", 100, "operations per enforcement latency row (one at a time)")
 	fs.StringVar(&callers, "callers", "1,16,64", "concurrent callers for the throughput rows")
 	fs.DurationVar(&c.duration, "duration", 2e9, "duration of each throughput row")
-	fs.BoolVar(&c.smoke, "smoke", false, "tiny run (2 mirrors, a few ops) checking correctness only")
+	fs.BoolVar(&c.smoke, "smoke", false, "tiny run (2 mirrors, a few ops) checking correctness only; sizes given as flags are kept")
 	fs.BoolVar(&c.progress, "progress", true, "mirrors send progress reports (false: MirrorOptions.DisableProgress)")
 	fs.IntVar(&c.memBans, "mem-bans", 100000, "active bans for the mirror memory row (0 skips it)")
 	fs.IntVar(&c.memRevoked, "mem-revoked", 10000, "revoked sessions for the mirror memory row")
@@ -51,8 +54,17 @@ func parseFlags(args []string) (config, error) {
 	fs.DurationVar(&c.fanoutDuration, "fanout-duration", 2e9, "how long the fan-out row writes")
 	fs.StringVar(&c.cpuprofile, "cpuprofile", "", "write a CPU profile of the whole run to this file")
 	fs.StringVar(&c.dir, "dir", "", "directory for the bbolt file (default: a temporary directory)")
+	fs.IntVar(&c.procs, "procs", 0, "run the enforcement rows' mirrors in this many child processes (0: in this process)")
+	fs.IntVar(&c.runs, "runs", 1, "repeat each row this many times and print the median and each run")
+	fs.IntVar(&c.interceptorCalls, "interceptor-calls", 0, "calls per variant of the interceptor cost row (0 skips it)")
 	if err := fs.Parse(args); err != nil {
 		return c, err
+	}
+	if fs.NArg() > 0 {
+		return c, fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	if c.procs < 0 || c.runs < 1 || c.interceptorCalls < 0 {
+		return c, fmt.Errorf("-procs and -interceptor-calls must be >= 0, -runs >= 1")
 	}
 	var err error
 	if c.mirrors, err = ints(mirrors); err != nil {
@@ -61,9 +73,24 @@ func parseFlags(args []string) (config, error) {
 	if c.callers, err = ints(callers); err != nil {
 		return c, fmt.Errorf("-callers: %w", err)
 	}
-	if c.smoke {
-		c.mirrors, c.ops, c.callers, c.duration = []int{2}, 5, []int{1, 4}, 200e6
-		c.memBans, c.memRevoked, c.fanout, c.fanoutWriters, c.fanoutDuration = 200, 20, 4, 4, 200e6
+	if c.smoke { // small sizes for the flags not given
+		set := map[string]bool{}
+		fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+		small := func(name string, apply func()) {
+			if !set[name] {
+				apply()
+			}
+		}
+		small("mirrors", func() { c.mirrors = []int{2} })
+		small("ops", func() { c.ops = 5 })
+		small("callers", func() { c.callers = []int{1, 4} })
+		small("duration", func() { c.duration = 200e6 })
+		small("mem-bans", func() { c.memBans = 200 })
+		small("mem-revoked", func() { c.memRevoked = 20 })
+		small("fanout", func() { c.fanout = 4 })
+		small("fanout-writers", func() { c.fanoutWriters = 4 })
+		small("fanout-duration", func() { c.fanoutDuration = 200e6 })
+		small("interceptor-calls", func() { c.interceptorCalls = 300 })
 	}
 	c.args = args
 	return c, nil

@@ -2,13 +2,25 @@ package main
 
 import (
 	"bytes"
+	"os"
+	"slices"
 	"strings"
 	"testing"
 )
 
+// TestMain lets the test binary serve as a -procs child: startChildren
+// re-executes os.Executable(), which under go test is this binary.
+func TestMain(m *testing.M) {
+	if isChild() {
+		os.Exit(childMain())
+	}
+	os.Exit(m.Run())
+}
+
 // TestSmoke runs the harness's main logic in its small configuration and
 // checks correctness only (every mirror applied every change; every
-// throughput row did work without an error), never timings.
+// throughput row did work without an error; the interceptor really
+// checked), never timings.
 func TestSmoke(t *testing.T) {
 	cfg, err := parseFlags([]string{"-smoke", "-dir", t.TempDir()})
 	if err != nil {
@@ -24,8 +36,8 @@ func TestSmoke(t *testing.T) {
 		t.Fatalf("%d latency rows, want 3", len(res.latency))
 	}
 	for _, r := range res.latency {
-		if r.mirrors != 2 || len(r.samples) != cfg.ops {
-			t.Errorf("%s: %d mirrors, %d samples; want 2 and %d", r.op, r.mirrors, len(r.samples), cfg.ops)
+		if r.mirrors != 2 || r.procs != 0 || len(r.samples) != cfg.ops {
+			t.Errorf("%s: %d mirrors in %d processes, %d samples; want 2 in-process and %d", r.op, r.mirrors, r.procs, len(r.samples), cfg.ops)
 		}
 	}
 	if len(res.throughput) != 3*len(cfg.callers) {
@@ -36,15 +48,87 @@ func TestSmoke(t *testing.T) {
 			t.Errorf("%s with %d callers: no operation completed", r.op, r.callers)
 		}
 	}
-	if m := res.memory; m == nil || m.bans != cfg.memBans || m.revoked != cfg.memRevoked {
-		t.Errorf("mirror memory row: %+v; want %d bans, %d revoked", m, cfg.memBans, cfg.memRevoked)
+	// The interceptor row refuses to run unless the protected service
+	// admitted a valid token and refused a banned user's (checks); here,
+	// every first-seen call must have been a verification the mirror
+	// cached: the cache (100,000 tokens) is far from full, so no insert
+	// evicted another.
+	if len(res.interceptor) != 1 {
+		t.Fatalf("%d interceptor rows, want 1", len(res.interceptor))
 	}
-	if f := res.fanout; f == nil || f.writes == 0 || f.delivered != f.writes*int64(f.subscribers) || f.cut != 0 {
+	if r := res.interceptor[0]; r.calls != cfg.interceptorCalls || r.cacheGrowth != r.calls {
+		t.Errorf("interceptor row: %d calls, cache grew by %d during the first-seen calls; want %d and %d", r.calls, r.cacheGrowth, cfg.interceptorCalls, cfg.interceptorCalls)
+	}
+	if len(res.memory) != 1 || res.memory[0].bans != cfg.memBans || res.memory[0].revoked != cfg.memRevoked {
+		t.Errorf("mirror memory rows: %+v; want one with %d bans, %d revoked", res.memory, cfg.memBans, cfg.memRevoked)
+	}
+	if len(res.fanout) != 1 {
+		t.Fatalf("%d fan-out rows, want 1", len(res.fanout))
+	}
+	if f := res.fanout[0]; f.writes == 0 || f.delivered != f.writes*int64(f.subscribers) || f.cut != 0 {
 		t.Errorf("fan-out row: %+v; want every write delivered to every subscriber once", f)
 	}
-	for _, want := range []string{"machine:", "flags: -smoke", "GOMAXPROCS"} {
+	for _, want := range []string{"machine:", "flags: -smoke", "GOMAXPROCS", "mirrors in-process", "interceptor, first-seen token"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("output lacks %q", want)
 		}
+	}
+}
+
+// TestSmokeProcs runs the enforcement rows twice (-runs 2) with their two
+// mirrors in two child processes: every row completes only when each
+// mirror of each child reported applying the ban, the revocation and the
+// lift, and the children end, at stdin's close, at one revision.
+func TestSmokeProcs(t *testing.T) {
+	cfg, err := parseFlags([]string{"-smoke", "-dir", t.TempDir(), "-procs", "2", "-runs", "2", "-ops", "3",
+		"-callers", "", "-mem-bans", "0", "-fanout", "0", "-interceptor-calls", "0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	res, err := run(cfg, &out)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out.String())
+	}
+	t.Log("\n" + out.String())
+	if len(res.latency) != 6 {
+		t.Fatalf("%d latency rows, want 3 operations x 2 runs", len(res.latency))
+	}
+	for _, r := range res.latency {
+		if r.mirrors != 2 || r.procs != 2 || len(r.samples) != 3 {
+			t.Errorf("%s: %d mirrors in %d processes, %d samples; want 2 in 2 and 3", r.op, r.mirrors, r.procs, len(r.samples))
+		}
+	}
+	if len(res.throughput)+len(res.interceptor)+len(res.memory)+len(res.fanout) != 0 {
+		t.Errorf("rows that were switched off ran: %+v", res)
+	}
+	for _, want := range []string{"-procs 2 child processes", "each run (p50)", "2 mirrors in 2 child processes"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("output lacks %q", want)
+		}
+	}
+}
+
+func TestSplit(t *testing.T) {
+	for _, c := range []struct {
+		n, procs int
+		want     []int
+	}{{1000, 4, []int{250, 250, 250, 250}}, {5, 2, []int{3, 2}}, {7, 3, []int{3, 2, 2}}, {1, 4, []int{1}}} {
+		if got := split(c.n, c.procs); !slices.Equal(got, c.want) {
+			t.Errorf("split(%d, %d) = %v, want %v", c.n, c.procs, got, c.want)
+		}
+	}
+}
+
+func TestMedian(t *testing.T) {
+	if m := median([]int{5, 1, 3}); m != 3 {
+		t.Errorf("median of 5,1,3 = %d", m)
+	}
+	if m := median([]int{4, 1, 3, 2}); m != 2 {
+		t.Errorf("median of 4,1,3,2 = %d, want the lower middle 2", m)
+	}
+	rows := []throughputRow{{ops: 30, elapsed: 1e9}, {ops: 10, elapsed: 1e9}, {ops: 20, elapsed: 1e9}}
+	if r := medianRun(rows, throughputRow.rate); r.ops != 20 {
+		t.Errorf("median run has %d ops, want 20", r.ops)
 	}
 }
