@@ -65,28 +65,38 @@ const (
 // tokens the moment it arrives. The returned Session is shared between the
 // checks of one token: do not modify it. ctx is not used yet (a check
 // never blocks); it is there so that the signature can stay when it does.
+//
+// Every check is counted by its result (CheckCounts).
 func (m *Mirror) Check(ctx context.Context, tok string, in CheckInput) (*Session, error) {
+	s, h, err := m.check(tok, in)
+	m.checks.add(resultOf(err), h)
+	return s, err
+}
+
+// check is Check, uncounted; it also returns the token's hash (0 when it
+// did not get that far), which picks the counters' shard.
+func (m *Mirror) check(tok string, in CheckInput) (*Session, uint64, error) {
 	now := m.clock()
 	st := m.state.Load()
 	if st == nil {
-		return nil, ErrMirrorStale
+		return nil, 0, ErrMirrorStale
 	}
 	nowNs := now.UnixNano()
 	stale := nowNs-m.lastHeard.Load() > m.staleAfter
 	if stale && !m.opts.FailOpen {
-		return nil, ErrMirrorStale
+		return nil, 0, ErrMirrorStale
 	}
 	h := tokenHash(tok)
 	e := m.cache.get(tok, h)
 	if e == nil || e.keyGen != st.keyGen || (e.keyUntil != 0 && nowNs >= e.keyUntil) {
 		var err error
 		if e, err = m.verify(st, tok, h, now); err != nil {
-			return nil, err
+			return nil, h, err
 		}
 		m.cache.put(e, nowNs)
 	}
 	if nowNs >= e.exp {
-		return nil, ErrTokenExpired
+		return nil, h, ErrTokenExpired
 	}
 	s := subject{
 		tenant: e.sess.TenantID, user: e.sess.UserID, userH: e.userH,
@@ -98,14 +108,14 @@ func (m *Mirror) Check(ctx context.Context, tok string, in CheckInput) (*Session
 		s.device2, s.device2H = in.DeviceID, strHash(in.DeviceID)
 	}
 	if err := st.refusal(&s, nowNs); err != nil {
-		return nil, err
+		return nil, h, err
 	}
 	if stale {
 		m.log.Warn("portcullis: mirror is stale; allowing the request (fail-open)",
 			"staleness", time.Duration(nowNs-m.lastHeard.Load()), "session_id", e.sess.SessionID,
 			"tenant_id", e.sess.TenantID, "user_id", e.sess.UserID, "client_ip", in.ClientIP, "capability", in.Capability)
 	}
-	return &e.sess, nil
+	return &e.sess, h, nil
 }
 
 // verify verifies a token not in the cache and returns its entry.

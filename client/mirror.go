@@ -151,7 +151,8 @@ type Mirror struct {
 	writeMu   sync.Mutex // held by the one writer of state (apply, prune)
 	lastPrune int64      // unix ns; under writeMu
 
-	progress progress // progress.go
+	progress progress      // progress.go
+	checks   checkCounters // checkcounts.go
 }
 
 // NewMirror returns a mirror that follows c's event stream once Run is
