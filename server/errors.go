@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"strconv"
 	"strings"
 	"time"
 
@@ -55,6 +56,10 @@ var sentinels = []struct {
 	{authority.ErrSessionAlreadyRevoked, codes.FailedPrecondition, pb.ErrorReason_ERROR_REASON_SESSION_ALREADY_REVOKED},
 	{storage.ErrCompacted, codes.OutOfRange, pb.ErrorReason_ERROR_REASON_REVISION_COMPACTED},
 	{storage.ErrClosed, codes.Unavailable, pb.ErrorReason_ERROR_REASON_UNAVAILABLE},
+	// A write the domain could not split that is beyond what the store
+	// commits at once (a cluster whose --max-txn-ops is too small even for
+	// one revocation); nothing was written.
+	{storage.ErrTxnTooLarge, codes.ResourceExhausted, pb.ErrorReason_ERROR_REASON_RESOURCE_EXHAUSTED},
 	{errShuttingDown, codes.Unavailable, pb.ErrorReason_ERROR_REASON_UNAVAILABLE},
 	{errTooSlow, codes.ResourceExhausted, pb.ErrorReason_ERROR_REASON_SUBSCRIBER_TOO_SLOW},
 	{errNoProgress, codes.Unavailable, pb.ErrorReason_ERROR_REASON_UNAVAILABLE},
@@ -72,6 +77,12 @@ var banReasons = map[authority.BanReason]pb.ErrorReason{
 func toStatus(ctx context.Context, log *slog.Logger, err error) error {
 	if err == nil {
 		return nil
+	}
+	// Before FromError, which would take the status of a wrapped cause and
+	// drop what did commit.
+	var incomplete *authority.IncompleteError
+	if errors.As(err, &incomplete) {
+		return incompleteStatus(ctx, log, incomplete)
 	}
 	if _, ok := status.FromError(err); ok {
 		return err // already a status (built by this package)
@@ -103,4 +114,34 @@ func toStatus(ctx context.Context, log *slog.Logger, err error) error {
 	}
 	log.ErrorContext(ctx, "internal error", "error", err)
 	return newStatus(codes.Internal, pb.ErrorReason_ERROR_REASON_INTERNAL, "internal error; the authority logged the cause", nil)
+}
+
+// incompleteStatus is the status of a call that committed part of its work
+// (a ban and some of its revocations) before failing: the failure's own
+// code and reason, so that the caller reacts to the cause (Unavailable:
+// retry later), with a message saying what committed and what to do, and
+// the ErrorInfo metadata "ban_id" (when a ban was created) and
+// "revoked_sessions". A cause without an ErrorInfo (the call was canceled
+// or ran out of time) is reported with reason UNAVAILABLE: the work did
+// not finish.
+func incompleteStatus(ctx context.Context, log *slog.Logger, e *authority.IncompleteError) error {
+	cause := status.Convert(toStatus(ctx, log, e.Err))
+	info := &errdetails.ErrorInfo{Reason: ReasonString(pb.ErrorReason_ERROR_REASON_UNAVAILABLE), Domain: ErrorDomain, Metadata: map[string]string{}}
+	for _, d := range cause.Details() {
+		if ci, ok := d.(*errdetails.ErrorInfo); ok {
+			info.Reason = ci.GetReason()
+			for k, v := range ci.GetMetadata() {
+				info.Metadata[k] = v
+			}
+		}
+	}
+	if e.BanID != "" {
+		info.Metadata["ban_id"] = e.BanID
+	}
+	info.Metadata["revoked_sessions"] = strconv.Itoa(e.Revoked)
+	st := status.New(cause.Code(), e.Message(cause.Message()))
+	if d, err := st.WithDetails(info); err == nil {
+		st = d
+	}
+	return st.Err()
 }

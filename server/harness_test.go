@@ -69,6 +69,8 @@ type envOptions struct {
 	// logger, when set, receives the logs of the authority and the server
 	// (default: warnings to the test's output).
 	logger *slog.Logger
+	// wrap, when set, wraps the store the authority uses (fault injection).
+	wrap func(storage.Store) storage.Store
 }
 
 // newEnv starts an authority on a fresh (or the given) bbolt file. The
@@ -87,7 +89,11 @@ func newEnv(t testing.TB, o envOptions) *env {
 	}
 	e := &env{t: t, path: o.path, clock: o.clock}
 	e.store = bolttest.OpenPath(t, o.path, o.store)
-	e.auth = authority.New(e.store, authority.Config{Clock: o.clock.Now, Logger: log})
+	var st storage.Store = e.store
+	if o.wrap != nil {
+		st = o.wrap(st)
+	}
+	e.auth = authority.New(st, authority.Config{Clock: o.clock.Now, Logger: log})
 	ctx := context.Background()
 	if err := e.auth.EnsureSigningKey(ctx); err != nil {
 		t.Fatal(err)

@@ -80,9 +80,11 @@ func (in BanInput) validate(now time.Time) (storage.Ban, error) {
 	return b, nil
 }
 
-// sessionsUnder returns the live sessions that full ban b revokes.
-func (a *Authority) sessionsUnder(tx storage.ReadTx, b storage.Ban, now time.Time) ([]storage.Session, error) {
-	q := storage.SessionQuery{}
+// sessionsUnder returns, in ID order, the live sessions that full ban b
+// revokes whose ID is greater than after: at most limit, or all when
+// limit < 0.
+func (a *Authority) sessionsUnder(tx storage.ReadTx, b storage.Ban, now time.Time, after string, limit int) ([]storage.Session, error) {
+	q := storage.SessionQuery{After: after}
 	if b.TenantID != storage.AllTenants {
 		q.TenantID = b.TenantID
 		switch b.Kind {
@@ -103,16 +105,7 @@ func (a *Authority) sessionsUnder(tx storage.ReadTx, b storage.Ban, now time.Tim
 			return func(s storage.Session) bool { return err == nil && s.ClientIP.IsValid() && p.Contains(s.ClientIP) }
 		}
 	}()
-	var out []storage.Session
-	for s, err := range tx.Sessions(q) {
-		if err != nil {
-			return nil, err
-		}
-		if !s.Revoked() && !s.ExpiredAt(now) && match(s) {
-			out = append(out, s)
-		}
-	}
-	return out, nil
+	return liveSessions(tx, q, match, now, limit)
 }
 
 // revoke marks s revoked and emits its event. The caller writes the audit
@@ -129,14 +122,23 @@ func revoke(tx storage.Tx, s storage.Session, now time.Time, by, reason string) 
 type BanWrite struct {
 	// RevokedSessions counts the live sessions a full ban revoked.
 	RevokedSessions int
-	// Revision is the store revision of the write: a mirror at this
-	// revision or later enforces the ban.
+	// Revision is the store revision of the write (of the last one when the
+	// revocations were split): a mirror at this revision or later enforces
+	// the ban and has applied every revocation.
 	Revision int64
 }
 
 // CreateBan records a ban. A full ban also revokes every matching live
-// session, in the same transaction; it returns how many, and the revision
-// of the write.
+// session; it returns how many, and the revision of the write.
+//
+// The ban, its event and its audit record always commit together, in the
+// first Update. The revocations join them when the store takes everything
+// in one transaction (always on bolt). When it does not (etcd's
+// --max-txn-ops), the first Update carries as many as fit and later
+// Updates revoke the rest in batches, each with its own change and its
+// "session.revoke_ban" audit record (see revokeAll). A failure after the
+// ban committed is an *IncompleteError naming the ban; one before leaves
+// nothing behind.
 func (a *Authority) CreateBan(ctx context.Context, actor Actor, in BanInput) (storage.Ban, BanWrite, error) {
 	now := a.now()
 	ban, err := in.validate(now)
@@ -145,41 +147,49 @@ func (a *Authority) CreateBan(ctx context.Context, actor Actor, in BanInput) (st
 	}
 	ban.ID = newID("ban_", now)
 	ban.CreateTime, ban.CreatedBy, ban.CreatorAddr = now, actor.Name, actor.Addr
-	revoked := 0
-	rev, err := a.store.Update(ctx, func(tx storage.Tx) error {
-		revoked = 0
-		if err := tx.PutBan(ban); err != nil {
-			return err
-		}
-		if err := tx.Emit(storage.Event{Kind: storage.EventBanCreated, Time: now, Ban: &ban}); err != nil {
-			return err
-		}
-		if ban.Full() {
-			sessions, err := a.sessionsUnder(tx, ban, now)
-			if err != nil {
+	subject := subjectString(ban.Kind, ban.Value)
+	revoked, rev, committed, err := a.revokeAll(ctx, revocation{
+		pick: func(tx storage.ReadTx, after string, limit int) ([]storage.Session, error) {
+			if !ban.Full() {
+				return nil, nil
+			}
+			return a.sessionsUnder(tx, ban, now, after, limit)
+		},
+		by: actor.Name, reason: "ban " + ban.ID,
+		head: func(tx storage.Tx) error {
+			if err := tx.PutBan(ban); err != nil {
 				return err
 			}
-			for _, s := range sessions {
-				if err := revoke(tx, s, now, actor.Name, "ban "+ban.ID); err != nil {
-					return err
-				}
+			return tx.Emit(storage.Event{Kind: storage.EventBanCreated, Time: now, Ban: &ban})
+		},
+		audit: func(tx storage.Tx, n int, first bool) error {
+			rec := storage.AuditRecord{
+				ID: newID("aud_", now), Time: now, Action: "ban.create", Actor: actor.Name, ActorAddr: actor.Addr,
+				TenantID: ban.TenantID, Subject: subject, TargetID: ban.ID,
+				Reason: ban.Reason, Policy: ban.Policy, Details: map[string]string{"revoked_sessions": strconv.Itoa(n)},
 			}
-			revoked = len(sessions)
-		}
-		details := map[string]string{"revoked_sessions": strconv.Itoa(revoked)}
-		if !ban.ExpireTime.IsZero() {
-			details["expire_time"] = ban.ExpireTime.Format(time.RFC3339)
-		}
-		if !ban.Full() {
-			details["capabilities"] = fmt.Sprint(ban.Capabilities)
-		}
-		return tx.AppendAudit(storage.AuditRecord{
-			ID: newID("aud_", now), Time: now, Action: "ban.create", Actor: actor.Name, ActorAddr: actor.Addr,
-			TenantID: ban.TenantID, Subject: subjectString(ban.Kind, ban.Value), TargetID: ban.ID,
-			Reason: ban.Reason, Policy: ban.Policy, Details: details,
-		})
-	})
-	if err != nil {
+			if !first {
+				// A later batch of the ban's revocations: the sum of
+				// revoked_sessions over the ban's records is the total.
+				rec.Action = "session.revoke_ban"
+				return tx.AppendAudit(rec)
+			}
+			if !ban.ExpireTime.IsZero() {
+				rec.Details["expire_time"] = ban.ExpireTime.Format(time.RFC3339)
+			}
+			if !ban.Full() {
+				rec.Details["capabilities"] = fmt.Sprint(ban.Capabilities)
+			}
+			return tx.AppendAudit(rec)
+		},
+	}, now)
+	switch {
+	case err != nil && committed:
+		a.log.Error("ban created, but revoking its sessions failed", "ban_id", ban.ID, "tenant_id", ban.TenantID,
+			"revoked_sessions", revoked, "actor", actor.Name, "error", err)
+		return ban, BanWrite{RevokedSessions: revoked, Revision: rev},
+			&IncompleteError{BanID: ban.ID, Revoked: revoked, Revision: rev, Err: err}
+	case err != nil:
 		return storage.Ban{}, BanWrite{}, err
 	}
 	a.log.Info("ban created", "ban_id", ban.ID, "tenant_id", ban.TenantID, "subject_kind", ban.Kind,

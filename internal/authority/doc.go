@@ -1,7 +1,49 @@
 // Package authority holds Portcullis's domain rules: sessions and their
 // token rotation, bans and what they match, signing keys, API keys and the
 // audit trail. Every state change is one storage.Store Update that writes
-// the records, the audit record and the events together.
+// the records, the audit record and the events together, with one
+// exception, below: revoking more sessions than the store commits at once.
+//
+// # Revoking many sessions
+//
+// CreateBan (a full ban) and RevokeUserSessions revoke every live session
+// they match, which can be any number, while the etcd backend bounds one
+// Update (--max-txn-ops, default 128 keys). They first try one Update with
+// everything (bolt always takes it, so nothing changes there; etcd takes it
+// when it fits). When the store answers storage.ErrTxnTooLarge they split
+// (revokeAll):
+//   - The first Update commits what must be atomic: the ban, its
+//     ban_created event and its "ban.create" audit record, with as many
+//     revocations as fit (100, halved until it fits; none if only the ban
+//     does). From that revision every mirror refuses the user's or
+//     device's tokens and refresh and new sessions are refused, so the ban
+//     is enforced before any later batch runs.
+//   - Later Updates revoke the rest, 100 (or the size that fitted) at a
+//     time, each its own change of session_revoked events and its own audit
+//     record ("session.revoke_ban", or "session.revoke_user"), whose
+//     revoked_sessions sum to the total. Each re-reads the sessions after
+//     the last one revoked and revokes only those still live, so a batch
+//     run again, or racing another revocation, does no harm. A ban refuses
+//     new matching sessions, so none appears behind the cursor.
+//   - The call returns the total and the revision of the last Update; a
+//     caller that waits for that revision waits for every revocation.
+//   - If a later Update fails, the call fails with *IncompleteError: the
+//     ban is in force and the revocations committed so far stand, the rest
+//     of the sessions are still live. The server reports the failure's own
+//     code with the ban ID and the count in the ErrorInfo metadata; the
+//     caller revokes the rest with RevokeUserSessions (user bans) or by
+//     creating the same ban again (a full ban revokes every matching live
+//     session) and lifting the extra one.
+//
+// Between the first Update and the last, a mirror has the ban but not yet
+// every revocation. For user and device bans that changes nothing (the ban
+// refuses every token of the subject); for an IP ban, a token of a matched
+// session presented from another address is refused only once its
+// revocation arrives, which is what the etcd round trips of the batches
+// take.
+//
+// Key rotation deletes at most 32 unusable signing keys per Update for the
+// same reason; the rest go with the next rotations.
 //
 // It may import internal/storage, token and the standard library (plus
 // golang-jwt through token). It knows nothing of gRPC or of the generated

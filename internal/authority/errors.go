@@ -91,4 +91,37 @@ func banError(b storage.Ban, capability string) *BanError {
 	return e
 }
 
+// IncompleteError is a CreateBan or RevokeUserSessions that did part of its
+// work: its revocations did not fit in one store transaction, so they were
+// split into several (see revokeAll), and a later one failed. What
+// committed stands: the ban is in force (its event reached the mirrors,
+// refresh and new sessions are refused), and Revoked sessions are revoked;
+// the other sessions it matched are still live. It wraps the failure.
+type IncompleteError struct {
+	// BanID is the ban CreateBan created; "" for RevokeUserSessions.
+	BanID string
+	// Revoked counts the sessions revoked before the failure.
+	Revoked int
+	// Revision is the store revision of the last write that committed.
+	Revision int64
+	Err      error
+}
+
+// Message describes the outcome and what to do, with cause describing the
+// failure (server/errors.go passes the failure's own status message, which
+// does not disclose internal errors).
+func (e *IncompleteError) Message(cause string) string {
+	if e.BanID != "" {
+		return fmt.Sprintf("ban %s was created and is in force, but revoking the sessions it matches stopped after %d: %s; "+
+			"to revoke the rest, create the same ban again (it revokes every matching session still live) and lift the extra one, "+
+			"or, for a user ban, call RevokeUserSessions", e.BanID, e.Revoked, cause)
+	}
+	return fmt.Sprintf("%d sessions were revoked, then revoking the rest stopped: %s; call RevokeUserSessions again to revoke the rest", e.Revoked, cause)
+}
+
+func (e *IncompleteError) Error() string { return e.Message(e.Err.Error()) }
+
+// Unwrap returns the failure.
+func (e *IncompleteError) Unwrap() error { return e.Err }
+
 func notFound(what, id string) error { return fmt.Errorf("%w: %s %q", ErrNotFound, what, id) }

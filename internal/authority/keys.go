@@ -122,6 +122,12 @@ func (a *Authority) RotateKey(ctx context.Context, actor Actor, reason string) (
 	return *publicOnly(key), *publicOnly(retired), nil
 }
 
+// maxKeyDeletes bounds the keys one rotation deletes, so that the rotation
+// stays one small Update (etcd bounds the keys a transaction writes) even
+// after a burst of rotations; the keys left over are deleted by the next
+// rotations, and meanwhile verificationKeys ignores them.
+const maxKeyDeletes = 32
+
 func (a *Authority) deleteUnusableKeys(tx storage.Tx, now time.Time) error {
 	var dead []string
 	for k, err := range tx.SigningKeys() {
@@ -130,6 +136,9 @@ func (a *Authority) deleteUnusableKeys(tx storage.Tx, now time.Time) error {
 		}
 		if !k.RetireTime.IsZero() && !now.Before(k.VerifyUntil) {
 			dead = append(dead, k.ID)
+			if len(dead) == maxKeyDeletes {
+				break
+			}
 		}
 	}
 	for _, id := range dead {

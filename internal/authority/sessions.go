@@ -435,8 +435,12 @@ func (a *Authority) RevokeSession(ctx context.Context, actor Actor, id, reason s
 }
 
 // RevokeUserSessions revokes every live session of a user in a tenant and
-// returns how many, and the revision of the write (the current revision
-// when there was nothing to revoke).
+// returns how many, and the revision of the write (of the last one when
+// the revocations were split; the current revision when there was nothing
+// to revoke). Like CreateBan's, the revocations are one Update when the
+// store takes it, else batches (see revokeAll), each with its own
+// "session.revoke_user" audit record; a failure after the first batch
+// committed is an *IncompleteError, and calling again revokes the rest.
 func (a *Authority) RevokeUserSessions(ctx context.Context, actor Actor, tenantID, userID, reason string) (int, int64, error) {
 	tid, err := tenant(tenantID, false)
 	if err != nil {
@@ -449,31 +453,25 @@ func (a *Authority) RevokeUserSessions(ctx context.Context, actor Actor, tenantI
 		return 0, 0, err
 	}
 	now := a.now()
-	n := 0
-	rev, err := a.store.Update(ctx, func(tx storage.Tx) error {
-		n = 0
-		var live []storage.Session
-		for s, err := range tx.Sessions(storage.SessionQuery{TenantID: tid, UserID: userID}) {
-			if err != nil {
-				return err
-			}
-			if !s.Revoked() && !s.ExpiredAt(now) {
-				live = append(live, s)
-			}
-		}
-		for _, s := range live {
-			if err := revoke(tx, s, now, actor.Name, reason); err != nil {
-				return err
-			}
-		}
-		n = len(live)
-		return tx.AppendAudit(storage.AuditRecord{
-			ID: newID("aud_", now), Time: now, Action: "session.revoke_user", Actor: actor.Name, ActorAddr: actor.Addr,
-			TenantID: tid, Subject: subjectString(storage.SubjectUser, userID), Reason: reason,
-			Details: map[string]string{"revoked_sessions": fmt.Sprint(n)},
-		})
-	})
-	if err != nil {
+	n, rev, committed, err := a.revokeAll(ctx, revocation{
+		pick: func(tx storage.ReadTx, after string, limit int) ([]storage.Session, error) {
+			return liveSessions(tx, storage.SessionQuery{TenantID: tid, UserID: userID, After: after}, nil, now, limit)
+		},
+		by: actor.Name, reason: reason,
+		audit: func(tx storage.Tx, n int, _ bool) error {
+			return tx.AppendAudit(storage.AuditRecord{
+				ID: newID("aud_", now), Time: now, Action: "session.revoke_user", Actor: actor.Name, ActorAddr: actor.Addr,
+				TenantID: tid, Subject: subjectString(storage.SubjectUser, userID), Reason: reason,
+				Details: map[string]string{"revoked_sessions": fmt.Sprint(n)},
+			})
+		},
+	}, now)
+	switch {
+	case err != nil && committed:
+		a.log.Error("revoking a user's sessions stopped part way", "tenant_id", tid, "revoked_sessions", n,
+			"actor", actor.Name, "error", err)
+		return n, rev, &IncompleteError{Revoked: n, Revision: rev, Err: err}
+	case err != nil:
 		return 0, 0, err
 	}
 	a.log.Info("user sessions revoked", "tenant_id", tid, "revoked_sessions", n, "actor", actor.Name)

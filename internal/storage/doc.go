@@ -18,6 +18,19 @@
 // everything it writes from what it reads in the transaction (plus values
 // computed before the call, such as fresh IDs or random tokens).
 //
+// One Update's size may be bounded by the backend: etcd commits an Update
+// as one etcd transaction, which its --max-txn-ops (default 128 keys) and
+// --max-request-bytes bound, and bolt has no bound. An Update beyond the
+// bound fails with ErrTxnTooLarge and writes nothing. The contract reports
+// the bound by that error rather than by a number the caller would have to
+// predict its writes against: what one record costs differs by backend
+// (etcd writes a record's index keys and the change's log key too), the
+// bound is the cluster's configuration, which the store cannot read, and
+// an error passes through every wrapper of a Store. A caller whose work
+// can grow without bound (revoking every session a ban matches) tries one
+// Update and, on ErrTxnTooLarge, splits the work into smaller ones; work
+// that must be atomic must fit.
+//
 // # Revisions and the event log
 //
 // An Update that emits at least one event is assigned the next revision of

@@ -20,6 +20,12 @@ var (
 	ErrFutureRevision = errors.New("storage: revision is in the future")
 	// ErrClosed: the store has been closed.
 	ErrClosed = errors.New("storage: closed")
+	// ErrTxnTooLarge: the Update wrote more than the backend commits in one
+	// transaction (etcd bounds the keys and bytes of one; bolt never
+	// returns it). Nothing was written. The caller may split the work into
+	// several smaller Updates, giving up their atomicity (see the package
+	// doc).
+	ErrTxnTooLarge = errors.New("storage: update too large for one transaction")
 )
 
 // Store is the persistent state of one Portcullis authority (or of a fleet
@@ -34,7 +40,8 @@ type Store interface {
 
 	// Update runs fn in one atomic transaction and makes it durable before
 	// returning. If fn returns an error nothing is written and that error is
-	// returned unchanged. If fn emitted events, the change is assigned the
+	// returned unchanged. If what fn wrote is more than the backend can
+	// commit at once, nothing is written and the error wraps ErrTxnTooLarge. If fn emitted events, the change is assigned the
 	// next revision, which Update returns; otherwise it returns the current
 	// revision. fn may be called more than once (see the package doc).
 	Update(ctx context.Context, fn func(Tx) error) (revision int64, err error)

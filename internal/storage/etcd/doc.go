@@ -48,10 +48,17 @@
 // comparisons and, separately, for the writes. The store keeps its
 // comparisons under Options.MaxTxnOps by merging neighbouring reads of a
 // bucket into covering ranges (closest keys first), which can only add
-// false conflicts. The writes are not split: an Update writing more keys
-// than the cluster allows (a ban revoking more than about 120 sessions at
-// etcd's default) fails with an error naming --max-txn-ops, which the
-// operator raises on every member (e.g. 4096).
+// false conflicts. The writes are not split, since that would break the
+// Update's atomicity: an Update writing more keys than the cluster allows,
+// or more bytes than its --max-request-bytes, fails with an error wrapping
+// storage.ErrTxnTooLarge (and naming the bound) and writes nothing. The
+// store cannot know the cluster's bounds in advance, so it reports them
+// this way rather than as a number. The authority answers it where its
+// work can grow without bound: a ban matching many sessions commits the
+// ban, its event and audit record with as many revocations as fit, then
+// revokes the rest in later Updates (internal/authority's revokeAll).
+// Raising --max-txn-ops on every member (e.g. 4096) keeps such a ban one
+// transaction and one change.
 //
 // # Events and revisions
 //

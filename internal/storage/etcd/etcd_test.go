@@ -219,7 +219,8 @@ func TestBackend(t *testing.T) {
 		}
 	})
 
-	// An Update that writes more keys than etcd's --max-txn-ops says so.
+	// An Update that writes more keys than etcd's --max-txn-ops says so,
+	// with the sentinel callers split their work on, and writes nothing.
 	t.Run("TooManyWrites", func(t *testing.T) {
 		s := etcdtest.Open(t, etcd.Options{}, m)
 		_, err := s.Update(t.Context(), func(tx storage.Tx) error {
@@ -230,8 +231,20 @@ func TestBackend(t *testing.T) {
 			}
 			return nil
 		})
-		if err == nil || !strings.Contains(err.Error(), "--max-txn-ops") {
-			t.Fatalf("Update of 200 keys: %v, want an error naming --max-txn-ops", err)
+		if !errors.Is(err, storage.ErrTxnTooLarge) || !strings.Contains(err.Error(), "--max-txn-ops") {
+			t.Fatalf("Update of 200 keys: %v, want ErrTxnTooLarge naming --max-txn-ops", err)
+		}
+		err = s.View(t.Context(), func(tx storage.ReadTx) error {
+			for k, err := range tx.APIKeys() {
+				if err != nil {
+					return err
+				}
+				return fmt.Errorf("API key %s was written by the failed Update", k.ID)
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
 		}
 	})
 

@@ -37,7 +37,7 @@ type Options struct {
 	// ranges to stay within it. It must not exceed etcd's --max-txn-ops
 	// (default 128, which is the default here too). The number of keys an
 	// Update writes is bounded by etcd's --max-txn-ops as well; an Update
-	// that writes more fails with an error that says so.
+	// that writes more fails with storage.ErrTxnTooLarge.
 	MaxTxnOps int
 
 	// MaxAttempts bounds how often Update runs its function when other

@@ -176,10 +176,12 @@ func (t *txn) validateRev() (int64, bool, error) {
 
 func (s *Store) commitErr(err error, ops, cmps int) error {
 	switch {
+	// Both bounds are reported as storage.ErrTxnTooLarge, which callers
+	// answer by splitting their work; the text says which bound it was.
 	case errors.Is(err, rpctypes.ErrTooManyOps):
-		return fmt.Errorf("storage/etcd: the update needs %d writes and %d comparisons in one etcd transaction, more than the cluster's --max-txn-ops allows (etcd's default is 128); raise it on every member: %w", ops, cmps, err)
+		return fmt.Errorf("%w: storage/etcd: the update needs %d writes and %d comparisons in one etcd transaction, more than the cluster's --max-txn-ops allows (etcd's default is 128); raise it on every member if the caller cannot split its work: %w", storage.ErrTxnTooLarge, ops, cmps, err)
 	case errors.Is(err, rpctypes.ErrRequestTooLarge):
-		return fmt.Errorf("storage/etcd: the update's etcd transaction (%d writes) is larger than the cluster's --max-request-bytes allows (etcd's default is 1.5 MiB): %w", ops, err)
+		return fmt.Errorf("%w: storage/etcd: the update's etcd transaction (%d writes) is larger than the cluster's --max-request-bytes allows (etcd's default is 1.5 MiB): %w", storage.ErrTxnTooLarge, ops, err)
 	case s.closed():
 		return storage.ErrClosed
 	}

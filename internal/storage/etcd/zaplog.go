@@ -2,8 +2,11 @@ package etcd
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
+	"strings"
 
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	"go.uber.org/zap/zapcore"
 )
 
@@ -46,6 +49,12 @@ func (c *slogCore) Write(e zapcore.Entry, fields []zapcore.Field) error {
 	}
 	level := slog.LevelInfo
 	switch {
+	case txnTooLarge(enc.Fields["error"]):
+		// The client warns of every failed call, but a transaction beyond
+		// the cluster's bounds is no trouble with the cluster: the store
+		// returns it as storage.ErrTxnTooLarge, which callers answer by
+		// splitting their work (a large ban does, every time).
+		level = slog.LevelDebug
 	case e.Level >= zapcore.ErrorLevel:
 		level = slog.LevelError
 	case e.Level >= zapcore.WarnLevel:
@@ -58,3 +67,13 @@ func (c *slogCore) Write(e zapcore.Entry, fields []zapcore.Field) error {
 }
 
 func (c *slogCore) Sync() error { return nil }
+
+// txnTooLarge reports whether a logged error is etcd refusing a transaction
+// for its size (--max-txn-ops or --max-request-bytes).
+func txnTooLarge(v any) bool {
+	if v == nil {
+		return false
+	}
+	msg := fmt.Sprint(v)
+	return strings.Contains(msg, rpctypes.ErrTooManyOps.Error()) || strings.Contains(msg, rpctypes.ErrRequestTooLarge.Error())
+}

@@ -79,6 +79,59 @@ func testUpdate(t *testing.T, newStore func(*testing.T) storage.Store) {
 		same(t, "change after a failed Update", got, storage.Change{Revision: rev2, Events: []storage.Event{banEvent(storage.EventBanCreated, banC)}}, normChange)
 	})
 
+	// An Update larger than the backend commits at once (300 revocations:
+	// more keys than etcd's default --max-txn-ops) either commits whole or
+	// fails with ErrTxnTooLarge and writes nothing, no change included.
+	t.Run("TooLarge", func(t *testing.T) {
+		s := newStore(t)
+		const n = 300
+		sessions := make([]storage.Session, n)
+		for i := range sessions {
+			sessions[i] = newSession(fmt.Sprintf("ses_%03d", i), "t1", "u", "")
+		}
+		for i := 0; i < n; i += 25 {
+			putSessions(t, s, sessions[i:i+25]...)
+		}
+		before := currentRevision(t, s)
+		rev, err := s.Update(t.Context(), func(tx storage.Tx) error {
+			for _, ses := range sessions {
+				ses.RevokeTime, ses.RevokedBy, ses.RevokeReason = at(time.Hour), "moderator", "ban"
+				if err := tx.PutSession(ses); err != nil {
+					return err
+				}
+				if err := tx.Emit(sessionEvent(ses)); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		revoked := 0
+		for _, ses := range querySessions(t, s, storage.SessionQuery{TenantID: "t1", UserID: "u"}) {
+			if ses.Revoked() {
+				revoked++
+			}
+		}
+		switch {
+		case err == nil:
+			if revoked != n || rev <= before {
+				t.Fatalf("Update committed: %d of %d sessions revoked, revision %d after %d", revoked, n, rev, before)
+			}
+			w := watch(t, s, before)
+			if c := next(t, w); c.Revision != rev || len(c.Events) != n {
+				t.Fatalf("change of the large Update: revision %d with %d events, want %d with %d", c.Revision, len(c.Events), rev, n)
+			}
+		case errors.Is(err, storage.ErrTxnTooLarge):
+			if revoked != 0 {
+				t.Fatalf("Update failed with %v but revoked %d sessions", err, revoked)
+			}
+			if got := currentRevision(t, s); got != before {
+				t.Fatalf("revision after a too large Update: %d, want %d", got, before)
+			}
+		default:
+			t.Fatalf("Update of %d revocations: %v, want success or ErrTxnTooLarge", n, err)
+		}
+	})
+
 	t.Run("Revisions", func(t *testing.T) {
 		s := newStore(t)
 		start := currentRevision(t, s)
