@@ -22,16 +22,7 @@ func TestMain(m *testing.M) {
 // throughput row did work without an error; the interceptor really
 // checked), never timings.
 func TestSmoke(t *testing.T) {
-	cfg, err := parseFlags([]string{"-smoke", "-dir", t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out bytes.Buffer
-	res, err := run(cfg, &out)
-	if err != nil {
-		t.Fatalf("%v\n%s", err, out.String())
-	}
-	t.Log("\n" + out.String())
+	cfg, res, out := smokeRun(t)
 	if len(res.latency) != 3 {
 		t.Fatalf("%d latency rows, want 3", len(res.latency))
 	}
@@ -69,7 +60,7 @@ func TestSmoke(t *testing.T) {
 		t.Errorf("fan-out row: %+v; want every write delivered to every subscriber once", f)
 	}
 	for _, want := range []string{"machine:", "flags: -smoke", "GOMAXPROCS", "mirrors in-process", "interceptor, first-seen token"} {
-		if !strings.Contains(out.String(), want) {
+		if !strings.Contains(out, want) {
 			t.Errorf("output lacks %q", want)
 		}
 	}
@@ -80,17 +71,8 @@ func TestSmoke(t *testing.T) {
 // mirror of each child reported applying the ban, the revocation and the
 // lift, and the children end, at stdin's close, at one revision.
 func TestSmokeProcs(t *testing.T) {
-	cfg, err := parseFlags([]string{"-smoke", "-dir", t.TempDir(), "-procs", "2", "-runs", "2", "-ops", "3",
-		"-callers", "", "-mem-bans", "0", "-fanout", "0", "-interceptor-calls", "0"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out bytes.Buffer
-	res, err := run(cfg, &out)
-	if err != nil {
-		t.Fatalf("%v\n%s", err, out.String())
-	}
-	t.Log("\n" + out.String())
+	_, res, out := smokeRun(t, "-procs", "2", "-runs", "2", "-ops", "3",
+		"-callers", "", "-mem-bans", "0", "-fanout", "0", "-interceptor-calls", "0")
 	if len(res.latency) != 6 {
 		t.Fatalf("%d latency rows, want 3 operations x 2 runs", len(res.latency))
 	}
@@ -103,7 +85,7 @@ func TestSmokeProcs(t *testing.T) {
 		t.Errorf("rows that were switched off ran: %+v", res)
 	}
 	for _, want := range []string{"-procs 2 child processes", "each run (p50)", "2 mirrors in 2 child processes"} {
-		if !strings.Contains(out.String(), want) {
+		if !strings.Contains(out, want) {
 			t.Errorf("output lacks %q", want)
 		}
 	}
@@ -131,4 +113,21 @@ func TestMedian(t *testing.T) {
 	if r := medianRun(rows, throughputRow.rate); r.ops != 20 {
 		t.Errorf("median run has %d ops, want 20", r.ops)
 	}
+}
+
+// smokeRun runs the harness with -smoke and extra flags, in a temporary
+// directory, and logs its output.
+func smokeRun(t *testing.T, flags ...string) (config, *results, string) {
+	t.Helper()
+	cfg, err := parseFlags(append([]string{"-smoke", "-dir", t.TempDir()}, flags...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	res, err := run(cfg, &out)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out.String())
+	}
+	t.Log("\n" + out.String())
+	return cfg, res, out.String()
 }

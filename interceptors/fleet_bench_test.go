@@ -133,10 +133,9 @@ func BenchmarkProgressReportCPU(b *testing.B) {
 	}
 }
 
-// BenchmarkReportProgressRPC is the cost of one progress report, caller
-// and authority together (same process, bufconn): ns/op and CPU per
-// report.
-func BenchmarkReportProgressRPC(b *testing.B) {
+// reportingFleet is an authority with one reporting mirror, and the
+// mirror's subscriber_id.
+func reportingFleet(b *testing.B) (*fleet, *client.Mirror, string) {
 	f := startFleet(b, server.Options{ProgressTimeout: 10 * time.Minute})
 	m, _ := f.mirror("bench", client.MirrorOptions{})
 	var id string
@@ -145,6 +144,14 @@ func BenchmarkReportProgressRPC(b *testing.B) {
 			id = s.GetSubscriberId()
 		}
 	}
+	return f, m, id
+}
+
+// BenchmarkReportProgressRPC is the cost of one progress report, caller
+// and authority together (same process, bufconn): ns/op and CPU per
+// report.
+func BenchmarkReportProgressRPC(b *testing.B) {
+	f, m, id := reportingFleet(b)
 	req := &pb.ReportProgressRequest{SubscriberId: id, Revision: m.Revision()}
 	c0 := cpuTime()
 	n := 0
@@ -162,14 +169,7 @@ func BenchmarkReportProgressRPC(b *testing.B) {
 // authority together: CPU per report. The stream is closed and answered
 // at the end, so every report has been processed when the clock stops.
 func BenchmarkStreamProgressMessage(b *testing.B) {
-	f := startFleet(b, server.Options{ProgressTimeout: 10 * time.Minute})
-	m, _ := f.mirror("bench", client.MirrorOptions{})
-	var id string
-	for _, s := range f.subscribers().GetSubscribers() {
-		if s.GetSubscriberId() != "" {
-			id = s.GetSubscriberId()
-		}
-	}
+	f, m, id := reportingFleet(b)
 	ps, err := f.admin.Events.StreamProgress(context.Background())
 	if err != nil {
 		b.Fatal(err)
