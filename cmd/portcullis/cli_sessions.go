@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/spf13/cobra"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/portcullis-dev/portcullis/client"
 	pb "github.com/portcullis-dev/portcullis/gen/portcullis/v1"
@@ -50,12 +51,12 @@ func newSessionsCommand() *cobra.Command {
 }
 
 func newRevokeCommand() *cobra.Command {
-	var tenant, user, reason string
+	var tenant, user, reason, wait string
 	cmd := &cobra.Command{
 		Use:   "revoke (SESSION_ID | --user U)",
 		Short: "Revoke a session, or every session of a user",
 		Example: `  portcullis revoke ses_0123 --reason "lost phone"
-  portcullis revoke --user alice --reason "password reset"`,
+  portcullis revoke --user alice --reason "password reset" --wait 2s`,
 		Args: usageArgs(cobra.MaximumNArgs(1)),
 	}
 	cf := addConnFlags(cmd, "text", "json")
@@ -63,31 +64,41 @@ func newRevokeCommand() *cobra.Command {
 	f.StringVar(&tenant, "tenant", "public", "tenant of --user")
 	f.StringVar(&user, "user", "", "revoke every live session of this user")
 	f.StringVar(&reason, "reason", "", "why (recorded in the session and the audit log)")
+	addWaitFlag(cmd, &wait)
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
 		if (len(args) == 1) == (user != "") {
 			return usageError{fmt.Errorf("give a SESSION_ID or --user, not both or neither")}
 		}
+		if err := cf.fitWait(wait); err != nil {
+			return err
+		}
 		return cf.call(cmd.Context(), func(ctx context.Context, cl *client.Client) error {
 			w := cmd.OutOrStdout()
+			var resp interface {
+				proto.Message
+				GetEnforcement() *pb.Enforcement
+			}
+			var line string
 			if user != "" {
-				resp, err := cl.Sessions.RevokeUserSessions(ctx, &pb.RevokeUserSessionsRequest{TenantId: tenant, UserId: user, Reason: reason})
+				r, err := cl.Sessions.RevokeUserSessions(ctx, &pb.RevokeUserSessionsRequest{TenantId: tenant, UserId: user, Reason: reason, Wait: wait})
 				if err != nil {
 					return err
 				}
-				if cf.output == "json" {
-					return jsonLine(w, resp)
+				resp, line = r, fmt.Sprintf("revoked %s of user %s", plural(int(r.GetRevokedSessions()), "session", "sessions"), user)
+			} else {
+				r, err := cl.Sessions.RevokeSession(ctx, &pb.RevokeSessionRequest{SessionId: args[0], Reason: reason, Wait: wait})
+				if err != nil {
+					return err
 				}
-				_, err = fmt.Fprintf(w, "revoked %s of user %s\n", plural(int(resp.GetRevokedSessions()), "session", "sessions"), user)
-				return err
-			}
-			resp, err := cl.Sessions.RevokeSession(ctx, &pb.RevokeSessionRequest{SessionId: args[0], Reason: reason})
-			if err != nil {
-				return err
+				resp, line = r, fmt.Sprintf("revoked session %s of user %s", r.GetSession().GetSessionId(), r.GetSession().GetUserId())
 			}
 			if cf.output == "json" {
 				return jsonLine(w, resp)
 			}
-			_, err = fmt.Fprintf(w, "revoked session %s of user %s\n", resp.GetSession().GetSessionId(), resp.GetSession().GetUserId())
+			if e := resp.GetEnforcement(); e != nil {
+				line += "\n" + enforcementLine(e)
+			}
+			_, err := fmt.Fprintln(w, line)
 			return err
 		})
 	}

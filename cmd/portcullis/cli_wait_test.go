@@ -38,6 +38,11 @@ func TestCLIBanWait(t *testing.T) {
 	if !strings.Contains(out, "enforced by 3/3 mirrors in ") {
 		t.Fatalf("unban --wait printed %q", out)
 	}
+	e.login("u3")
+	out = e.ok("revoke", "--user", "u3", "--wait", "10s")
+	if !strings.Contains(out, "revoked 1 session of user u3") || !strings.Contains(out, "enforced by 3/3 mirrors in ") {
+		t.Fatalf("revoke --user --wait printed %q", out)
+	}
 	if code, _, errs := e.run("ban", "--user", "u2", "--wait", "2m"); code == exitOK || !strings.Contains(errs, "--wait") {
 		t.Fatalf("ban --wait 2m: exit %d, stderr %q; want a usage error", code, errs)
 	}
