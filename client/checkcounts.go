@@ -10,13 +10,13 @@ type CheckResult int
 
 // The results of Check, in CheckCounts order.
 const (
-	CheckAllowed       CheckResult = iota // the token is valid and nothing refuses it
-	CheckStale                            // ErrMirrorStale (not synced, or stale and not fail-open)
-	CheckTokenInvalid                     // ErrTokenInvalid
-	CheckTokenExpired                     // ErrTokenExpired
-	CheckBanned                           // a full ban: ErrUserBanned, ErrDeviceBanned, ErrIPBanned
-	CheckSessionRevoked                   // ErrSessionRevoked
-	CheckRestricted                       // ErrCapabilityRestricted
+	CheckAllowed        CheckResult = iota // the token is valid and nothing refuses it
+	CheckStale                             // ErrMirrorStale (not synced, or stale and not fail-open)
+	CheckTokenInvalid                      // ErrTokenInvalid
+	CheckTokenExpired                      // ErrTokenExpired
+	CheckBanned                            // a full ban: ErrUserBanned, ErrDeviceBanned, ErrIPBanned
+	CheckSessionRevoked                    // ErrSessionRevoked
+	CheckRestricted                        // ErrCapabilityRestricted
 	numCheckResults
 )
 

@@ -1,23 +1,24 @@
 package client
 
 import (
-	"net/netip"
 	"sync"
 	"sync/atomic"
 
 	pb "github.com/portcullis-dev/portcullis/gen/portcullis/v1"
 )
 
-// Track registers an open stream of session s (from a successful Check),
-// from clientIP (invalid: none) with the request's deviceID ("": none), so
-// that the mirror ends it without the stream's handler polling: when an
-// applied change bans the user (in the session's tenant or "*"), the
-// session's or the request's device, or an IP prefix containing clientIP
-// (full bans), or revokes the session, or a reset brings such a state, the
-// mirror calls cancel with the error Check would now return (a *BanError
-// such as USER_BANNED with the ban's ID, or ErrSessionRevoked). If the
-// state already refuses the stream when Track is called (an event applied
-// since its Check), cancel is called before Track returns.
+// Track registers an open stream of session s, admitted by a Check with
+// in (in.ClientIP, in.DeviceID and in.Capability: the stream's method's
+// capability, "" for none), so that the mirror ends it without the
+// stream's handler polling: when an applied change bans the user (in the
+// session's tenant or "*"), the session's or the request's device, or an
+// IP prefix containing in.ClientIP — a full ban, or one restricting
+// in.Capability — or revokes the session, or a reset brings such a state,
+// the mirror calls cancel with the error Check would now return (a
+// *BanError such as USER_BANNED or CAPABILITY_RESTRICTED with the ban's
+// ID, or ErrSessionRevoked). If the state already refuses the stream when
+// Track is called (an event applied since its Check), cancel is called
+// before Track returns.
 //
 // cancel is called at most once, right after the new state is in place,
 // in the goroutine that applies the stream: it must be cheap and must not
@@ -28,17 +29,17 @@ import (
 // Tracked streams are indexed by user, device and session, so a ban or a
 // revocation finds its streams without scanning them all; an IP ban scans
 // the streams tracked with an address.
-func (m *Mirror) Track(s *Session, clientIP netip.Addr, deviceID string, cancel func(error)) (untrack func()) {
+func (m *Mirror) Track(s *Session, in CheckInput, cancel func(error)) (untrack func()) {
 	t := &tracked{cancel: cancel, subj: subject{
 		tenant: s.TenantID, user: s.UserID, userH: strHash(s.UserID),
 		device: s.DeviceID, session: s.SessionID, sessionH: strHash(s.SessionID),
-		ip: normalAddr(clientIP),
+		ip: normalAddr(in.ClientIP), capability: in.Capability,
 	}}
 	if s.DeviceID != "" {
 		t.subj.deviceH = strHash(s.DeviceID)
 	}
-	if deviceID != "" && deviceID != s.DeviceID {
-		t.subj.device2, t.subj.device2H = deviceID, strHash(deviceID)
+	if in.DeviceID != "" && in.DeviceID != s.DeviceID {
+		t.subj.device2, t.subj.device2H = in.DeviceID, strHash(in.DeviceID)
 	}
 	m.tracker.add(t)
 	// Registered first, then checked: a change applied before this load is
@@ -151,9 +152,8 @@ func (tr *tracker) notify(st *state, events []*pb.Event, now int64) {
 	for _, e := range events {
 		switch k := e.GetKind().(type) {
 		case *pb.Event_BanCreated:
-			if len(k.BanCreated.GetCapabilities()) > 0 {
-				continue // a stream has no capability to restrict
-			}
+			// A capability ban finds the same candidates; refusal then
+			// ends only the streams of a capability it restricts.
 			switch kind, value, prefix, ok := banSubject(k.BanCreated); {
 			case !ok:
 			case kind == subjectUser:

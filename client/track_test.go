@@ -73,10 +73,10 @@ func TestTrack(t *testing.T) {
 	t.Run("user ban", func(t *testing.T) {
 		s, _ := login("alice", "")
 		c := newCancelled()
-		defer m.Track(s, ip, "", c.cancel)()
+		defer m.Track(s, client.CheckInput{ClientIP: ip}, c.cancel)()
 		other := newCancelled()
 		os, _ := login("alice-other", "")
-		defer m.Track(os, ip, "", other.cancel)()
+		defer m.Track(os, client.CheckInput{ClientIP: ip}, other.cancel)()
 		b := e.ban(&pb.CreateBanRequest{Subject: userSubject("alice")})
 		be := wantBan(t, c.wait(t), client.ErrUserBanned, b.GetBanId())
 		if be.Reason != pb.ErrorReason_ERROR_REASON_USER_BANNED {
@@ -90,7 +90,7 @@ func TestTrack(t *testing.T) {
 	t.Run("untracked", func(t *testing.T) {
 		s, _ := login("bob", "")
 		c := newCancelled()
-		untrack := m.Track(s, ip, "", c.cancel)
+		untrack := m.Track(s, client.CheckInput{ClientIP: ip}, c.cancel)
 		if got := m.Stats().Tracked; got != 1 {
 			t.Fatalf("%d tracked, want 1", got)
 		}
@@ -107,7 +107,7 @@ func TestTrack(t *testing.T) {
 	t.Run("session revoked", func(t *testing.T) {
 		s, _ := login("carol", "")
 		c := newCancelled()
-		defer m.Track(s, ip, "", c.cancel)()
+		defer m.Track(s, client.CheckInput{ClientIP: ip}, c.cancel)()
 		if _, err := e.admin.Sessions.RevokeSession(e.ctx(), &pb.RevokeSessionRequest{SessionId: s.SessionID, Reason: "test"}); err != nil {
 			t.Fatal(err)
 		}
@@ -121,9 +121,9 @@ func TestTrack(t *testing.T) {
 		s2, _ := login("erin", "")
 		s3, _ := login("frank", "")
 		c1, c2, c3 := newCancelled(), newCancelled(), newCancelled()
-		defer m.Track(s1, ip, "", c1.cancel)()
-		defer m.Track(s2, netip.MustParseAddr("2001:db8::5"), "erin-laptop", c2.cancel)()
-		defer m.Track(s3, netip.MustParseAddr("198.51.100.1"), "", c3.cancel)()
+		defer m.Track(s1, client.CheckInput{ClientIP: ip}, c1.cancel)()
+		defer m.Track(s2, client.CheckInput{ClientIP: netip.MustParseAddr("2001:db8::5"), DeviceID: "erin-laptop"}, c2.cancel)()
+		defer m.Track(s3, client.CheckInput{ClientIP: netip.MustParseAddr("198.51.100.1")}, c3.cancel)()
 
 		b1 := e.ban(&pb.CreateBanRequest{Subject: deviceSubject("dave-phone")})
 		wantBan(t, c1.wait(t), client.ErrDeviceBanned, b1.GetBanId())
@@ -139,12 +139,26 @@ func TestTrack(t *testing.T) {
 		wantBan(t, c3.wait(t), client.ErrIPBanned, b5.GetBanId())
 	})
 
+	t.Run("capability ban", func(t *testing.T) {
+		s, _ := login("hana", "")
+		posting, reading := newCancelled(), newCancelled()
+		defer m.Track(s, client.CheckInput{ClientIP: ip, Capability: "post"}, posting.cancel)()
+		defer m.Track(s, client.CheckInput{ClientIP: ip, Capability: "read"}, reading.cancel)()
+		b := e.ban(&pb.CreateBanRequest{Subject: userSubject("hana"), Capabilities: []string{"post", "comment"}})
+		be := wantBan(t, posting.wait(t), client.ErrCapabilityRestricted, b.GetBanId())
+		if be.Capability != "post" {
+			t.Fatalf("capability %q, want post", be.Capability)
+		}
+		m.waitEvent(banCreated(b.GetBanId()))
+		reading.none(t, "a ban on other capabilities")
+	})
+
 	t.Run("already refused", func(t *testing.T) {
 		s, _ := login("gina", "")
 		b := e.ban(&pb.CreateBanRequest{Subject: userSubject("gina")})
 		m.catchUp(e)
 		c := newCancelled()
-		untrack := m.Track(s, ip, "", c.cancel)
+		untrack := m.Track(s, client.CheckInput{ClientIP: ip}, c.cancel)
 		defer untrack()
 		select {
 		case err := <-c:

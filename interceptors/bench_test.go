@@ -3,7 +3,6 @@ package interceptors_test
 import (
 	"context"
 	"net"
-	"net/netip"
 	"slices"
 	"testing"
 	"time"
@@ -115,7 +114,7 @@ func (o oneSession) Check(_ context.Context, token string, _ client.CheckInput) 
 	return o.s, nil
 }
 
-func (o oneSession) Track(*client.Session, netip.Addr, string, func(error)) func() { return func() {} }
+func (o oneSession) Track(*client.Session, client.CheckInput, func(error)) func() { return func() {} }
 
 // BenchmarkInterceptorOverhead: a unary call over real TCP on 127.0.0.1
 // through the unary interceptor with a real client.Mirror (synced with a

@@ -14,14 +14,14 @@ type Checker interface {
 	// client.Status turns into the caller's status (a ban, a bad or
 	// expired token, a revoked session, a stale mirror).
 	Check(ctx context.Context, token string, in client.CheckInput) (*client.Session, error)
-	// Track registers an open stream of session s (from Check) from
-	// clientIP (invalid: none), with the device the request named
-	// (deviceID, "" for none; the session's own DeviceID applies as well).
-	// When a ban or revocation applies to the stream, now or later, the
-	// checker calls cancel once with the reason (an error client.Status
-	// understands), possibly before Track returns; cancel does not block.
-	// untrack, called when the stream ends, forgets it.
-	Track(s *client.Session, clientIP netip.Addr, deviceID string, cancel func(error)) (untrack func())
+	// Track registers an open stream of session s, admitted by Check with
+	// in (its client IP, the device it named, its method's capability).
+	// When a ban or revocation applies to the stream, now or later (a
+	// capability ban on in.Capability included), the checker calls cancel
+	// once with the reason (an error client.Status understands), possibly
+	// before Track returns; cancel does not block. untrack, called when
+	// the stream ends, forgets it.
+	Track(s *client.Session, in client.CheckInput, cancel func(error)) (untrack func())
 }
 
 // *client.Mirror is the production Checker.
@@ -29,9 +29,8 @@ var _ Checker = (*client.Mirror)(nil)
 
 // callInfo is what an admitted call carries in its context.
 type callInfo struct {
-	session  *client.Session
-	clientIP netip.Addr
-	deviceID string // from metadata; "" = the token's did claim
+	session *client.Session
+	in      client.CheckInput // what it was checked with (DeviceID from metadata; "" = the token's did claim)
 }
 
 type callInfoKey struct{}
@@ -53,8 +52,8 @@ func SessionFromContext(ctx context.Context) (*client.Session, bool) {
 // transport has no IP address (for example an in-memory listener).
 func ClientIPFromContext(ctx context.Context) (netip.Addr, bool) {
 	ci, ok := ctx.Value(callInfoKey{}).(*callInfo)
-	if !ok || !ci.clientIP.IsValid() {
+	if !ok || !ci.in.ClientIP.IsValid() {
 		return netip.Addr{}, false
 	}
-	return ci.clientIP, true
+	return ci.in.ClientIP, true
 }

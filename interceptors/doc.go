@@ -16,7 +16,8 @@
 //
 // Streams stay checked while they are open: the stream interceptor
 // registers every admitted stream with Checker.Track, and when the mirror
-// learns that the stream's user, device or IP address was banned, or its
+// learns that the stream's user, device or IP address was banned (fully,
+// or for the capability its method maps to in [WithCapabilities]), or its
 // session revoked, the handler's Context() is cancelled and the RPC ends
 // with that ban's status, whatever the handler returns. A handler that
 // watches its stream's Context() (as every long-lived gRPC handler should)

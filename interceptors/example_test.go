@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"maps"
 	"net"
-	"net/netip"
 	"slices"
 	"sync"
 	"time"
@@ -50,7 +49,7 @@ func (c *exampleChecker) Check(_ context.Context, token string, in client.CheckI
 	return nil, fmt.Errorf("%w: unknown token", client.ErrTokenInvalid)
 }
 
-func (c *exampleChecker) Track(s *client.Session, _ netip.Addr, _ string, cancel func(error)) func() {
+func (c *exampleChecker) Track(s *client.Session, _ client.CheckInput, cancel func(error)) func() {
 	c.mu.Lock()
 	c.streams[s] = cancel
 	c.mu.Unlock()

@@ -3,7 +3,6 @@ package interceptors_test
 import (
 	"context"
 	"net"
-	"net/netip"
 	"sync"
 	"testing"
 	"time"
@@ -42,8 +41,7 @@ type checkCall struct {
 
 type trackedStream struct {
 	session   *client.Session
-	clientIP  netip.Addr
-	deviceID  string
+	in        client.CheckInput
 	cancel    func(error)
 	untracked chan struct{} // closed by untrack
 	once      sync.Once
@@ -86,8 +84,8 @@ func (f *fakeChecker) Check(_ context.Context, token string, in client.CheckInpu
 	return nil, client.ErrTokenInvalid
 }
 
-func (f *fakeChecker) Track(s *client.Session, ip netip.Addr, device string, cancel func(error)) func() {
-	ts := &trackedStream{session: s, clientIP: ip, deviceID: device, cancel: cancel, untracked: make(chan struct{})}
+func (f *fakeChecker) Track(s *client.Session, in client.CheckInput, cancel func(error)) func() {
+	ts := &trackedStream{session: s, in: in, cancel: cancel, untracked: make(chan struct{})}
 	f.mu.Lock()
 	f.streams = append(f.streams, ts)
 	f.mu.Unlock()

@@ -70,7 +70,7 @@ func (a *authenticator) check(ctx context.Context, method string) (context.Conte
 	if err != nil {
 		return nil, nil, a.refuse(ctx, method, in, err)
 	}
-	ci := &callInfo{session: s, clientIP: in.ClientIP, deviceID: in.DeviceID}
+	ci := &callInfo{session: s, in: in}
 	return context.WithValue(ctx, callInfoKey{}, ci), ci, nil
 }
 

@@ -39,7 +39,7 @@ func (a *authenticator) stream(srv any, ss grpc.ServerStream, info *grpc.StreamS
 		ls.ctx, ls.cancel = context.WithCancelCause(ctx)
 		// Track may call ls.end before it returns (a ban applied since the
 		// check): the handler then starts with its context done.
-		ls.untrack = a.checker.Track(ci.session, ci.clientIP, ci.deviceID, ls.end)
+		ls.untrack = a.checker.Track(ci.session, ci.in, ls.end)
 		return ls.ctx, nil
 	}
 	defer func() { // deferred, so that a panicking handler is untracked too

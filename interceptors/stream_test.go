@@ -279,7 +279,7 @@ func TestTrackInput(t *testing.T) {
 			ctx := metadata.AppendToOutgoingContext(withTimeout(t, bearer("tok-alice")), c.md...)
 			openOutput(t, cl, ctx)
 			ts := f.nextTracked(t)
-			if ts.session != want || inHandler != want || ts.deviceID != c.device || ts.clientIP != (netip.Addr{}) {
+			if ts.session != want || inHandler != want || ts.in.DeviceID != c.device || ts.in.ClientIP != (netip.Addr{}) {
 				t.Fatalf("tracked %+v (handler saw %+v), want session %+v device %q", ts, inHandler, want, c.device)
 			}
 			if got := f.lastCheck(t).in; got.Capability != "chat" {
