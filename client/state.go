@@ -208,6 +208,7 @@ type builder struct {
 	inPlace bool
 	seen    map[string]bool // ban IDs added, while building in place
 	names   bool            // s.names is already this builder's copy
+	keys    arena           // copies of the keys indexed, while building in place
 }
 
 // newSnapshotState builds the state of a snapshot. The key generation
@@ -328,6 +329,9 @@ func (b *builder) addBan(x *pb.Ban) {
 		}
 		b.seen[id] = true
 	}
+	if b.inPlace {
+		value = b.keys.copy(value)
+	}
 	added := false
 	switch kind {
 	case subjectUser:
@@ -416,7 +420,7 @@ func (b *builder) revoke(r *pb.RevokedSession) {
 	}
 	h := strHash(sid)
 	if b.inPlace {
-		b.s.revoked.add(h, sid, until) // the snapshot builder deduplicates
+		b.s.revoked.add(h, b.keys.copy(sid), until) // the snapshot builder deduplicates
 	} else {
 		b.s.revoked = b.s.revoked.update(h, func(run []entry[string, int64]) ([]entry[string, int64], bool) {
 			out := make([]entry[string, int64], 0, len(run)+1)
