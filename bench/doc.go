@@ -1,6 +1,6 @@
 // Command bench is the benchmark harness behind BENCHMARKS.md (issue 8).
-// It starts a real authority (bbolt file in a temporary directory, gRPC on
-// loopback TCP) and N client.Mirrors, in the same process or (-procs) in
+// It starts a real authority (a bbolt file in a temporary directory, or
+// etcd with -store; gRPC on loopback TCP) and N client.Mirrors, in the same process or (-procs) in
 // child processes, and prints:
 //
 //   - ban-to-enforcement latency: from CreateBan's acknowledgement until
@@ -52,16 +52,23 @@
 // its stderr is the parent's. The synced time then includes starting the
 // processes. -procs does not change the other rows.
 //
+// -store picks the authority's store for every row: bolt (the default, a
+// bbolt file), etcd (an etcd member embedded in the process, fsync on, its
+// data in -dir: the etcd rows of BENCHMARKS.md), or etcd://host:port[,...]
+// (an external cluster, under a prefix of the run's own that is deleted at
+// the end).
+//
 // Usage:
 //
 //	go run ./bench [-mirrors 1,100,1000] [-ops 100] [-callers 1,16,64] [-duration 2s]
 //	               [-mem-bans 100000] [-mem-revoked 10000] [-fanout 1000]
 //	               [-fanout-writers 16] [-fanout-duration 2s] [-cpuprofile f]
-//	               [-procs 0] [-runs 1] [-interceptor-calls 0]
+//	               [-procs 0] [-runs 1] [-interceptor-calls 0] [-store bolt]
 //	go run ./bench -smoke   # N=2 mirrors, a few operations: correctness only
 //
 // -smoke makes every size not given as a flag small (300 interceptor
-// calls); go test ./bench runs it in-process and again with -procs 2.
+// calls); go test ./bench runs it in-process, with -procs 2, and with
+// -store etcd.
 // -mirrors "" and -callers "" skip their rows, as -mem-bans 0, -fanout 0
 // and -interceptor-calls 0 do.
 //

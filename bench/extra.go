@@ -77,8 +77,8 @@ func heap() (inuse, alloc int64) {
 // the mirror and the authority, and measures the heap with the mirror
 // (its state) still reachable and again once it is not: the difference is
 // the mirror's.
-func mirrorMemory(dir string, bans, revoked, callers int) (memoryRow, error) {
-	a, err := startAuthority(dir)
+func mirrorMemory(store, dir string, bans, revoked, callers int) (memoryRow, error) {
+	a, err := startAuthority(store, dir)
 	if err != nil {
 		return memoryRow{}, err
 	}
@@ -152,9 +152,9 @@ func mirrorMemory(dir string, bans, revoked, callers int) (memoryRow, error) {
 // each, each loop only receiving and counting), then writers callers create
 // bans for d, and measures the events delivered until every subscriber has
 // received every ban.
-func fanout(dir string, subs, writers int, d time.Duration) (fanoutRow, error) {
+func fanout(store, dir string, subs, writers int, d time.Duration) (fanoutRow, error) {
 	row := fanoutRow{subscribers: subs, writers: writers}
-	a, err := startAuthority(dir)
+	a, err := startAuthority(store, dir)
 	if err != nil {
 		return row, err
 	}

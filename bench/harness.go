@@ -22,7 +22,6 @@ import (
 	"github.com/portcullis-dev/portcullis/client"
 	pb "github.com/portcullis-dev/portcullis/gen/portcullis/v1"
 	"github.com/portcullis-dev/portcullis/internal/authority"
-	"github.com/portcullis-dev/portcullis/internal/storage/bolt"
 	"github.com/portcullis-dev/portcullis/server"
 )
 
@@ -41,9 +40,10 @@ type config struct {
 	fanoutDuration        time.Duration
 	cpuprofile            string
 
-	procs            int // child processes for the enforcement mirrors (0: in-process)
-	runs             int // repetitions of each row
-	interceptorCalls int // calls per variant of the interceptor row (0 skips it)
+	procs            int    // child processes for the enforcement mirrors (0: in-process)
+	runs             int    // repetitions of each row
+	interceptorCalls int    // calls per variant of the interceptor row (0 skips it)
+	store            string // bolt, etcd (embedded) or etcd://host:port[,...]
 }
 
 func ints(s string) ([]int, error) {
@@ -88,26 +88,28 @@ type results struct {
 
 // authorityEnv is the authority under test.
 type authorityEnv struct {
-	store *bolt.Store
-	srv   *server.Server
-	g     *grpc.Server
-	addr  string
-	key   string
+	closeStore func()
+	srv        *server.Server
+	g          *grpc.Server
+	addr       string
+	key        string
 }
 
-func startAuthority(dir string) (*authorityEnv, error) {
+func startAuthority(store, dir string) (*authorityEnv, error) {
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))
-	store, err := bolt.Open(filepath.Join(dir, "portcullis.db"), bolt.Options{Logger: log})
+	st, closeStore, err := openStore(store, dir, log)
 	if err != nil {
 		return nil, err
 	}
-	auth := authority.New(store, authority.Config{Logger: log})
+	auth := authority.New(st, authority.Config{Logger: log})
 	ctx := context.Background()
 	if err := auth.EnsureSigningKey(ctx); err != nil {
+		closeStore()
 		return nil, err
 	}
 	key, err := auth.EnsureBootstrapKey(ctx)
 	if err != nil {
+		closeStore()
 		return nil, err
 	}
 	// The harness is one API key on one address: the abuse limits are off.
@@ -117,17 +119,18 @@ func startAuthority(dir string) (*authorityEnv, error) {
 	}})
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
+		closeStore()
 		return nil, err
 	}
 	g := srv.NewGRPCServer()
 	go g.Serve(lis)
-	return &authorityEnv{store: store, srv: srv, g: g, addr: lis.Addr().String(), key: key}, nil
+	return &authorityEnv{closeStore: closeStore, srv: srv, g: g, addr: lis.Addr().String(), key: key}, nil
 }
 
 func (a *authorityEnv) close() {
 	a.srv.Shutdown()
 	a.g.Stop()
-	a.store.Close()
+	a.closeStore()
 }
 
 func (a *authorityEnv) dial() (*client.Client, error) {
@@ -152,13 +155,13 @@ func run(cfg config, out io.Writer) (*results, error) {
 	fmt.Fprintf(out, "# portcullis bench\n")
 	fmt.Fprintf(out, "machine: %d cores (GOMAXPROCS %d), %s %s/%s\n", runtime.NumCPU(), runtime.GOMAXPROCS(0), runtime.Version(), runtime.GOOS, runtime.GOARCH)
 	fmt.Fprintf(out, "flags: %s\n", strings.Join(cfg.args, " "))
-	fmt.Fprintf(out, "authority: bbolt in %s, gRPC on loopback TCP, %s\n", dir, where)
+	fmt.Fprintf(out, "authority: %s, gRPC on loopback TCP, %s\n", storeFlag(cfg.store, dir), where)
 	if runs > 1 {
 		fmt.Fprintf(out, "runs: %d of each row; the tables give medians (see each table) and each run in order\n", runs)
 	}
 	fmt.Fprintln(out)
 
-	a, err := startAuthority(dir)
+	a, err := startAuthority(cfg.store, dir)
 	if err != nil {
 		return nil, err
 	}
@@ -246,7 +249,7 @@ func run(cfg config, out io.Writer) (*results, error) {
 			if err := os.MkdirAll(sub, 0o700); err != nil {
 				return nil, err
 			}
-			row, err := mirrorMemory(sub, cfg.memBans, cfg.memRevoked, 64)
+			row, err := mirrorMemory(cfg.store, sub, cfg.memBans, cfg.memRevoked, 64)
 			if err != nil {
 				return nil, fmt.Errorf("mirror memory: %w", err)
 			}
@@ -268,7 +271,7 @@ func run(cfg config, out io.Writer) (*results, error) {
 			if err := os.MkdirAll(sub, 0o700); err != nil {
 				return nil, err
 			}
-			row, err := fanout(sub, cfg.fanout, cfg.fanoutWriters, cfg.fanoutDuration)
+			row, err := fanout(cfg.store, sub, cfg.fanout, cfg.fanoutWriters, cfg.fanoutDuration)
 			if err != nil {
 				return nil, fmt.Errorf("fan-out: %w", err)
 			}

@@ -53,7 +53,8 @@ func parseFlags(args []string) (config, error) {
 	fs.IntVar(&c.fanoutWriters, "fanout-writers", 16, "concurrent CreateBan callers during the fan-out row")
 	fs.DurationVar(&c.fanoutDuration, "fanout-duration", 2e9, "how long the fan-out row writes")
 	fs.StringVar(&c.cpuprofile, "cpuprofile", "", "write a CPU profile of the whole run to this file")
-	fs.StringVar(&c.dir, "dir", "", "directory for the bbolt file (default: a temporary directory)")
+	fs.StringVar(&c.dir, "dir", "", "directory for the bbolt file or the embedded etcd's data (default: a temporary directory)")
+	fs.StringVar(&c.store, "store", "bolt", "the authority's store: bolt, etcd (an embedded one-member etcd, fsync on), or etcd://host:port[,host:port] (a fresh prefix of that cluster, deleted at the end)")
 	fs.IntVar(&c.procs, "procs", 0, "run the enforcement rows' mirrors in this many child processes (0: in this process)")
 	fs.IntVar(&c.runs, "runs", 1, "repeat each row this many times and print the median and each run")
 	fs.IntVar(&c.interceptorCalls, "interceptor-calls", 0, "calls per variant of the interceptor cost row (0 skips it)")
@@ -67,6 +68,9 @@ func parseFlags(args []string) (config, error) {
 		return c, fmt.Errorf("-procs and -interceptor-calls must be >= 0, -runs >= 1")
 	}
 	var err error
+	if err := checkStoreFlag(c.store); err != nil {
+		return c, err
+	}
 	if c.mirrors, err = ints(mirrors); err != nil {
 		return c, fmt.Errorf("-mirrors: %w", err)
 	}

@@ -91,6 +91,26 @@ func TestSmokeProcs(t *testing.T) {
 	}
 }
 
+// TestSmokeEtcd runs the write and enforcement rows against an embedded
+// etcd: every mirror applies every change, whatever the store.
+func TestSmokeEtcd(t *testing.T) {
+	_, res, out := smokeRun(t, "-store", "etcd", "-mem-bans", "0", "-fanout", "0", "-interceptor-calls", "0")
+	if len(res.latency) != 3 || len(res.throughput) == 0 {
+		t.Fatalf("%d latency and %d throughput rows, want 3 and some", len(res.latency), len(res.throughput))
+	}
+	for _, r := range res.throughput {
+		if r.ops == 0 {
+			t.Errorf("%s with %d callers wrote nothing", r.op, r.callers)
+		}
+	}
+	if !strings.Contains(out, "authority: etcd (embedded") {
+		t.Errorf("the header does not name the store:\n%s", out)
+	}
+	if _, err := parseFlags([]string{"-store", "mysql"}); err == nil {
+		t.Error("-store mysql accepted")
+	}
+}
+
 func TestSplit(t *testing.T) {
 	for _, c := range []struct {
 		n, procs int

@@ -4,5 +4,5 @@
 // nothing is skipped for want of an external server.
 //
 // It may import internal/storage/etcd, go.etcd.io/etcd and the standard
-// library; only tests import it.
+// library; only tests import it, and the benchmark harness (StartDir).
 package etcdtest

@@ -52,20 +52,49 @@ type Config struct {
 // clear "address already in use".
 func freePorts(t testing.TB, n int) []int {
 	t.Helper()
-	ports := make([]int, n)
-	ls := make([]net.Listener, n)
-	for i := range ls {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		ls[i] = l
-		ports[i] = l.Addr().(*net.TCPAddr).Port
-	}
-	for _, l := range ls {
-		l.Close()
+	ports, err := freePortsErr(n)
+	if err != nil {
+		t.Fatal(err)
 	}
 	return ports
+}
+
+func freePortsErr(n int) ([]int, error) {
+	ports := make([]int, n)
+	ls := make([]net.Listener, 0, n)
+	defer func() {
+		for _, l := range ls {
+			l.Close()
+		}
+	}()
+	for i := range ports {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, err
+		}
+		ls = append(ls, l)
+		ports[i] = l.Addr().(*net.TCPAddr).Port
+	}
+	return ports, nil
+}
+
+// StartDir runs a single-member cluster with its data in dir, for a
+// program rather than a test (the benchmark harness); the caller stops it.
+func StartDir(dir string, c Config) (*Member, error) {
+	ports, err := freePortsErr(2)
+	if err != nil {
+		return nil, err
+	}
+	m := &Member{
+		Name: "m0", Dir: dir,
+		ClientURL: fmt.Sprintf("http://127.0.0.1:%d", ports[0]),
+		PeerURL:   fmt.Sprintf("http://127.0.0.1:%d", ports[1]),
+	}
+	m.cfg = newConfig(m, m.Name+"="+m.PeerURL, fmt.Sprintf("portcullis-%d", clusterSeq.Add(1)), c)
+	if err := m.start(); err != nil {
+		return nil, err
+	}
+	return m, nil
 }
 
 var clusterSeq atomic.Int64
