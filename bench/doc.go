@@ -9,6 +9,10 @@
 //     same for RevokeSession and for LiftBan (accepted again). A mirror
 //     may apply a change before the caller has its acknowledgement; such
 //     a sample counts as 0;
+//   - the same for bans under sustained load: CreateBan at
+//     -sustained-rate per second (default 200) for -sustained-duration
+//     (2s), each issued at its scheduled time from its own goroutine (an
+//     open loop), each measured from its own acknowledgement;
 //   - durable write throughput of CreateBan, CreateSession and
 //     RefreshSession with 1, 16 and 64 concurrent callers (no mirrors);
 //   - mirror memory: the heap one mirror holds once it has loaded 100k
@@ -64,13 +68,14 @@
 //	               [-mem-bans 100000] [-mem-revoked 10000] [-fanout 1000]
 //	               [-fanout-writers 16] [-fanout-duration 2s] [-cpuprofile f]
 //	               [-procs 0] [-runs 1] [-interceptor-calls 0] [-store bolt]
+//	               [-sustained-rate 200] [-sustained-duration 2s]
 //	go run ./bench -smoke   # N=2 mirrors, a few operations: correctness only
 //
 // -smoke makes every size not given as a flag small (300 interceptor
 // calls); go test ./bench runs it in-process, with -procs 2, and with
 // -store etcd.
 // -mirrors "" and -callers "" skip their rows, as -mem-bans 0, -fanout 0
-// and -interceptor-calls 0 do.
+// and -interceptor-calls 0 and -sustained-rate 0 do.
 //
 // It reports; it never fails on a time.
 //

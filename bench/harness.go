@@ -44,6 +44,7 @@ type config struct {
 	runs             int    // repetitions of each row
 	interceptorCalls int    // calls per variant of the interceptor row (0 skips it)
 	store            string // bolt, etcd (embedded) or etcd://host:port[,...]
+	sustained        sustainedLoad
 }
 
 func ints(s string) ([]int, error) {
@@ -68,6 +69,7 @@ type latencyRow struct {
 	procs   int // child processes the mirrors ran in (0: this process)
 	samples []time.Duration
 	synced  time.Duration // start of the mirrors until all had their first snapshot
+	elapsed time.Duration // a sustained row: first ban issued until the last was applied everywhere
 }
 
 type throughputRow struct {
@@ -200,14 +202,15 @@ func run(cfg config, out io.Writer) (*results, error) {
 		fmt.Fprintf(out, "| enforcement (ack -> every mirror applied; progress reports %v%s) | mirrors | ops | p50 | p99 | max |%s\n| --- | ---: | ---: | ---: | ---: | ---: |%s\n",
 			map[bool]string{true: "on", false: "off"}[cfg.progress], stat, h, rule)
 		for _, n := range cfg.mirrors {
-			var byOp [3][]latencyRow
+			var byOp [][]latencyRow
 			var synced []time.Duration
 			for range runs {
-				rows, err := enforcement(a, n, cfg.ops, cfg.progress, cfg.procs)
+				rows, err := enforcement(a, n, cfg.ops, cfg.progress, cfg.procs, cfg.sustained)
 				if err != nil {
 					return nil, fmt.Errorf("%d mirrors: %w", n, err)
 				}
 				res.latency = append(res.latency, rows...)
+				byOp = slices.Grow(byOp, len(rows))[:len(rows)]
 				for i, r := range rows {
 					byOp[i] = append(byOp[i], r)
 				}
@@ -222,6 +225,13 @@ func run(cfg config, out io.Writer) (*results, error) {
 				}
 				each := eachRun(p50, time.Duration.String)
 				fmt.Fprintf(out, "| %s | %d | %d | %v | %v | %v |%s\n", rows[0].op, n, len(rows[0].samples), median(p50), median(p99), median(top), runsCell(each))
+				if rows[0].elapsed > 0 {
+					achieved := make([]string, len(rows))
+					for i, r := range rows {
+						achieved[i] = fmt.Sprintf("%.0f", float64(len(r.samples))/r.elapsed.Seconds())
+					}
+					fmt.Fprintf(out, "(sustained: bans issued and applied by every mirror per second, each run: %s)\n", strings.Join(achieved, " / "))
+				}
 			}
 			in := ""
 			if cfg.procs > 0 {
@@ -386,12 +396,17 @@ func throughput(a *authorityEnv, op string, callers int, d time.Duration) (throu
 // the acknowledgement of a CreateBan, a RevokeSession and a LiftBan every
 // mirror has applied it (and so refuses, or accepts again, the user's
 // token). Each operation runs alone.
-func enforcement(a *authorityEnv, n, ops int, progress bool, procs int) ([]latencyRow, error) {
+//
+// With a sustained load (sl.rate > 0) it then creates bans at that rate for
+// sl.duration, each from its own goroutine at its scheduled time (an open
+// loop: a slow ban does not delay the next), and adds a fourth row with
+// the same measure for each of them.
+func enforcement(a *authorityEnv, n, ops int, progress bool, procs int, sl sustainedLoad) ([]latencyRow, error) {
 	ctx := context.Background()
-	var cur atomic.Pointer[target]
+	var targets sync.Map // eventKey -> *target: the changes being measured
 	applied := func(mirror int, k eventKey, ns int64) {
-		if t := cur.Load(); t != nil && t.key == k {
-			t.applied(mirror, ns)
+		if t, ok := targets.Load(k); ok {
+			t.(*target).applied(mirror, ns)
 		}
 	}
 	var f *fleet
@@ -419,8 +434,8 @@ func enforcement(a *authorityEnv, n, ops int, progress bool, procs int) ([]laten
 	// measure runs call with a fresh target and returns ack -> all applied.
 	measure := func(key eventKey, call func() error) (time.Duration, error) {
 		t := newTarget(key, n)
-		cur.Store(t)
-		defer cur.Store(nil)
+		targets.Store(key, t)
+		defer targets.Delete(key)
 		if err := call(); err != nil {
 			return 0, err
 		}
@@ -471,6 +486,14 @@ func enforcement(a *authorityEnv, n, ops int, progress bool, procs int) ([]laten
 			return nil, fmt.Errorf("LiftBan: %w", err)
 		}
 		rows[2].samples = append(rows[2].samples, d)
+	}
+	if sl.rate > 0 {
+		row, err := sustained(ctx, c, n, sl, measure)
+		if err != nil {
+			return nil, err
+		}
+		row.procs, row.synced = procs, f.synced
+		rows = append(rows, row)
 	}
 	// Correctness: every mirror ends at the same revision (the authority's:
 	// nothing is written after the last measured change).

@@ -54,6 +54,8 @@ func parseFlags(args []string) (config, error) {
 	fs.DurationVar(&c.fanoutDuration, "fanout-duration", 2e9, "how long the fan-out row writes")
 	fs.StringVar(&c.cpuprofile, "cpuprofile", "", "write a CPU profile of the whole run to this file")
 	fs.StringVar(&c.dir, "dir", "", "directory for the bbolt file or the embedded etcd's data (default: a temporary directory)")
+	fs.IntVar(&c.sustained.rate, "sustained-rate", 200, "bans per second of the sustained enforcement row, with each -mirrors count (0 skips it)")
+	fs.DurationVar(&c.sustained.duration, "sustained-duration", 2e9, "how long the sustained enforcement row creates bans")
 	fs.StringVar(&c.store, "store", "bolt", "the authority's store: bolt, etcd (an embedded one-member etcd, fsync on), or etcd://host:port[,host:port] (a fresh prefix of that cluster, deleted at the end)")
 	fs.IntVar(&c.procs, "procs", 0, "run the enforcement rows' mirrors in this many child processes (0: in this process)")
 	fs.IntVar(&c.runs, "runs", 1, "repeat each row this many times and print the median and each run")
@@ -95,6 +97,8 @@ func parseFlags(args []string) (config, error) {
 		small("fanout-writers", func() { c.fanoutWriters = 4 })
 		small("fanout-duration", func() { c.fanoutDuration = 200e6 })
 		small("interceptor-calls", func() { c.interceptorCalls = 300 })
+		small("sustained-rate", func() { c.sustained.rate = 50 })
+		small("sustained-duration", func() { c.sustained.duration = 200e6 })
 	}
 	c.args = args
 	return c, nil

@@ -23,12 +23,16 @@ func TestMain(m *testing.M) {
 // checked), never timings.
 func TestSmoke(t *testing.T) {
 	cfg, res, out := smokeRun(t)
-	if len(res.latency) != 3 {
-		t.Fatalf("%d latency rows, want 3", len(res.latency))
+	if len(res.latency) != 4 {
+		t.Fatalf("%d latency rows, want 3 one at a time and 1 sustained", len(res.latency))
 	}
-	for _, r := range res.latency {
-		if r.mirrors != 2 || r.procs != 0 || len(r.samples) != cfg.ops {
-			t.Errorf("%s: %d mirrors in %d processes, %d samples; want 2 in-process and %d", r.op, r.mirrors, r.procs, len(r.samples), cfg.ops)
+	for i, r := range res.latency {
+		want := cfg.ops
+		if i == 3 { // the sustained row: rate x duration bans
+			want = int(float64(cfg.sustained.rate) * cfg.sustained.duration.Seconds())
+		}
+		if r.mirrors != 2 || r.procs != 0 || len(r.samples) != want {
+			t.Errorf("%s: %d mirrors in %d processes, %d samples; want 2 in-process and %d", r.op, r.mirrors, r.procs, len(r.samples), want)
 		}
 	}
 	if len(res.throughput) != 3*len(cfg.callers) {
@@ -71,7 +75,7 @@ func TestSmoke(t *testing.T) {
 // mirror of each child reported applying the ban, the revocation and the
 // lift, and the children end, at stdin's close, at one revision.
 func TestSmokeProcs(t *testing.T) {
-	_, res, out := smokeRun(t, "-procs", "2", "-runs", "2", "-ops", "3",
+	_, res, out := smokeRun(t, "-procs", "2", "-runs", "2", "-ops", "3", "-sustained-rate", "0",
 		"-callers", "", "-mem-bans", "0", "-fanout", "0", "-interceptor-calls", "0")
 	if len(res.latency) != 6 {
 		t.Fatalf("%d latency rows, want 3 operations x 2 runs", len(res.latency))
@@ -95,8 +99,8 @@ func TestSmokeProcs(t *testing.T) {
 // etcd: every mirror applies every change, whatever the store.
 func TestSmokeEtcd(t *testing.T) {
 	_, res, out := smokeRun(t, "-store", "etcd", "-mem-bans", "0", "-fanout", "0", "-interceptor-calls", "0")
-	if len(res.latency) != 3 || len(res.throughput) == 0 {
-		t.Fatalf("%d latency and %d throughput rows, want 3 and some", len(res.latency), len(res.throughput))
+	if len(res.latency) != 4 || len(res.throughput) == 0 {
+		t.Fatalf("%d latency and %d throughput rows, want 4 and some", len(res.latency), len(res.throughput))
 	}
 	for _, r := range res.throughput {
 		if r.ops == 0 {
