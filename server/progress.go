@@ -215,9 +215,12 @@ func (s eventService) StreamProgress(stream pb.EventService_StreamProgressServer
 	if k, ok := ctx.Value(callerKey{}).(storage.APIKey); ok {
 		keyID = k.ID
 	}
-	reporting := make(chan *subscriber, 1) // the subscriber of each accepted report
+	// The subscriber reported for, each time it changes (not at each
+	// report: this goroutine need not wake for every message).
+	reporting := make(chan *subscriber, 1)
 	done := make(chan error, 1)
 	go func() {
+		var last *subscriber
 		for {
 			req, err := stream.Recv()
 			if err == io.EOF {
@@ -236,11 +239,14 @@ func (s eventService) StreamProgress(stream pb.EventService_StreamProgressServer
 				done <- err
 				return
 			}
-			select { // keep only the latest
-			case <-reporting:
-			default:
+			if sub != last {
+				last = sub
+				select { // keep only the latest
+				case <-reporting:
+				default:
+				}
+				reporting <- sub
 			}
-			reporting <- sub
 		}
 	}()
 	var gone <-chan struct{}
