@@ -30,10 +30,6 @@ type rule struct {
 	public bool
 	// refreshToken: authorised by the refresh token in the request.
 	refreshToken bool
-	// heldKey: the key may be checked against the keys of this replica's
-	// open Watch streams instead of the store (heldkeys.go). Only for
-	// methods that act on such a stream.
-	heldKey bool
 }
 
 // rules is the one table of who may call what. Every method of every
@@ -56,7 +52,7 @@ var rules = map[string]rule{
 
 	pb.EventService_Watch_FullMethodName:           {scope: authority.ScopeEventsWatch},
 	pb.EventService_ListSubscribers_FullMethodName: {scope: authority.ScopeEventsWatch},
-	pb.EventService_ReportProgress_FullMethodName:  {scope: authority.ScopeEventsWatch, heldKey: true},
+	pb.EventService_ReportProgress_FullMethodName:  {scope: authority.ScopeEventsWatch},
 	pb.EventService_StreamProgress_FullMethodName:  {scope: authority.ScopeEventsWatch},
 	pb.EventService_GetRevision_FullMethodName:     {scope: authority.ScopeEventsWatch},
 
@@ -99,7 +95,6 @@ type authenticator struct {
 	log  *slog.Logger
 	// failures limits failed authentications per peer IP (limits.go).
 	failures *keyedLimiter
-	held     *heldKeys
 }
 
 // denied audits a failed authentication and returns err, or, when the
@@ -128,7 +123,7 @@ func (a *authenticator) authenticate(ctx context.Context) (context.Context, erro
 		return nil, a.denied(ctx, method, "no bearer credential", newStatus(codes.Unauthenticated, pb.ErrorReason_ERROR_REASON_API_KEY_INVALID,
 			`send an API key as "authorization: Bearer <key>"`, nil))
 	}
-	key, err := a.key(ctx, r, secret)
+	key, err := a.auth.Authenticate(ctx, secret)
 	if errors.Is(err, authority.ErrAPIKeyInvalid) {
 		return nil, a.denied(ctx, method, "invalid API key", toStatus(ctx, a.log, err))
 	} else if err != nil {
@@ -142,18 +137,6 @@ func (a *authenticator) authenticate(ctx context.Context) (context.Context, erro
 			fmt.Sprintf("API key %q lacks scope %q needed by %s", key.Name, r.scope, method), nil)
 	}
 	return ctx, nil
-}
-
-// key returns the API key whose secret this is: for methods marked heldKey,
-// from the keys open Watch streams hold when one matches, otherwise from
-// the store.
-func (a *authenticator) key(ctx context.Context, r rule, secret string) (storage.APIKey, error) {
-	if id, ok := authority.APIKeyID(secret); ok && r.heldKey {
-		if k, ok := a.held.get(id); ok && a.auth.CheckSecret(k, secret) == nil {
-			return k, nil
-		}
-	}
-	return a.auth.Authenticate(ctx, secret)
 }
 
 // needsAuth selects the methods the auth interceptor runs for: all but the

@@ -39,7 +39,6 @@ func (s eventService) Watch(req *pb.WatchRequest, stream pb.EventService_WatchSe
 	var keyID string
 	if k, ok := ctx.Value(callerKey{}).(storage.APIKey); ok {
 		keyID = k.ID
-		defer s.held.hold(k)()
 	}
 	release, err := s.watchers.acquire(keyID, s.opts.Limits.MaxWatchersPerKey)
 	if err != nil {

@@ -15,11 +15,11 @@ import (
 	"github.com/portcullis-dev/portcullis/server"
 )
 
-// TestReportProgressHeldKey: ReportProgress is authenticated against the
-// keys of open Watch streams (no store read), which must not accept a
-// wrong secret for a held key ID nor outlive the stream of a revoked key.
-// Its successes are logged at debug level only, its failures as usual.
-func TestReportProgressHeldKey(t *testing.T) {
+// TestReportProgressKeys: only the key that opened a Watch stream reports
+// for it, a wrong secret for that key's ID is refused, and a revoked key
+// is refused once its stream has ended. Successful reports are logged at
+// debug level only, failures as usual.
+func TestReportProgressKeys(t *testing.T) {
 	var logs syncBuffer
 	log := slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	e := newEnv(t, envOptions{server: server.Options{CheckpointInterval: 50 * time.Millisecond}, logger: log})
@@ -48,27 +48,25 @@ func TestReportProgressHeldKey(t *testing.T) {
 		t.Fatalf("report with the stream's key: %v", err)
 	}
 
-	// The held key's ID with another secret: refused like any bad key.
-	id, _ := authority.APIKeyID(secret)
-	forged := authority.APIKeyPrefix + id + "_" + strings.Repeat("A", len(secret)-len(authority.APIKeyPrefix+id+"_"))
+	// The key's ID with another secret: refused like any bad key.
+	cut := strings.LastIndexByte(secret, '_') + 1
+	forged := secret[:cut] + strings.Repeat("A", len(secret)-cut)
 	wantStatus(t, report(forged), codes.Unauthenticated, "API_KEY_INVALID")
 	// Another valid key may not report for this stream.
 	wantStatus(t, report(other), codes.NotFound, "NOT_FOUND")
 
-	// Revoke the key: its stream ends at the next re-check, and from then
-	// on its reports are refused by the store.
+	// Revoke the key: its next report is refused, and its stream ends at
+	// the next re-check.
 	if _, err := e.apiKeys.RevokeAPIKey(e.admin(), &pb.RevokeAPIKeyRequest{ApiKeyId: created.GetApiKey().GetApiKeyId()}); err != nil {
 		t.Fatal(err)
 	}
+	wantStatus(t, report(secret), codes.Unauthenticated, "API_KEY_INVALID")
 	for {
 		if _, err := stream.Recv(); err != nil {
 			wantStatus(t, err, codes.Unauthenticated, "API_KEY_INVALID")
 			break
 		}
 	}
-	// The handler released the key before its status reached the client
-	// (grpc writes the status after the handler returns).
-	wantStatus(t, report(secret), codes.Unauthenticated, "API_KEY_INVALID")
 
 	var ok, failed int
 	for line := range strings.Lines(logs.String()) {

@@ -25,7 +25,6 @@ func (s *Server) reauthenticate(ctx context.Context) error {
 		var key storage.APIKey
 		if key, err = s.auth.Authenticate(ctx, secret); err == nil {
 			if r := rules[method]; r.scope == "" || authority.HasScope(key, r.scope) {
-				s.held.refresh(key)
 				return nil
 			}
 			err = authority.ErrAPIKeyInvalid

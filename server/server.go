@@ -61,7 +61,6 @@ type Server struct {
 	closing   chan struct{}
 
 	watchers  watchSlots    // open Watch streams per API key
-	held      heldKeys      // the API keys of open Watch streams
 	snapshots snapshotCache // Watch snapshots shared among subscribers
 	changes   changeCache   // Watch changes shared among subscribers
 }
@@ -95,7 +94,7 @@ func (s *Server) status(ctx context.Context, err error) error { return toStatus(
 // needs: panic recovery (Internal, never a crash), one log line per RPC,
 // and API-key authentication with the scope table.
 func (s *Server) ServerOptions() []grpc.ServerOption {
-	a := &authenticator{auth: s.auth, log: s.log, held: &s.held,
+	a := &authenticator{auth: s.auth, log: s.log,
 		failures: newKeyedLimiter("failed_auth", s.opts.Limits.FailedAuthPerSecond, s.opts.Limits.FailedAuthBurst)}
 	rateLimiter, keepLimitStatus := keepStatus(methodLimiter{
 		refresh: newKeyedLimiter("refresh", s.opts.Limits.RefreshPerSecond, s.opts.Limits.RefreshBurst),

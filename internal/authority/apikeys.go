@@ -56,7 +56,7 @@ func newAPIKey(name string, scopes []string, expire, now time.Time, by string) (
 // now. Every failure is the same ErrAPIKeyInvalid, so that a caller learns
 // nothing about which keys exist.
 func (a *Authority) Authenticate(ctx context.Context, secret string) (storage.APIKey, error) {
-	id, ok := APIKeyID(secret)
+	id, ok := apiKeyID(secret)
 	if !ok {
 		return storage.APIKey{}, ErrAPIKeyInvalid
 	}
@@ -72,15 +72,15 @@ func (a *Authority) Authenticate(ctx context.Context, secret string) (storage.AP
 	case err != nil:
 		return storage.APIKey{}, err
 	}
-	if err := a.CheckSecret(k, secret); err != nil {
+	if err := a.checkSecret(k, secret); err != nil {
 		return storage.APIKey{}, err
 	}
 	return k, nil
 }
 
-// APIKeyID returns the key ID a secret names ("pcl_<id>_<random>"), or
+// apiKeyID returns the key ID a secret names ("pcl_<id>_<random>"), or
 // false when it is not shaped like one.
-func APIKeyID(secret string) (string, bool) {
+func apiKeyID(secret string) (string, bool) {
 	rest, ok := strings.CutPrefix(secret, APIKeyPrefix)
 	id, _, ok2 := strings.Cut(rest, "_")
 	if !ok || !ok2 || id == "" || len(secret) > maxIDLen {
@@ -89,11 +89,9 @@ func APIKeyID(secret string) (string, bool) {
 	return id, true
 }
 
-// CheckSecret returns ErrAPIKeyInvalid unless secret is k's (compared in
-// constant time) and k is neither revoked nor expired now. It is
-// Authenticate without the store read, for a caller holding a record it
-// read recently (see server's held keys).
-func (a *Authority) CheckSecret(k storage.APIKey, secret string) error {
+// checkSecret returns ErrAPIKeyInvalid unless secret is k's (compared in
+// constant time) and k is neither revoked nor expired now.
+func (a *Authority) checkSecret(k storage.APIKey, secret string) error {
 	if subtle.ConstantTimeCompare(k.SecretHash, hashSecret(secret)) != 1 ||
 		!k.RevokeTime.IsZero() || (!k.ExpireTime.IsZero() && !a.now().Before(k.ExpireTime)) {
 		return ErrAPIKeyInvalid
