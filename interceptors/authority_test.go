@@ -3,91 +3,58 @@ package interceptors_test
 import (
 	"context"
 	"log/slog"
-	"net"
 	"sync"
 	"testing"
 	"time"
 
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/test/bufconn"
-
+	"github.com/portcullis-dev/portcullis/authoritytest"
 	"github.com/portcullis-dev/portcullis/client"
 	pb "github.com/portcullis-dev/portcullis/gen/portcullis/v1"
-	"github.com/portcullis-dev/portcullis/internal/authority"
-	"github.com/portcullis-dev/portcullis/internal/storage"
-	"github.com/portcullis-dev/portcullis/internal/storage/bolt"
-	"github.com/portcullis-dev/portcullis/internal/storage/bolt/bolttest"
-	"github.com/portcullis-dev/portcullis/server"
 )
 
-// clock is a settable clock shared by the authority and the mirror.
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-// realAuthority is an authority over a real bbolt file, served over
-// bufconn, with an admin client of it and a synced Mirror.
+// realAuthority is a real authority (authoritytest: bbolt file, gRPC over
+// bufconn) with an admin client of it and a synced Mirror.
 type realAuthority struct {
-	clock  *clock
-	store  storage.Store
+	*authoritytest.Authority
 	admin  *client.Client
 	mirror *client.Mirror
 }
 
-// startAuthority starts an authority (as `portcullis serve` wires it) and
-// a Mirror following it, and waits until the mirror is synced.
+// startAuthority starts an authority and a Mirror following it, and waits
+// until the mirror is synced.
 func startAuthority(t testing.TB) *realAuthority {
 	t.Helper()
-	clk := &clock{now: time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)}
-	log := slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
-	store := bolttest.Open(t, bolt.Options{Logger: log})
-	auth := authority.New(store, authority.Config{Clock: clk.Now, Logger: log})
-	ctx := context.Background()
-	if err := auth.EnsureSigningKey(ctx); err != nil {
-		t.Fatal(err)
-	}
-	key, err := auth.EnsureBootstrapKey(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := server.New(auth, server.Options{Logger: log})
-	g := srv.NewGRPCServer()
-	lis := bufconn.Listen(1 << 20)
-	go g.Serve(lis)
-	admin, err := client.Dial("passthrough:///authority", client.WithInsecure(), client.WithAPIKey(key),
-		client.WithDialOptions(grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) {
-			return lis.DialContext(ctx)
-		})))
-	if err != nil {
-		t.Fatal(err)
-	}
-	m := client.NewMirror(admin, client.MirrorOptions{Clock: clk.Now, Logger: log})
-	runCtx, stop := context.WithCancel(context.Background())
+	a := authoritytest.Start(t, authoritytest.Options{})
+	admin := a.Dial()
+	m, _ := runMirror(t, admin, client.MirrorOptions{Clock: a.Clock().Now, Logger: testLogger(t)})
+	return &realAuthority{Authority: a, admin: admin, mirror: m}
+}
+
+func testLogger(t testing.TB) *slog.Logger {
+	return slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
+}
+
+// runMirror runs a mirror of c until the test ends, waits until it is
+// synced, and returns it with the function that stops it (and waits until
+// Run has returned).
+func runMirror(t testing.TB, c *client.Client, opts client.MirrorOptions) (*client.Mirror, func()) {
+	t.Helper()
+	m := client.NewMirror(c, opts)
+	ctx, cancel := context.WithCancel(context.Background())
 	ran := make(chan struct{})
 	go func() {
 		defer close(ran)
-		m.Run(runCtx)
+		m.Run(ctx)
 	}()
-	t.Cleanup(func() {
-		stop()
-		<-ran
-		admin.Close()
-		srv.Shutdown()
-		g.Stop()
-	})
-	waitCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	if err := m.WaitSynced(waitCtx); err != nil {
-		t.Fatalf("mirror not synced: %v", err)
+	var once sync.Once
+	stop := func() { once.Do(func() { cancel(); <-ran }) }
+	t.Cleanup(stop)
+	wctx, wcancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer wcancel()
+	if err := m.WaitSynced(wctx); err != nil {
+		t.Fatalf("mirror %q not synced: %v", opts.Identity.InstanceID, err)
 	}
-	return &realAuthority{clock: clk, store: store, admin: admin, mirror: m}
+	return m, stop
 }
 
 // login creates a session and returns its access token.
@@ -115,10 +82,7 @@ func (a *realAuthority) ban(t testing.TB, req *pb.CreateBanRequest) *pb.Ban {
 // far, so that a check made next sees them.
 func (a *realAuthority) caughtUp(t testing.TB) {
 	t.Helper()
-	var rev int64
-	if err := a.store.View(context.Background(), func(tx storage.ReadTx) error { rev = tx.Revision(); return nil }); err != nil {
-		t.Fatal(err)
-	}
+	rev := a.Revision()
 	tick := time.NewTicker(time.Millisecond)
 	defer tick.Stop()
 	deadline := time.After(10 * time.Second)

@@ -5,9 +5,9 @@ import (
 
 	testgrpc "google.golang.org/grpc/interop/grpc_testing"
 
+	"github.com/portcullis-dev/portcullis/authoritytest"
 	"github.com/portcullis-dev/portcullis/client"
 	"github.com/portcullis-dev/portcullis/interceptors"
-	"github.com/portcullis-dev/portcullis/server"
 )
 
 // BenchmarkConsistency is the latency of one admitted unary call through
@@ -16,7 +16,7 @@ import (
 // CatchUp (GetRevision round trip + the mirror's catch-up, which is
 // immediate when it is current) and Authority (VerifySession round trip).
 func BenchmarkConsistency(b *testing.B) {
-	f := startFleet(b, server.Options{})
+	f := startFleet(b, authoritytest.Options{})
 	m, _ := f.mirror("bench", client.MirrorOptions{})
 	const method = "/grpc.testing.TestService/UnaryCall"
 	tok := f.login("alice")

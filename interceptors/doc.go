@@ -66,5 +66,6 @@
 // reachable.
 //
 // This package may import client/, token/, gen/, grpc and go-grpc-middleware
-// v2; it imports nothing from server/ or internal/.
+// v2; it imports nothing from server/ or internal/. Nor do its tests: they
+// start a real authority with authoritytest.
 package interceptors

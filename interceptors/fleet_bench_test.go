@@ -7,9 +7,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/portcullis-dev/portcullis/authoritytest"
 	"github.com/portcullis-dev/portcullis/client"
 	pb "github.com/portcullis-dev/portcullis/gen/portcullis/v1"
-	"github.com/portcullis-dev/portcullis/server"
 )
 
 // startMirrors starts n mirrors, mirrorsPerConn of them on each client
@@ -22,16 +22,16 @@ func (f *fleet) startMirrors(b *testing.B, n int, opts client.MirrorOptions) []*
 	done := make(chan struct{}, n)
 	for i := range out {
 		if i%mirrorsPerConn == 0 {
-			cl = f.dial()
+			cl = f.a.Dial()
 		}
 		o := opts
-		o.Clock, o.Logger = f.clock.Now, f.log
+		o.Clock, o.Logger = f.a.Clock().Now, f.log
 		o.Identity = client.MirrorIdentity{Service: "bench", InstanceID: fmt.Sprint(i)}
 		m := client.NewMirror(cl, o)
 		go func() { m.Run(ctx); done <- struct{}{} }()
 		out[i] = m
 	}
-	// Registered after the connections' cleanups, so it runs before them.
+	// Runs before the authority's cleanup, which closes the connections.
 	b.Cleanup(func() {
 		cancel()
 		for range n {
@@ -53,7 +53,7 @@ func (f *fleet) startMirrors(b *testing.B, n int, opts client.MirrorOptions) []*
 func BenchmarkBanConfirmedByAll(b *testing.B) {
 	for _, n := range []int{10, 100, 1000} {
 		b.Run(fmt.Sprintf("mirrors=%d", n), func(b *testing.B) {
-			f := startFleet(b, server.Options{ProgressTimeout: 10 * time.Minute})
+			f := startFleet(b, authoritytest.Options{ProgressTimeout: 10 * time.Minute})
 			f.startMirrors(b, n, client.MirrorOptions{StaleAfter: time.Hour})
 			var elapsed time.Duration
 			i := 0
@@ -86,7 +86,7 @@ func BenchmarkProgressReportCPU(b *testing.B) {
 	const n, rate, window = 1000, 20, 3 * time.Second
 	for _, reports := range []bool{false, true} {
 		b.Run(fmt.Sprintf("reports=%v", reports), func(b *testing.B) {
-			f := startFleet(b, server.Options{ProgressTimeout: 10 * time.Minute})
+			f := startFleet(b, authoritytest.Options{ProgressTimeout: 10 * time.Minute})
 			ms := f.startMirrors(b, n, client.MirrorOptions{StaleAfter: time.Hour, DisableProgress: !reports})
 			var cpu time.Duration
 			var secs float64
@@ -136,7 +136,7 @@ func BenchmarkProgressReportCPU(b *testing.B) {
 // reportingFleet is an authority with one reporting mirror, and the
 // mirror's subscriber_id.
 func reportingFleet(b *testing.B) (*fleet, *client.Mirror, string) {
-	f := startFleet(b, server.Options{ProgressTimeout: 10 * time.Minute})
+	f := startFleet(b, authoritytest.Options{ProgressTimeout: 10 * time.Minute})
 	m, _ := f.mirror("bench", client.MirrorOptions{})
 	var id string
 	for _, s := range f.subscribers().GetSubscribers() {

@@ -5,77 +5,34 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"sync"
 	"testing"
 	"time"
 
-	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	testgrpc "google.golang.org/grpc/interop/grpc_testing"
-	"google.golang.org/grpc/test/bufconn"
 
+	"github.com/portcullis-dev/portcullis/authoritytest"
 	"github.com/portcullis-dev/portcullis/client"
 	pb "github.com/portcullis-dev/portcullis/gen/portcullis/v1"
 	"github.com/portcullis-dev/portcullis/interceptors"
-	"github.com/portcullis-dev/portcullis/internal/authority"
-	"github.com/portcullis-dev/portcullis/internal/storage/bolt"
-	"github.com/portcullis-dev/portcullis/internal/storage/bolt/bolttest"
-	"github.com/portcullis-dev/portcullis/server"
 )
 
-// fleet is a real authority (bbolt, gRPC over bufconn) and any number of
-// real mirrors following it, each with its own connection, as services
-// run them.
+// fleet is a real authority (authoritytest: bbolt, gRPC over bufconn)
+// and any number of real mirrors following it, each with its own
+// connection, as services run them.
 type fleet struct {
 	t     testing.TB
-	clock *clock
+	a     *authoritytest.Authority
 	log   *slog.Logger
-	lis   *bufconn.Listener
-	key   string
 	admin *client.Client
 }
 
-// startFleet starts the authority of a fleet; extra options go to its
-// grpc.Server (test interceptors).
-func startFleet(t testing.TB, opts server.Options, extra ...grpc.ServerOption) *fleet {
+// startFleet starts the authority of a fleet.
+func startFleet(t testing.TB, opts authoritytest.Options) *fleet {
 	t.Helper()
-	clk := &clock{now: time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)}
-	log := slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
-	store := bolttest.Open(t, bolt.Options{Logger: log})
-	auth := authority.New(store, authority.Config{Clock: clk.Now, Logger: log})
-	ctx := context.Background()
-	if err := auth.EnsureSigningKey(ctx); err != nil {
-		t.Fatal(err)
-	}
-	key, err := auth.EnsureBootstrapKey(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	opts.Logger = log
-	srv := server.New(auth, opts)
-	g := srv.NewGRPCServer(extra...)
-	f := &fleet{t: t, clock: clk, log: log, lis: bufconn.Listen(1 << 20), key: key}
-	go g.Serve(f.lis)
-	f.admin = f.dial()
-	t.Cleanup(func() {
-		srv.Shutdown()
-		g.Stop()
-	})
-	return f
-}
-
-func (f *fleet) dial() *client.Client {
-	f.t.Helper()
-	c, err := client.Dial("passthrough:///authority", client.WithInsecure(), client.WithAPIKey(f.key),
-		client.WithDialOptions(grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) {
-			return f.lis.DialContext(ctx)
-		})))
-	if err != nil {
-		f.t.Fatal(err)
-	}
-	f.t.Cleanup(func() { c.Close() })
-	return c
+	a := authoritytest.Start(t, opts)
+	return &fleet{t: t, a: a, log: testLogger(t), admin: a.Dial()}
 }
 
 // mirror starts a mirror named instance on its own connection, waits
@@ -83,24 +40,9 @@ func (f *fleet) dial() *client.Client {
 // (and waits until Run has returned).
 func (f *fleet) mirror(instance string, opts client.MirrorOptions) (*client.Mirror, func()) {
 	f.t.Helper()
-	opts.Clock, opts.Logger = f.clock.Now, f.log
+	opts.Clock, opts.Logger = f.a.Clock().Now, f.log
 	opts.Identity = client.MirrorIdentity{Service: "fleet-test", InstanceID: instance, Version: "v0.0.1"}
-	m := client.NewMirror(f.dial(), opts)
-	ctx, cancel := context.WithCancel(context.Background())
-	ran := make(chan struct{})
-	go func() {
-		defer close(ran)
-		m.Run(ctx)
-	}()
-	var once sync.Once
-	stop := func() { once.Do(func() { cancel(); <-ran }) }
-	f.t.Cleanup(stop)
-	wctx, wcancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer wcancel()
-	if err := m.WaitSynced(wctx); err != nil {
-		f.t.Fatalf("mirror %s not synced: %v", instance, err)
-	}
-	return m, stop
+	return runMirror(f.t, f.a.Dial(), opts)
 }
 
 func (f *fleet) login(user string) string {
@@ -164,7 +106,7 @@ func (g *gate) beforeApply(resp *pb.WatchResponse) {
 // With 20 mirrors connected, a ban with a wait returns with all 20
 // confirmed, and at that moment every one of them refuses the user.
 func TestWaitedBanConfirmedByEveryMirror(t *testing.T) {
-	f := startFleet(t, server.Options{})
+	f := startFleet(t, authoritytest.Options{})
 	const n = 20
 	mirrors := make([]*client.Mirror, n)
 	for i := range mirrors {
@@ -212,7 +154,7 @@ func TestWaitedBanConfirmedByEveryMirror(t *testing.T) {
 // A paused mirror: the waited ban returns at its deadline naming it;
 // ListSubscribers shows its lag; resumed, it catches up.
 func TestWaitedBanNamesThePausedMirror(t *testing.T) {
-	f := startFleet(t, server.Options{ProgressTimeout: time.Minute})
+	f := startFleet(t, authoritytest.Options{ProgressTimeout: time.Minute})
 	var g gate
 	var fast []*client.Mirror
 	for i := range 4 {
@@ -286,7 +228,7 @@ func TestWaitedBanNamesThePausedMirror(t *testing.T) {
 // once, and out of ListSubscribers; one that stops reporting has its
 // stream ended after the progress timeout.
 func TestDisconnectedMirrorDropsOut(t *testing.T) {
-	f := startFleet(t, server.Options{ProgressTimeout: 200 * time.Millisecond, CheckpointInterval: 50 * time.Millisecond})
+	f := startFleet(t, authoritytest.Options{ProgressTimeout: 200 * time.Millisecond, CheckpointInterval: 50 * time.Millisecond})
 	f.mirror("stays", client.MirrorOptions{})
 	_, stop := f.mirror("leaves", client.MirrorOptions{})
 	var g gate
@@ -315,7 +257,7 @@ func TestDisconnectedMirrorDropsOut(t *testing.T) {
 // banned a moment ago, while a default method still admits them until
 // the mirror catches up.
 func TestStrictMethodRefusesWhileDefaultMayAdmit(t *testing.T) {
-	f := startFleet(t, server.Options{ProgressTimeout: time.Minute})
+	f := startFleet(t, authoritytest.Options{ProgressTimeout: time.Minute})
 	var g gate
 	m, _ := f.mirror("payments", client.MirrorOptions{BeforeApply: g.beforeApply})
 	const pay, browse = "/grpc.testing.TestService/UnaryCall", "/grpc.testing.TestService/EmptyCall"

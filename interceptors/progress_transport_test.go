@@ -10,9 +10,9 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/portcullis-dev/portcullis/authoritytest"
 	"github.com/portcullis-dev/portcullis/client"
 	pb "github.com/portcullis-dev/portcullis/gen/portcullis/v1"
-	"github.com/portcullis-dev/portcullis/server"
 )
 
 // progressCalls counts, on the authority, the progress RPCs mirrors make;
@@ -62,7 +62,7 @@ func waitedBans(t *testing.T, f *fleet, n int) {
 // stream, not as a call each.
 func TestProgressReportsUseOneStream(t *testing.T) {
 	var calls progressCalls
-	f := startFleet(t, server.Options{}, calls.options()...)
+	f := startFleet(t, authoritytest.Options{ServerOptions: calls.options()})
 	m, _ := f.mirror("streaming", client.MirrorOptions{})
 	waitedBans(t, f, 5)
 	if calls.unary.Load() != 0 || calls.streams.Load() != 1 {
@@ -77,7 +77,7 @@ func TestProgressReportsUseOneStream(t *testing.T) {
 // ReportProgress calls, and waited writes still see it.
 func TestProgressReportsFallBackToCalls(t *testing.T) {
 	calls := progressCalls{withoutStream: true}
-	f := startFleet(t, server.Options{}, calls.options()...)
+	f := startFleet(t, authoritytest.Options{ServerOptions: calls.options()})
 	f.mirror("unary", client.MirrorOptions{})
 	waitedBans(t, f, 5)
 	if calls.unary.Load() < 5 || calls.streams.Load() != 0 {

@@ -31,5 +31,6 @@
 // bootstrap admin key for convenience.
 //
 // It may import client/, interceptors/, gen/ and grpc; nothing from
-// internal/ or server/ (its test starts a real authority and may).
+// internal/ or server/ (its test starts a real authority with
+// authoritytest).
 package main

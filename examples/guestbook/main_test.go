@@ -20,51 +20,24 @@ import (
 	testgrpc "google.golang.org/grpc/interop/grpc_testing"
 	"google.golang.org/grpc/status"
 
+	"github.com/portcullis-dev/portcullis/authoritytest"
 	"github.com/portcullis-dev/portcullis/client"
 	pb "github.com/portcullis-dev/portcullis/gen/portcullis/v1"
 	"github.com/portcullis-dev/portcullis/interceptors"
-	"github.com/portcullis-dev/portcullis/internal/authority"
-	"github.com/portcullis-dev/portcullis/internal/storage/bolt"
-	"github.com/portcullis-dev/portcullis/internal/storage/bolt/bolttest"
-	"github.com/portcullis-dev/portcullis/server"
 )
 
-// startAuthority runs an authority over a real bbolt file on a loopback
-// TCP port, as `portcullis serve` does, writes its admin key to a file and
-// returns its address, the key file and an admin client.
-func startAuthority(t *testing.T, log *slog.Logger) (addr, keyFile string, admin *client.Client) {
+// startAuthority runs a real authority (authoritytest) on a loopback TCP
+// port, as `portcullis serve` does, writes its admin key to a file and
+// returns its address, the key file and an admin client. Its clock is the
+// wall clock: the guestbook's mirror uses time.Now.
+func startAuthority(t *testing.T) (addr, keyFile string, admin *client.Client) {
 	t.Helper()
-	store := bolttest.Open(t, bolt.Options{Logger: log})
-	auth := authority.New(store, authority.Config{Logger: log})
-	ctx := context.Background()
-	if err := auth.EnsureSigningKey(ctx); err != nil {
-		t.Fatal(err)
-	}
-	key, err := auth.EnsureBootstrapKey(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	a := authoritytest.Start(t, authoritytest.Options{Clock: authoritytest.WallClock(), Loopback: true})
 	keyFile = filepath.Join(t.TempDir(), "admin.key")
-	if err := os.WriteFile(keyFile, []byte(key+"\n"), 0o600); err != nil {
+	if err := os.WriteFile(keyFile, []byte(a.AdminKey+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	srv := server.New(auth, server.Options{Logger: log})
-	g := srv.NewGRPCServer()
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go g.Serve(lis)
-	admin, err = client.Dial(lis.Addr().String(), client.WithInsecure(), client.WithAPIKey(key))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		admin.Close()
-		srv.Shutdown()
-		g.Stop()
-	})
-	return lis.Addr().String(), keyFile, admin
+	return a.Addr(), keyFile, a.Dial()
 }
 
 // guestbook runs the command's run function against the authority and
@@ -130,7 +103,7 @@ func reasonOf(err error) (codes.Code, string, map[string]string) {
 // refused, another user is unaffected, and the service shuts down cleanly.
 func TestGuestbook(t *testing.T) {
 	log := slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
-	authAddr, keyFile, admin := startAuthority(t, log)
+	authAddr, keyFile, admin := startAuthority(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	runCtx, stop := context.WithCancel(ctx)
