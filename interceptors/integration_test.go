@@ -227,3 +227,28 @@ func TestCapabilityBanRefusesTheMappedMethod(t *testing.T) {
 	}
 	openOutput(t, api, withTimeout(t, bearer(alice))) // not mapped to chat
 }
+
+// TestCapabilityBanCutsTheMappedStreams: a "chat" restriction that arrives
+// while alice has streams open ends her chat stream (mapped to chat) with
+// CAPABILITY_RESTRICTED and leaves her feed (not mapped) open.
+func TestCapabilityBanCutsTheMappedStreams(t *testing.T) {
+	a := startAuthority(t)
+	api := serve(t, a.mirror, chatService(), chatOptions())
+	alice := a.login(t, "alice", "")
+	ctx := withTimeout(t, bearer(alice))
+	chat := openDuplex(t, api, ctx)
+	openOutput(t, api, ctx) // open until ctx ends
+	echo(t, chat)
+	wantTracked(t, a.mirror, 2)
+
+	req := userBan("alice")
+	req.Capabilities = []string{"chat"}
+	b := a.ban(t, req)
+	_, err := chat.Recv()
+	info := wantStatus(t, err, codes.PermissionDenied, "CAPABILITY_RESTRICTED")
+	if info.GetMetadata()["ban_id"] != b.GetBanId() || info.GetMetadata()["capability"] != "chat" {
+		t.Fatalf("metadata %v", info.GetMetadata())
+	}
+	a.caughtUp(t)
+	wantTracked(t, a.mirror, 1) // the feed, still open
+}
