@@ -102,6 +102,8 @@ type envOptions struct {
 	path  string // "" = a fresh file
 	clock *testClock
 	net   *network
+	// snapshotPart is the authority's SnapshotPartSize (0: the default).
+	snapshotPart int
 }
 
 func testLogger(t testing.TB) *slog.Logger {
@@ -139,7 +141,7 @@ func newEnv(t testing.TB, o envOptions) *env {
 		}
 	}
 	e.adminKey = key
-	e.srv = server.New(e.auth, server.Options{Logger: log, CheckpointInterval: 20 * time.Millisecond})
+	e.srv = server.New(e.auth, server.Options{Logger: log, CheckpointInterval: 20 * time.Millisecond, SnapshotPartSize: o.snapshotPart})
 	e.grpc = e.srv.NewGRPCServer()
 	lis := bufconn.Listen(1 << 20)
 	go e.grpc.Serve(lis)
@@ -229,11 +231,11 @@ type mirror struct {
 }
 
 // newMirror starts a mirror on e's network with e's clock. opts may set
-// anything but Clock and OnEvent.
-func newMirror(t testing.TB, e *env, opts client.MirrorOptions) *mirror {
+// anything but Clock and OnEvent; dial adds options to its connection.
+func newMirror(t testing.TB, e *env, opts client.MirrorOptions, dial ...grpc.DialOption) *mirror {
 	t.Helper()
 	c, err := client.Dial("passthrough:///bufnet", client.WithInsecure(),
-		client.WithDialOptions(append(e.net.dialOptions(), grpc.WithPerRPCCredentials(e.net))...))
+		client.WithDialOptions(append(append(e.net.dialOptions(), grpc.WithPerRPCCredentials(e.net)), dial...)...))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -24,6 +24,10 @@ func NewTestMirror(storeID string, rev int64, snap *pb.Snapshot, opts MirrorOpti
 // Apply applies one message of the stream, as Run does.
 func (m *Mirror) Apply(resp *pb.WatchResponse) error { return m.apply(resp) }
 
+// EndStream does what Run does when a stream ends: it drops the parts of
+// an unfinished snapshot.
+func (m *Mirror) EndStream() { m.dropParts() }
+
 // Prune prunes now (by the mirror's clock), whatever the interval.
 func (m *Mirror) Prune() {
 	m.writeMu.Lock()

@@ -42,10 +42,12 @@ type MirrorOptions struct {
 	// (default 10s), with jitter, and starts again from MinBackoff once a
 	// stream delivered something.
 	MinBackoff, MaxBackoff time.Duration
-	// MaxMessageSize bounds a message of the stream (default 256 MiB). A
-	// snapshot is one message of about 120 bytes a ban: the default holds
-	// some two million bans, where gRPC's own 4 MB default would refuse a
-	// snapshot of 35k.
+	// MaxMessageSize bounds a message of the stream (default 256 MiB). The
+	// authority sends a snapshot in parts of about 1 MiB, but a change is
+	// one message with every event of its write (an IP ban on a busy
+	// prefix revokes all the sessions created from it), and an authority
+	// older than the parts sends a whole snapshot as one message, about
+	// 120 bytes a ban: gRPC's own 4 MiB default would refuse either.
 	MaxMessageSize int
 	// PruneInterval is how often, at most, the mirror drops expired bans,
 	// revoked sessions whose tokens have expired and keys past their
@@ -148,8 +150,9 @@ type Mirror struct {
 	stats struct {
 		resets, changes, events, checkpoints, connects, prunes atomic.Int64
 	}
-	writeMu   sync.Mutex // held by the one writer of state (apply, prune)
-	lastPrune int64      // unix ns; under writeMu
+	writeMu   sync.Mutex    // held by the one writer of state (apply, prune)
+	lastPrune int64         // unix ns; under writeMu
+	parts     snapshotParts // an unfinished snapshot of the current stream; under writeMu
 
 	progress progress      // progress.go
 	checks   checkCounters // checkcounts.go

@@ -213,8 +213,8 @@ func TestMirrorBeforeSync(t *testing.T) {
 	}
 }
 
-// TestMirrorLargeSnapshot: a snapshot of 50k bans (about 6 MB, past gRPC's
-// default 4 MB message limit) loads.
+// TestMirrorLargeSnapshot: a snapshot of 50k bans (about 6 MB: several
+// parts at the authority's default part size) loads.
 func TestMirrorLargeSnapshot(t *testing.T) {
 	if testing.Short() {
 		t.Skip("writes 50k bans")

@@ -19,11 +19,14 @@ import (
 //	go m.Run(ctx)
 //	if err := m.WaitSynced(ctx); err != nil { ... }
 //
-// It loads a snapshot, applies changes, and, when the stream ends
+// It loads a snapshot (gathering its parts, and building the state once
+// the last has arrived), applies changes, and, when the stream ends
 // (authority restart, network, SUBSCRIBER_TOO_SLOW), reconnects after a
 // jittered, capped exponential backoff and resumes from its revision and
 // store_id: the authority sends the missed changes, or a snapshot (a
-// reset) when it no longer has them or its store is another one.
+// reset) when it no longer has them or its store is another one. A stream
+// that ends mid-snapshot leaves the state, revision and store_id as they
+// were: the parts received are dropped.
 func (m *Mirror) Run(ctx context.Context) error {
 	if m.events == nil {
 		return errors.New("client: Mirror has no Client")
@@ -73,12 +76,15 @@ func (m *Mirror) follow(ctx context.Context) (heard bool, err error) {
 	// WaitForReady: while the authority is unreachable the call waits for
 	// the connection (gRPC reconnects with its own backoff) instead of
 	// failing at once.
-	// MaxCallRecvMsgSize: a snapshot is one message, about 120 bytes a
-	// ban, past gRPC's default 4 MB limit from some 35k bans on.
+	// MaxCallRecvMsgSize (MirrorOptions.MaxMessageSize): snapshots come in
+	// parts of about 1 MiB, but a change is one message however many
+	// sessions its write revoked, and an authority older than the parts
+	// sends a snapshot as one message.
 	stream, err := m.events.Watch(ctx, req, grpc.WaitForReady(true), grpc.MaxCallRecvMsgSize(m.opts.MaxMessageSize))
 	if err != nil {
 		return false, err
 	}
+	defer m.dropParts() // a snapshot this stream left unfinished never applies
 	m.stats.connects.Add(1)
 	var rep *reporter // progress reports of this stream (progress.go)
 	for {
@@ -96,8 +102,17 @@ func (m *Mirror) follow(ctx context.Context) (heard bool, err error) {
 		if err := m.apply(resp); err != nil {
 			return heard, err
 		}
-		rep.applied()
+		if !resp.GetSnapshot().GetMore() { // a snapshot's earlier parts change nothing yet
+			rep.applied()
+		}
 	}
+}
+
+// dropParts forgets the parts of an unfinished snapshot.
+func (m *Mirror) dropParts() {
+	m.writeMu.Lock()
+	m.parts.drop()
+	m.writeMu.Unlock()
 }
 
 // apply applies one message of the stream, in Run's goroutine. writeMu
@@ -107,23 +122,33 @@ func (m *Mirror) apply(resp *pb.WatchResponse) error {
 	defer m.writeMu.Unlock()
 	now := m.clock().UnixNano()
 	cur := m.state.Load()
-	switch p := resp.GetPayload().(type) {
+	if _, ok := resp.GetPayload().(*pb.WatchResponse_Snapshot); !ok && m.parts.pending() {
+		return fmt.Errorf("client: a message at revision %d in the middle of a snapshot's parts", resp.GetRevision())
+	}
+	switch resp.GetPayload().(type) {
 	case *pb.WatchResponse_Snapshot:
+		// The state, the revision, staleness, Stats and WaitSynced move
+		// only with the last part, all at once.
+		snap, parts, err := m.parts.add(resp)
+		if err != nil || snap == nil {
+			return err
+		}
 		var gen uint64
 		if cur != nil {
 			gen = cur.keyGen
 		}
-		next := newSnapshotState(resp.GetStoreId(), resp.GetRevision(), p.Snapshot, gen)
+		next := newSnapshotState(resp.GetStoreId(), resp.GetRevision(), snap, gen)
 		m.state.Store(next)
 		m.lastHeard.Store(now)
 		m.stats.resets.Add(1)
 		m.syncOnce.Do(func() { close(m.synced) })
 		if cur != nil {
 			m.log.Info("portcullis: mirror reset from a snapshot", "store_id", next.storeID, "revision", next.rev,
-				"previous_store_id", cur.storeID, "previous_revision", cur.rev)
+				"parts", parts, "previous_store_id", cur.storeID, "previous_revision", cur.rev)
 		}
 		m.tracker.recheckAll(next, now)
 	case *pb.WatchResponse_Change:
+		p := resp.GetChange()
 		switch {
 		case cur == nil || resp.GetStoreId() != cur.storeID:
 			// The authority starts every stream of another store with a
@@ -134,7 +159,7 @@ func (m *Mirror) apply(resp *pb.WatchResponse) error {
 			return nil
 		}
 		b := cur.child()
-		events := p.Change.GetEvents()
+		events := p.GetEvents()
 		for _, e := range events {
 			b.applyEvent(e)
 		}

@@ -13,6 +13,10 @@
 //     refresh token itself.
 //   - events.go: EventService.Watch, snapshot-then-deltas over the store's
 //     watch primitive, with checkpoints and a bound on slow subscribers.
+//     A snapshot is sent as parts of at most Options.SnapshotPartSize
+//     (snapshotparts.go; Snapshot.more), each built and encoded once for
+//     every subscriber (snapshot.go, encode.go); a subscriber's position
+//     moves only with the last part.
 //
 // It may import internal/authority, internal/storage, gen/ and grpc; it is
 // imported only by cmd/.

@@ -15,9 +15,9 @@ import (
 )
 
 // sharedMsg is a WatchResponse that is the same for every subscriber (a
-// snapshot or a change: store_id, revision, server_time, payload), encoded
-// once and sent as the same bytes on every stream, instead of marshalled
-// once per stream. Its server_time is the authority's clock when the
+// snapshot part or a change: store_id, revision, server_time, payload),
+// encoded once and sent as the same bytes on every stream, instead of
+// marshalled once per stream. Its server_time is the authority's clock when the
 // message was produced.
 type sharedMsg struct {
 	resp  *pb.WatchResponse // read-only
@@ -71,7 +71,8 @@ func (m *sharedMsg) msg(stream grpc.ServerStream, plain bool, subscriberID strin
 		r.SubscriberId = subscriberID
 		return r, nil
 	}
-	// Framed lazily: a snapshot is usually a stream's first response.
+	// Framed lazily: a snapshot's first part is usually a stream's first
+	// response, sent with a subscriber_id.
 	m.pmOnce.Do(func() { m.pmErr = m.pm.Encode(stream, rawResponse(m.wire)) })
 	if m.pmErr != nil {
 		return nil, m.pmErr

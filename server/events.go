@@ -25,7 +25,8 @@ type eventService struct {
 	*Server
 }
 
-// Watch streams snapshot-then-changes. The stream reads the store's event
+// Watch streams snapshot-then-changes, a snapshot in parts of at most
+// Options.SnapshotPartSize (snapshotparts.go). The stream reads the store's event
 // log through its own storage.Watcher, so a slow subscriber holds only its
 // position: it never blocks a writer or another subscriber. A send that
 // waits longer than Options.SendTimeout ends the stream with
@@ -87,8 +88,11 @@ func (s eventService) watchLoop(ctx context.Context, req *pb.WatchRequest, strea
 	lastAuth := time.Now()
 	firstID := sub.id
 	plain := sendsPlain(stream.Context())
-	// send sends a checkpoint (resp) or a message shared with the other
-	// subscribers (shared).
+	// send sends a checkpoint (resp, at revision rev) or a message shared
+	// with the other subscribers (shared). The send timeout applies to each
+	// message. The caller moves sub.revision once the subscriber has all of
+	// a revision: after a change or checkpoint, after a snapshot's last
+	// part.
 	send := func(rev int64, resp *pb.WatchResponse, shared *sharedMsg) error {
 		if time.Since(lastAuth) >= s.opts.CheckpointInterval {
 			if err := s.reauthenticate(ctx); err != nil {
@@ -110,10 +114,14 @@ func (s eventService) watchLoop(ctx context.Context, req *pb.WatchRequest, strea
 		sending.Store(time.Now().UnixNano())
 		err := stream.SendMsg(msg)
 		sending.Store(0)
-		if err == nil {
-			sub.revision.Store(rev)
-		}
 		return err
+	}
+	deliver := func(rev int64, resp *pb.WatchResponse, shared *sharedMsg) error {
+		if err := send(rev, resp, shared); err != nil {
+			return err
+		}
+		sub.revision.Store(rev)
+		return nil
 	}
 
 	var w storage.Watcher
@@ -127,7 +135,7 @@ func (s eventService) watchLoop(ctx context.Context, req *pb.WatchRequest, strea
 	// No usable position: start from a snapshot. A compaction between the
 	// snapshot and the watch (rare) just takes another snapshot.
 	for w == nil {
-		rev, snap, err := s.sharedSnapshot(ctx)
+		rev, parts, err := s.sharedSnapshot(ctx)
 		if err != nil {
 			return err
 		}
@@ -137,10 +145,15 @@ func (s eventService) watchLoop(ctx context.Context, req *pb.WatchRequest, strea
 		} else if err != nil {
 			return err
 		}
-		if err := send(rev, nil, snap); err != nil {
-			w.Close()
-			return err
+		// The parts go out back to back; the subscriber is at rev only
+		// once it has the last one.
+		for _, part := range parts {
+			if err := send(rev, nil, part); err != nil {
+				w.Close()
+				return err
+			}
 		}
+		sub.revision.Store(rev)
 	}
 	defer w.Close()
 	sub.revision.Store(w.Revision())
@@ -151,7 +164,7 @@ func (s eventService) watchLoop(ctx context.Context, req *pb.WatchRequest, strea
 		cancel()
 		switch {
 		case err == nil:
-			if err := send(change.Revision, nil, s.sharedChange(storeID, change)); err != nil {
+			if err := deliver(change.Revision, nil, s.sharedChange(storeID, change)); err != nil {
 				return err
 			}
 		case ctx.Err() != nil:
@@ -159,7 +172,7 @@ func (s eventService) watchLoop(ctx context.Context, req *pb.WatchRequest, strea
 		case errors.Is(err, context.DeadlineExceeded):
 			// Nothing new within the interval: tell the subscriber how fresh
 			// it is.
-			if err := send(w.Revision(), &pb.WatchResponse{Payload: &pb.WatchResponse_Checkpoint{Checkpoint: &pb.Checkpoint{}}}, nil); err != nil {
+			if err := deliver(w.Revision(), &pb.WatchResponse{Payload: &pb.WatchResponse_Checkpoint{Checkpoint: &pb.Checkpoint{}}}, nil); err != nil {
 				return err
 			}
 		case errors.Is(err, storage.ErrCompacted):

@@ -40,6 +40,13 @@ type Options struct {
 	// writes with a wait wait for (default 3 checkpoint intervals, at least
 	// 1s; a live mirror reports at every checkpoint).
 	ProgressTimeout time.Duration
+	// SnapshotPartSize bounds the encoded size of one message of a Watch
+	// snapshot, in bytes (default DefaultSnapshotPartSize, 1 MiB): a
+	// larger snapshot is sent as several parts (Snapshot.more), so that no
+	// subscriber needs more than gRPC's default 4 MiB receive limit. A
+	// part exceeds it only when one ban or revoked session alone does.
+	// Tests lower it to split small snapshots.
+	SnapshotPartSize int
 	// Limits bound what one caller or connection may use (limits.go);
 	// zero fields take DefaultLimits.
 	Limits Limits
@@ -75,6 +82,9 @@ func New(auth *authority.Authority, opts Options) *Server {
 	}
 	if opts.SendTimeout <= 0 {
 		opts.SendTimeout = 30 * time.Second
+	}
+	if opts.SnapshotPartSize <= 0 {
+		opts.SnapshotPartSize = DefaultSnapshotPartSize
 	}
 	opts.Limits = opts.Limits.withDefaults()
 	if opts.Metrics == nil {

@@ -5,7 +5,6 @@ import (
 	"sync"
 	"time"
 
-	pb "github.com/portcullis-dev/portcullis/gen/portcullis/v1"
 	"github.com/portcullis-dev/portcullis/internal/storage"
 )
 
@@ -16,8 +15,8 @@ const snapshotMaxAge = time.Minute
 // snapshotCache shares one snapshot among the subscribers that need one at
 // the same store revision. When a fleet's mirrors reconnect together (an
 // authority restart, a deploy), each would otherwise read every ban and
-// session from the store: one read, one conversion and one encoding
-// (sharedMsg) serve them all.
+// session from the store: one read, one conversion and one encoding of
+// each part (sharedMsg) serve them all.
 // Reusing a snapshot built a little earlier at the same revision is safe:
 // a ban or revoked session that expired meanwhile is one the mirror prunes
 // by time anyway.
@@ -25,13 +24,14 @@ type snapshotCache struct {
 	mu       sync.Mutex
 	rev      int64
 	built    time.Time
-	msg      *sharedMsg // the snapshot response, encoded once for every stream
+	parts    []*sharedMsg // the snapshot's responses, each encoded once for every stream
 	building chan struct{}
 }
 
-// sharedSnapshot returns a snapshot response and the revision it reflects.
-// Its server_time is when it was built.
-func (s *Server) sharedSnapshot(ctx context.Context) (int64, *sharedMsg, error) {
+// sharedSnapshot returns the responses of a snapshot, in order (at least
+// one; splitSnapshot), and the revision it reflects. Every part's
+// server_time is when it was built.
+func (s *Server) sharedSnapshot(ctx context.Context) (int64, []*sharedMsg, error) {
 	c := &s.snapshots
 	for {
 		var cur int64
@@ -39,10 +39,10 @@ func (s *Server) sharedSnapshot(ctx context.Context) (int64, *sharedMsg, error) 
 			return 0, nil, err
 		}
 		c.mu.Lock()
-		if c.msg != nil && c.rev == cur && time.Since(c.built) < snapshotMaxAge {
-			rev, msg := c.rev, c.msg
+		if c.parts != nil && c.rev == cur && time.Since(c.built) < snapshotMaxAge {
+			rev, parts := c.rev, c.parts
 			c.mu.Unlock()
-			return rev, msg, nil
+			return rev, parts, nil
 		}
 		if wait := c.building; wait != nil {
 			c.mu.Unlock()
@@ -58,15 +58,17 @@ func (s *Server) sharedSnapshot(ctx context.Context) (int64, *sharedMsg, error) 
 		c.mu.Unlock()
 
 		snap, err := s.auth.Snapshot(ctx)
+		var parts []*sharedMsg
+		if err == nil {
+			parts = s.snapshotParts(s.auth.Store().StoreID(), snap.Revision, snapshotPB(snap))
+		}
 		c.mu.Lock()
 		if err == nil {
-			c.rev, c.built = snap.Revision, time.Now()
-			c.msg = newSharedMsg(&pb.WatchResponse{StoreId: s.auth.Store().StoreID(), Revision: snap.Revision,
-				Payload: &pb.WatchResponse_Snapshot{Snapshot: snapshotPB(snap)}}, s.now())
+			c.rev, c.built, c.parts = snap.Revision, time.Now(), parts
 		}
 		c.building = nil
 		close(done)
-		rev, out := c.rev, c.msg
+		rev, out := c.rev, c.parts
 		c.mu.Unlock()
 		if err != nil {
 			return 0, nil, err

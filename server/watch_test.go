@@ -98,12 +98,16 @@ func (w *watchStream) recvSkippingCheckpoints(at int64) *pb.WatchResponse {
 	}
 }
 
-// snapshot receives the next message and fails unless it is a snapshot.
+// snapshot receives the next message and fails unless it is a whole
+// snapshot in one part (as every snapshot smaller than the part size is).
 func (w *watchStream) snapshot() *pb.WatchResponse {
 	w.t.Helper()
 	msg := w.recvSkippingCheckpoints(-1)
 	if msg.GetSnapshot() == nil {
 		w.t.Fatalf("got %v, want a snapshot", msg)
+	}
+	if msg.GetSnapshot().GetMore() {
+		w.t.Fatalf("snapshot at revision %d in more than one part", msg.GetRevision())
 	}
 	return msg
 }

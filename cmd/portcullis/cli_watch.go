@@ -25,9 +25,12 @@ func newWatchCommand() *cobra.Command {
 		Long: `Follow EventService.Watch: one line per event, or with -o json one JSON
 object per WatchResponse (JSON lines, for piping into other systems). With
 --after-revision 0 (the default) the stream starts with a snapshot of the
-current state. After a disconnect, watch reconnects with backoff and resumes
+current state: one summary line, or with -o json one object per part of the
+snapshot (a large one comes in parts of about 1 MiB; all but the last have
+"more": true). After a disconnect, watch reconnects with backoff and resumes
 after the last revision it printed, on the same store: no event is printed
-twice and none is skipped. It runs until interrupted.`,
+twice and none is skipped (a snapshot cut off midway is sent again, whole).
+It runs until interrupted.`,
 		Example: `  portcullis watch
   portcullis watch -o json --after-revision 1200 | your-siem-forwarder`,
 		Args: usageArgs(cobra.NoArgs),
@@ -59,7 +62,12 @@ type watcher struct {
 
 	revision int64  // last revision printed
 	storeID  string // store of that revision
+
+	snap snapTally // the snapshot being received, printed at its last part
 }
+
+// snapTally counts what the parts of a snapshot received so far hold.
+type snapTally struct{ parts, bans, revoked, keys int }
 
 // fatal reports whether err means retrying cannot help.
 func fatal(err error) bool {
@@ -107,6 +115,7 @@ func (w *watcher) follow(ctx context.Context, cl *client.Client) (progressed boo
 	if err != nil {
 		return false, err
 	}
+	w.snap = snapTally{} // a snapshot cut off midway starts over
 	for {
 		resp, err := stream.Recv()
 		if err != nil {
@@ -116,11 +125,22 @@ func (w *watcher) follow(ctx context.Context, cl *client.Client) (progressed boo
 			return progressed, err
 		}
 		progressed = true
-		if err := w.print(resp); err != nil {
+		if err := w.handle(resp); err != nil {
 			return progressed, err
 		}
+	}
+}
+
+// handle prints one message and, once the revision is complete (for a
+// snapshot, at its last part), moves the position watch resumes from.
+func (w *watcher) handle(resp *pb.WatchResponse) error {
+	if err := w.print(resp); err != nil {
+		return err
+	}
+	if !resp.GetSnapshot().GetMore() {
 		w.revision, w.storeID = resp.GetRevision(), resp.GetStoreId()
 	}
+	return nil
 }
 
 func (w *watcher) print(resp *pb.WatchResponse) error {
@@ -130,11 +150,23 @@ func (w *watcher) print(resp *pb.WatchResponse) error {
 	rev := resp.GetRevision()
 	switch p := resp.GetPayload().(type) {
 	case *pb.WatchResponse_Snapshot:
-		s := p.Snapshot
-		_, err := fmt.Fprintf(w.out, "%s rev=%d snapshot store=%s: %s, %s, %s\n", fmtTime(resp.GetServerTime()), rev, resp.GetStoreId(),
-			plural(len(s.GetBans()), "active ban", "active bans"),
-			plural(len(s.GetRevokedSessions()), "revoked session", "revoked sessions"),
-			plural(len(s.GetKeys()), "key", "keys"))
+		s, t := p.Snapshot, &w.snap
+		t.parts++
+		t.bans += len(s.GetBans())
+		t.revoked += len(s.GetRevokedSessions())
+		t.keys += len(s.GetKeys())
+		if s.GetMore() {
+			return nil
+		}
+		var parts string
+		if t.parts > 1 {
+			parts = fmt.Sprintf(" (in %d parts)", t.parts)
+		}
+		_, err := fmt.Fprintf(w.out, "%s rev=%d snapshot store=%s: %s, %s, %s%s\n", fmtTime(resp.GetServerTime()), rev, resp.GetStoreId(),
+			plural(t.bans, "active ban", "active bans"),
+			plural(t.revoked, "revoked session", "revoked sessions"),
+			plural(t.keys, "key", "keys"), parts)
+		*t = snapTally{}
 		return err
 	case *pb.WatchResponse_Checkpoint:
 		if !w.checkpoints {

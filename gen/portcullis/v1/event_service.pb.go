@@ -156,14 +156,15 @@ func (x *MirrorIdentity) GetVersion() string {
 	return ""
 }
 
-// WatchResponse is one message of the stream: a snapshot, a change, or a
-// checkpoint.
+// WatchResponse is one message of the stream: a part of a snapshot, a
+// change, or a checkpoint.
 type WatchResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The store whose history the revision belongs to.
 	StoreId string `protobuf:"bytes,1,opt,name=store_id,json=storeId,proto3" json:"store_id,omitempty"`
 	// The subscriber's revision once it has applied this message: resume
-	// from it.
+	// from it. For a snapshot part with more set, only once the snapshot's
+	// last part has arrived and been applied.
 	Revision int64 `protobuf:"varint,2,opt,name=revision,proto3" json:"revision,omitempty"`
 	// The authority's clock when it produced this message. A snapshot or
 	// change is encoded once and sent to every subscriber, so it may be a
@@ -281,7 +282,8 @@ type isWatchResponse_Payload interface {
 }
 
 type WatchResponse_Snapshot struct {
-	// Replace all state with this (a reset).
+	// A part of a snapshot: once its last part has arrived, replace all
+	// state with the parts together (a reset).
 	Snapshot *Snapshot `protobuf:"bytes,4,opt,name=snapshot,proto3,oneof"`
 }
 
@@ -302,15 +304,28 @@ func (*WatchResponse_Change) isWatchResponse_Payload() {}
 func (*WatchResponse_Checkpoint) isWatchResponse_Payload() {}
 
 // Snapshot is the full state a verifier needs, as of the response's
-// revision.
+// revision, or one part of it. The authority splits a snapshot into
+// consecutive messages of the stream so that each stays well under gRPC's
+// default 4 MiB receive limit (about 1 MiB each by default): the snapshot
+// is the union of its parts' lists. Every part carries the same revision
+// and store_id; nothing else comes between them. The keys are all in the
+// first part.
 type Snapshot struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// Every ban active at server_time.
+	// Every ban active at server_time (of this part's share).
 	Bans []*Ban `protobuf:"bytes,1,rep,name=bans,proto3" json:"bans,omitempty"`
-	// Every revoked session whose access tokens may not have expired yet.
+	// Every revoked session whose access tokens may not have expired yet (of
+	// this part's share).
 	RevokedSessions []*RevokedSession `protobuf:"bytes,2,rep,name=revoked_sessions,json=revokedSessions,proto3" json:"revoked_sessions,omitempty"`
-	// Every key that may still verify a token.
-	Keys          []*VerificationKey `protobuf:"bytes,3,rep,name=keys,proto3" json:"keys,omitempty"`
+	// Every key that may still verify a token (in the first part only).
+	Keys []*VerificationKey `protobuf:"bytes,3,rep,name=keys,proto3" json:"keys,omitempty"`
+	// True when further parts of this same snapshot follow in the next
+	// messages of the stream; false on the last (or only) part. A subscriber
+	// replaces its state only once the last part has arrived, and must not
+	// treat the revision as reached (resume from it, report it) before then.
+	// A stream that ends mid-snapshot leaves the subscriber at its previous
+	// position: it discards the parts it got and resumes as before.
+	More          bool `protobuf:"varint,4,opt,name=more,proto3" json:"more,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -364,6 +379,13 @@ func (x *Snapshot) GetKeys() []*VerificationKey {
 		return x.Keys
 	}
 	return nil
+}
+
+func (x *Snapshot) GetMore() bool {
+	if x != nil {
+		return x.More
+	}
+	return false
 }
 
 // Change is everything one write changed, under one revision.
@@ -1317,11 +1339,12 @@ const file_portcullis_v1_event_service_proto_rawDesc = "" +
 	"checkpoint\x18\x06 \x01(\v2\x19.portcullis.v1.CheckpointH\x00R\n" +
 	"checkpoint\x12#\n" +
 	"\rsubscriber_id\x18\a \x01(\tR\fsubscriberIdB\t\n" +
-	"\apayload\"\xb0\x01\n" +
+	"\apayload\"\xc4\x01\n" +
 	"\bSnapshot\x12&\n" +
 	"\x04bans\x18\x01 \x03(\v2\x12.portcullis.v1.BanR\x04bans\x12H\n" +
 	"\x10revoked_sessions\x18\x02 \x03(\v2\x1d.portcullis.v1.RevokedSessionR\x0frevokedSessions\x122\n" +
-	"\x04keys\x18\x03 \x03(\v2\x1e.portcullis.v1.VerificationKeyR\x04keys\"6\n" +
+	"\x04keys\x18\x03 \x03(\v2\x1e.portcullis.v1.VerificationKeyR\x04keys\x12\x12\n" +
+	"\x04more\x18\x04 \x01(\bR\x04more\"6\n" +
 	"\x06Change\x12,\n" +
 	"\x06events\x18\x01 \x03(\v2\x14.portcullis.v1.EventR\x06events\"\f\n" +
 	"\n" +

@@ -36,8 +36,9 @@ type EventServiceClient interface {
 	// Watch streams the changes after after_revision, in order, none dropped,
 	// none duplicated. With after_revision 0, a revision no longer retained,
 	// or a store_id other than the authority's, it first sends a snapshot
-	// (a reset) and then the changes after the snapshot's revision. While
-	// nothing changes it sends checkpoints. Scope: events:watch.
+	// (a reset), in one or more parts (see Snapshot.more), and then the
+	// changes after the snapshot's revision. While nothing changes it sends
+	// checkpoints. Scope: events:watch.
 	Watch(ctx context.Context, in *WatchRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchResponse], error)
 	// ListSubscribers lists the mirrors following the stream and how far each
 	// has got. Scope: events:watch.
@@ -160,8 +161,9 @@ type EventServiceServer interface {
 	// Watch streams the changes after after_revision, in order, none dropped,
 	// none duplicated. With after_revision 0, a revision no longer retained,
 	// or a store_id other than the authority's, it first sends a snapshot
-	// (a reset) and then the changes after the snapshot's revision. While
-	// nothing changes it sends checkpoints. Scope: events:watch.
+	// (a reset), in one or more parts (see Snapshot.more), and then the
+	// changes after the snapshot's revision. While nothing changes it sends
+	// checkpoints. Scope: events:watch.
 	Watch(*WatchRequest, grpc.ServerStreamingServer[WatchResponse]) error
 	// ListSubscribers lists the mirrors following the stream and how far each
 	// has got. Scope: events:watch.
