@@ -26,6 +26,8 @@ type storeConfig struct {
 	etcdCA   string
 	etcdCert string
 	etcdKey  string
+	etcdUser string // --etcd-user
+	etcdPass string // --etcd-password-file: the file's path
 }
 
 func addStoreFlags(f *pflag.FlagSet, c *storeConfig) {
@@ -34,6 +36,28 @@ func addStoreFlags(f *pflag.FlagSet, c *storeConfig) {
 	f.StringVar(&c.etcdCA, "etcd-ca", "", "PEM file of the CAs that sign the etcd servers' certificates (turns on TLS to etcd)")
 	f.StringVar(&c.etcdCert, "etcd-cert", "", "PEM client certificate for etcd (with --etcd-key; turns on TLS to etcd)")
 	f.StringVar(&c.etcdKey, "etcd-key", "", "PEM private key of --etcd-cert")
+	f.StringVar(&c.etcdUser, "etcd-user", "", "etcd user name, when the cluster has authentication on (with --etcd-password-file)")
+	f.StringVar(&c.etcdPass, "etcd-password-file", "", "file holding the password of --etcd-user (a file, not a flag value, so that it shows in no process list)")
+}
+
+// etcdAuth returns the user and password for etcd ("" and "" without
+// --etcd-user).
+func (c storeConfig) etcdAuth() (user, password string, err error) {
+	if (c.etcdUser == "") != (c.etcdPass == "") {
+		return "", "", usageError{errors.New("--etcd-user and --etcd-password-file go together")}
+	}
+	if c.etcdUser == "" {
+		return "", "", nil
+	}
+	b, err := os.ReadFile(c.etcdPass)
+	if err != nil {
+		return "", "", fmt.Errorf("--etcd-password-file: %w", err)
+	}
+	password = strings.TrimRight(string(b), "\r\n")
+	if password == "" {
+		return "", "", usageError{fmt.Errorf("--etcd-password-file %s is empty", c.etcdPass)}
+	}
+	return c.etcdUser, password, nil
 }
 
 // storeTarget is a parsed --store.
@@ -107,8 +131,8 @@ func openStore(ctx context.Context, c serveConfig, log *slog.Logger) (storage.St
 	}
 	switch target.kind {
 	case "bolt":
-		if c.store.etcdCA != "" || c.store.etcdCert != "" || c.store.etcdKey != "" {
-			return nil, "", usageError{errors.New("--etcd-ca, --etcd-cert and --etcd-key need --store etcd://...")}
+		if c.store.etcdCA != "" || c.store.etcdCert != "" || c.store.etcdKey != "" || c.store.etcdUser != "" || c.store.etcdPass != "" {
+			return nil, "", usageError{errors.New("--etcd-ca, --etcd-cert, --etcd-key, --etcd-user and --etcd-password-file need --store etcd://...")}
 		}
 		if err := os.MkdirAll(filepath.Dir(target.path), 0o700); err != nil {
 			return nil, "", fmt.Errorf("store directory: %w", err)
@@ -123,7 +147,12 @@ func openStore(ctx context.Context, c serveConfig, log *slog.Logger) (storage.St
 		if err != nil {
 			return nil, "", err
 		}
-		s, err := etcd.Open(ctx, etcd.Options{Endpoints: target.endpoints, Prefix: c.store.prefix, TLS: tlsCfg, Logger: log})
+		user, password, err := c.store.etcdAuth()
+		if err != nil {
+			return nil, "", err
+		}
+		s, err := etcd.Open(ctx, etcd.Options{Endpoints: target.endpoints, Prefix: c.store.prefix, TLS: tlsCfg,
+			Username: user, Password: password, Logger: log})
 		if err != nil {
 			return nil, "", err
 		}

@@ -99,11 +99,60 @@ func TestStoreFlagErrors(t *testing.T) {
 		{storeConfig{url: "mysql://x"}, "want bolt://PATH or etcd://"},
 		{storeConfig{etcdCA: "ca.pem"}, "need --store etcd://"},
 		{storeConfig{url: "etcd://127.0.0.1:1", etcdCert: "c.pem"}, "--etcd-cert and --etcd-key go together"},
+		{storeConfig{etcdUser: "portcullis"}, "need --store etcd://"},
+		{storeConfig{url: "etcd://127.0.0.1:1", etcdUser: "portcullis"}, "--etcd-user and --etcd-password-file go together"},
 	} {
 		cfg := serveConfig{listen: "127.0.0.1:0", dataDir: data, logFormat: "json", logLevel: "info", store: c.store}
 		err := serve(t.Context(), cfg, &strings.Builder{})
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("serve with %+v: %v, want an error containing %q", c.store, err, c.want)
 		}
+	}
+}
+
+// TestServeEtcdAuth: against an etcd with authentication on, serve works
+// with --etcd-user and --etcd-password-file, and fails to start with a
+// wrong password.
+func TestServeEtcdAuth(t *testing.T) {
+	m := etcdtest.Start(t, etcdtest.Config{})
+	cli := etcdtest.Client(t, m)
+	ctx := t.Context()
+	if _, err := cli.UserAdd(ctx, "root", "s3cret-root"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cli.UserGrantRole(ctx, "root", "root"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cli.AuthEnable(ctx); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	good, bad := filepath.Join(dir, "good"), filepath.Join(dir, "bad")
+	writeFile(t, good, []byte("s3cret-root\n"))
+	writeFile(t, bad, []byte("guess\n"))
+	store := storeConfig{url: "etcd://" + m.Endpoint(), prefix: etcdtest.NewPrefix(), etcdUser: "root", etcdPass: bad}
+
+	cfg := serveConfig{listen: "127.0.0.1:0", dataDir: filepath.Join(dir, "data-bad"), logFormat: "json", logLevel: "info", store: store}
+	if err := serve(ctx, cfg, &strings.Builder{}); err == nil || !strings.Contains(err.Error(), "authentication failed") {
+		t.Fatalf("serve with a wrong etcd password: %v, want authentication failed", err)
+	}
+
+	store.etcdPass = good
+	data := filepath.Join(dir, "data")
+	addr, stop := startServeConfig(t, serveConfig{dataDir: data, store: store}, nil)
+	t.Cleanup(func() {
+		if err := stop(); err != nil {
+			t.Errorf("serve: %v", err)
+		}
+	})
+	key := strings.TrimSpace(string(mustRead(t, filepath.Join(data, "admin.key"))))
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	actx := metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+key)
+	if _, err := pb.NewBanServiceClient(conn).CreateBan(actx, &pb.CreateBanRequest{Subject: &pb.Subject{Kind: &pb.Subject_UserId{UserId: "mallory"}}}); err != nil {
+		t.Fatalf("CreateBan over an authenticated etcd: %v", err)
 	}
 }
