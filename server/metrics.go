@@ -33,6 +33,8 @@ import (
 //   - portcullis_watch_subscribers: open Watch streams;
 //   - portcullis_events_total{kind}: events committed to the event log
 //     (rate() of it is events per second);
+//   - portcullis_swept_total{kind}: records deleted by the sweeper
+//     (sweeper.go): session, refresh_token;
 //   - portcullis_store_commit_seconds: latency of durable store commits
 //     (store.Update, fsync included), when the store is wrapped with
 //     InstrumentStore;
@@ -47,6 +49,7 @@ type Metrics struct {
 	sessions      *prometheus.CounterVec
 	rejections    *prometheus.CounterVec
 	events        *prometheus.CounterVec
+	swept         *prometheus.CounterVec
 	commitSeconds *prometheus.HistogramVec
 
 	// server is set by New, for the scrape-time collectors.
@@ -70,6 +73,9 @@ func NewMetrics() *Metrics {
 		events: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "portcullis_events_total", Help: "Events committed to the event log, by kind.",
 		}, []string{"kind"}),
+		swept: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "portcullis_swept_total", Help: "Expired records deleted by the sweeper, by kind (session, refresh_token).",
+		}, []string{"kind"}),
 		commitSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "portcullis_store_commit_seconds",
 			Help:    "Latency of durable store commits (Update, fsync included), by result.",
@@ -79,11 +85,14 @@ func NewMetrics() *Metrics {
 	for _, op := range []string{"created", "refreshed", "revoked"} {
 		m.sessions.WithLabelValues(op)
 	}
+	for _, k := range []string{"session", "refresh_token"} {
+		m.swept.WithLabelValues(k)
+	}
 	for _, k := range []storage.EventKind{storage.EventBanCreated, storage.EventBanLifted, storage.EventSessionRevoked,
 		storage.EventKeyAdded, storage.EventKeyRetired} {
 		m.events.WithLabelValues(string(k))
 	}
-	m.reg.MustRegister(m.grpc, m.sessions, m.rejections, m.events, m.commitSeconds,
+	m.reg.MustRegister(m.grpc, m.sessions, m.rejections, m.events, m.swept, m.commitSeconds,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		&scrapeCollector{m: m})
 	return m

@@ -31,6 +31,8 @@ type serveConfig struct {
 	accessTTL          time.Duration
 	sessionTTL         time.Duration
 	checkpointInterval time.Duration
+	sessionRetention   time.Duration
+	sweepInterval      time.Duration
 	retainRevisions    int64
 	shutdownTimeout    time.Duration
 	tlsCert            string // tls.go
@@ -72,6 +74,8 @@ signing key and an API key named bootstrap-admin with scope admin, written to
 	f.DurationVar(&c.accessTTL, "access-ttl", authority.DefaultAccessTTL, "access token lifetime")
 	f.DurationVar(&c.sessionTTL, "session-ttl", authority.DefaultSessionTTL, "session (refresh token) lifetime")
 	f.DurationVar(&c.checkpointInterval, "checkpoint-interval", 5*time.Second, "how often idle Watch streams get a checkpoint")
+	f.DurationVar(&c.sessionRetention, "session-retention", authority.DefaultSessionRetention, "how long ended sessions and their refresh tokens stay (listable with sessions --all) before the sweeper deletes them")
+	f.DurationVar(&c.sweepInterval, "sweep-interval", 10*time.Minute, "how often to delete sessions ended more than --session-retention ago (0: never)")
 	f.Int64Var(&c.retainRevisions, "retain-revisions", 100000, "how many revisions of the event log to keep for resuming watchers")
 	f.DurationVar(&c.shutdownTimeout, "shutdown-timeout", 10*time.Second, "how long to wait for calls in flight on shutdown")
 	addTLSFlags(f, &c)
@@ -118,6 +122,9 @@ func serve(ctx context.Context, c serveConfig, logOut io.Writer) error {
 	if err != nil {
 		return err
 	}
+	if c.sessionRetention < 0 || c.sweepInterval < 0 {
+		return usageError{errors.New("--session-retention and --sweep-interval must not be negative")}
+	}
 	tr, err := setupTransport(c, log) // TLS, or plaintext checked against --insecure (tls.go)
 	if err != nil {
 		return err
@@ -158,6 +165,16 @@ func serve(ctx context.Context, c serveConfig, logOut io.Writer) error {
 	}
 
 	srv := server.New(auth, server.Options{Logger: log, CheckpointInterval: c.checkpointInterval, Metrics: metrics, Limits: c.limits})
+	// The sweeper stops (and its pass in flight ends) before the store
+	// closes: this defer runs before the store's.
+	sweepCtx, stopSweep := context.WithCancel(ctx)
+	sweepDone := make(chan struct{})
+	defer func() { stopSweep(); <-sweepDone }()
+	if c.sweepInterval > 0 {
+		go func() { defer close(sweepDone); srv.RunSweeper(sweepCtx, c.sessionRetention, c.sweepInterval) }()
+	} else {
+		close(sweepDone)
+	}
 	g := srv.NewGRPCServer(tr.grpc...)
 	lis, err := net.Listen("tcp", c.listen)
 	if err != nil {

@@ -45,6 +45,25 @@
 // Key rotation deletes at most 32 unusable signing keys per Update for the
 // same reason; the rest go with the next rotations.
 //
+// # Sweeping ended sessions
+//
+// Sweep (sweep.go; run every --sweep-interval by the server) deletes the
+// sessions that ended more than a retention ago (default 7 days), each with
+// every refresh-token record of its lineage, found through the store's
+// index by session (storage.ReadTx.RefreshTokens). It keeps everything
+// still needed: a session that has not ended (a revoked one's tokens must
+// answer SESSION_REVOKED or TOKEN_THEFT_DETECTED until then), a revoked
+// session whose access tokens may be valid (the Watch snapshot carries it),
+// and every ban, audit record and key. Deletions are not Updates of their
+// own with audit records and events: they are housekeeping, logged as one
+// line per pass. Each Update deletes at most 100 keys (a token is two, a
+// session at most four) and re-reads what it deletes, tokens before their
+// session, so passes on several replicas, or a pass that stopped part way,
+// do no harm. The scan reads sessions in ID (creation) order in pages and
+// stops at the first created after the cutoff; there is no expiry index,
+// since a full read every few minutes costs no writer anything and the
+// index would cost every login a write.
+//
 // It may import internal/storage, token and the standard library (plus
 // golang-jwt through token). It knows nothing of gRPC or of the generated
 // API types: server/ converts requests into the inputs here and the errors
@@ -52,7 +71,9 @@
 //
 // Time comes from Config.Clock, never from time.Now directly, so expiry is
 // decided by comparing times and tests control the clock. Expiry never
-// depends on a background job having run.
+// depends on a background job having run: the sweep only reclaims space,
+// and a swept session's refresh tokens answer TOKEN_INVALID instead of
+// SESSION_EXPIRED.
 //
 // Choices where the design is silent:
 //   - Sessions end SessionTTL (default 30 days) after creation; rotation does

@@ -31,6 +31,16 @@
 // Update and, on ErrTxnTooLarge, splits the work into smaller ones; work
 // that must be atomic must fit.
 //
+// # Sweeping
+//
+// Records of ended sessions are deleted by the authority's sweep, through
+// Tx.DeleteRefreshToken and Tx.DeleteSession (both idempotent: deleting an
+// absent record is not an error, so replicas may sweep concurrently). A
+// session's refresh tokens (every generation) are found with
+// ReadTx.RefreshTokens, an index by session each backend keeps in step with
+// PutRefreshToken and DeleteRefreshToken. Sweeping emits no events: mirrors
+// never hold an ended session. Bans, audit records and keys are not swept.
+//
 // # Revisions and the event log
 //
 // An Update that emits at least one event is assigned the next revision of

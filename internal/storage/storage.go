@@ -91,6 +91,11 @@ type ReadTx interface {
 	Sessions(q SessionQuery) iter.Seq2[Session, error]
 	// RefreshToken looks a refresh token up by the hash of its secret.
 	RefreshToken(hash []byte) (RefreshToken, error)
+	// RefreshTokens yields every refresh token record of a session (the
+	// current one and the superseded ones), in hash order, through an index
+	// by session: sweeping finds an expired session's tokens without
+	// reading anyone else's.
+	RefreshTokens(sessionID string) iter.Seq2[RefreshToken, error]
 
 	Ban(id string) (Ban, error)
 	// Bans yields the bans matching q with an ID greater than q.After.
@@ -110,11 +115,15 @@ type Tx interface {
 
 	// PutSession creates or replaces a session (and its indexes).
 	PutSession(Session) error
-	// DeleteSession removes an expired session and its indexes (sweeping).
+	// DeleteSession removes an expired session and its indexes (sweeping);
+	// an absent one is not an error. It does not touch the session's
+	// refresh tokens: the caller deletes those (RefreshTokens) first.
 	DeleteSession(id string) error
-	// PutRefreshToken records a refresh token hash (new or superseded).
+	// PutRefreshToken records a refresh token hash (new or superseded)
+	// and indexes it under its SessionID, which must not be empty.
 	PutRefreshToken(RefreshToken) error
-	// DeleteRefreshToken removes a refresh token hash (sweeping).
+	// DeleteRefreshToken removes a refresh token hash and its index entry
+	// (sweeping); an absent one is not an error.
 	DeleteRefreshToken(hash []byte) error
 
 	// PutBan creates or replaces a ban (and its indexes).

@@ -56,7 +56,7 @@ func checkStore(tx *bbolt.Tx) error {
 	rt := &readTx{tx: tx, rev: m.revision}
 	checks := []func(*readTx) error{
 		checkSessions, checkBans, checkEvents(m),
-		checkKeyed(bucketRefreshTokens, "refresh token", func(r storage.RefreshToken) []byte { return r.Hash }),
+		checkRefreshTokens,
 		checkKeyed(bucketAudit, "audit record", func(a storage.AuditRecord) []byte { return []byte(a.ID) }),
 		checkKeyed(bucketAPIKeys, "api key", func(k storage.APIKey) []byte { return []byte(k.ID) }),
 		checkKeyed(bucketSigningKeys, "signing key", func(k storage.SigningKey) []byte { return []byte(k.ID) }),
@@ -132,6 +132,14 @@ func checkSessions(t *readTx) error {
 	return checkIndexed(t, bucketSessions, "session",
 		func(s storage.Session) string { return s.ID }, sessionIndexes,
 		bucketSessionsByTenant, bucketSessionsByUser, bucketSessionsByDevice)
+}
+
+// checkRefreshTokens verifies the refresh tokens against their index by
+// session. The hash is the record's key (and its index key's tail).
+func checkRefreshTokens(t *readTx) error {
+	return checkIndexed(t, bucketRefreshTokens, "refresh token",
+		func(r storage.RefreshToken) string { return string(r.Hash) }, refreshTokenIndexes,
+		bucketRefreshTokensBySession)
 }
 
 func checkBans(t *readTx) error {

@@ -22,3 +22,5 @@ var (
 	ErrTxDone            = errTxDone
 	IndexKey             = indexKey
 )
+
+var BucketRefreshTokensBySession = bucketRefreshTokensBySession

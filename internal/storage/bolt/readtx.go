@@ -98,6 +98,14 @@ func (t *readTx) RefreshToken(hash []byte) (storage.RefreshToken, error) {
 	return r, err
 }
 
+func (t *readTx) RefreshTokens(sessionID string) iter.Seq2[storage.RefreshToken, error] {
+	if sessionID == "" {
+		return func(func(storage.RefreshToken, error) bool) {} // no token has an empty session ID
+	}
+	sc := scanSpec{primary: bucketRefreshTokens, index: bucketRefreshTokensBySession, prefix: indexPrefix(sessionID), kind: "refresh token"}
+	return scan(t, sc, func(*storage.RefreshToken) bool { return true })
+}
+
 func (t *readTx) Ban(id string) (storage.Ban, error) {
 	b, ok, err := get[storage.Ban](t, bucketBans, "ban", []byte(id))
 	if err == nil && !ok {

@@ -10,8 +10,9 @@ package bolt
 // indexed fields, so a prefix scan can never run into a neighbour's key.
 // Index values are empty; the record lives in the primary bucket only.
 
-// schemaVersion is the version of the layout below.
-const schemaVersion uint64 = 1
+// schemaVersion is the version of the layout below. Version 1 had no
+// bucketRefreshTokensBySession; Open upgrades such a file (migrate.go).
+const schemaVersion uint64 = 2
 
 // sep separates the parts of an index key.
 const sep = 0x00
@@ -33,6 +34,9 @@ var (
 
 	// bucketRefreshTokens: hash of the secret -> JSON storage.RefreshToken.
 	bucketRefreshTokens = []byte("refresh_tokens")
+	// bucketRefreshTokensBySession: session ID 0 hash -> empty. Sweeping
+	// finds an expired session's tokens (every generation) through it.
+	bucketRefreshTokensBySession = []byte("refresh_tokens_by_session")
 
 	// bucketBans: ban ID -> JSON storage.Ban.
 	bucketBans = []byte("bans")
@@ -60,7 +64,7 @@ var (
 var allBuckets = [][]byte{
 	bucketMeta,
 	bucketSessions, bucketSessionsByTenant, bucketSessionsByUser, bucketSessionsByDevice,
-	bucketRefreshTokens,
+	bucketRefreshTokens, bucketRefreshTokensBySession,
 	bucketBans, bucketBansByTenant, bucketBansBySubject,
 	bucketAudit,
 	bucketAPIKeys,

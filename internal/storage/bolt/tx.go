@@ -35,6 +35,10 @@ func sessionIndexes(s storage.Session) []indexEntry {
 	return e
 }
 
+func refreshTokenIndexes(r storage.RefreshToken) []indexEntry {
+	return []indexEntry{{bucketRefreshTokensBySession, append(indexPrefix(r.SessionID), r.Hash...)}}
+}
+
 func banIndexes(b storage.Ban) []indexEntry {
 	return []indexEntry{
 		{bucketBansByTenant, indexKey(b.ID, b.TenantID)},
@@ -157,7 +161,21 @@ func (t *writeTx) PutRefreshToken(r storage.RefreshToken) error {
 	if len(r.Hash) == 0 {
 		return fmt.Errorf("%w: refresh token hash is empty", errInvalid)
 	}
-	return t.put(bucketRefreshTokens, "refresh token", r.Hash, r.UTC())
+	if err := checkKeyPart("refresh token session ID", r.SessionID, false); err != nil {
+		return err
+	}
+	old, exists, err := get[storage.RefreshToken](&t.readTx, bucketRefreshTokens, "refresh token", r.Hash)
+	if err != nil {
+		return err
+	}
+	if err := t.put(bucketRefreshTokens, "refresh token", r.Hash, r.UTC()); err != nil {
+		return err
+	}
+	var oldIdx []indexEntry
+	if exists {
+		oldIdx = refreshTokenIndexes(old)
+	}
+	return t.reindex(oldIdx, refreshTokenIndexes(r))
 }
 
 // DeleteRefreshToken removes a refresh token; an absent one is not an error.
@@ -167,6 +185,13 @@ func (t *writeTx) DeleteRefreshToken(hash []byte) error {
 	}
 	if len(hash) == 0 {
 		return fmt.Errorf("%w: refresh token hash is empty", errInvalid)
+	}
+	old, exists, err := get[storage.RefreshToken](&t.readTx, bucketRefreshTokens, "refresh token", hash)
+	if err != nil || !exists {
+		return err
+	}
+	if err := t.reindex(refreshTokenIndexes(old), nil); err != nil {
+		return err
 	}
 	return t.del(bucketRefreshTokens, "refresh token", hash)
 }

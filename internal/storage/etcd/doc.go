@@ -11,11 +11,17 @@
 //	<prefix>/sessions/<id>, /bans/<id>, /audit/<id>, /apikeys/<id>,
 //	/signingkeys/<id>, /refresh/<hex of the hash>
 //	<prefix>/idx/sessions_by_user/<tenant>\x00<user>\x00<id> (and by
-//	tenant, by device; bans by tenant and by subject), empty values
+//	tenant, by device; bans by tenant and by subject; refresh tokens by
+//	session, as <session>\x00<hex of the hash>), empty values
 //	<prefix>/log            the last change; its versions are the event log
 //	<prefix>/meta/store     schema version and the nonce of the store ID
 //	<prefix>/meta/compacted the compaction mark of Store.Compact
 //	<prefix>/guard/<bucket> rewritten by every delete in <bucket>
+//
+// The refresh-token index by session came with the sweeper, without a
+// schema version change and without a migration (bolt's file is migrated
+// at Open): tokens written by an earlier build have no entry, so the sweep
+// deletes their sessions but not them.
 //
 // # Transactions
 //

@@ -33,6 +33,9 @@ const (
 	bucketSessionsByUser   = "idx/sessions_by_user"
 	bucketSessionsByDevice = "idx/sessions_by_device"
 	bucketBansByTenant     = "idx/bans_by_tenant"
+	// bucketRefreshBySession: <session ID>\x00<hex of the hash>; sweeping
+	// finds an expired session's tokens (every generation) through it.
+	bucketRefreshBySession = "idx/refresh_by_session"
 	bucketBansBySubject    = "idx/bans_by_subject"
 )
 

@@ -586,6 +586,14 @@ func (t *txn) RefreshToken(hash []byte) (storage.RefreshToken, error) {
 	return r, err
 }
 
+func (t *txn) RefreshTokens(sessionID string) iter.Seq2[storage.RefreshToken, error] {
+	if sessionID == "" {
+		return func(func(storage.RefreshToken, error) bool) {} // no token has an empty session ID
+	}
+	prefix := t.k.indexPrefix(bucketRefreshBySession, sessionID)
+	return scanIndex(t, bucketRefreshBySession, prefix, bucketRefreshTokens, "refresh token", "", func(*storage.RefreshToken) bool { return true })
+}
+
 func (t *txn) Ban(id string) (storage.Ban, error) {
 	b, ok, err := getRecord[storage.Ban](t, bucketBans, "ban", t.k.record(bucketBans, id))
 	if err == nil && !ok {

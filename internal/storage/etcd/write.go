@@ -1,6 +1,7 @@
 package etcd
 
 import (
+	"encoding/hex"
 	"fmt"
 
 	"github.com/portcullis-dev/portcullis/internal/storage"
@@ -21,6 +22,10 @@ func (t *txn) sessionIndexes(s storage.Session) []indexEntry {
 		e = append(e, indexEntry{bucketSessionsByDevice, t.k.indexKey(bucketSessionsByDevice, s.ID, s.TenantID, s.DeviceID)})
 	}
 	return e
+}
+
+func (t *txn) refreshTokenIndexes(r storage.RefreshToken) []indexEntry {
+	return []indexEntry{{bucketRefreshBySession, t.k.indexKey(bucketRefreshBySession, hex.EncodeToString(r.Hash), r.SessionID)}}
 }
 
 func (t *txn) banIndexes(b storage.Ban) []indexEntry {
@@ -126,7 +131,25 @@ func (t *txn) PutRefreshToken(r storage.RefreshToken) error {
 	if len(r.Hash) == 0 {
 		return fmt.Errorf("%w: refresh token hash is empty", errInvalid)
 	}
-	return t.put("refresh token", t.k.refresh(r.Hash), r.UTC())
+	if err := checkKeyPart("refresh token session ID", r.SessionID, false); err != nil {
+		return err
+	}
+	// A rotation writes a new hash: assumed absent on the first attempt,
+	// which the commit checks, so the index costs no extra round trip.
+	key := t.k.refresh(r.Hash)
+	old, exists, err := getRecordForWrite[storage.RefreshToken](t, bucketRefreshTokens, "refresh token", key)
+	if err != nil {
+		return err
+	}
+	if err := t.put("refresh token", key, r.UTC()); err != nil {
+		return err
+	}
+	var oldIdx []indexEntry
+	if exists {
+		oldIdx = t.refreshTokenIndexes(old)
+	}
+	t.reindex(oldIdx, t.refreshTokenIndexes(r))
+	return nil
 }
 
 // DeleteRefreshToken removes a refresh token; an absent one is not an error.
@@ -137,7 +160,13 @@ func (t *txn) DeleteRefreshToken(hash []byte) error {
 	if len(hash) == 0 {
 		return fmt.Errorf("%w: refresh token hash is empty", errInvalid)
 	}
-	t.del(bucketRefreshTokens, t.k.refresh(hash))
+	key := t.k.refresh(hash)
+	old, exists, err := getRecord[storage.RefreshToken](t, bucketRefreshTokens, "refresh token", key)
+	if err != nil || !exists {
+		return err
+	}
+	t.reindex(t.refreshTokenIndexes(old), nil)
+	t.del(bucketRefreshTokens, key)
 	return nil
 }
 

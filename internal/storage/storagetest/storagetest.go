@@ -16,6 +16,7 @@ import (
 func RunTests(t *testing.T, newStore func(t *testing.T) storage.Store) {
 	t.Run("Sessions", func(t *testing.T) { testSessions(t, newStore) })
 	t.Run("RefreshTokens", func(t *testing.T) { testRefreshTokens(t, newStore(t)) })
+	t.Run("SessionRefreshTokens", func(t *testing.T) { testSessionRefreshTokens(t, newStore(t)) })
 	t.Run("Bans", func(t *testing.T) { testBans(t, newStore) })
 	t.Run("Audit", func(t *testing.T) { testAudit(t, newStore) })
 	t.Run("APIKeys", func(t *testing.T) { testAPIKeys(t, newStore(t)) })
