@@ -9,58 +9,78 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/backoff"
+	"google.golang.org/grpc/connectivity"
 	"google.golang.org/grpc/test/bufconn"
 
 	"github.com/portcullis-dev/portcullis/client"
 	"github.com/portcullis-dev/portcullis/internal/authority"
 	"github.com/portcullis-dev/portcullis/internal/storage"
-	"github.com/portcullis-dev/portcullis/internal/storage/bolt"
-	"github.com/portcullis-dev/portcullis/internal/storage/bolt/bolttest"
 	"github.com/portcullis-dev/portcullis/server"
 )
 
 // Authority is a running Portcullis authority: the real authority and
-// server over a bbolt file of its own, served in memory (grpc bufconn).
+// server over a store of its own (a bbolt file, or etcd under
+// Options.EtcdEndpoints), served in memory (grpc bufconn).
 type Authority struct {
 	// AdminKey is the secret of the bootstrap API key (scope admin), which
-	// Dial uses unless told otherwise.
+	// Dial uses unless told otherwise. It lives in the store, so it
+	// survives Restart.
 	AdminKey string
 
-	clock *Clock
-	store *bolt.Store
+	clock   *Clock
+	opts    Options
+	log     *slog.Logger
+	backend backend
+	storeID string
+	// tcpAddr is the loopback address under Options.Loopback, kept across
+	// Restart so that clients dialled by address find the authority again.
+	tcpAddr string
+
+	// fail reports a broken authority: t.Fatalf under Start, a panic
+	// under New (as httptest panics when it cannot listen).
+	fail func(format string, args ...any)
+	// removeDir removes New's temporary directory; nil under Start, whose
+	// t.TempDir() is removed by the testing package.
+	removeDir func()
+
+	// lis is the in-memory listener of the running instance, nil while
+	// stopped: DialContext reads it on every (re)connection, so clients
+	// outlive a Restart.
+	lis atomic.Pointer[bufconn.Listener]
+
+	mu      sync.Mutex
+	run     *instance // nil while stopped
+	clients []*client.Client
+	closed  bool
+}
+
+// instance is one life of the authority, from start or Restart to Stop:
+// what `portcullis serve` holds between its start and SIGTERM.
+type instance struct {
+	store storage.Store
 	auth  *authority.Authority
 	srv   *server.Server
 	grpc  *grpc.Server
 	lis   *bufconn.Listener
 	tcp   net.Listener // nil without Options.Loopback
-
-	// fail reports a broken authority: t.Fatalf under Start, a panic
-	// under New (as httptest panics when it cannot listen).
-	fail func(format string, args ...any)
-	// closeStore closes the store and checks the file; under Start,
-	// bolttest's cleanup does it instead.
-	closeStore func() error
-
-	mu      sync.Mutex
-	clients []*client.Client
-	closed  bool
 }
 
 // Start starts an authority for the test on a fresh bbolt file in
-// t.TempDir(), logging warnings to the test's output. It stops when the
-// test ends, after the test's later cleanups (so mirrors the test started
-// stop first); then it closes the file and checks it (bbolt's page check
-// and the store's invariants), failing the test on any inconsistency.
+// t.TempDir() (or in etcd under Options.EtcdEndpoints), logging warnings
+// to the test's output. It stops when the test ends, after the test's
+// later cleanups (so mirrors the test started stop first); then, for a
+// bbolt file, it checks the file (bbolt's page check and the store's
+// invariants), failing the test on any inconsistency.
 func Start(t testing.TB, opts Options) *Authority {
 	t.Helper()
 	log := slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
-	store := bolttest.Open(t, bolt.Options{Logger: log})
-	a, err := start(store, opts, log)
+	a, err := newAuthority(opts, log, filepath.Join(t.TempDir(), "portcullis.db"), "")
 	if err != nil {
 		t.Fatalf("authoritytest: %v", err)
 	}
@@ -68,7 +88,6 @@ func Start(t testing.TB, opts Options) *Authority {
 		t.Helper()
 		t.Fatalf(format, args...)
 	}
-	a.closeStore = func() error { return nil }
 	t.Cleanup(func() {
 		if err := a.Close(); err != nil {
 			t.Errorf("authoritytest: %v", err)
@@ -79,66 +98,41 @@ func Start(t testing.TB, opts Options) *Authority {
 
 // New starts an authority outside a test (an example, a TestMain that
 // shares one authority among a package's tests) on a fresh bbolt file in
-// a temporary directory, logging warnings to stderr. The caller must
-// Close it; Close reports what the file check finds.
+// a temporary directory (or in etcd under Options.EtcdEndpoints), logging
+// warnings to stderr. The caller must Close it; Close reports what the
+// file check finds.
 func New(opts Options) (*Authority, error) {
 	dir, err := os.MkdirTemp("", "authoritytest-")
 	if err != nil {
 		return nil, fmt.Errorf("authoritytest: %w", err)
 	}
-	path := filepath.Join(dir, "portcullis.db")
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	store, err := bolt.Open(path, bolt.Options{Logger: log})
+	a, err := newAuthority(opts, log, filepath.Join(dir, "portcullis.db"), "")
 	if err != nil {
 		os.RemoveAll(dir)
 		return nil, fmt.Errorf("authoritytest: %w", err)
 	}
-	closeStore := func() error {
-		defer os.RemoveAll(dir)
-		if err := store.Close(); err != nil {
-			return err
-		}
-		return bolt.Check(path)
-	}
-	a, err := start(store, opts, log)
-	if err != nil {
-		return nil, errors.Join(fmt.Errorf("authoritytest: %w", err), closeStore())
-	}
 	a.fail = func(format string, args ...any) { panic(fmt.Sprintf(format, args...)) }
-	a.closeStore = closeStore
+	a.removeDir = func() { os.RemoveAll(dir) }
 	return a, nil
 }
 
-// start wires the authority as `portcullis serve` does and serves it.
-func start(store *bolt.Store, opts Options, log *slog.Logger) (*Authority, error) {
+// newAuthority makes the authority over the backend opts choose and starts
+// it. adminKey is the admin key of a store another replica bootstrapped.
+func newAuthority(opts Options, log *slog.Logger, path, adminKey string) (*Authority, error) {
 	if opts.Clock == nil {
 		opts.Clock = NewClock(DefaultStart)
 	}
-	auth := authority.New(store, authority.Config{Clock: opts.Clock.Now, Logger: log})
-	ctx := context.Background()
-	if err := auth.EnsureSigningKey(ctx); err != nil {
-		return nil, err
-	}
-	key, err := auth.EnsureBootstrapKey(ctx)
+	be, err := newBackend(opts, log, path)
 	if err != nil {
 		return nil, err
 	}
-	a := &Authority{AdminKey: key, clock: opts.Clock, store: store, auth: auth, lis: bufconn.Listen(1 << 20)}
+	a := &Authority{AdminKey: adminKey, clock: opts.Clock, opts: opts, log: log, backend: be}
 	if opts.Loopback {
-		if a.tcp, err = net.Listen("tcp", "127.0.0.1:0"); err != nil {
-			return nil, err
-		}
+		a.tcpAddr = "127.0.0.1:0"
 	}
-	a.srv = server.New(auth, server.Options{
-		Logger:             log,
-		CheckpointInterval: opts.CheckpointInterval,
-		SendTimeout:        opts.SendTimeout,
-		ProgressTimeout:    opts.ProgressTimeout,
-	})
-	a.grpc = a.srv.NewGRPCServer(opts.ServerOptions...)
-	go a.grpc.Serve(a.lis)
-	if a.tcp != nil {
-		go a.grpc.Serve(a.tcp)
+	if err := a.serve(); err != nil {
+		return nil, err
 	}
 	return a, nil
 }
@@ -147,26 +141,44 @@ func start(store *bolt.Store, opts Options, log *slog.Logger) (*Authority, error
 func (a *Authority) Clock() *Clock { return a.clock }
 
 // Addr is the authority's 127.0.0.1 TCP address under Options.Loopback,
-// and "" without it. It serves plaintext (client.WithInsecure).
+// and "" without it. It serves plaintext (client.WithInsecure), and keeps
+// its port across Restart.
 func (a *Authority) Addr() string {
-	if a.tcp == nil {
+	if !a.opts.Loopback {
 		return ""
 	}
-	return a.tcp.Addr().String()
+	return a.tcpAddr
+}
+
+// StoreID is the ID of the authority's store (the store_id of its Watch
+// stream): another Authority, even on the same address, has another.
+func (a *Authority) StoreID() string { return a.storeID }
+
+// DialContext connects to the authority's in-memory listener, for
+// grpc.WithContextDialer: for a connection Dial does not make (a plain
+// grpc.ClientConn, or one whose dialer picks among several authorities).
+// It reaches whichever instance is running, so a connection survives
+// Restart; while the authority is stopped it fails, as dialling a stopped
+// server does.
+func (a *Authority) DialContext(ctx context.Context, _ string) (net.Conn, error) {
+	lis := a.lis.Load()
+	if lis == nil {
+		return nil, errors.New("authoritytest: the authority is stopped")
+	}
+	return lis.DialContext(ctx)
 }
 
 // Dial returns a client of the authority with the admin key; opts come
 // after Dial's own, so client.WithAPIKey(a.NewAPIKey(...)) calls with
-// another key and client.WithDialOptions adds interceptors. The client is
-// closed when the authority stops.
+// another key (client.WithAPIKey("") with none) and
+// client.WithDialOptions adds interceptors. The client outlives Restart
+// and is closed when the authority closes.
 func (a *Authority) Dial(opts ...client.Option) *client.Client {
 	own := []client.Option{
 		client.WithInsecure(),
 		client.WithAPIKey(a.AdminKey),
 		client.WithDialOptions(
-			grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) {
-				return a.lis.DialContext(ctx)
-			}),
+			grpc.WithContextDialer(a.DialContext),
 			// The client package's backoff (from 250ms) is for a network;
 			// in memory, a lost connection is back at once.
 			grpc.WithConnectParams(grpc.ConnectParams{
@@ -191,11 +203,24 @@ func (a *Authority) Dial(opts ...client.Option) *client.Client {
 	return c
 }
 
+// running returns the running instance, failing when there is none.
+func (a *Authority) running(what string) *instance {
+	a.mu.Lock()
+	run := a.run
+	a.mu.Unlock()
+	if run == nil {
+		a.fail("authoritytest: %s on a stopped authority", what)
+	}
+	return run
+}
+
 // NewAPIKey creates an API key named name with the given scopes (such as
 // "events:watch", "bans:write"; "admin" grants all) and returns its
-// secret, for client.WithAPIKey.
+// secret, for client.WithAPIKey. The key lives in the store, so it
+// survives Restart.
 func (a *Authority) NewAPIKey(name string, scopes ...string) string {
-	_, secret, err := a.auth.CreateAPIKey(context.Background(), authority.System, name, scopes, time.Time{})
+	run := a.running("NewAPIKey")
+	_, secret, err := run.auth.CreateAPIKey(context.Background(), authority.System, name, scopes, time.Time{})
 	if err != nil {
 		a.fail("authoritytest: NewAPIKey(%q, %q): %v", name, scopes, err)
 	}
@@ -205,8 +230,9 @@ func (a *Authority) NewAPIKey(name string, scopes ...string) string {
 // Revision is the revision of the authority's last committed change: a
 // mirror at this revision has seen everything written so far.
 func (a *Authority) Revision() int64 {
+	run := a.running("Revision")
 	var rev int64
-	err := a.store.View(context.Background(), func(tx storage.ReadTx) error {
+	err := run.store.View(context.Background(), func(tx storage.ReadTx) error {
 		rev = tx.Revision()
 		return nil
 	})
@@ -218,8 +244,9 @@ func (a *Authority) Revision() int64 {
 
 // Close stops the authority as `portcullis serve` does on SIGTERM (open
 // streams end with Unavailable), closes every client Dial returned and,
-// for an authority from New, closes and checks its file and removes it.
-// Closing twice is harmless. Under Start, the test's end calls it.
+// for a bbolt file, closes and checks it (and, for an authority from New,
+// removes it). Closing twice is harmless. Under Start, the test's end
+// calls it.
 func (a *Authority) Close() error {
 	a.mu.Lock()
 	if a.closed {
@@ -234,7 +261,36 @@ func (a *Authority) Close() error {
 		// itself.
 		_ = c.Close()
 	}
-	a.srv.Shutdown()
-	a.grpc.Stop()
-	return a.closeStore()
+	a.mu.Lock()
+	err := a.stopLocked()
+	a.mu.Unlock()
+	if a.removeDir != nil {
+		a.removeDir()
+	}
+	return err
+}
+
+// reconnected waits until every open client from Dial is connected again
+// or idle (an idle connection connects on its next call, which waits for
+// it): a call right after Restart then does not fail fast on a connection
+// still backing off from the stopped instance.
+func (a *Authority) reconnected() error {
+	a.mu.Lock()
+	clients := a.clients
+	a.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for _, c := range clients {
+		conn := c.Conn()
+		for {
+			s := conn.GetState()
+			if s == connectivity.Ready || s == connectivity.Idle || s == connectivity.Shutdown {
+				break
+			}
+			if !conn.WaitForStateChange(ctx, s) {
+				return fmt.Errorf("a client from Dial is still %v 10s after Restart", s)
+			}
+		}
+	}
+	return nil
 }

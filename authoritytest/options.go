@@ -23,6 +23,10 @@ type Options struct {
 	// from the set a write with a wait waits for (default 3 checkpoint
 	// intervals, at least 1s).
 	ProgressTimeout time.Duration
+	// SnapshotPartSize bounds the encoded size of one message of a Watch
+	// snapshot, in bytes (default 1 MiB): a larger snapshot comes in
+	// several parts. Lower it to split a test's small snapshot.
+	SnapshotPartSize int
 	// ServerOptions are added to the authority's grpc.Server after its
 	// own (interceptors that count or refuse calls, say).
 	ServerOptions []grpc.ServerOption
@@ -31,4 +35,12 @@ type Options struct {
 	// itself, such as a command run in-process. Dial always uses the
 	// in-memory listener.
 	Loopback bool
+	// EtcdEndpoints, when set, keep the authority's data in this etcd
+	// cluster (client URLs, plaintext) instead of a bbolt file: as
+	// `portcullis serve --store etcd://...` does, and as replicas must (StartReplicas).
+	// The embedetcd package starts one in-process.
+	EtcdEndpoints []string
+	// EtcdPrefix is the key prefix of the store in etcd (default: a fresh,
+	// random one, so that authorities sharing a cluster share nothing).
+	EtcdPrefix string
 }

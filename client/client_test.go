@@ -45,12 +45,8 @@ func TestClientErrors(t *testing.T) {
 	}
 
 	// Without a key, or with a bad one: API_KEY_INVALID.
-	for _, opts := range [][]client.Option{nil, {client.WithAPIKey("pcl_x_y")}} {
-		c, err := client.Dial("passthrough:///bufnet", append(opts, client.WithInsecure(),
-			client.WithDialOptions(e.net.dialOptions()...))...)
-		if err != nil {
-			t.Fatal(err)
-		}
+	for _, key := range []string{"", "pcl_x_y"} {
+		c := e.Dial(client.WithAPIKey(key))
 		_, err = c.Keys.ListKeys(ctx, &pb.ListKeysRequest{})
 		if !errors.Is(err, client.ErrAPIKeyInvalid) {
 			t.Fatalf("ListKeys: %v", err)
@@ -58,13 +54,8 @@ func TestClientErrors(t *testing.T) {
 		c.Close()
 	}
 	// A key without the scope: PERMISSION_DENIED.
-	key := e.keyWith("reader", "bans:read")
-	c, err := client.Dial("passthrough:///bufnet", client.WithInsecure(), client.WithAPIKey(key),
-		client.WithDialOptions(e.net.dialOptions()...))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	key := e.NewAPIKey("reader", "bans:read")
+	c := e.Dial(client.WithAPIKey(key))
 	if _, err := c.Bans.GetBan(ctx, &pb.GetBanRequest{BanId: b.GetBanId()}); err != nil {
 		t.Fatalf("GetBan with bans:read: %v", err)
 	}

@@ -5,61 +5,42 @@ import (
 	"errors"
 	"log/slog"
 	"net"
-	"path/filepath"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/backoff"
-	"google.golang.org/grpc/test/bufconn"
 
+	"github.com/portcullis-dev/portcullis/authoritytest"
 	"github.com/portcullis-dev/portcullis/client"
 	pb "github.com/portcullis-dev/portcullis/gen/portcullis/v1"
-	"github.com/portcullis-dev/portcullis/internal/authority"
-	"github.com/portcullis-dev/portcullis/internal/storage"
-	"github.com/portcullis-dev/portcullis/internal/storage/bolt"
-	"github.com/portcullis-dev/portcullis/internal/storage/bolt/bolttest"
-	"github.com/portcullis-dev/portcullis/server"
 )
 
-// testClock is the settable clock shared by the authority and the mirror.
-type testClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func newClock() *testClock {
-	return &testClock{now: time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)}
-}
-
-func (c *testClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *testClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	c.mu.Unlock()
-}
-
-// network lets clients outlive an authority: their dialer reaches
-// whichever bufconn listener is current, and their API key can change
-// (a wiped store has other keys).
+// network lets a mirror outlive an authority, or move to another one: its
+// dialer reaches whichever authority is current (none: dialling fails, as
+// for a stopped one), and its API key can change (another store has other
+// keys).
 type network struct {
-	lis atomic.Pointer[bufconn.Listener]
+	cur atomic.Pointer[authoritytest.Authority]
 	key atomic.Pointer[string]
 }
 
-func (n *network) dial(ctx context.Context, _ string) (net.Conn, error) {
-	l := n.lis.Load()
-	if l == nil {
-		return nil, errors.New("no authority listening")
+func (n *network) dial(ctx context.Context, addr string) (net.Conn, error) {
+	a := n.cur.Load()
+	if a == nil {
+		return nil, errors.New("no authority on the network")
 	}
-	return l.DialContext(ctx)
+	return a.DialContext(ctx, addr)
+}
+
+// use makes a the network's current authority (nil: none).
+func (n *network) use(a *env) {
+	if a == nil {
+		n.cur.Store(nil)
+		return
+	}
+	n.cur.Store(a.Authority)
 }
 
 // GetRequestMetadata and RequireTransportSecurity make the network a
@@ -81,110 +62,49 @@ func (n *network) dialOptions() []grpc.DialOption {
 	}
 }
 
-// env is a real authority over a real bbolt file, served over bufconn.
+// env is a real authority (authoritytest: a bbolt file, served over
+// bufconn, checkpoints every 20ms) on a network that mirrors follow.
 type env struct {
-	t        testing.TB
-	path     string
-	clock    *testClock
-	net      *network
-	store    *bolt.Store
-	auth     *authority.Authority
-	srv      *server.Server
-	grpc     *grpc.Server
-	adminKey string
-	stopped  bool
+	*authoritytest.Authority
+	t   testing.TB
+	net *network
 
-	// admin calls the authority with the admin key, through the Client.
+	// admin calls the authority with the admin key, through the Client;
+	// it outlives Restart.
 	admin *client.Client
 }
 
 type envOptions struct {
-	path  string // "" = a fresh file
-	clock *testClock
+	clock *authoritytest.Clock
 	net   *network
 	// snapshotPart is the authority's SnapshotPartSize (0: the default).
 	snapshotPart int
 }
 
+// newClock is a clock for authorities and mirrors that share it.
+func newClock() *authoritytest.Clock { return authoritytest.NewClock(authoritytest.DefaultStart) }
+
 func testLogger(t testing.TB) *slog.Logger {
 	return slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
 }
 
-// newEnv starts an authority and makes it the network's current one.
+// newEnv starts an authority on a fresh store and makes it the network's
+// current one.
 func newEnv(t testing.TB, o envOptions) *env {
 	t.Helper()
-	if o.path == "" {
-		o.path = filepath.Join(t.TempDir(), "portcullis.db")
-	}
-	if o.clock == nil {
-		o.clock = newClock()
-	}
 	if o.net == nil {
 		o.net = &network{}
 	}
-	log := testLogger(t)
-	e := &env{t: t, path: o.path, clock: o.clock, net: o.net}
-	e.store = bolttest.OpenPath(t, o.path, bolt.Options{})
-	e.auth = authority.New(e.store, authority.Config{Clock: o.clock.Now, Logger: log})
-	ctx := context.Background()
-	if err := e.auth.EnsureSigningKey(ctx); err != nil {
-		t.Fatal(err)
-	}
-	key, err := e.auth.EnsureBootstrapKey(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if key == "" { // a reopened store: make another admin key
-		_, key, err = e.auth.CreateAPIKey(ctx, authority.System, "test-admin-"+time.Now().Format("150405.000000000"), []string{authority.ScopeAdmin}, time.Time{})
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
-	e.adminKey = key
-	e.srv = server.New(e.auth, server.Options{Logger: log, CheckpointInterval: 20 * time.Millisecond, SnapshotPartSize: o.snapshotPart})
-	e.grpc = e.srv.NewGRPCServer()
-	lis := bufconn.Listen(1 << 20)
-	go e.grpc.Serve(lis)
-	o.net.lis.Store(lis)
+	a := authoritytest.Start(t, authoritytest.Options{Clock: o.clock, CheckpointInterval: 20 * time.Millisecond, SnapshotPartSize: o.snapshotPart})
+	e := &env{Authority: a, t: t, net: o.net, admin: a.Dial()}
+	o.net.use(e)
 	if o.net.key.Load() == nil {
-		o.net.key.Store(&key)
+		o.net.key.Store(&a.AdminKey)
 	}
-	e.admin, err = client.Dial("passthrough:///bufnet", client.WithInsecure(), client.WithAPIKey(key),
-		client.WithDialOptions(o.net.dialOptions()...))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(e.stop)
 	return e
 }
 
-// stop stops the authority the way the binary does on SIGTERM (streams
-// end with Unavailable) and closes its store, so that another env can
-// open the file.
-func (e *env) stop() {
-	if e.stopped {
-		return
-	}
-	e.stopped = true
-	e.admin.Close()
-	e.srv.Shutdown()
-	e.grpc.Stop()
-	if err := e.store.Close(); err != nil {
-		e.t.Errorf("close store: %v", err)
-	}
-}
-
 func (e *env) ctx() context.Context { return context.Background() }
-
-// revision is the store's current revision.
-func (e *env) revision() int64 {
-	e.t.Helper()
-	var rev int64
-	if err := e.store.View(e.ctx(), func(tx storage.ReadTx) error { rev = tx.Revision(); return nil }); err != nil {
-		e.t.Fatal(err)
-	}
-	return rev
-}
 
 func (e *env) login(req *pb.CreateSessionRequest) *pb.CreateSessionResponse {
 	e.t.Helper()
@@ -240,7 +160,7 @@ func newMirror(t testing.TB, e *env, opts client.MirrorOptions, dial ...grpc.Dia
 		t.Fatal(err)
 	}
 	m := &mirror{t: t, events: make(chan *pb.Event, 1024)}
-	opts.Clock = e.clock.Now
+	opts.Clock = e.Clock().Now
 	if opts.Logger == nil {
 		opts.Logger = testLogger(t)
 	}
@@ -273,7 +193,7 @@ func newMirror(t testing.TB, e *env, opts client.MirrorOptions, dial ...grpc.Dia
 // catchUp waits until the mirror has applied everything e's store has.
 func (m *mirror) catchUp(e *env) {
 	m.t.Helper()
-	rev := e.revision()
+	rev := e.Revision()
 	eventually(m.t, "the mirror to reach the store's revision", func() bool { return m.Revision() >= rev })
 }
 
@@ -281,7 +201,7 @@ func (m *mirror) catchUp(e *env) {
 // that the mirror is not stale by the new time.
 func (m *mirror) advance(e *env, d time.Duration) {
 	m.t.Helper()
-	e.clock.Advance(d)
+	e.Clock().Advance(d)
 	eventually(m.t, "a checkpoint", func() bool { return m.Staleness() < time.Second })
 }
 

@@ -5,22 +5,15 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
-	"os"
-	"path/filepath"
 	"time"
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
-	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
-	"google.golang.org/grpc/test/bufconn"
 
+	"github.com/portcullis-dev/portcullis/authoritytest"
 	"github.com/portcullis-dev/portcullis/client"
 	pb "github.com/portcullis-dev/portcullis/gen/portcullis/v1"
-	"github.com/portcullis-dev/portcullis/internal/authority"
-	"github.com/portcullis-dev/portcullis/internal/storage/bolt"
-	"github.com/portcullis-dev/portcullis/server"
 )
 
 // A refusal from the authority, as the Client returns it: errors.Is
@@ -59,45 +52,27 @@ func ExampleStatus() {
 	// Unauthenticated SESSION_REVOKED
 }
 
-// A service checks tokens against its Mirror of an authority (here one in
-// the same process, over an in-memory connection); a ban reaches the
-// mirror within milliseconds and refuses the user's token from then on.
+// A service checks tokens against its Mirror of an authority (here a real
+// one from authoritytest, in the same process, over an in-memory
+// connection); a ban reaches the mirror within milliseconds and refuses
+// the user's token from then on.
 func Example() {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	quiet := slog.New(slog.DiscardHandler)
 
-	// The authority, over a bbolt file.
-	dir, _ := os.MkdirTemp("", "portcullis-example")
-	defer os.RemoveAll(dir)
-	store, err := bolt.Open(filepath.Join(dir, "portcullis.db"), bolt.Options{Logger: quiet})
+	// The authority, over a bbolt file in a temporary directory.
+	a, err := authoritytest.New(authoritytest.Options{})
 	if err != nil {
 		panic(err)
 	}
-	defer store.Close()
-	auth := authority.New(store, authority.Config{Logger: quiet})
-	if err := auth.EnsureSigningKey(ctx); err != nil {
-		panic(err)
-	}
-	adminKey, _ := auth.EnsureBootstrapKey(ctx)
-	srv := server.New(auth, server.Options{Logger: quiet})
-	g := srv.NewGRPCServer()
-	lis := bufconn.Listen(1 << 20)
-	go g.Serve(lis)
-	defer g.Stop()
-	defer srv.Shutdown()
+	defer a.Close()
 
-	// The service's client and mirror.
-	c, err := client.Dial("passthrough:///authority", client.WithInsecure(), client.WithAPIKey(adminKey),
-		client.WithDialOptions(grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) {
-			return lis.DialContext(ctx)
-		})))
-	if err != nil {
-		panic(err)
-	}
-	defer c.Close()
+	// The service's client and mirror; the mirror reads the authority's
+	// clock, which a test moves.
+	c := a.Dial()
 	events := make(chan *pb.Event, 16)
-	m := client.NewMirror(c, client.MirrorOptions{Logger: quiet, OnEvent: func(e *pb.Event) {
+	m := client.NewMirror(c, client.MirrorOptions{Clock: a.Clock().Now, Logger: quiet, OnEvent: func(e *pb.Event) {
 		select { // OnEvent must not block the mirror
 		case events <- e:
 		default:

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"slices"
 	"strings"
 	"sync"
@@ -14,73 +13,30 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/backoff"
 
+	"github.com/portcullis-dev/portcullis/authoritytest"
+	"github.com/portcullis-dev/portcullis/authoritytest/embedetcd"
 	"github.com/portcullis-dev/portcullis/client"
 	pb "github.com/portcullis-dev/portcullis/gen/portcullis/v1"
-	"github.com/portcullis-dev/portcullis/internal/authority"
-	"github.com/portcullis-dev/portcullis/internal/storage/etcd"
-	"github.com/portcullis-dev/portcullis/internal/storage/etcd/etcdtest"
-	"github.com/portcullis-dev/portcullis/server"
 )
 
 // replica is one authority replica over a shared etcd store, served on its
-// own loopback TCP listener.
+// own loopback TCP port (Addr), with an admin client of it.
 type replica struct {
-	addr    string
-	srv     *server.Server
-	grpc    *grpc.Server
-	auth    *authority.Authority
-	admin   *client.Client // set once the admin key exists
-	stopped bool
+	*authoritytest.Authority
+	admin *client.Client
 }
 
-func (r *replica) stop() {
-	if r.stopped {
-		return
-	}
-	r.stopped = true
-	r.srv.Shutdown() // ends the Watch streams with Unavailable
-	r.grpc.Stop()    // closes the listener and the connections
-}
-
-// startReplicas starts n authority replicas over one key prefix of an
-// embedded etcd, bootstraps them, and returns them with the admin key.
-func startReplicas(t *testing.T, n int, clock *testClock) ([]*replica, string) {
+// startReplicas starts n authority replicas over one embedded etcd and
+// returns them with the admin key.
+func startReplicas(t *testing.T, n int, clock *authoritytest.Clock) ([]*replica, string) {
 	t.Helper()
-	member := etcdtest.Start(t, etcdtest.Config{UnsafeNoFsync: true})
-	prefix := etcdtest.NewPrefix()
-	log := testLogger(t)
+	as := authoritytest.StartReplicas(t, n, authoritytest.Options{
+		Clock: clock, CheckpointInterval: 20 * time.Millisecond, EtcdEndpoints: embedetcd.Start(t)})
 	rs := make([]*replica, n)
-	for i := range rs {
-		store := etcdtest.Open(t, etcd.Options{Prefix: prefix, Logger: log}, member)
-		auth := authority.New(store, authority.Config{Clock: clock.Now, Logger: log})
-		srv := server.New(auth, server.Options{Logger: log, CheckpointInterval: 20 * time.Millisecond})
-		g := srv.NewGRPCServer()
-		lis, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		go g.Serve(lis)
-		r := &replica{addr: lis.Addr().String(), srv: srv, grpc: g, auth: auth}
-		t.Cleanup(r.stop)
-		rs[i] = r
+	for i, a := range as {
+		rs[i] = &replica{Authority: a, admin: a.Dial()}
 	}
-	ctx := context.Background()
-	for _, r := range rs {
-		if err := r.auth.EnsureSigningKey(ctx); err != nil {
-			t.Fatal(err)
-		}
-	}
-	key, err := rs[0].auth.EnsureBootstrapKey(ctx)
-	if err != nil || key == "" {
-		t.Fatalf("bootstrap key %q: %v", key, err)
-	}
-	for _, r := range rs {
-		if r.admin, err = client.Dial(r.addr, client.WithInsecure(), client.WithAPIKey(key)); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { r.admin.Close() })
-	}
-	return rs, key
+	return rs, as[0].AdminKey
 }
 
 // eventKey names an event: the same key twice is the same event applied
@@ -120,7 +76,7 @@ func TestMirrorFailover(t *testing.T) {
 	}
 	addrs := make([]string, len(rs))
 	for i, r := range rs {
-		addrs[i] = r.addr
+		addrs[i] = r.Addr()
 	}
 	c, err := client.Dial(strings.Join(addrs, ","), client.WithInsecure(), client.WithAPIKey(keyResp.GetSecret()),
 		client.WithDialOptions(grpc.WithConnectParams(grpc.ConnectParams{
@@ -173,11 +129,11 @@ func TestMirrorFailover(t *testing.T) {
 			seq++
 			b, err := r.admin.Bans.CreateBan(ctx, &pb.CreateBanRequest{Subject: userSubject(fmt.Sprintf("user-%d", seq)), Reason: "spam"})
 			if err != nil {
-				t.Fatalf("CreateBan on %s: %v", r.addr, err)
+				t.Fatalf("CreateBan on %s: %v", r.Addr(), err)
 			}
 			if seq%3 == 0 {
 				if _, err := r.admin.Bans.LiftBan(ctx, &pb.LiftBanRequest{BanId: b.GetBan().GetBanId(), Reason: "appeal"}); err != nil {
-					t.Fatalf("LiftBan on %s: %v", r.addr, err)
+					t.Fatalf("LiftBan on %s: %v", r.Addr(), err)
 				}
 			}
 		}
@@ -186,7 +142,7 @@ func TestMirrorFailover(t *testing.T) {
 			t.Fatal(err)
 		}
 		if _, err := r.admin.Sessions.RevokeSession(ctx, &pb.RevokeSessionRequest{SessionId: s.GetSession().GetSessionId(), Reason: "stolen"}); err != nil {
-			t.Fatalf("RevokeSession on %s: %v", r.addr, err)
+			t.Fatalf("RevokeSession on %s: %v", r.Addr(), err)
 		}
 	}
 	storeRev := func(r *replica) int64 {
@@ -213,7 +169,7 @@ func TestMirrorFailover(t *testing.T) {
 					continue
 				}
 				if found != nil {
-					t.Fatalf("the mirror is subscribed to %s and %s", found.addr, r.addr)
+					t.Fatalf("the mirror is subscribed to %s and %s", found.Addr(), r.Addr())
 				}
 				found, reported = r, s.GetAppliedRevision()
 			}
@@ -234,7 +190,7 @@ func TestMirrorFailover(t *testing.T) {
 
 	// Kill the mirror's replica, and write on another one while the
 	// mirror moves.
-	dead.stop()
+	dead.Stop()
 	var live []*replica
 	for _, r := range rs {
 		if r != dead {
@@ -252,7 +208,7 @@ func TestMirrorFailover(t *testing.T) {
 		now = r
 		return r != nil && reported >= final
 	})
-	t.Logf("mirror moved from %s to %s; revisions %d..%d", dead.addr, now.addr, startRev, final)
+	t.Logf("mirror moved from %s to %s; revisions %d..%d", dead.Addr(), now.Addr(), startRev, final)
 
 	if st := m.Stats(); st.Resets != 1 || st.StoreID != storeID {
 		t.Fatalf("after the failover: %d resets (want 1: a resume, not a snapshot), store %q (want %q)", st.Resets, st.StoreID, storeID)

@@ -42,7 +42,7 @@ func TestMirrorMetrics(t *testing.T) {
 		`portcullis_mirror_checks_total{result="token_invalid"}`:         1,
 		`portcullis_mirror_checks_total{result="session_revoked"}`:       0,
 		`portcullis_mirror_checks_total{result="capability_restricted"}`: 0,
-		`portcullis_mirror_revision`:                                     float64(e.revision()),
+		`portcullis_mirror_revision`:                                     float64(e.Revision()),
 		`portcullis_mirror_synced`:                                       1,
 		`portcullis_mirror_entries{kind="bans"}`:                         1,
 		`portcullis_mirror_entries{kind="revoked_sessions"}`:             1, // bob's session, revoked by the ban

@@ -23,8 +23,8 @@ func TestMirrorSnapshotThenChanges(t *testing.T) {
 	if st := m.Stats(); st.Bans != 1 || st.Resets != 1 || st.Revoked != 1 || st.Keys != 1 {
 		t.Fatalf("after the snapshot: %+v", st)
 	}
-	if m.StoreID() != e.store.StoreID() || m.Revision() != e.revision() {
-		t.Fatalf("mirror at %s/%d, store at %s/%d", m.StoreID(), m.Revision(), e.store.StoreID(), e.revision())
+	if m.StoreID() != e.StoreID() || m.Revision() != e.Revision() {
+		t.Fatalf("mirror at %s/%d, store at %s/%d", m.StoreID(), m.Revision(), e.StoreID(), e.Revision())
 	}
 	// From the snapshot: mallory's ban (it comes before her revocation).
 	_, err := m.check(mallory.GetAccessToken(), client.CheckInput{})
@@ -34,7 +34,7 @@ func TestMirrorSnapshotThenChanges(t *testing.T) {
 	s := m.ok(alice.GetAccessToken(), in)
 	want := client.Session{
 		SessionID: alice.GetSession().GetSessionId(), TenantID: "public", UserID: "alice", DeviceID: "d1",
-		IssueTime: e.clock.Now().Truncate(time.Second), ExpireTime: alice.GetSession().GetAccessExpireTime().AsTime(),
+		IssueTime: e.Clock().Now().Truncate(time.Second), ExpireTime: alice.GetSession().GetAccessExpireTime().AsTime(),
 	}
 	if !s.IssueTime.Equal(want.IssueTime) || !s.ExpireTime.Equal(want.ExpireTime) {
 		t.Fatalf("times %v %v, want %v %v", s.IssueTime, s.ExpireTime, want.IssueTime, want.ExpireTime)

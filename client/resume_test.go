@@ -6,16 +6,16 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"google.golang.org/protobuf/types/known/timestamppb"
+
 	"github.com/portcullis-dev/portcullis/client"
 	pb "github.com/portcullis-dev/portcullis/gen/portcullis/v1"
-	"github.com/portcullis-dev/portcullis/internal/storage"
 )
 
 // TestMirrorResume: the authority restarts on the same file; the mirror
@@ -24,45 +24,45 @@ import (
 // new store_id): the mirror starts over from a snapshot.
 func TestMirrorResume(t *testing.T) {
 	clock, nw := newClock(), &network{}
-	path := filepath.Join(t.TempDir(), "portcullis.db")
-	e1 := newEnv(t, envOptions{path: path, clock: clock, net: nw})
+	e := newEnv(t, envOptions{clock: clock, net: nw})
 	// The mirror's API key lives in the store, so it survives restarts.
-	key := e1.keyWith("mirror", "events:watch")
+	key := e.NewAPIKey("mirror", "events:watch")
 	nw.key.Store(&key)
-	m := newMirror(t, e1, client.MirrorOptions{})
-	alice := e1.login(&pb.CreateSessionRequest{UserId: "alice"}).GetAccessToken()
-	bob := e1.login(&pb.CreateSessionRequest{UserId: "bob"}).GetAccessToken()
-	e1.ban(&pb.CreateBanRequest{Subject: userSubject("mallory"), Duration: "1h"})
-	e1.ban(&pb.CreateBanRequest{Subject: ipSubject("2001:db8::/32"), TenantId: "*", Capabilities: []string{"post"}})
-	m.catchUp(e1)
+	m := newMirror(t, e, client.MirrorOptions{})
+	alice := e.login(&pb.CreateSessionRequest{UserId: "alice"}).GetAccessToken()
+	bob := e.login(&pb.CreateSessionRequest{UserId: "bob"}).GetAccessToken()
+	e.ban(&pb.CreateBanRequest{Subject: userSubject("mallory"), Duration: "1h"})
+	e.ban(&pb.CreateBanRequest{Subject: ipSubject("2001:db8::/32"), TenantId: "*", Capabilities: []string{"post"}})
+	m.catchUp(e)
 	m.ok(alice, client.CheckInput{})
 	rev, storeID := m.Revision(), m.StoreID()
 	connects := m.Stats().Connects
 
-	e1.stop()
+	e.Stop()
 	// Still within the staleness bound: checks go on from the local state.
 	m.ok(alice, client.CheckInput{})
 
-	e2 := newEnv(t, envOptions{path: path, clock: clock, net: nw})
+	e.Restart()
 	eventually(t, "the mirror to reconnect", func() bool { return m.Stats().Connects > connects })
 	if m.StoreID() != storeID || m.Revision() < rev {
 		t.Fatalf("after the restart the mirror is at %s/%d, was %s/%d", m.StoreID(), m.Revision(), storeID, rev)
 	}
-	b := e2.ban(&pb.CreateBanRequest{Subject: userSubject("bob")})
-	m.catchUp(e2)
+	b := e.ban(&pb.CreateBanRequest{Subject: userSubject("bob")})
+	m.catchUp(e)
 	_, err := m.check(bob, client.CheckInput{})
 	wantBan(t, err, client.ErrUserBanned, b.GetBanId())
 	m.ok(alice, client.CheckInput{})
 	if got := m.Stats().Resets; got != 1 {
 		t.Fatalf("%d resets, want 1 (a resume, not a snapshot)", got)
 	}
-	compareBans(t, e2, m)
+	compareBans(t, e, m)
 
-	// Wipe: a new file is a new store, with other keys and no bans.
-	e2.stop()
+	// Wipe: a new authority on the mirror's network is a new store, with
+	// other keys and no bans.
+	e.Stop()
 	e3 := newEnv(t, envOptions{clock: clock, net: nw})
-	nw.key.Store(&e3.adminKey)
-	eventually(t, "the mirror to load the new store", func() bool { return m.StoreID() == e3.store.StoreID() })
+	nw.key.Store(&e3.AdminKey)
+	eventually(t, "the mirror to load the new store", func() bool { return m.StoreID() == e3.StoreID() })
 	if got := m.Stats().Resets; got != 2 {
 		t.Fatalf("%d resets, want 2", got)
 	}
@@ -89,7 +89,7 @@ func (e *env) keyWith(name string, scopes ...string) string {
 // active bans.
 func compareBans(t testing.TB, e *env, m *mirror) {
 	t.Helper()
-	compareBansOf(t, e.admin, e.clock.Now(), m.Mirror)
+	compareBansOf(t, e.admin, e.Clock().Now(), m.Mirror)
 }
 
 // compareBansOf fails unless the mirror holds exactly the active bans that
@@ -159,9 +159,8 @@ func (s *syncBuffer) String() string {
 // and are logged); when the authority is back, checks recover.
 func TestMirrorStaleness(t *testing.T) {
 	clock, nw := newClock(), &network{}
-	path := filepath.Join(t.TempDir(), "portcullis.db")
-	e1 := newEnv(t, envOptions{path: path, clock: clock, net: nw})
-	key := e1.keyWith("mirror", "events:watch")
+	e1 := newEnv(t, envOptions{clock: clock, net: nw})
+	key := e1.NewAPIKey("mirror", "events:watch")
 	nw.key.Store(&key)
 	closed := newMirror(t, e1, client.MirrorOptions{StaleAfter: 30 * time.Second})
 	var logs syncBuffer
@@ -172,7 +171,7 @@ func TestMirrorStaleness(t *testing.T) {
 	open.catchUp(e1)
 	closed.ok(tok, client.CheckInput{})
 
-	e1.stop()
+	e1.Stop()
 	clock.Advance(31 * time.Second)
 	if s := closed.Staleness(); s <= 30*time.Second {
 		t.Fatalf("staleness %v with the authority stopped 31s ago", s)
@@ -189,7 +188,7 @@ func TestMirrorStaleness(t *testing.T) {
 		t.Fatalf("fail-open check not logged: %q", logs.String())
 	}
 
-	newEnv(t, envOptions{path: path, clock: clock, net: nw})
+	e1.Restart()
 	eventually(t, "checks to recover", func() bool {
 		_, err := closed.check(tok, client.CheckInput{})
 		return err == nil
@@ -221,21 +220,11 @@ func TestMirrorLargeSnapshot(t *testing.T) {
 	}
 	e := newEnv(t, envOptions{})
 	const n = 50_000
-	now := e.clock.Now()
-	_, err := e.store.Update(e.ctx(), func(tx storage.Tx) error {
-		for i := range n {
-			b := storage.Ban{ID: synthID("ban_", i), TenantID: "public", Kind: storage.SubjectUser,
-				Value: fmt.Sprintf("user-%07d", i), Reason: "spam in comments", Policy: "tos-4.2",
-				CreatedBy: "moderation-bot", CreateTime: now}
-			if err := tx.PutBan(b); err != nil {
-				return err
-			}
-		}
-		return nil
+	now := timestamppb.New(e.Clock().Now())
+	e.SeedBans(n, func(i int) *pb.Ban {
+		return &pb.Ban{BanId: synthID("ban_", i), TenantId: "public", Subject: userSubject(fmt.Sprintf("user-%07d", i)),
+			Reason: "spam in comments", Policy: "tos-4.2", CreatedBy: "moderation-bot", CreateTime: now}
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
 	m := newMirror(t, e, client.MirrorOptions{})
 	if got := m.Stats().Bans; got != n {
 		t.Fatalf("%d bans loaded, want %d", got, n)

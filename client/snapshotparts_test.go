@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -14,10 +13,10 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/portcullis-dev/portcullis/client"
 	pb "github.com/portcullis-dev/portcullis/gen/portcullis/v1"
-	"github.com/portcullis-dev/portcullis/internal/storage"
 )
 
 // partBound is the authority's SnapshotPartSize in these tests: a few
@@ -85,7 +84,7 @@ func TestMirrorSnapshotInParts(t *testing.T) {
 	fillForParts(e, 20)
 	m := newMirror(t, e, client.MirrorOptions{})
 	compareBans(t, e, m)
-	if st := m.Stats(); st.Revoked != 3 || st.Keys != 1 || st.Resets != 1 || st.Revision != e.revision() {
+	if st := m.Stats(); st.Revoked != 3 || st.Keys != 1 || st.Resets != 1 || st.Revision != e.Revision() {
 		t.Fatalf("after a snapshot in parts: %+v", st)
 	}
 
@@ -94,7 +93,7 @@ func TestMirrorSnapshotInParts(t *testing.T) {
 		t.Fatalf("%d parts; the test needs several", len(parts))
 	}
 	last := parts[len(parts)-1]
-	opts := client.MirrorOptions{Clock: e.clock.Now, Logger: testLogger(t)}
+	opts := client.MirrorOptions{Clock: e.Clock().Now, Logger: testLogger(t)}
 	fresh := client.NewMirror(nil, opts)
 	other := client.NewTestMirror("another-store", 7, &pb.Snapshot{Bans: []*pb.Ban{
 		{BanId: "ban_other", TenantId: "public", Subject: userSubject("someone")}}}, opts)
@@ -106,7 +105,7 @@ func TestMirrorSnapshotInParts(t *testing.T) {
 		}
 		step := fmt.Sprintf("after part %d of %d", i+1, len(parts))
 		notSynced(t, fresh, step)
-		if held := other.HeldBans(e.clock.Now()); other.StoreID() != "another-store" || other.Revision() != 7 ||
+		if held := other.HeldBans(e.Clock().Now()); other.StoreID() != "another-store" || other.Revision() != 7 ||
 			other.Stats().Resets != 1 || len(held) != 1 || held[0].BanID != "ban_other" {
 			t.Fatalf("%s: mirror of another store at %q/%d, %d resets, bans %v", step, other.StoreID(), other.Revision(), other.Stats().Resets, held)
 		}
@@ -118,7 +117,7 @@ func TestMirrorSnapshotInParts(t *testing.T) {
 		if m.StoreID() != last.GetStoreId() || m.Revision() != last.GetRevision() || m.WaitSynced(context.Background()) != nil {
 			t.Fatalf("after the last part: mirror at %q/%d, want %q/%d", m.StoreID(), m.Revision(), last.GetStoreId(), last.GetRevision())
 		}
-		compareBansOf(t, e.admin, e.clock.Now(), m)
+		compareBansOf(t, e.admin, e.Clock().Now(), m)
 		if st := m.Stats(); st.Revoked != 3 || st.Keys != 1 {
 			t.Fatalf("after the last part: %+v", st)
 		}
@@ -147,7 +146,7 @@ func TestMirrorSnapshotPartsProtocol(t *testing.T) {
 			change = resp
 		}
 	}
-	opts := client.MirrorOptions{Clock: e.clock.Now, Logger: testLogger(t)}
+	opts := client.MirrorOptions{Clock: e.Clock().Now, Logger: testLogger(t)}
 
 	m := client.NewMirror(nil, opts)
 	if err := m.Apply(parts[0]); err != nil {
@@ -190,7 +189,7 @@ func TestMirrorSnapshotPartsProtocol(t *testing.T) {
 	if m.Revision() != change.GetRevision() || m.Stats().Resets != 1 {
 		t.Fatalf("mirror at %d with %d resets, want %d and 1", m.Revision(), m.Stats().Resets, change.GetRevision())
 	}
-	compareBansOf(t, e.admin, e.clock.Now(), m)
+	compareBansOf(t, e.admin, e.Clock().Now(), m)
 }
 
 // TestMirrorSnapshotCutMidway: the authority goes away in the middle of a
@@ -205,24 +204,15 @@ func TestMirrorSnapshotCutMidway(t *testing.T) {
 	// Store B, prepared out of the mirror's reach: some 330 kB of bans, in
 	// parts of 8 kB.
 	const partB = 8 << 10
-	pathB := filepath.Join(t.TempDir(), "b.db")
-	b := newEnv(t, envOptions{path: pathB, clock: clock, net: &network{}})
+	b := newEnv(t, envOptions{clock: clock, net: &network{}, snapshotPart: partB})
 	fillForParts(b, 0)
 	reason := strings.Repeat("spam in the comments of the product pages; ", 24)[:1000]
-	_, err := b.store.Update(b.ctx(), func(tx storage.Tx) error {
-		for i := range 300 {
-			err := tx.PutBan(storage.Ban{ID: synthID("ban_", i), TenantID: "public", Kind: storage.SubjectUser,
-				Value: fmt.Sprintf("user-%07d", i), Reason: reason, CreatedBy: "moderation-bot", CreateTime: clock.Now()})
-			if err != nil {
-				return err
-			}
-		}
-		return nil
+	created := timestamppb.New(clock.Now())
+	b.SeedBans(300, func(i int) *pb.Ban {
+		return &pb.Ban{BanId: synthID("ban_", i), TenantId: "public", Subject: userSubject(fmt.Sprintf("user-%07d", i)),
+			Reason: reason, CreatedBy: "moderation-bot", CreateTime: created}
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	b.stop()
+	b.Stop()
 
 	// The gate holds the mirror before it applies the second part of a
 	// snapshot, once armed. A fixed 64 KiB flow-control window (no
@@ -255,16 +245,17 @@ func TestMirrorSnapshotCutMidway(t *testing.T) {
 	ended := func() int { return strings.Count(logs.String(), "watch stream ended") }
 
 	armed.Store(true)
-	a.stop()
-	b2 := newEnv(t, envOptions{path: pathB, clock: clock, net: nw, snapshotPart: partB})
-	nw.key.Store(&b2.adminKey)
+	a.Stop()
+	b.Restart()
+	nw.use(b)
+	nw.key.Store(&b.AdminKey)
 	select {
 	case <-reached:
 	case <-time.After(10 * time.Second):
 		t.Fatal("the mirror never got the second part of store B's snapshot")
 	}
 	unchanged("with the first part of B's snapshot applied")
-	b2.stop() // the stream ends mid-snapshot
+	b.Stop() // the stream ends mid-snapshot
 	before := ended()
 	release <- struct{}{}
 	eventually(t, "the mirror to see B's stream end", func() bool { return ended() > before })
@@ -272,17 +263,18 @@ func TestMirrorSnapshotCutMidway(t *testing.T) {
 
 	// B moves on meanwhile: its next snapshot is at another revision, which
 	// parts of the unfinished one would be a protocol error with.
-	b = newEnv(t, envOptions{path: pathB, clock: clock, net: &network{}})
+	nw.use(nil)
+	b.Restart()
 	b.ban(&pb.CreateBanRequest{Subject: userSubject("late")})
-	b.stop()
-	b3 := newEnv(t, envOptions{path: pathB, clock: clock, net: nw, snapshotPart: partB})
-	nw.key.Store(&b3.adminKey)
-	eventually(t, "the mirror to load store B", func() bool { return m.StoreID() == b3.store.StoreID() })
-	if st := m.Stats(); st.Resets != 2 || st.Revision != b3.revision() || st.Revoked != 3 {
+	b.Stop()
+	b.Restart()
+	nw.use(b)
+	eventually(t, "the mirror to load store B", func() bool { return m.StoreID() == b.StoreID() })
+	if st := m.Stats(); st.Resets != 2 || st.Revision != b.Revision() || st.Revoked != 3 {
 		t.Fatalf("after store B's snapshot: %+v", st)
 	}
-	compareBans(t, b3, m)
+	compareBans(t, b, m)
 	if strings.Contains(logs.String(), "snapshot part") {
-		t.Fatalf("the mirror did not load B's snapshot on its first stream from b3:\n%s", logs.String())
+		t.Fatalf("the mirror did not load B's snapshot on its first stream after B came back:\n%s", logs.String())
 	}
 }
