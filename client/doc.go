@@ -30,8 +30,9 @@
 //
 // It imports gen/ (the API), token/ (the access-token format it shares
 // with the authority), gRPC, protobuf and the standard library; never
-// internal/ or server/, so that services depend on the API only. Its
-// tests, in package client_test, start a real authority over a real
-// bbolt file (or replicas over an embedded etcd, for failover) and may
-// import those.
+// internal/ or server/, so that services depend on the API only. Nor do
+// its tests: in package client_test, they start a real authority over a
+// real bbolt file (or replicas over an embedded etcd, for failover) with
+// authoritytest, and authoritytest's imports_test.go fails if a file of
+// client/ or interceptors/ imports either.
 package client
