@@ -25,9 +25,9 @@
 //     synced mirror, with the same valid token every call (cached) and
 //     with a token never seen before every call (first-seen: a signature
 //     verification), against the same service without the interceptor
-//     (bare), as ns/call, the difference and the ratio. A fourth variant
-//     sends the first-seen tokens to the bare service: how much of the
-//     first-seen cost is the 500-byte header rather than the check. The
+//     (bare), as ns/call, the difference and the ratio. Two controls send
+//     the bare service the cached token and the first-seen tokens: how
+//     much of each cost is the 500-byte header rather than the check. The
 //     variants are interleaved in rounds of 100 calls, and each figure is
 //     a median over the rounds (the difference and ratio of each round
 //     paired with its bare round), which a burst of other load on the

@@ -22,15 +22,17 @@ import (
 
 // The variants of the interceptor row, in the order of their table rows.
 const (
-	bare      = iota // no interceptor, no token
-	control          // no interceptor, the first-seen calls' tokens sent
-	cached           // interceptor, the same valid token every call
-	firstSeen        // interceptor, a token never checked before every call
+	bare          = iota // no interceptor, no token
+	cachedControl        // no interceptor, the cached calls' token sent
+	control              // no interceptor, the first-seen calls' tokens sent
+	cached               // interceptor, the same valid token every call
+	firstSeen            // interceptor, a token never checked before every call
 	variantCount
 )
 
 var variantNames = [variantCount]string{
 	"bare (no interceptor, no token)",
+	"bare, the same token header sent (control for cached)",
 	"bare, a fresh token header sent (control for first-seen)",
 	"interceptor, cached token (same token every call)",
 	"interceptor, first-seen token (a new token every call)",
@@ -243,7 +245,8 @@ func (b *interceptorBench) measure(calls int) (interceptorRow, error) {
 	cachedCtx := interceptors.WithToken(ctx, b.cachedToken)
 	var next, nextControl int // the next fresh token of first-seen and of control
 	call := [variantCount]func() error{
-		bare: func() error { _, err := b.bare.UnaryCall(ctx, req); return err },
+		bare:          func() error { _, err := b.bare.UnaryCall(ctx, req); return err },
+		cachedControl: func() error { _, err := b.bare.UnaryCall(cachedCtx, req); return err },
 		control: func() error {
 			_, err := b.bare.UnaryCall(interceptors.WithToken(ctx, tokens[nextControl]), req)
 			nextControl++
