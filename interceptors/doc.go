@@ -58,8 +58,8 @@
 // [WithStrictTimeout] (default 1s) the call fails closed with
 // MIRROR_STALE. A method named by [WithAuthorityMethods] ([Authority]) is
 // checked by the authority's VerifySession. Measured on a loopback call in
-// one process (BenchmarkConsistency): Local ~44 µs per call, CatchUp
-// ~111 µs (one extra round trip), Authority ~420 µs (a round trip and the
+// one process (BenchmarkConsistency): Local ~38 µs per call, CatchUp
+// ~121 µs (one extra round trip), Authority ~217 µs (a round trip and the
 // authority's full check). Mark strict the methods that must not run for a
 // user banned a moment ago (payments, payouts, irreversible actions); the
 // price is a round trip per call and a dependency on the authority being
