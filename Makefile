@@ -20,6 +20,7 @@ test: lint check-generated vet gotest fuzz-short
 
 lint:
 	$(TOOL) buf lint
+	@files="$$(gofmt -l $$(git ls-files '*.go'))"; test -z "$$files" || { echo "not gofmt-formatted (run gofmt -w):"; echo "$$files"; exit 1; }
 
 generate:
 	$(TOOL) buf generate
