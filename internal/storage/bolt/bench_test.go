@@ -1,33 +1,13 @@
 package bolt_test
 
 import (
-	"context"
 	"fmt"
-	"sync"
-	"sync/atomic"
 	"testing"
 
-	"github.com/portcullis-dev/portcullis/internal/storage"
 	"github.com/portcullis-dev/portcullis/internal/storage/bolt"
 	"github.com/portcullis-dev/portcullis/internal/storage/bolt/bolttest"
+	"github.com/portcullis-dev/portcullis/internal/storage/storagetest"
 )
-
-// banUpdate is the benchmark's unit of work, shaped like CreateBan: a ban,
-// its audit record and its event in one durable Update.
-func banUpdate(i int64) func(storage.Tx) error {
-	id := fmt.Sprintf("ban_%012d", i)
-	b := testBan(id)
-	a := storage.AuditRecord{ID: fmt.Sprintf("aud_%012d", i), Time: base, Action: "ban.create", Actor: "bench", TenantID: b.TenantID, Subject: "user:" + b.Value, TargetID: id}
-	return func(tx storage.Tx) error {
-		if err := tx.PutBan(b); err != nil {
-			return err
-		}
-		if err := tx.AppendAudit(a); err != nil {
-			return err
-		}
-		return tx.Emit(storage.Event{Kind: storage.EventBanCreated, Time: b.CreateTime, Ban: &b})
-	}
-}
 
 // BenchmarkUpdate measures durable (fsynced) Updates per second with one
 // caller and with 64 concurrent callers sharing group commits.
@@ -36,26 +16,7 @@ func BenchmarkUpdate(b *testing.B) {
 		b.Run(fmt.Sprintf("callers=%d", callers), func(b *testing.B) {
 			s := bolttest.Open(b, bolt.Options{})
 			commits := s.Commits()
-			var next atomic.Int64
-			var wg sync.WaitGroup
-			b.ResetTimer()
-			for range callers {
-				wg.Go(func() {
-					for {
-						i := next.Add(1)
-						if i > int64(b.N) {
-							return
-						}
-						if _, err := s.Update(context.Background(), banUpdate(i)); err != nil {
-							b.Error(err)
-							return
-						}
-					}
-				})
-			}
-			wg.Wait()
-			b.StopTimer()
-			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "ops/s")
+			storagetest.BenchUpdates(b, s, callers)
 			b.ReportMetric(float64(b.N)/float64(s.Commits()-commits), "updates/commit")
 		})
 	}
@@ -70,42 +31,7 @@ func BenchmarkWatchFollowers(b *testing.B) {
 		cache int
 	}{{"cache", 0}, {"nocache", -1}} {
 		b.Run(c.name, func(b *testing.B) {
-			const watchers = 100
-			s := bolttest.Open(b, bolt.Options{WatchCache: c.cache})
-			var wg sync.WaitGroup
-			ctx := context.Background()
-			for range watchers {
-				w, err := s.Watch(ctx, 0)
-				if err != nil {
-					b.Fatal(err)
-				}
-				wg.Go(func() {
-					defer w.Close()
-					for range b.N {
-						if _, err := w.Next(ctx); err != nil {
-							b.Error(err)
-							return
-						}
-					}
-				})
-			}
-			b.ResetTimer()
-			var writers sync.WaitGroup
-			var next atomic.Int64
-			for range 64 {
-				writers.Go(func() {
-					for i := next.Add(1); i <= int64(b.N); i = next.Add(1) {
-						if _, err := s.Update(ctx, banUpdate(i)); err != nil {
-							b.Error(err)
-							return
-						}
-					}
-				})
-			}
-			writers.Wait()
-			wg.Wait()
-			b.StopTimer()
-			b.ReportMetric(float64(b.N*watchers)/b.Elapsed().Seconds(), "deliveries/s")
+			storagetest.BenchWatchFollowers(b, bolttest.Open(b, bolt.Options{WatchCache: c.cache}), 100)
 		})
 	}
 }
