@@ -62,6 +62,15 @@
 // (an external cluster, under a prefix of the run's own that is deleted at
 // the end).
 //
+// -authority HOST:PORT (with -api-key, an admin key) measures an
+// authority that is already running, `portcullis serve` on another
+// machine say, instead of starting one: the write, enforcement and
+// interceptor rows, with the mirrors (and their clock) on this machine.
+// The memory and fan-out rows need an authority of their own and are off.
+// The authority's abuse limits must be off (serve --create-session-rate -1
+// --refresh-rate -1 --max-watchers-per-key -1), or its CreateSession and
+// RefreshSession limits refuse the write rows.
+//
 // Usage:
 //
 //	go run ./bench [-mirrors 1,100,1000] [-ops 100] [-callers 1,16,64] [-duration 2s]
@@ -69,6 +78,7 @@
 //	               [-fanout-writers 16] [-fanout-duration 2s] [-cpuprofile f]
 //	               [-procs 0] [-runs 1] [-interceptor-calls 0] [-store bolt]
 //	               [-sustained-rate 200] [-sustained-duration 2s]
+//	               [-authority HOST:PORT -api-key KEY]
 //	go run ./bench -smoke   # N=2 mirrors, a few operations: correctness only
 //
 // -smoke makes every size not given as a flag small (300 interceptor

@@ -44,6 +44,8 @@ type config struct {
 	runs             int    // repetitions of each row
 	interceptorCalls int    // calls per variant of the interceptor row (0 skips it)
 	store            string // bolt, etcd (embedded) or etcd://host:port[,...]
+	remote           string // -authority: an authority already running (no store of ours)
+	remoteKey        string
 	sustained        sustainedLoad
 }
 
@@ -88,7 +90,9 @@ type results struct {
 	fanout      []fanoutRow
 }
 
-// authorityEnv is the authority under test.
+// authorityEnv is the authority under test: started by the harness, or
+// (-authority) one running elsewhere, of which it knows only the address
+// and an admin key (srv is nil).
 type authorityEnv struct {
 	closeStore func()
 	srv        *server.Server
@@ -130,6 +134,9 @@ func startAuthority(store, dir string) (*authorityEnv, error) {
 }
 
 func (a *authorityEnv) close() {
+	if a.srv == nil {
+		return // not ours
+	}
 	a.srv.Shutdown()
 	a.g.Stop()
 	a.closeStore()
@@ -157,15 +164,22 @@ func run(cfg config, out io.Writer) (*results, error) {
 	fmt.Fprintf(out, "# portcullis bench\n")
 	fmt.Fprintf(out, "machine: %d cores (GOMAXPROCS %d), %s %s/%s\n", runtime.NumCPU(), runtime.GOMAXPROCS(0), runtime.Version(), runtime.GOOS, runtime.GOARCH)
 	fmt.Fprintf(out, "flags: %s\n", strings.Join(cfg.args, " "))
-	fmt.Fprintf(out, "authority: %s, gRPC on loopback TCP, %s\n", storeFlag(cfg.store, dir), where)
+	if cfg.remote != "" {
+		fmt.Fprintf(out, "authority: running at %s (-authority), plaintext gRPC, %s\n", cfg.remote, where)
+	} else {
+		fmt.Fprintf(out, "authority: %s, gRPC on loopback TCP, %s\n", storeFlag(cfg.store, dir), where)
+	}
 	if runs > 1 {
 		fmt.Fprintf(out, "runs: %d of each row; the tables give medians (see each table) and each run in order\n", runs)
 	}
 	fmt.Fprintln(out)
 
-	a, err := startAuthority(cfg.store, dir)
-	if err != nil {
-		return nil, err
+	a := &authorityEnv{addr: cfg.remote, key: cfg.remoteKey}
+	if cfg.remote == "" {
+		var err error
+		if a, err = startAuthority(cfg.store, dir); err != nil {
+			return nil, err
+		}
 	}
 	defer a.close()
 	res := &results{}

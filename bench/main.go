@@ -56,6 +56,8 @@ func parseFlags(args []string) (config, error) {
 	fs.StringVar(&c.dir, "dir", "", "directory for the bbolt file or the embedded etcd's data (default: a temporary directory)")
 	fs.IntVar(&c.sustained.rate, "sustained-rate", 200, "bans per second of the sustained enforcement row, with each -mirrors count (0 skips it)")
 	fs.DurationVar(&c.sustained.duration, "sustained-duration", 2e9, "how long the sustained enforcement row creates bans")
+	fs.StringVar(&c.remote, "authority", "", "measure an authority already running at HOST:PORT (plaintext gRPC) instead of starting one: the write, enforcement and interceptor rows; its abuse limits must be off (serve --create-session-rate -1 --refresh-rate -1 --max-watchers-per-key -1)")
+	fs.StringVar(&c.remoteKey, "api-key", os.Getenv("PORTCULLIS_API_KEY"), "an admin API key of -authority (default $PORTCULLIS_API_KEY)")
 	fs.StringVar(&c.store, "store", "bolt", "the authority's store: bolt, etcd (an embedded one-member etcd, fsync on), or etcd://host:port[,host:port] (a fresh prefix of that cluster, deleted at the end)")
 	fs.IntVar(&c.procs, "procs", 0, "run the enforcement rows' mirrors in this many child processes (0: in this process)")
 	fs.IntVar(&c.runs, "runs", 1, "repeat each row this many times and print the median and each run")
@@ -99,6 +101,9 @@ func parseFlags(args []string) (config, error) {
 		small("interceptor-calls", func() { c.interceptorCalls = 300 })
 		small("sustained-rate", func() { c.sustained.rate = 50 })
 		small("sustained-duration", func() { c.sustained.duration = 200e6 })
+	}
+	if err := checkRemote(fs, &c); err != nil {
+		return c, err
 	}
 	c.args = args
 	return c, nil

@@ -155,3 +155,30 @@ func smokeRun(t *testing.T, flags ...string) (config, *results, string) {
 	t.Log("\n" + out.String())
 	return cfg, res, out.String()
 }
+
+// TestSmokeRemote measures an authority the harness did not start
+// (-authority): here one started for the test, as `portcullis serve`
+// would run elsewhere. The rows that need an authority of their own are
+// off; the others work as with the harness's own.
+func TestSmokeRemote(t *testing.T) {
+	a, err := startAuthority("bolt", t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.close()
+	_, res, out := smokeRun(t, "-authority", a.addr, "-api-key", a.key)
+	if len(res.latency) != 4 || len(res.throughput) == 0 || len(res.interceptor) == 0 {
+		t.Fatalf("%d latency, %d throughput, %d interceptor rows; want 4 and some", len(res.latency), len(res.throughput), len(res.interceptor))
+	}
+	if len(res.memory)+len(res.fanout) != 0 {
+		t.Errorf("the memory or fan-out row ran against -authority")
+	}
+	if !strings.Contains(out, "authority: running at "+a.addr) {
+		t.Errorf("the header does not name the authority:\n%s", out)
+	}
+	for _, bad := range [][]string{{"-authority", a.addr}, {"-authority", a.addr, "-api-key", "k", "-fanout", "10"}} {
+		if _, err := parseFlags(bad); err == nil {
+			t.Errorf("parseFlags(%q) accepted", bad)
+		}
+	}
+}
