@@ -3,9 +3,6 @@ package storagetest
 import (
 	"errors"
 	"fmt"
-	"iter"
-	"slices"
-	"strings"
 	"testing"
 	"time"
 
@@ -70,28 +67,6 @@ func matchAudit(q storage.AuditQuery, a storage.AuditRecord) bool {
 		(q.To.IsZero() || a.Time.Before(q.To))
 }
 
-func expectAudit(all []storage.AuditRecord, q storage.AuditQuery) []storage.AuditRecord {
-	var out []storage.AuditRecord
-	for _, a := range all {
-		if matchAudit(q, a) && a.ID > q.After {
-			out = append(out, a)
-		}
-	}
-	slices.SortFunc(out, func(a, b storage.AuditRecord) int { return strings.Compare(a.ID, b.ID) })
-	return out
-}
-
-func queryAudit(t *testing.T, s storage.Store, q storage.AuditQuery) []storage.AuditRecord {
-	t.Helper()
-	var got []storage.AuditRecord
-	view(t, s, func(tx storage.ReadTx) error {
-		var err error
-		got, err = collect(tx.AuditRecords(q))
-		return err
-	})
-	return got
-}
-
 func testAudit(t *testing.T, newStore func(*testing.T) storage.Store) {
 	// Appended in two Updates and out of order within each.
 	setup := func(t *testing.T) (storage.Store, []storage.AuditRecord) {
@@ -112,24 +87,12 @@ func testAudit(t *testing.T, newStore func(*testing.T) storage.Store) {
 
 	t.Run("Filters", func(t *testing.T) {
 		s, all := setup(t)
-		for _, q := range auditQueries {
-			for _, after := range []string{"", "aud_00", "aud_04", "aud_045", "aud_11", "zzz"} {
-				q.After = after
-				sameList(t, fmt.Sprintf("AuditRecords(%+v)", q), queryAudit(t, s, q), expectAudit(all, q), normAudit, auditID)
-			}
-		}
+		auditListing.check(t, s, all, auditQueries, []string{"", "aud_00", "aud_04", "aud_045", "aud_11", "zzz"})
 	})
 
 	t.Run("Paging", func(t *testing.T) {
 		s, all := setup(t)
-		for _, q := range auditQueries {
-			got := pages(t, s, 2, func(tx storage.ReadTx, after string) iter.Seq2[storage.AuditRecord, error] {
-				q := q
-				q.After = after
-				return tx.AuditRecords(q)
-			}, auditID)
-			sameList(t, fmt.Sprintf("pages of AuditRecords(%+v)", q), got, expectAudit(all, q), normAudit, auditID)
-		}
+		auditListing.checkPages(t, s, all, auditQueries, []int{2})
 	})
 
 	t.Run("DuplicateID", func(t *testing.T) {
@@ -146,6 +109,6 @@ func testAudit(t *testing.T, newStore func(*testing.T) storage.Store) {
 		if !errors.Is(err, storage.ErrAlreadyExists) {
 			t.Fatalf("AppendAudit of an existing ID: got %v, want ErrAlreadyExists", err)
 		}
-		sameList(t, "audit trail after a failed append", queryAudit(t, s, storage.AuditQuery{}), all, normAudit, auditID)
+		sameList(t, "audit trail after a failed append", auditListing.get(t, s, storage.AuditQuery{}), all, normAudit, auditID)
 	})
 }

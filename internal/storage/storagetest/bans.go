@@ -1,10 +1,6 @@
 package storagetest
 
 import (
-	"fmt"
-	"iter"
-	"slices"
-	"strings"
 	"testing"
 	"time"
 
@@ -57,17 +53,6 @@ func matchBan(q storage.BanQuery, b storage.Ban) bool {
 		(q.Value == "" || b.Value == q.Value)
 }
 
-func expectBans(all []storage.Ban, q storage.BanQuery) []storage.Ban {
-	var out []storage.Ban
-	for _, b := range all {
-		if matchBan(q, b) && b.ID > q.After {
-			out = append(out, b)
-		}
-	}
-	slices.SortFunc(out, func(a, b storage.Ban) int { return strings.Compare(a.ID, b.ID) })
-	return out
-}
-
 func putBans(t *testing.T, s storage.Store, bans ...storage.Ban) {
 	t.Helper()
 	update(t, s, func(tx storage.Tx) error {
@@ -80,30 +65,10 @@ func putBans(t *testing.T, s storage.Store, bans ...storage.Ban) {
 	})
 }
 
-func queryBans(t *testing.T, s storage.Store, q storage.BanQuery) []storage.Ban {
-	t.Helper()
-	var got []storage.Ban
-	view(t, s, func(tx storage.ReadTx) error {
-		var err error
-		got, err = collect(tx.Bans(q))
-		return err
-	})
-	return got
-}
-
+// checkBanQueries checks every ban query from every cursor.
 func checkBanQueries(t *testing.T, s storage.Store, all []storage.Ban) {
 	t.Helper()
-	afters := []string{""}
-	for _, b := range all {
-		afters = append(afters, b.ID)
-	}
-	afters = append(afters, "ban_0", "ban_05x", "zzz")
-	for _, q := range banQueries {
-		for _, after := range afters {
-			q.After = after
-			sameList(t, fmt.Sprintf("Bans(%+v)", q), queryBans(t, s, q), expectBans(all, q), normBan, banID)
-		}
-	}
+	banListing.check(t, s, all, banQueries, cursors(all, banID, "ban_0", "ban_05x", "zzz"))
 }
 
 func testBans(t *testing.T, newStore func(*testing.T) storage.Store) {
@@ -135,16 +100,7 @@ func testBans(t *testing.T, newStore func(*testing.T) storage.Store) {
 		s := newStore(t)
 		all := banFixtures()
 		putBans(t, s, all...)
-		for _, q := range banQueries {
-			for _, size := range []int{1, 3} {
-				got := pages(t, s, size, func(tx storage.ReadTx, after string) iter.Seq2[storage.Ban, error] {
-					q := q
-					q.After = after
-					return tx.Bans(q)
-				}, banID)
-				sameList(t, fmt.Sprintf("pages of %d of Bans(%+v)", size, q), got, expectBans(all, q), normBan, banID)
-			}
-		}
+		banListing.checkPages(t, s, all, banQueries, []int{1, 3})
 	})
 
 	t.Run("LiftAndReplace", func(t *testing.T) {

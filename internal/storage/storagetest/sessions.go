@@ -2,9 +2,7 @@ package storagetest
 
 import (
 	"fmt"
-	"iter"
 	"slices"
-	"strings"
 	"testing"
 	"time"
 
@@ -54,18 +52,6 @@ func matchSession(q storage.SessionQuery, s storage.Session) bool {
 		(q.DeviceID == "" || s.DeviceID == q.DeviceID)
 }
 
-// expectSessions is what a query must return from all, in ID order.
-func expectSessions(all []storage.Session, q storage.SessionQuery) []storage.Session {
-	var out []storage.Session
-	for _, s := range all {
-		if matchSession(q, s) && s.ID > q.After {
-			out = append(out, s)
-		}
-	}
-	slices.SortFunc(out, func(a, b storage.Session) int { return strings.Compare(a.ID, b.ID) })
-	return out
-}
-
 func putSessions(t *testing.T, s storage.Store, sessions ...storage.Session) int64 {
 	t.Helper()
 	return update(t, s, func(tx storage.Tx) error {
@@ -78,32 +64,10 @@ func putSessions(t *testing.T, s storage.Store, sessions ...storage.Session) int
 	})
 }
 
-func querySessions(t *testing.T, s storage.Store, q storage.SessionQuery) []storage.Session {
-	t.Helper()
-	var got []storage.Session
-	view(t, s, func(tx storage.ReadTx) error {
-		var err error
-		got, err = collect(tx.Sessions(q))
-		return err
-	})
-	return got
-}
-
-// checkSessionQueries runs every query, each from the start and after every
-// fixture ID, against the reference semantics.
+// checkSessionQueries checks every session query from every cursor.
 func checkSessionQueries(t *testing.T, s storage.Store, all []storage.Session) {
 	t.Helper()
-	afters := []string{""}
-	for _, ses := range all {
-		afters = append(afters, ses.ID)
-	}
-	afters = append(afters, "ses_0", "ses_05x", "zzz")
-	for _, q := range sessionQueries {
-		for _, after := range afters {
-			q.After = after
-			sameList(t, fmt.Sprintf("Sessions(%+v)", q), querySessions(t, s, q), expectSessions(all, q), normSession, sessionID)
-		}
-	}
+	sessionListing.check(t, s, all, sessionQueries, cursors(all, sessionID, "ses_0", "ses_05x", "zzz"))
 }
 
 func testSessions(t *testing.T, newStore func(*testing.T) storage.Store) {
@@ -135,16 +99,7 @@ func testSessions(t *testing.T, newStore func(*testing.T) storage.Store) {
 		s := newStore(t)
 		all := sessionFixtures()
 		putSessions(t, s, all...)
-		for _, q := range sessionQueries {
-			for _, size := range []int{1, 2, 4} {
-				got := pages(t, s, size, func(tx storage.ReadTx, after string) iter.Seq2[storage.Session, error] {
-					q := q
-					q.After = after
-					return tx.Sessions(q)
-				}, sessionID)
-				sameList(t, fmt.Sprintf("pages of %d of Sessions(%+v)", size, q), got, expectSessions(all, q), normSession, sessionID)
-			}
-		}
+		sessionListing.checkPages(t, s, all, sessionQueries, []int{1, 2, 4})
 	})
 
 	t.Run("Replace", func(t *testing.T) {
@@ -174,7 +129,7 @@ func testSessions(t *testing.T, newStore func(*testing.T) storage.Store) {
 		}
 		checkSessionQueries(t, s, all)
 		for _, q := range []storage.SessionQuery{{TenantID: "t2", UserID: "u9"}, {TenantID: "t2", DeviceID: "d9"}} {
-			sameList(t, fmt.Sprintf("Sessions(%+v)", q), querySessions(t, s, q), []storage.Session{moved}, normSession, sessionID)
+			sameList(t, fmt.Sprintf("Sessions(%+v)", q), sessionListing.get(t, s, q), []storage.Session{moved}, normSession, sessionID)
 		}
 		view(t, s, func(tx storage.ReadTx) error {
 			got, err := tx.Session("ses_01")
@@ -219,7 +174,7 @@ func testSessions(t *testing.T, newStore func(*testing.T) storage.Store) {
 		all := sessionFixtures()
 		putSessions(t, s, all...)
 		q := storage.SessionQuery{TenantID: "t1", UserID: "u1"}
-		want := expectSessions(all, q)
+		want := sessionListing.expect(all, q)
 		var seen []string
 		update(t, s, func(tx storage.Tx) error {
 			seen = seen[:0] // idempotent: the function may run again
@@ -243,7 +198,7 @@ func testSessions(t *testing.T, newStore func(*testing.T) storage.Store) {
 		if !slices.Equal(seen, wantIDs) {
 			t.Errorf("iterating while writing saw %q, want %q", seen, wantIDs)
 		}
-		for _, ses := range querySessions(t, s, q) {
+		for _, ses := range sessionListing.get(t, s, q) {
 			if !ses.Revoked() || !ses.RevokeTime.Equal(at(5*time.Hour)) {
 				t.Errorf("session %s not revoked: %+v", ses.ID, ses)
 			}

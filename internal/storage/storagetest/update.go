@@ -106,7 +106,7 @@ func testUpdate(t *testing.T, newStore func(*testing.T) storage.Store) {
 			return nil
 		})
 		revoked := 0
-		for _, ses := range querySessions(t, s, storage.SessionQuery{TenantID: "t1", UserID: "u"}) {
+		for _, ses := range sessionListing.get(t, s, storage.SessionQuery{TenantID: "t1", UserID: "u"}) {
 			if ses.Revoked() {
 				revoked++
 			}
