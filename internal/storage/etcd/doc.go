@@ -18,10 +18,17 @@
 //	<prefix>/meta/compacted the compaction mark of Store.Compact
 //	<prefix>/guard/<bucket> rewritten by every delete in <bucket>
 //
-// The refresh-token index by session came with the sweeper, without a
-// schema version change and without a migration (bolt's file is migrated
-// at Open): tokens written by an earlier build have no entry, so the sweep
-// deletes their sessions but not them.
+// The refresh-token index by session came with the sweeper. Schema 2 has
+// an entry for every token: Open migrates a schema-1 store (tokens an
+// earlier build wrote without an entry) by indexing its refresh tokens in
+// batches under --max-txn-ops, each committed only if its tokens did not
+// change meanwhile, then setting the meta record to schema 2 if no other
+// replica did first (migrate.go). Index puts are idempotent, so replicas
+// opening at once may all migrate. A build of schema 1 refuses a schema-2
+// store (unsupported schema version), and a build from before the index,
+// still writing, would add tokens without entries: upgrade every replica
+// together, as with bolt's file. Tokens whose sessions a schema-1 build
+// already swept get an entry but are not swept (no session leads to them).
 //
 // # Transactions
 //

@@ -77,6 +77,13 @@ func (k keyspace) refresh(hash []byte) string {
 	return k.record(bucketRefreshTokens, hex.EncodeToString(hash))
 }
 
+// refreshBySession returns the index key of a refresh token under its
+// session (bucketRefreshBySession). The writes and the schema 1 -> 2
+// migration (migrate.go) both use it, so they cannot disagree.
+func (k keyspace) refreshBySession(hash []byte, sessionID string) string {
+	return k.indexKey(bucketRefreshBySession, hex.EncodeToString(hash), sessionID)
+}
+
 // indexPrefix returns the parts joined and terminated by sep, under the
 // index bucket: the prefix of the index keys matching those parts.
 func (k keyspace) indexPrefix(b string, parts ...string) string {

@@ -14,6 +14,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"go.etcd.io/etcd/api/v3/mvccpb"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
@@ -23,7 +24,9 @@ import (
 )
 
 // schemaVersion is the layout of the keys under the prefix (keys.go).
-const schemaVersion = 1
+// Version 2 added the refresh-token index by session for every token;
+// Open migrates a version-1 store (migrate.go).
+const schemaVersion = 2
 
 // Store is a storage.Store over an etcd cluster, under one key prefix.
 type Store struct {
@@ -61,7 +64,10 @@ type metaRecord struct {
 
 // Open connects to the etcd cluster at opts.Endpoints and opens (creating
 // on first use) the store under opts.Prefix. The store owns the client and
-// closes it with Close. ctx bounds only the opening.
+// closes it with Close. ctx bounds only the opening, which includes the
+// migration of a store an earlier build wrote (migrate.go): one pass over
+// the refresh tokens, which can take longer than DialTimeout on a large
+// store.
 func Open(ctx context.Context, opts Options) (*Store, error) {
 	opts, err := opts.withDefaults()
 	if err != nil {
@@ -110,9 +116,7 @@ func newStore(ctx context.Context, cli *clientv3.Client, opts Options, own bool)
 		prefix:    opts.Prefix,
 		opts:      opts,
 	}
-	ictx, cancel := context.WithTimeout(ctx, opts.DialTimeout)
-	defer cancel()
-	id, err := s.initMeta(ictx)
+	id, err := s.initMeta(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -123,10 +127,12 @@ func newStore(ctx context.Context, cli *clientv3.Client, opts Options, own bool)
 	return s, nil
 }
 
-// initMeta creates <prefix>/meta/store unless it exists, checks its schema
-// and derives the store ID from the cluster ID, the prefix and the nonce
-// created with the store: stable for every replica and across restarts,
-// and new when the prefix is wiped or the data moves to another cluster.
+// initMeta creates <prefix>/meta/store unless it exists, migrates a
+// schema-1 store (migrate.go), checks the schema and derives the store ID
+// from the cluster ID, the prefix and the nonce created with the store:
+// stable for every replica and across restarts, and new when the prefix is
+// wiped or the data moves to another cluster. ctx bounds the migration;
+// each request is bounded by Options.DialTimeout.
 func (s *Store) initMeta(ctx context.Context) (string, error) {
 	var nonce [16]byte
 	if _, err := rand.Read(nonce[:]); err != nil {
@@ -136,26 +142,33 @@ func (s *Store) initMeta(ctx context.Context) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	resp, err := s.cli.Txn(ctx).
+	rctx, cancel := context.WithTimeout(ctx, s.opts.DialTimeout)
+	resp, err := s.cli.Txn(rctx).
 		If(clientv3.Compare(clientv3.CreateRevision(s.k.metaStore), "=", 0)).
 		Then(clientv3.OpPut(s.k.metaStore, string(fresh))).
 		Else(clientv3.OpGet(s.k.metaStore)).
 		Commit()
+	cancel()
 	if err != nil {
 		return "", fmt.Errorf("storage/etcd: open %s on %v: %w", s.prefix, s.cli.Endpoints(), err)
 	}
-	raw := fresh
-	if !resp.Succeeded {
-		kvs := resp.Responses[0].GetResponseRange().GetKvs()
-		if len(kvs) != 1 {
-			return "", fmt.Errorf("%w: %s vanished while opening", errCorrupt, s.k.metaStore)
-		}
-		raw = kvs[0].Value
-	}
 	var m metaRecord
-	if err := json.Unmarshal(raw, &m); err != nil || m.Nonce == "" {
-		return "", fmt.Errorf("%w: %s is not a Portcullis store's meta record (%q)", errCorrupt, s.k.metaStore, raw)
+	if resp.Succeeded {
+		m = metaRecord{Schema: schemaVersion, Nonce: hex.EncodeToString(nonce[:])}
+	} else {
+		var rev int64
+		if m, rev, err = s.decodeMeta(resp.Responses[0].GetResponseRange().GetKvs()); err != nil {
+			return "", err
+		}
+		if m.Schema == 1 {
+			if m, err = s.migrate1to2(ctx, m, rev); err != nil {
+				return "", err
+			}
+		}
 	}
+	// A store of a newer build is refused: its layout may differ in ways
+	// this build would corrupt. Builds of schema 1 refuse a schema-2 store
+	// the same way, which is why every replica is upgraded together.
 	if m.Schema != schemaVersion {
 		return "", fmt.Errorf("storage/etcd: unsupported schema version %d under %s (this build reads version %d)", m.Schema, s.prefix, schemaVersion)
 	}
@@ -165,6 +178,19 @@ func (s *Store) initMeta(ctx context.Context) (string, error) {
 	h.Write([]byte{0})
 	h.Write([]byte(m.Nonce))
 	return hex.EncodeToString(h.Sum(nil))[:32], nil
+}
+
+// decodeMeta decodes the meta record from the result of a read of it and
+// returns it with its ModRevision.
+func (s *Store) decodeMeta(kvs []*mvccpb.KeyValue) (metaRecord, int64, error) {
+	if len(kvs) != 1 {
+		return metaRecord{}, 0, fmt.Errorf("%w: %s vanished while opening", errCorrupt, s.k.metaStore)
+	}
+	var m metaRecord
+	if err := json.Unmarshal(kvs[0].Value, &m); err != nil || m.Nonce == "" {
+		return metaRecord{}, 0, fmt.Errorf("%w: %s is not a Portcullis store's meta record (%q)", errCorrupt, s.k.metaStore, kvs[0].Value)
+	}
+	return m, kvs[0].ModRevision, nil
 }
 
 // StoreID identifies the store's history: derived from the etcd cluster

@@ -1,7 +1,6 @@
 package etcd
 
 import (
-	"encoding/hex"
 	"fmt"
 
 	"github.com/portcullis-dev/portcullis/internal/storage"
@@ -25,7 +24,7 @@ func (t *txn) sessionIndexes(s storage.Session) []indexEntry {
 }
 
 func (t *txn) refreshTokenIndexes(r storage.RefreshToken) []indexEntry {
-	return []indexEntry{{bucketRefreshBySession, t.k.indexKey(bucketRefreshBySession, hex.EncodeToString(r.Hash), r.SessionID)}}
+	return []indexEntry{{bucketRefreshBySession, t.k.refreshBySession(r.Hash, r.SessionID)}}
 }
 
 func (t *txn) banIndexes(b storage.Ban) []indexEntry {
