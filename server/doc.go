@@ -17,6 +17,18 @@
 //     (snapshotparts.go; Snapshot.more), each built and encoded once for
 //     every subscriber (snapshot.go, encode.go); a subscriber's position
 //     moves only with the last part.
+//   - progress.go: the mirrors' progress reports (ReportProgress,
+//     StreamProgress) and the wait of a write (enforcement), woken by
+//     reports, never by a timer.
+//   - fleet.go: when the store is shared by several replicas
+//     (storage.Presence, etcd), each replica publishes a summary of its
+//     reporting mirrors (a count and (revision, count) pairs, at most one
+//     write per ~15 ms, only when it changed) under a random replica ID and
+//     follows the others' into a view; a write's wait then counts the
+//     mirrors of every replica known at the write, waits until each has
+//     published that all its mirrors applied it, and stops waiting for a
+//     replica whose presence is gone. Other replicas' mirrors are counted,
+//     not named. With bbolt (one replica) none of this runs.
 //
 // It may import internal/authority, internal/storage, gen/ and grpc; it is
 // imported only by cmd/.

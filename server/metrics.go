@@ -204,9 +204,19 @@ func (c *scrapeCollector) Collect(ch chan<- prometheus.Metric) {
 // InstrumentStore wraps st so that every Update is timed
 // (portcullis_store_commit_seconds) and the events it commits are counted
 // (portcullis_events_total, and session revocations in
-// portcullis_sessions_total{op="revoked"}). Everything else passes through.
+// portcullis_sessions_total{op="revoked"}). Everything else passes through,
+// storage.Presence included when st has it (the server looks for it).
 func (m *Metrics) InstrumentStore(st storage.Store) storage.Store {
-	return &instrumentedStore{Store: st, m: m}
+	is := &instrumentedStore{Store: st, m: m}
+	if p, ok := st.(storage.Presence); ok {
+		return instrumentedPresenceStore{instrumentedStore: is, Presence: p}
+	}
+	return is
+}
+
+type instrumentedPresenceStore struct {
+	*instrumentedStore
+	storage.Presence
 }
 
 type instrumentedStore struct {

@@ -6,6 +6,8 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
+	"maps"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -25,7 +27,9 @@ import (
 // response; the mirror reports the revision it has applied with
 // ReportProgress; writes with a wait block on the registry below until
 // every reporting subscriber of this replica has reached the write's
-// revision. Everything is in memory and per replica.
+// revision. Everything is in memory and per replica; when the store is
+// shared, each replica also publishes a summary of its mirrors' progress
+// through it (fleet.go), and waits count every replica's mirrors.
 
 // MaxWait bounds the wait of CreateBan, LiftBan, RevokeSession and
 // RevokeUserSessions.
@@ -301,18 +305,28 @@ func parseWait(v string) (time.Duration, error) {
 }
 
 // enforcement waits (up to wait, or until ctx ends) until every reporting
-// subscriber connected now has applied rev, and says how far it got. It
-// never fails: the write is durable whatever the mirrors do. A zero wait
-// still reports who has confirmed already.
+// subscriber connected now has applied rev, and every other replica known
+// now (fleet.go) has published that all its mirrors have, and says how far
+// it got. It wakes on local reports and on the other replicas' summaries,
+// never on a timer. It never fails: the write is durable whatever the
+// mirrors do. A zero wait still reports who has confirmed already.
 func (s *Server) enforcement(ctx context.Context, rev int64, wait time.Duration) *pb.Enforcement {
 	start := time.Now()
 	set := s.subs.reportingSet()
+	// The other replicas at the time of the write; one that appears later
+	// serves mirrors that connected after the write, which get it in their
+	// snapshot.
+	// last holds each one's latest summary: what a replica that goes away
+	// during the wait is reported with.
+	last := maps.Clone(s.fleet.snapshot())
+	replicas := slices.Sorted(maps.Keys(last))
 	timer := time.NewTimer(wait)
 	defer timer.Stop()
 	var confirmed int
 	var laggards, disconnected []*subscriber
+	var remote []*pb.ReplicaProgress
 	for {
-		changed := s.subs.changedCh()
+		changed, fleetChanged := s.subs.changedCh(), s.fleet.changedCh()
 		confirmed, laggards, disconnected = 0, laggards[:0], disconnected[:0]
 		for _, sub := range set {
 			switch {
@@ -324,11 +338,15 @@ func (s *Server) enforcement(ctx context.Context, rev int64, wait time.Duration)
 				laggards = append(laggards, sub)
 			}
 		}
-		if len(laggards) == 0 {
+		var remoteDone bool
+		remote, remoteDone = remoteProgress(replicas, last, s.fleet.snapshot(), rev)
+		if len(laggards) == 0 && remoteDone {
 			break
 		}
 		select {
 		case <-changed:
+			continue
+		case <-fleetChanged:
 			continue
 		case <-timer.C:
 		case <-ctx.Done():
@@ -336,7 +354,11 @@ func (s *Server) enforcement(ctx context.Context, rev int64, wait time.Duration)
 		break
 	}
 	out := &pb.Enforcement{Confirmed: int32(confirmed), Total: int32(len(set)), Revision: rev,
-		Elapsed: durationpb.New(time.Since(start))}
+		Elapsed: durationpb.New(time.Since(start)), Replicas: remote, ReplicaId: s.replicaID}
+	for _, r := range remote {
+		out.Confirmed += r.Confirmed
+		out.Total += r.Total
+	}
 	if len(laggards)+len(disconnected) > 0 {
 		current, err := currentRevision(context.WithoutCancel(ctx), s.auth.Store())
 		if err != nil {
@@ -350,6 +372,34 @@ func (s *Server) enforcement(ctx context.Context, rev int64, wait time.Duration)
 		}
 	}
 	return out
+}
+
+// remoteProgress is how far the mirrors of the replicas known at the write
+// (ids) have got by the summaries in now, and whether all of them are
+// done: every mirror a replica has now applied rev (mirrors that left it
+// are not waited for), or the replica is gone (its presence expired), when
+// it is reported with its summary in last. It records now's summaries of
+// ids in last.
+func remoteProgress(ids []string, last, now map[string]summary, rev int64) ([]*pb.ReplicaProgress, bool) {
+	if len(ids) == 0 {
+		return nil, true
+	}
+	out := make([]*pb.ReplicaProgress, 0, len(ids))
+	done := true
+	for _, id := range ids {
+		sum, ok := now[id]
+		if ok {
+			last[id] = sum
+		} else {
+			sum = last[id]
+		}
+		p := &pb.ReplicaProgress{ReplicaId: id, Confirmed: int32(sum.atLeast(rev)), Total: int32(sum.Mirrors), Gone: !ok}
+		if ok && p.Confirmed < p.Total {
+			done = false
+		}
+		out = append(out, p)
+	}
+	return out, done
 }
 
 func isClosed(c <-chan struct{}) bool {

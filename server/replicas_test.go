@@ -28,6 +28,8 @@ import (
 // authority and gRPC server (over bufconn), sharing the key prefix of the
 // others.
 type replica struct {
+	srv      *server.Server
+	lis      *bufconn.Listener
 	store    *etcd.Store
 	auth     *authority.Authority
 	conn     *grpc.ClientConn
@@ -59,7 +61,7 @@ func newReplica(t testing.TB, prefix string, clock func() time.Time, members ...
 		srv.Shutdown()
 		g.Stop()
 	})
-	r.conn = conn
+	r.srv, r.lis, r.conn = srv, lis, conn
 	r.sessions = pb.NewSessionServiceClient(conn)
 	r.bans = pb.NewBanServiceClient(conn)
 	r.events = pb.NewEventServiceClient(conn)

@@ -22,6 +22,7 @@ import (
 
 	pb "github.com/portcullis-dev/portcullis/gen/portcullis/v1"
 	"github.com/portcullis-dev/portcullis/internal/authority"
+	"github.com/portcullis-dev/portcullis/internal/storage"
 )
 
 // Options tune the server. Zero fields take the defaults.
@@ -57,12 +58,15 @@ type Options struct {
 
 // Server serves the portcullis.v1 API over an Authority.
 type Server struct {
-	auth    *authority.Authority
-	log     *slog.Logger
-	opts    Options
-	subs    subscribers
-	health  *health.Server
-	metrics *Metrics
+	auth *authority.Authority
+	log  *slog.Logger
+	opts Options
+	subs subscribers
+	// replicaID and fleet are set when the store is shared (fleet.go).
+	replicaID string
+	fleet     fleetView
+	health    *health.Server
+	metrics   *Metrics
 
 	closeOnce sync.Once
 	closing   chan struct{}
@@ -93,6 +97,9 @@ func New(auth *authority.Authority, opts Options) *Server {
 	s := &Server{auth: auth, log: opts.Logger, opts: opts, health: health.NewServer(), closing: make(chan struct{}), metrics: opts.Metrics}
 	opts.Metrics.server = s
 	s.registerFleetMetrics()
+	if p, ok := auth.Store().(storage.Presence); ok {
+		s.startPresence(p)
+	}
 	return s
 }
 

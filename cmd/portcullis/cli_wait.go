@@ -33,14 +33,20 @@ func (c *connFlags) fitWait(wait string) error {
 	return nil
 }
 
-// enforcementLine is "enforced by 37/37 mirrors in 4 ms", or that with
-// the mirrors that had not applied the change.
+// enforcementLine is "enforced by 37/37 mirrors in 4 ms" ("... mirrors of
+// 3 replicas ..." when the replicas share their store), or that with the
+// mirrors that had not applied the change: by name for the replica that
+// served the write, by count for the others.
 func enforcementLine(e *pb.Enforcement) string {
 	if e == nil {
 		return ""
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "enforced by %d/%d mirrors in %s", e.GetConfirmed(), e.GetTotal(), fmtElapsed(e.GetElapsed().AsDuration()))
+	fmt.Fprintf(&b, "enforced by %d/%d mirrors", e.GetConfirmed(), e.GetTotal())
+	if n := len(e.GetReplicas()); n > 0 {
+		fmt.Fprintf(&b, " of %d replicas", n+1)
+	}
+	fmt.Fprintf(&b, " in %s", fmtElapsed(e.GetElapsed().AsDuration()))
 	if len(e.GetLaggards()) > 0 {
 		b.WriteString("; not yet applied by: ")
 		b.WriteString(subscriberNames(e.GetLaggards()))
@@ -48,6 +54,14 @@ func enforcementLine(e *pb.Enforcement) string {
 	if len(e.GetDisconnected()) > 0 {
 		b.WriteString("; disconnected before applying it: ")
 		b.WriteString(subscriberNames(e.GetDisconnected()))
+	}
+	for _, r := range e.GetReplicas() {
+		switch {
+		case r.GetGone():
+			fmt.Fprintf(&b, "; replica %s went away at %d/%d", r.GetReplicaId(), r.GetConfirmed(), r.GetTotal())
+		case r.GetConfirmed() < r.GetTotal():
+			fmt.Fprintf(&b, "; replica %s: %d/%d", r.GetReplicaId(), r.GetConfirmed(), r.GetTotal())
+		}
 	}
 	return b.String()
 }

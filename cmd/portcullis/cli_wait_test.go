@@ -61,4 +61,13 @@ func TestEnforcementLineNamesLaggards(t *testing.T) {
 	if got := enforcementLine(e); got != "enforced by 37/37 mirrors in 4 ms" {
 		t.Errorf("got %q", got)
 	}
+	e = &pb.Enforcement{Confirmed: 8, Total: 10, Elapsed: durationpb.New(2 * time.Second), Replicas: []*pb.ReplicaProgress{
+		{ReplicaId: "replica_a", Confirmed: 4, Total: 4},
+		{ReplicaId: "replica_b", Confirmed: 1, Total: 2},
+		{ReplicaId: "replica_c", Confirmed: 0, Total: 1, Gone: true},
+	}}
+	want = "enforced by 8/10 mirrors of 4 replicas in 2.0 s; replica replica_b: 1/2; replica replica_c went away at 0/1"
+	if got := enforcementLine(e); got != want {
+		t.Errorf("got  %q\nwant %q", got, want)
+	}
 }

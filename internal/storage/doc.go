@@ -56,6 +56,14 @@
 // ErrCompacted; the caller then rebuilds its state from a snapshot read with
 // View (which reports the revision it reflects) and watches from there.
 //
+// # Presence
+//
+// A backend shared by several replicas also implements Presence: each
+// replica publishes a small value that lives as long as the replica (the
+// server publishes how far its mirrors have got, so that a write's wait
+// can count the mirrors of every replica). bolt does not: one process owns
+// the file, so there is no other replica to hear from.
+//
 // # Time
 //
 // The store never reads the clock to decide anything: callers pass times in

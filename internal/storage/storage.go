@@ -62,6 +62,30 @@ type Store interface {
 	Close() error
 }
 
+// Presence is implemented by backends that several replicas share (etcd),
+// not by those one process owns (bolt): callers type-assert a Store to it
+// and, without it, have no other replicas to hear from. Each replica
+// publishes one small value under an ID of its choosing; every replica sees
+// every published value. A value lives only as long as its publisher: the
+// backend removes it when the store is closed and when the process stops
+// renewing it (it crashed or lost the backend), so a reader never waits on
+// a replica that is gone. The store knows nothing of what the values mean.
+type Presence interface {
+	// PublishPresence sets this store's value under id (at most
+	// MaxPresenceValue bytes; id not empty), replacing the previous one.
+	PublishPresence(ctx context.Context, id string, value []byte) error
+
+	// WatchPresence yields every replica's value by ID: the whole current
+	// map at once, and again after every change. Maps may be coalesced (a
+	// slow reader gets the latest, not every one) and are the reader's to
+	// keep. The channel is closed when ctx ends or the store closes.
+	WatchPresence(ctx context.Context) (<-chan map[string][]byte, error)
+}
+
+// MaxPresenceValue bounds a Presence value: every replica reads every
+// value after every change, so they must stay small.
+const MaxPresenceValue = 4096
+
 // Watcher yields the changes of one Watch call.
 type Watcher interface {
 	// Next blocks until the next change is committed and returns it, or

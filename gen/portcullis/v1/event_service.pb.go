@@ -1221,23 +1221,38 @@ func (x *GetRevisionResponse) GetRevision() int64 {
 
 // Enforcement says how far a write has reached the mirrors, in the
 // response of a write made with a `wait`.
+//
+// When the replicas share their store (etcd), confirmed and total are
+// fleet-wide: the mirrors of the replica that served the write plus those
+// every other replica published (see replicas). laggards and disconnected
+// name only the serving replica's mirrors: the others are counted, not
+// named. With a store of one replica (bbolt) replicas is empty.
 type Enforcement struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Mirrors that reported a revision at least the write's before the call
 	// returned.
 	Confirmed int32 `protobuf:"varint,1,opt,name=confirmed,proto3" json:"confirmed,omitempty"`
-	// Reporting mirrors connected to this authority replica at the time of
-	// the write.
+	// Reporting mirrors at the time of the write: those connected to this
+	// authority replica, plus those of the other replicas listed in
+	// replicas.
 	Total int32 `protobuf:"varint,2,opt,name=total,proto3" json:"total,omitempty"`
 	// From the commit of the write until the call returned.
 	Elapsed *durationpb.Duration `protobuf:"bytes,3,opt,name=elapsed,proto3" json:"elapsed,omitempty"`
-	// Mirrors still connected that had not confirmed at the deadline.
+	// Mirrors of this replica still connected that had not confirmed at the
+	// deadline.
 	Laggards []*Subscriber `protobuf:"bytes,4,rep,name=laggards,proto3" json:"laggards,omitempty"`
-	// Mirrors whose stream ended before they confirmed: no longer waited for
-	// (one that reconnects resumes from its revision and gets the write).
+	// Mirrors of this replica whose stream ended before they confirmed: no
+	// longer waited for (one that reconnects resumes from its revision and
+	// gets the write).
 	Disconnected []*Subscriber `protobuf:"bytes,5,rep,name=disconnected,proto3" json:"disconnected,omitempty"`
 	// The revision of the write.
-	Revision      int64 `protobuf:"varint,6,opt,name=revision,proto3" json:"revision,omitempty"`
+	Revision int64 `protobuf:"varint,6,opt,name=revision,proto3" json:"revision,omitempty"`
+	// The other replicas sharing the store at the time of the write, with
+	// their mirrors' progress as they last published it. The wait also
+	// waited for them.
+	Replicas []*ReplicaProgress `protobuf:"bytes,7,rep,name=replicas,proto3" json:"replicas,omitempty"`
+	// The replica that served the write (empty with a store of one replica).
+	ReplicaId     string `protobuf:"bytes,8,opt,name=replica_id,json=replicaId,proto3" json:"replica_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1312,6 +1327,96 @@ func (x *Enforcement) GetRevision() int64 {
 		return x.Revision
 	}
 	return 0
+}
+
+func (x *Enforcement) GetReplicas() []*ReplicaProgress {
+	if x != nil {
+		return x.Replicas
+	}
+	return nil
+}
+
+func (x *Enforcement) GetReplicaId() string {
+	if x != nil {
+		return x.ReplicaId
+	}
+	return ""
+}
+
+// ReplicaProgress is how far the mirrors of another authority replica got,
+// as that replica published it (coalesced, every few milliseconds).
+type ReplicaProgress struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The replica's ID, random, chosen when it started.
+	ReplicaId string `protobuf:"bytes,1,opt,name=replica_id,json=replicaId,proto3" json:"replica_id,omitempty"`
+	// Its mirrors that had applied the write.
+	Confirmed int32 `protobuf:"varint,2,opt,name=confirmed,proto3" json:"confirmed,omitempty"`
+	// Its reporting mirrors.
+	Total int32 `protobuf:"varint,3,opt,name=total,proto3" json:"total,omitempty"`
+	// The replica stopped, or stopped renewing its presence in the store,
+	// during the wait: it was no longer waited for, and confirmed and total
+	// are what it last published.
+	Gone          bool `protobuf:"varint,4,opt,name=gone,proto3" json:"gone,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReplicaProgress) Reset() {
+	*x = ReplicaProgress{}
+	mi := &file_portcullis_v1_event_service_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReplicaProgress) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReplicaProgress) ProtoMessage() {}
+
+func (x *ReplicaProgress) ProtoReflect() protoreflect.Message {
+	mi := &file_portcullis_v1_event_service_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReplicaProgress.ProtoReflect.Descriptor instead.
+func (*ReplicaProgress) Descriptor() ([]byte, []int) {
+	return file_portcullis_v1_event_service_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *ReplicaProgress) GetReplicaId() string {
+	if x != nil {
+		return x.ReplicaId
+	}
+	return ""
+}
+
+func (x *ReplicaProgress) GetConfirmed() int32 {
+	if x != nil {
+		return x.Confirmed
+	}
+	return 0
+}
+
+func (x *ReplicaProgress) GetTotal() int32 {
+	if x != nil {
+		return x.Total
+	}
+	return 0
+}
+
+func (x *ReplicaProgress) GetGone() bool {
+	if x != nil {
+		return x.Gone
+	}
+	return false
 }
 
 var File_portcullis_v1_event_service_proto protoreflect.FileDescriptor
@@ -1397,14 +1502,23 @@ const file_portcullis_v1_event_service_proto_rawDesc = "" +
 	"\x12GetRevisionRequest\"L\n" +
 	"\x13GetRevisionResponse\x12\x19\n" +
 	"\bstore_id\x18\x01 \x01(\tR\astoreId\x12\x1a\n" +
-	"\brevision\x18\x02 \x01(\x03R\brevision\"\x88\x02\n" +
+	"\brevision\x18\x02 \x01(\x03R\brevision\"\xe3\x02\n" +
 	"\vEnforcement\x12\x1c\n" +
 	"\tconfirmed\x18\x01 \x01(\x05R\tconfirmed\x12\x14\n" +
 	"\x05total\x18\x02 \x01(\x05R\x05total\x123\n" +
 	"\aelapsed\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\aelapsed\x125\n" +
 	"\blaggards\x18\x04 \x03(\v2\x19.portcullis.v1.SubscriberR\blaggards\x12=\n" +
 	"\fdisconnected\x18\x05 \x03(\v2\x19.portcullis.v1.SubscriberR\fdisconnected\x12\x1a\n" +
-	"\brevision\x18\x06 \x01(\x03R\brevision2\xcc\x03\n" +
+	"\brevision\x18\x06 \x01(\x03R\brevision\x12:\n" +
+	"\breplicas\x18\a \x03(\v2\x1e.portcullis.v1.ReplicaProgressR\breplicas\x12\x1d\n" +
+	"\n" +
+	"replica_id\x18\b \x01(\tR\treplicaId\"x\n" +
+	"\x0fReplicaProgress\x12\x1d\n" +
+	"\n" +
+	"replica_id\x18\x01 \x01(\tR\treplicaId\x12\x1c\n" +
+	"\tconfirmed\x18\x02 \x01(\x05R\tconfirmed\x12\x14\n" +
+	"\x05total\x18\x03 \x01(\x05R\x05total\x12\x12\n" +
+	"\x04gone\x18\x04 \x01(\bR\x04gone2\xcc\x03\n" +
 	"\fEventService\x12D\n" +
 	"\x05Watch\x12\x1b.portcullis.v1.WatchRequest\x1a\x1c.portcullis.v1.WatchResponse0\x01\x12`\n" +
 	"\x0fListSubscribers\x12%.portcullis.v1.ListSubscribersRequest\x1a&.portcullis.v1.ListSubscribersResponse\x12]\n" +
@@ -1424,7 +1538,7 @@ func file_portcullis_v1_event_service_proto_rawDescGZIP() []byte {
 	return file_portcullis_v1_event_service_proto_rawDescData
 }
 
-var file_portcullis_v1_event_service_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
+var file_portcullis_v1_event_service_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
 var file_portcullis_v1_event_service_proto_goTypes = []any{
 	(*WatchRequest)(nil),            // 0: portcullis.v1.WatchRequest
 	(*MirrorIdentity)(nil),          // 1: portcullis.v1.MirrorIdentity
@@ -1444,51 +1558,53 @@ var file_portcullis_v1_event_service_proto_goTypes = []any{
 	(*GetRevisionRequest)(nil),      // 15: portcullis.v1.GetRevisionRequest
 	(*GetRevisionResponse)(nil),     // 16: portcullis.v1.GetRevisionResponse
 	(*Enforcement)(nil),             // 17: portcullis.v1.Enforcement
-	(*timestamppb.Timestamp)(nil),   // 18: google.protobuf.Timestamp
-	(*Ban)(nil),                     // 19: portcullis.v1.Ban
-	(*VerificationKey)(nil),         // 20: portcullis.v1.VerificationKey
-	(*durationpb.Duration)(nil),     // 21: google.protobuf.Duration
+	(*ReplicaProgress)(nil),         // 18: portcullis.v1.ReplicaProgress
+	(*timestamppb.Timestamp)(nil),   // 19: google.protobuf.Timestamp
+	(*Ban)(nil),                     // 20: portcullis.v1.Ban
+	(*VerificationKey)(nil),         // 21: portcullis.v1.VerificationKey
+	(*durationpb.Duration)(nil),     // 22: google.protobuf.Duration
 }
 var file_portcullis_v1_event_service_proto_depIdxs = []int32{
 	1,  // 0: portcullis.v1.WatchRequest.identity:type_name -> portcullis.v1.MirrorIdentity
-	18, // 1: portcullis.v1.WatchResponse.server_time:type_name -> google.protobuf.Timestamp
+	19, // 1: portcullis.v1.WatchResponse.server_time:type_name -> google.protobuf.Timestamp
 	3,  // 2: portcullis.v1.WatchResponse.snapshot:type_name -> portcullis.v1.Snapshot
 	4,  // 3: portcullis.v1.WatchResponse.change:type_name -> portcullis.v1.Change
 	5,  // 4: portcullis.v1.WatchResponse.checkpoint:type_name -> portcullis.v1.Checkpoint
-	19, // 5: portcullis.v1.Snapshot.bans:type_name -> portcullis.v1.Ban
+	20, // 5: portcullis.v1.Snapshot.bans:type_name -> portcullis.v1.Ban
 	6,  // 6: portcullis.v1.Snapshot.revoked_sessions:type_name -> portcullis.v1.RevokedSession
-	20, // 7: portcullis.v1.Snapshot.keys:type_name -> portcullis.v1.VerificationKey
+	21, // 7: portcullis.v1.Snapshot.keys:type_name -> portcullis.v1.VerificationKey
 	7,  // 8: portcullis.v1.Change.events:type_name -> portcullis.v1.Event
-	18, // 9: portcullis.v1.RevokedSession.revoke_time:type_name -> google.protobuf.Timestamp
-	18, // 10: portcullis.v1.RevokedSession.access_expire_time:type_name -> google.protobuf.Timestamp
-	18, // 11: portcullis.v1.Event.time:type_name -> google.protobuf.Timestamp
-	19, // 12: portcullis.v1.Event.ban_created:type_name -> portcullis.v1.Ban
-	19, // 13: portcullis.v1.Event.ban_lifted:type_name -> portcullis.v1.Ban
+	19, // 9: portcullis.v1.RevokedSession.revoke_time:type_name -> google.protobuf.Timestamp
+	19, // 10: portcullis.v1.RevokedSession.access_expire_time:type_name -> google.protobuf.Timestamp
+	19, // 11: portcullis.v1.Event.time:type_name -> google.protobuf.Timestamp
+	20, // 12: portcullis.v1.Event.ban_created:type_name -> portcullis.v1.Ban
+	20, // 13: portcullis.v1.Event.ban_lifted:type_name -> portcullis.v1.Ban
 	6,  // 14: portcullis.v1.Event.session_revoked:type_name -> portcullis.v1.RevokedSession
-	20, // 15: portcullis.v1.Event.key_added:type_name -> portcullis.v1.VerificationKey
-	20, // 16: portcullis.v1.Event.key_retired:type_name -> portcullis.v1.VerificationKey
+	21, // 15: portcullis.v1.Event.key_added:type_name -> portcullis.v1.VerificationKey
+	21, // 16: portcullis.v1.Event.key_retired:type_name -> portcullis.v1.VerificationKey
 	10, // 17: portcullis.v1.ListSubscribersResponse.subscribers:type_name -> portcullis.v1.Subscriber
-	18, // 18: portcullis.v1.Subscriber.connect_time:type_name -> google.protobuf.Timestamp
+	19, // 18: portcullis.v1.Subscriber.connect_time:type_name -> google.protobuf.Timestamp
 	1,  // 19: portcullis.v1.Subscriber.identity:type_name -> portcullis.v1.MirrorIdentity
-	18, // 20: portcullis.v1.Subscriber.last_report_time:type_name -> google.protobuf.Timestamp
-	21, // 21: portcullis.v1.Enforcement.elapsed:type_name -> google.protobuf.Duration
+	19, // 20: portcullis.v1.Subscriber.last_report_time:type_name -> google.protobuf.Timestamp
+	22, // 21: portcullis.v1.Enforcement.elapsed:type_name -> google.protobuf.Duration
 	10, // 22: portcullis.v1.Enforcement.laggards:type_name -> portcullis.v1.Subscriber
 	10, // 23: portcullis.v1.Enforcement.disconnected:type_name -> portcullis.v1.Subscriber
-	0,  // 24: portcullis.v1.EventService.Watch:input_type -> portcullis.v1.WatchRequest
-	8,  // 25: portcullis.v1.EventService.ListSubscribers:input_type -> portcullis.v1.ListSubscribersRequest
-	11, // 26: portcullis.v1.EventService.ReportProgress:input_type -> portcullis.v1.ReportProgressRequest
-	13, // 27: portcullis.v1.EventService.StreamProgress:input_type -> portcullis.v1.StreamProgressRequest
-	15, // 28: portcullis.v1.EventService.GetRevision:input_type -> portcullis.v1.GetRevisionRequest
-	2,  // 29: portcullis.v1.EventService.Watch:output_type -> portcullis.v1.WatchResponse
-	9,  // 30: portcullis.v1.EventService.ListSubscribers:output_type -> portcullis.v1.ListSubscribersResponse
-	12, // 31: portcullis.v1.EventService.ReportProgress:output_type -> portcullis.v1.ReportProgressResponse
-	14, // 32: portcullis.v1.EventService.StreamProgress:output_type -> portcullis.v1.StreamProgressResponse
-	16, // 33: portcullis.v1.EventService.GetRevision:output_type -> portcullis.v1.GetRevisionResponse
-	29, // [29:34] is the sub-list for method output_type
-	24, // [24:29] is the sub-list for method input_type
-	24, // [24:24] is the sub-list for extension type_name
-	24, // [24:24] is the sub-list for extension extendee
-	0,  // [0:24] is the sub-list for field type_name
+	18, // 24: portcullis.v1.Enforcement.replicas:type_name -> portcullis.v1.ReplicaProgress
+	0,  // 25: portcullis.v1.EventService.Watch:input_type -> portcullis.v1.WatchRequest
+	8,  // 26: portcullis.v1.EventService.ListSubscribers:input_type -> portcullis.v1.ListSubscribersRequest
+	11, // 27: portcullis.v1.EventService.ReportProgress:input_type -> portcullis.v1.ReportProgressRequest
+	13, // 28: portcullis.v1.EventService.StreamProgress:input_type -> portcullis.v1.StreamProgressRequest
+	15, // 29: portcullis.v1.EventService.GetRevision:input_type -> portcullis.v1.GetRevisionRequest
+	2,  // 30: portcullis.v1.EventService.Watch:output_type -> portcullis.v1.WatchResponse
+	9,  // 31: portcullis.v1.EventService.ListSubscribers:output_type -> portcullis.v1.ListSubscribersResponse
+	12, // 32: portcullis.v1.EventService.ReportProgress:output_type -> portcullis.v1.ReportProgressResponse
+	14, // 33: portcullis.v1.EventService.StreamProgress:output_type -> portcullis.v1.StreamProgressResponse
+	16, // 34: portcullis.v1.EventService.GetRevision:output_type -> portcullis.v1.GetRevisionResponse
+	30, // [30:35] is the sub-list for method output_type
+	25, // [25:30] is the sub-list for method input_type
+	25, // [25:25] is the sub-list for extension type_name
+	25, // [25:25] is the sub-list for extension extendee
+	0,  // [0:25] is the sub-list for field type_name
 }
 
 func init() { file_portcullis_v1_event_service_proto_init() }
@@ -1515,7 +1631,7 @@ func file_portcullis_v1_event_service_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_portcullis_v1_event_service_proto_rawDesc), len(file_portcullis_v1_event_service_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   18,
+			NumMessages:   19,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -104,6 +104,20 @@
 // under the prefix (Watch before it fails with ErrCompacted); it does not
 // compact etcd, which would affect every other user of the cluster.
 //
+// # Presence
+//
+// The store implements storage.Presence: PublishPresence puts
+// <prefix>/presence/<id> under one etcd lease per store (TTL
+// Options.PresenceTTL, default 10s), granted at the first publish and kept
+// alive by the client while the store is open. Close revokes the lease, so
+// the values go at once; a process that dies, or loses etcd for longer
+// than the TTL, loses them when the lease expires. When the keep-alive ends
+// while the store is open (the lease expired during a partition), the store
+// grants a new lease and puts its values again. WatchPresence reads the
+// prefix once and follows it with an etcd watch from that revision,
+// reading it again when etcd ends the watch. Presence keys carry no event
+// and do not touch the log key: they never change a store revision.
+//
 // # Store ID
 //
 // The store ID is hex(SHA-256(cluster ID, prefix, nonce))[:32], where the

@@ -37,6 +37,9 @@ const (
 	// finds an expired session's tokens (every generation) through it.
 	bucketRefreshBySession = "idx/refresh_by_session"
 	bucketBansBySubject    = "idx/bans_by_subject"
+	// bucketPresence holds each replica's storage.Presence value, under a
+	// lease of the replica's store (presence.go); no record, no event.
+	bucketPresence = "presence"
 )
 
 // keyspace names every key of one store. root is the prefix followed by "/".
@@ -47,6 +50,7 @@ const (
 //	<prefix>/guard/<bucket>             rewritten by every delete in <bucket>
 //	<prefix>/<bucket>/<id>              records (refresh tokens by hex hash)
 //	<prefix>/idx/<index>/<parts>\x00<id> index entries
+//	<prefix>/presence/<id>              a replica's presence value, under its lease
 type keyspace struct {
 	root          string
 	metaStore     string
@@ -69,6 +73,9 @@ func (k keyspace) bucket(b string) string { return k.root + b + "/" }
 
 // record returns the key of a record in a bucket.
 func (k keyspace) record(b, id string) string { return k.root + b + "/" + id }
+
+// presence returns the key of a replica's presence value.
+func (k keyspace) presence(id string) string { return k.record(bucketPresence, id) }
 
 // guard returns the guard key of a bucket.
 func (k keyspace) guard(b string) string { return k.root + "guard/" + b }

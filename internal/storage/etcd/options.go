@@ -44,6 +44,13 @@ type Options struct {
 	// writers keep changing what it read (default 64).
 	MaxAttempts int
 
+	// PresenceTTL is how long the values this store publishes
+	// (storage.Presence) outlive the process that stops renewing them:
+	// how long the other replicas may go on counting a replica that
+	// crashed (default 10s; rounded up to whole seconds, and etcd raises
+	// it to its minimum, about 2s with default timing).
+	PresenceTTL time.Duration
+
 	// Logger receives the store's and the etcd client's warnings.
 	// Default: discard.
 	Logger *slog.Logger
@@ -53,6 +60,7 @@ const (
 	defaultDialTimeout = 5 * time.Second
 	defaultMaxTxnOps   = 128
 	defaultMaxAttempts = 64
+	defaultPresenceTTL = 10 * time.Second
 	// minTxnOps leaves room for one range and one guard comparison per
 	// bucket, which merging never goes below.
 	minTxnOps = 32
@@ -74,6 +82,9 @@ func (o Options) withDefaults() (Options, error) {
 	}
 	if o.MaxAttempts <= 0 {
 		o.MaxAttempts = defaultMaxAttempts
+	}
+	if o.PresenceTTL <= 0 {
+		o.PresenceTTL = defaultPresenceTTL
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)

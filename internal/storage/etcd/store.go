@@ -44,8 +44,9 @@ type Store struct {
 	closeOnce sync.Once
 	closeErr  error
 
-	hub   *hub
-	stats stats
+	hub      *hub
+	stats    stats
+	presence presence
 }
 
 // stats count the work of Update; tests and benchmarks read them.
@@ -256,11 +257,13 @@ func (s *Store) View(ctx context.Context, fn func(storage.ReadTx) error) error {
 }
 
 // Close ends every watcher with storage.ErrClosed, makes calls in flight
-// fail with it and, when Open created the client, closes the client.
+// fail with it, deletes the store's presence values (revoking their lease)
+// and, when Open created the client, closes the client.
 // Closing twice is harmless.
 func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
 		s.cancel()
+		s.revokePresence()
 		if s.ownClient {
 			if err := s.cli.Close(); err != nil && !errors.Is(err, context.Canceled) {
 				s.closeErr = fmt.Errorf("storage/etcd: close: %w", err)
