@@ -53,10 +53,12 @@ type EventServiceClient interface {
 	// serves the stream keeps, in memory, each such mirror's identity, applied
 	// revision, lag and last report time (ListSubscribers), and a write with a
 	// `wait` (CreateBan, LiftBan, RevokeSession, RevokeUserSessions) returns
-	// once every reporting mirror connected to that replica at the time of
-	// the write has reported a revision at least the write's. A mirror that
-	// has not reported for ProgressTimeout (default twice the checkpoint
-	// interval) has its stream ended and drops out; it reconnects and
+	// once every reporting mirror connected at the time of the write has
+	// reported a revision at least the write's: the mirrors of that replica,
+	// and, when replicas share an etcd store, those of the others, which each
+	// replica publishes as a summary (see Enforcement). A mirror that has not
+	// reported for ProgressTimeout (default three checkpoint intervals, at
+	// least 1s) has its stream ended and drops out; it reconnects and
 	// resumes. Subscribers without an identity (older mirrors, `portcullis
 	// watch`) are listed but never waited for. A subscriber_id is known only
 	// to the replica that issued it: elsewhere the call fails with NotFound,
@@ -178,10 +180,12 @@ type EventServiceServer interface {
 	// serves the stream keeps, in memory, each such mirror's identity, applied
 	// revision, lag and last report time (ListSubscribers), and a write with a
 	// `wait` (CreateBan, LiftBan, RevokeSession, RevokeUserSessions) returns
-	// once every reporting mirror connected to that replica at the time of
-	// the write has reported a revision at least the write's. A mirror that
-	// has not reported for ProgressTimeout (default twice the checkpoint
-	// interval) has its stream ended and drops out; it reconnects and
+	// once every reporting mirror connected at the time of the write has
+	// reported a revision at least the write's: the mirrors of that replica,
+	// and, when replicas share an etcd store, those of the others, which each
+	// replica publishes as a summary (see Enforcement). A mirror that has not
+	// reported for ProgressTimeout (default three checkpoint intervals, at
+	// least 1s) has its stream ended and drops out; it reconnects and
 	// resumes. Subscribers without an identity (older mirrors, `portcullis
 	// watch`) are listed but never waited for. A subscriber_id is known only
 	// to the replica that issued it: elsewhere the call fails with NotFound,
