@@ -22,8 +22,9 @@
 //     reports, never by a timer.
 //   - fleet.go: when the store is shared by several replicas
 //     (storage.Presence, etcd), each replica publishes a summary of its
-//     reporting mirrors (a count and (revision, count) pairs, at most one
-//     write per ~15 ms, only when it changed) under a random replica ID and
+//     reporting mirrors (a count and (revision, count) pairs, 2 ms after a
+//     report, at most one write per 10 ms, only when it changed) under a
+//     random replica ID and
 //     follows the others' into a view; a write's wait then counts the
 //     mirrors of every replica known at the write, waits until each has
 //     published that all its mirrors applied it, and stops waiting for a

@@ -20,11 +20,18 @@ import (
 // a summary under a random ID and follows everyone else's into a view.
 // With a store of one replica (bbolt) none of this runs.
 
-// publishInterval spaces a replica's presence writes: a ban makes every
-// mirror report at once, and one write per report would multiply etcd
-// writes by the fleet's size. A waiter on another replica hears of the
-// last report at most this much later.
-const publishInterval = 15 * time.Millisecond
+// A replica publishes its mirrors' progress publishSettle after the change
+// that woke it, and at most once per publishInterval. A ban makes every
+// mirror report at once: the settle gathers such a burst into one write
+// (published at the first report, the summary would be partial and the
+// complete one would wait a whole interval), and the interval bounds the
+// etcd writes of a replica under sustained change to 100 a second. A
+// waiter on another replica hears of a report publishSettle to
+// publishInterval after it, plus an etcd write and a watch.
+const (
+	publishSettle   = 2 * time.Millisecond
+	publishInterval = 10 * time.Millisecond
+)
 
 // maxSummaryLevels bounds the (revision, count) pairs of a summary, to
 // stay far below storage.MaxPresenceValue.
@@ -167,7 +174,8 @@ func (s *Server) publishPresence(ctx context.Context, p storage.Presence) {
 		case <-changed:
 		case <-ctx.Done():
 		}
-		if ctx.Err() != nil || !sleepCtx(ctx, publishInterval-time.Since(at)) {
+		// The rest of the burst, and the spacing of writes.
+		if ctx.Err() != nil || !sleepCtx(ctx, max(publishSettle, publishInterval-time.Since(at))) {
 			break
 		}
 	}
