@@ -182,7 +182,9 @@ func newMirror(t testing.TB, e *env, opts client.MirrorOptions, dial ...grpc.Dia
 		}
 		c.Close()
 	})
-	wctx, wcancel := context.WithTimeout(context.Background(), 10*time.Second)
+	// A hang guard, not a timing: a 50k-ban snapshot under -race on a busy
+	// 2-core machine has taken over 10 s to load.
+	wctx, wcancel := context.WithTimeout(context.Background(), time.Minute)
 	defer wcancel()
 	if err := m.WaitSynced(wctx); err != nil {
 		t.Fatalf("WaitSynced: %v", err)
