@@ -26,6 +26,10 @@ var (
 	// several smaller Updates, giving up their atomicity (see the package
 	// doc).
 	ErrTxnTooLarge = errors.New("storage: update too large for one transaction")
+	// ErrInvalidRecord: a write the store refuses whatever its contents
+	// (an empty key, a NUL byte in a value that goes into an index key);
+	// the domain validates first, so it means a bug. See CheckKeys.
+	ErrInvalidRecord = errors.New("storage: invalid record")
 )
 
 // Store is the persistent state of one Portcullis authority (or of a fleet

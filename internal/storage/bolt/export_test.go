@@ -1,5 +1,7 @@
 package bolt
 
+import "github.com/portcullis-dev/portcullis/internal/storage"
+
 // Internals the external tests look at.
 
 // Commits is how many bbolt transactions the writer committed.
@@ -18,7 +20,7 @@ var (
 	BucketSessionsByUser = bucketSessionsByUser
 	MetaSchemaVersion    = metaSchemaVersion
 	ErrCorrupt           = errCorrupt
-	ErrInvalid           = errInvalid
+	ErrInvalid           = storage.ErrInvalidRecord
 	ErrTxDone            = errTxDone
 	IndexKey             = indexKey
 )

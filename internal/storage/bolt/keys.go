@@ -2,14 +2,8 @@ package bolt
 
 import (
 	"encoding/binary"
-	"errors"
 	"fmt"
-	"strings"
 )
-
-// errInvalid marks a record the store refuses to write (an empty key, a
-// separator byte inside an indexed field, an event with the wrong payload).
-var errInvalid = errors.New("storage/bolt: invalid record")
 
 // indexPrefix returns the parts joined and terminated by sep: the prefix
 // under which an index holds the IDs matching those parts.
@@ -29,18 +23,6 @@ func indexPrefix(parts ...string) []byte {
 // indexKey returns the index key of id under parts.
 func indexKey(id string, parts ...string) []byte {
 	return append(indexPrefix(parts...), id...)
-}
-
-// checkKeyPart rejects a value that cannot be part of a key: IDs must not be
-// empty, and no indexed field may contain sep.
-func checkKeyPart(field, v string, mayBeEmpty bool) error {
-	if v == "" && !mayBeEmpty {
-		return fmt.Errorf("%w: %s is empty", errInvalid, field)
-	}
-	if strings.IndexByte(v, sep) >= 0 {
-		return fmt.Errorf("%w: %s %q contains a NUL byte", errInvalid, field, v)
-	}
-	return nil
 }
 
 // revKey encodes a revision as an events key; big-endian keeps bbolt's byte

@@ -117,15 +117,8 @@ func (t *writeTx) PutSession(s storage.Session) error {
 	if err := t.usable(); err != nil {
 		return err
 	}
-	for _, f := range []struct{ name, v string }{{"session ID", s.ID}, {"tenant ID", s.TenantID}} {
-		if err := checkKeyPart(f.name, f.v, false); err != nil {
-			return err
-		}
-	}
-	for _, f := range []struct{ name, v string }{{"user ID", s.UserID}, {"device ID", s.DeviceID}} {
-		if err := checkKeyPart(f.name, f.v, true); err != nil {
-			return err
-		}
+	if err := s.CheckKeys(); err != nil {
+		return err
 	}
 	old, exists, err := get[storage.Session](&t.readTx, bucketSessions, "session", []byte(s.ID))
 	if err != nil {
@@ -158,10 +151,7 @@ func (t *writeTx) PutRefreshToken(r storage.RefreshToken) error {
 	if err := t.usable(); err != nil {
 		return err
 	}
-	if len(r.Hash) == 0 {
-		return fmt.Errorf("%w: refresh token hash is empty", errInvalid)
-	}
-	if err := checkKeyPart("refresh token session ID", r.SessionID, false); err != nil {
+	if err := r.CheckKeys(); err != nil {
 		return err
 	}
 	old, exists, err := get[storage.RefreshToken](&t.readTx, bucketRefreshTokens, "refresh token", r.Hash)
@@ -183,8 +173,8 @@ func (t *writeTx) DeleteRefreshToken(hash []byte) error {
 	if err := t.usable(); err != nil {
 		return err
 	}
-	if len(hash) == 0 {
-		return fmt.Errorf("%w: refresh token hash is empty", errInvalid)
+	if err := storage.CheckRefreshTokenHash(hash); err != nil {
+		return err
 	}
 	old, exists, err := get[storage.RefreshToken](&t.readTx, bucketRefreshTokens, "refresh token", hash)
 	if err != nil || !exists {
@@ -200,12 +190,8 @@ func (t *writeTx) PutBan(b storage.Ban) error {
 	if err := t.usable(); err != nil {
 		return err
 	}
-	for _, f := range []struct{ name, v string }{
-		{"ban ID", b.ID}, {"tenant ID", b.TenantID}, {"subject kind", string(b.Kind)}, {"subject value", b.Value},
-	} {
-		if err := checkKeyPart(f.name, f.v, false); err != nil {
-			return err
-		}
+	if err := b.CheckKeys(); err != nil {
+		return err
 	}
 	old, exists, err := get[storage.Ban](&t.readTx, bucketBans, "ban", []byte(b.ID))
 	if err != nil {
@@ -225,7 +211,7 @@ func (t *writeTx) AppendAudit(a storage.AuditRecord) error {
 	if err := t.usable(); err != nil {
 		return err
 	}
-	if err := checkKeyPart("audit record ID", a.ID, false); err != nil {
+	if err := a.CheckKeys(); err != nil {
 		return err
 	}
 	b, err := t.bucket(bucketAudit)
@@ -242,7 +228,7 @@ func (t *writeTx) PutAPIKey(k storage.APIKey) error {
 	if err := t.usable(); err != nil {
 		return err
 	}
-	if err := checkKeyPart("API key ID", k.ID, false); err != nil {
+	if err := k.CheckKeys(); err != nil {
 		return err
 	}
 	return t.put(bucketAPIKeys, "api key", []byte(k.ID), k.UTC())
@@ -252,7 +238,7 @@ func (t *writeTx) PutSigningKey(k storage.SigningKey) error {
 	if err := t.usable(); err != nil {
 		return err
 	}
-	if err := checkKeyPart("signing key ID", k.ID, false); err != nil {
+	if err := k.CheckKeys(); err != nil {
 		return err
 	}
 	return t.put(bucketSigningKeys, "signing key", []byte(k.ID), k.UTC())
@@ -273,7 +259,7 @@ func (t *writeTx) Emit(e storage.Event) error {
 		return err
 	}
 	if err := e.Check(); err != nil {
-		return fmt.Errorf("%w: %w", errInvalid, err)
+		return fmt.Errorf("%w: %w", storage.ErrInvalidRecord, err)
 	}
 	raw, err := encode("event", e.UTC())
 	if err != nil {

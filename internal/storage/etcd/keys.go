@@ -9,10 +9,6 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
-// errInvalid marks a record the store refuses to write (an empty key, a
-// separator byte inside an indexed field, an event with the wrong payload).
-var errInvalid = errors.New("storage/etcd: invalid record")
-
 // errCorrupt marks a value under the prefix that breaks the layout.
 var errCorrupt = errors.New("storage/etcd: corrupt store")
 
@@ -110,18 +106,6 @@ func (k keyspace) indexKey(b, id string, parts ...string) string {
 
 // prefixEnd is the end (exclusive) of the range of keys starting with p.
 func prefixEnd(p string) string { return clientv3.GetPrefixRangeEnd(p) }
-
-// checkKeyPart rejects a value that cannot be part of a key: IDs must not be
-// empty, and no indexed field may contain sep.
-func checkKeyPart(field, v string, mayBeEmpty bool) error {
-	if v == "" && !mayBeEmpty {
-		return fmt.Errorf("%w: %s is empty", errInvalid, field)
-	}
-	if strings.Contains(v, sep) {
-		return fmt.Errorf("%w: %s %q contains a NUL byte", errInvalid, field, v)
-	}
-	return nil
-}
 
 // normalizePrefix returns the prefix without trailing slashes; "" becomes
 // DefaultPrefix.

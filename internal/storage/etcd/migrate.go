@@ -137,7 +137,7 @@ func (s *Store) indexRefreshBatch(ctx context.Context, start, end string, limit 
 			// The entry must name this record, or scans of the index would
 			// look for another key; PutRefreshToken never wrote one that
 			// fails these checks.
-			if s.k.refresh(r.Hash) != key || checkKeyPart("session ID", r.SessionID, false) != nil {
+			if s.k.refresh(r.Hash) != key || storage.CheckKeyPart("session ID", r.SessionID) != nil {
 				return "", 0, 0, false, fmt.Errorf("%w: refresh token at %q (session %q) cannot be indexed", errCorrupt, key, r.SessionID)
 			}
 			idx := s.k.refreshBySession(r.Hash, r.SessionID)

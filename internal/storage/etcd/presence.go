@@ -36,11 +36,11 @@ const presenceRetry = time.Second
 // PublishPresence puts value at <prefix>/presence/<id> under the store's
 // lease.
 func (s *Store) PublishPresence(ctx context.Context, id string, value []byte) error {
-	if err := checkKeyPart("presence id", id, false); err != nil {
+	if err := storage.CheckKeyPart("presence id", id); err != nil {
 		return err
 	}
 	if len(value) > storage.MaxPresenceValue {
-		return fmt.Errorf("%w: presence value of %d bytes (at most %d)", errInvalid, len(value), storage.MaxPresenceValue)
+		return fmt.Errorf("%w: presence value of %d bytes (at most %d)", storage.ErrInvalidRecord, len(value), storage.MaxPresenceValue)
 	}
 	if s.closed() {
 		return storage.ErrClosed

@@ -81,15 +81,8 @@ func (t *txn) PutSession(s storage.Session) error {
 	if err := t.canWrite(); err != nil {
 		return err
 	}
-	for _, f := range []struct{ name, v string }{{"session ID", s.ID}, {"tenant ID", s.TenantID}} {
-		if err := checkKeyPart(f.name, f.v, false); err != nil {
-			return err
-		}
-	}
-	for _, f := range []struct{ name, v string }{{"user ID", s.UserID}, {"device ID", s.DeviceID}} {
-		if err := checkKeyPart(f.name, f.v, true); err != nil {
-			return err
-		}
+	if err := s.CheckKeys(); err != nil {
+		return err
 	}
 	key := t.k.record(bucketSessions, s.ID)
 	old, exists, err := getRecordForWrite[storage.Session](t, bucketSessions, "session", key)
@@ -127,10 +120,7 @@ func (t *txn) PutRefreshToken(r storage.RefreshToken) error {
 	if err := t.canWrite(); err != nil {
 		return err
 	}
-	if len(r.Hash) == 0 {
-		return fmt.Errorf("%w: refresh token hash is empty", errInvalid)
-	}
-	if err := checkKeyPart("refresh token session ID", r.SessionID, false); err != nil {
+	if err := r.CheckKeys(); err != nil {
 		return err
 	}
 	// A rotation writes a new hash: assumed absent on the first attempt,
@@ -156,8 +146,8 @@ func (t *txn) DeleteRefreshToken(hash []byte) error {
 	if err := t.canWrite(); err != nil {
 		return err
 	}
-	if len(hash) == 0 {
-		return fmt.Errorf("%w: refresh token hash is empty", errInvalid)
+	if err := storage.CheckRefreshTokenHash(hash); err != nil {
+		return err
 	}
 	key := t.k.refresh(hash)
 	old, exists, err := getRecord[storage.RefreshToken](t, bucketRefreshTokens, "refresh token", key)
@@ -173,12 +163,8 @@ func (t *txn) PutBan(b storage.Ban) error {
 	if err := t.canWrite(); err != nil {
 		return err
 	}
-	for _, f := range []struct{ name, v string }{
-		{"ban ID", b.ID}, {"tenant ID", b.TenantID}, {"subject kind", string(b.Kind)}, {"subject value", b.Value},
-	} {
-		if err := checkKeyPart(f.name, f.v, false); err != nil {
-			return err
-		}
+	if err := b.CheckKeys(); err != nil {
+		return err
 	}
 	key := t.k.record(bucketBans, b.ID)
 	old, exists, err := getRecordForWrite[storage.Ban](t, bucketBans, "ban", key)
@@ -200,7 +186,7 @@ func (t *txn) AppendAudit(a storage.AuditRecord) error {
 	if err := t.canWrite(); err != nil {
 		return err
 	}
-	if err := checkKeyPart("audit record ID", a.ID, false); err != nil {
+	if err := a.CheckKeys(); err != nil {
 		return err
 	}
 	key := t.k.record(bucketAudit, a.ID)
@@ -218,7 +204,7 @@ func (t *txn) PutAPIKey(k storage.APIKey) error {
 	if err := t.canWrite(); err != nil {
 		return err
 	}
-	if err := checkKeyPart("API key ID", k.ID, false); err != nil {
+	if err := k.CheckKeys(); err != nil {
 		return err
 	}
 	return t.put("api key", t.k.record(bucketAPIKeys, k.ID), k.UTC())
@@ -228,7 +214,7 @@ func (t *txn) PutSigningKey(k storage.SigningKey) error {
 	if err := t.canWrite(); err != nil {
 		return err
 	}
-	if err := checkKeyPart("signing key ID", k.ID, false); err != nil {
+	if err := k.CheckKeys(); err != nil {
 		return err
 	}
 	return t.put("signing key", t.k.record(bucketSigningKeys, k.ID), k.UTC())
@@ -250,7 +236,7 @@ func (t *txn) Emit(e storage.Event) error {
 		return err
 	}
 	if err := e.Check(); err != nil {
-		return fmt.Errorf("%w: %w", errInvalid, err)
+		return fmt.Errorf("%w: %w", storage.ErrInvalidRecord, err)
 	}
 	raw, err := encode("event", e.UTC())
 	if err != nil {
