@@ -54,6 +54,17 @@ var (
 	ErrResourceExhausted     = errors.New("resource exhausted")
 	ErrUnavailable           = errors.New("unavailable")
 	ErrInternal              = errors.New("internal error")
+	// ErrConflict: the write lost to concurrent writers and was not
+	// applied; retrying it is safe.
+	ErrConflict = errors.New("write conflict: not applied, retry")
+	// ErrSnapshotTooSoon: the authority refused another full snapshot so
+	// soon after one that was not finished; retry after the delay it gave.
+	ErrSnapshotTooSoon = errors.New("snapshot requested too soon")
+	// ErrRevisionNotSent: a progress report named a revision the
+	// authority never sent on that stream.
+	ErrRevisionNotSent = errors.New("reported revision was never sent")
+	// ErrLastAdminKey: the call would leave no unexpired admin key.
+	ErrLastAdminKey = errors.New("last admin API key")
 )
 
 // reasons is the one table between ErrorInfo reasons, gRPC codes and
@@ -86,6 +97,10 @@ var reasons = []struct {
 	{pb.ErrorReason_ERROR_REASON_RESOURCE_EXHAUSTED, codes.ResourceExhausted, ErrResourceExhausted},
 	{pb.ErrorReason_ERROR_REASON_UNAVAILABLE, codes.Unavailable, ErrUnavailable},
 	{pb.ErrorReason_ERROR_REASON_INTERNAL, codes.Internal, ErrInternal},
+	{pb.ErrorReason_ERROR_REASON_CONFLICT, codes.Aborted, ErrConflict},
+	{pb.ErrorReason_ERROR_REASON_SNAPSHOT_TOO_SOON, codes.ResourceExhausted, ErrSnapshotTooSoon},
+	{pb.ErrorReason_ERROR_REASON_REVISION_NOT_SENT, codes.OutOfRange, ErrRevisionNotSent},
+	{pb.ErrorReason_ERROR_REASON_LAST_ADMIN_KEY, codes.FailedPrecondition, ErrLastAdminKey},
 }
 
 // aliases are errors of other packages that Status maps like a sentinel:
@@ -106,6 +121,7 @@ var byCode = map[codes.Code]error{
 	codes.ResourceExhausted: ErrResourceExhausted,
 	codes.Unavailable:       ErrUnavailable,
 	codes.Internal:          ErrInternal,
+	codes.Aborted:           ErrConflict,
 }
 
 // Reason returns the ErrorInfo reason string of r: its name without the

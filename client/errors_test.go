@@ -80,6 +80,10 @@ var errorRows = []struct {
 	{"RESOURCE_EXHAUSTED", codes.ResourceExhausted, client.ErrResourceExhausted, false},
 	{"UNAVAILABLE", codes.Unavailable, client.ErrUnavailable, false},
 	{"INTERNAL", codes.Internal, client.ErrInternal, false},
+	{"CONFLICT", codes.Aborted, client.ErrConflict, false},
+	{"SNAPSHOT_TOO_SOON", codes.ResourceExhausted, client.ErrSnapshotTooSoon, false},
+	{"REVISION_NOT_SENT", codes.OutOfRange, client.ErrRevisionNotSent, false},
+	{"LAST_ADMIN_KEY", codes.FailedPrecondition, client.ErrLastAdminKey, false},
 }
 
 // TestErrorRowsCoverTheEnum: every ErrorReason of the proto has a row.

@@ -56,6 +56,8 @@ var sentinels = []struct {
 	{authority.ErrSessionAlreadyRevoked, codes.FailedPrecondition, pb.ErrorReason_ERROR_REASON_SESSION_ALREADY_REVOKED},
 	{storage.ErrCompacted, codes.OutOfRange, pb.ErrorReason_ERROR_REASON_REVISION_COMPACTED},
 	{storage.ErrClosed, codes.Unavailable, pb.ErrorReason_ERROR_REASON_UNAVAILABLE},
+	// Retryable: nothing was written.
+	{storage.ErrConflict, codes.Aborted, pb.ErrorReason_ERROR_REASON_CONFLICT},
 	// A write the domain could not split that is beyond what the store
 	// commits at once (a cluster whose --max-txn-ops is too small even for
 	// one revocation); nothing was written.

@@ -30,6 +30,10 @@ var (
 	// (an empty key, a NUL byte in a value that goes into an index key);
 	// the domain validates first, so it means a bug. See CheckKeys.
 	ErrInvalidRecord = errors.New("storage: invalid record")
+	// ErrConflict: an Update lost the race against concurrent writers of
+	// what it read too many times in a row and gave up. Nothing was
+	// written; the caller may retry.
+	ErrConflict = errors.New("storage: update conflicted with concurrent writers")
 )
 
 // Store is the persistent state of one Portcullis authority (or of a fleet

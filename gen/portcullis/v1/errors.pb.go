@@ -88,6 +88,21 @@ const (
 	ErrorReason_ERROR_REASON_UNAVAILABLE ErrorReason = 21
 	// An internal error; the authority logged the cause (Internal).
 	ErrorReason_ERROR_REASON_INTERNAL ErrorReason = 22
+	// The write lost the race against concurrent writers of the same records
+	// too many times and was not applied (Aborted). Nothing was written;
+	// retrying the call is safe.
+	ErrorReason_ERROR_REASON_CONFLICT ErrorReason = 23
+	// The subscriber asked for another full snapshot too soon after one it
+	// did not finish applying (ResourceExhausted). Reconnect after the
+	// google.rpc.RetryInfo delay in the same status.
+	ErrorReason_ERROR_REASON_SNAPSHOT_TOO_SOON ErrorReason = 24
+	// A progress report names a revision beyond the last one the authority
+	// sent on that subscriber's Watch stream (OutOfRange). Metadata:
+	// sent_revision.
+	ErrorReason_ERROR_REASON_REVISION_NOT_SENT ErrorReason = 25
+	// The call would leave the authority without an unexpired API key with
+	// scope admin (FailedPrecondition).
+	ErrorReason_ERROR_REASON_LAST_ADMIN_KEY ErrorReason = 26
 )
 
 // Enum value maps for ErrorReason.
@@ -116,6 +131,10 @@ var (
 		20: "ERROR_REASON_RESOURCE_EXHAUSTED",
 		21: "ERROR_REASON_UNAVAILABLE",
 		22: "ERROR_REASON_INTERNAL",
+		23: "ERROR_REASON_CONFLICT",
+		24: "ERROR_REASON_SNAPSHOT_TOO_SOON",
+		25: "ERROR_REASON_REVISION_NOT_SENT",
+		26: "ERROR_REASON_LAST_ADMIN_KEY",
 	}
 	ErrorReason_value = map[string]int32{
 		"ERROR_REASON_UNSPECIFIED":             0,
@@ -141,6 +160,10 @@ var (
 		"ERROR_REASON_RESOURCE_EXHAUSTED":      20,
 		"ERROR_REASON_UNAVAILABLE":             21,
 		"ERROR_REASON_INTERNAL":                22,
+		"ERROR_REASON_CONFLICT":                23,
+		"ERROR_REASON_SNAPSHOT_TOO_SOON":       24,
+		"ERROR_REASON_REVISION_NOT_SENT":       25,
+		"ERROR_REASON_LAST_ADMIN_KEY":          26,
 	}
 )
 
@@ -175,7 +198,7 @@ var File_portcullis_v1_errors_proto protoreflect.FileDescriptor
 
 const file_portcullis_v1_errors_proto_rawDesc = "" +
 	"\n" +
-	"\x1aportcullis/v1/errors.proto\x12\rportcullis.v1*\x99\x06\n" +
+	"\x1aportcullis/v1/errors.proto\x12\rportcullis.v1*\x9d\a\n" +
 	"\vErrorReason\x12\x1c\n" +
 	"\x18ERROR_REASON_UNSPECIFIED\x10\x00\x12\x1c\n" +
 	"\x18ERROR_REASON_USER_BANNED\x10\x01\x12\x1a\n" +
@@ -200,7 +223,11 @@ const file_portcullis_v1_errors_proto_rawDesc = "" +
 	" ERROR_REASON_SUBSCRIBER_TOO_SLOW\x10\x13\x12#\n" +
 	"\x1fERROR_REASON_RESOURCE_EXHAUSTED\x10\x14\x12\x1c\n" +
 	"\x18ERROR_REASON_UNAVAILABLE\x10\x15\x12\x19\n" +
-	"\x15ERROR_REASON_INTERNAL\x10\x16BEZCgithub.com/portcullis-dev/portcullis/gen/portcullis/v1;portcullisv1b\x06proto3"
+	"\x15ERROR_REASON_INTERNAL\x10\x16\x12\x19\n" +
+	"\x15ERROR_REASON_CONFLICT\x10\x17\x12\"\n" +
+	"\x1eERROR_REASON_SNAPSHOT_TOO_SOON\x10\x18\x12\"\n" +
+	"\x1eERROR_REASON_REVISION_NOT_SENT\x10\x19\x12\x1f\n" +
+	"\x1bERROR_REASON_LAST_ADMIN_KEY\x10\x1aBEZCgithub.com/portcullis-dev/portcullis/gen/portcullis/v1;portcullisv1b\x06proto3"
 
 var (
 	file_portcullis_v1_errors_proto_rawDescOnce sync.Once

@@ -17,8 +17,9 @@ import (
 )
 
 // ErrTooManyAttempts is returned by Update when other writers kept changing
-// what its function read, Options.MaxAttempts times in a row.
-var ErrTooManyAttempts = errors.New("storage/etcd: update gave up: concurrent writers kept changing what it read")
+// what its function read, Options.MaxAttempts times in a row. It matches
+// storage.ErrConflict.
+var ErrTooManyAttempts = fmt.Errorf("%w: storage/etcd: update gave up: concurrent writers kept changing what it read", storage.ErrConflict)
 
 // Update runs fn against a snapshot and commits its writes with one etcd
 // transaction that succeeds only if nothing fn read has changed since the
