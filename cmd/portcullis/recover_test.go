@@ -1,12 +1,18 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
+	"errors"
+	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/portcullis-dev/portcullis/client"
 	pb "github.com/portcullis-dev/portcullis/gen/portcullis/v1"
@@ -248,5 +254,93 @@ func TestRecoverAdminRefusals(t *testing.T) {
 	code, _, errs = runCLI(t, "recover-admin", "extra")
 	if code != exitUsage {
 		t.Fatalf("recover-admin with an argument: exit %d, stderr %q", code, errs)
+	}
+}
+
+// TestRecoverAdminProcesses: the built binary, as an operator runs it.
+// `portcullis serve` in its own process holds the bbolt file, and a
+// `portcullis recover-admin` process is refused; once serve has stopped on
+// SIGTERM, recover-admin writes the key, and `portcullis apikeys list`
+// against the restarted authority works with it (from <data>/admin.key).
+func TestRecoverAdminProcesses(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary")
+	}
+	bin := filepath.Join(t.TempDir(), "portcullis")
+	build := exec.Command("go", "build", "-o", bin, ".")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	work := t.TempDir()
+	env := cleanEnv()
+	portcullis := func(args ...string) (int, string) {
+		t.Helper()
+		cmd := exec.Command(bin, args...)
+		cmd.Dir, cmd.Env = work, env
+		out, err := cmd.CombinedOutput()
+		var exit *exec.ExitError
+		if err != nil && !errors.As(err, &exit) {
+			t.Fatalf("portcullis %v: %v", args, err)
+		}
+		return cmd.ProcessState.ExitCode(), string(out)
+	}
+	addr := freeAddr(t)
+	serve := func() (stop func()) {
+		t.Helper()
+		cmd := exec.Command(bin, "serve", "--data", "data", "--listen", addr, "--http-listen", "")
+		cmd.Dir, cmd.Env = work, env
+		logs, err := cmd.StderrPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		serving := make(chan struct{})
+		go func() {
+			sc := bufio.NewScanner(logs)
+			for sc.Scan() {
+				if strings.Contains(sc.Text(), `"msg":"portcullis serving"`) {
+					close(serving)
+					break
+				}
+			}
+			io.Copy(io.Discard, logs)
+		}()
+		select {
+		case <-serving:
+		case <-time.After(time.Minute): // hang guard
+			cmd.Process.Kill()
+			t.Fatal("serve did not start")
+		}
+		return func() {
+			t.Helper()
+			if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+				t.Fatal(err)
+			}
+			if err := cmd.Wait(); err != nil {
+				t.Fatalf("serve after SIGTERM: %v", err)
+			}
+		}
+	}
+
+	stop := serve()
+	lost := mustRead(t, filepath.Join(work, "data", "admin.key"))
+	if code, out := portcullis("recover-admin"); code != exitError || !strings.Contains(out, "locked by another process") {
+		t.Fatalf("recover-admin while serve runs: exit %d, %q", code, out)
+	}
+	stop()
+	code, out := portcullis("recover-admin", "--reason", "drill")
+	if code != exitOK || !strings.Contains(out, "secret written to data/admin.key") {
+		t.Fatalf("recover-admin: exit %d, %q", code, out)
+	}
+	if bytes.Equal(mustRead(t, filepath.Join(work, "data", "admin.key")), lost) {
+		t.Fatal("admin.key did not change")
+	}
+	stop = serve()
+	defer stop()
+	code, out = portcullis("apikeys", "list", "--addr", addr)
+	if code != exitOK || !strings.Contains(out, "recovered-admin-") || !strings.Contains(out, "bootstrap-admin") {
+		t.Fatalf("apikeys list with the recovered key: exit %d, %q", code, out)
 	}
 }
