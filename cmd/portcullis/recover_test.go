@@ -142,6 +142,10 @@ func TestRecoverAdminBolt(t *testing.T) {
 	if code != exitError || !strings.HasPrefix(errs, "portcullis: FailedPrecondition LAST_ADMIN_KEY: ") {
 		t.Fatalf("revoking the last admin key: exit %d, stderr %q", code, errs)
 	}
+	_, err = adminClient(t, addr, recovered).APIKeys.RevokeAPIKey(context.Background(), &pb.RevokeAPIKeyRequest{ApiKeyId: r.GetTargetId()})
+	if !errors.Is(err, client.ErrLastAdminKey) {
+		t.Fatalf("revoking the last admin key with the client: %v, want client.ErrLastAdminKey", err)
+	}
 }
 
 // TestRecoverAdminEtcd: the same over etcd, printing the secret on stdout.
