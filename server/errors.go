@@ -54,6 +54,7 @@ var sentinels = []struct {
 	{authority.ErrPermissionDenied, codes.PermissionDenied, pb.ErrorReason_ERROR_REASON_PERMISSION_DENIED},
 	{authority.ErrBanAlreadyLifted, codes.FailedPrecondition, pb.ErrorReason_ERROR_REASON_BAN_ALREADY_LIFTED},
 	{authority.ErrSessionAlreadyRevoked, codes.FailedPrecondition, pb.ErrorReason_ERROR_REASON_SESSION_ALREADY_REVOKED},
+	{authority.ErrLastAdminKey, codes.FailedPrecondition, pb.ErrorReason_ERROR_REASON_LAST_ADMIN_KEY},
 	{storage.ErrCompacted, codes.OutOfRange, pb.ErrorReason_ERROR_REASON_REVISION_COMPACTED},
 	{storage.ErrClosed, codes.Unavailable, pb.ErrorReason_ERROR_REASON_UNAVAILABLE},
 	// Retryable: nothing was written.

@@ -110,7 +110,11 @@ func newAPIKeysRevokeCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "revoke API_KEY_ID",
 		Short: "Revoke an API key: its next call is refused",
-		Args:  usageArgs(cobra.ExactArgs(1)),
+		Long: `Revoke an API key: its next call is refused, and its open Watch streams end.
+The last unrevoked, unexpired key with scope admin cannot be revoked
+(FailedPrecondition LAST_ADMIN_KEY): create another admin key first. With no
+admin key left, see portcullis recover-admin.`,
+		Args: usageArgs(cobra.ExactArgs(1)),
 	}
 	cf := addConnFlags(cmd, "text", "json")
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {

@@ -17,6 +17,10 @@
 // <data>/admin.key. Exit codes: 0 ok, 1 error (the authority refused or could
 // not be reached: one line "portcullis: <Code> <REASON>: <message>"), 2 usage.
 //
+// `portcullis recover-admin` (recover.go) is neither: it opens the store
+// itself, with serve's store flags, to write a new admin key when none is
+// left, and refuses a bbolt file a running authority holds.
+//
 // Why cobra: it is the CLI library of kubectl, etcdctl and buf, so operators
 // already know its conventions (subcommands, POSIX flags, --help on every
 // level, "completion bash|zsh|fish|powershell"), and it is maintained and

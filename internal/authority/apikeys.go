@@ -92,11 +92,21 @@ func apiKeyID(secret string) (string, bool) {
 // checkSecret returns ErrAPIKeyInvalid unless secret is k's (compared in
 // constant time) and k is neither revoked nor expired now.
 func (a *Authority) checkSecret(k storage.APIKey, secret string) error {
-	if subtle.ConstantTimeCompare(k.SecretHash, hashSecret(secret)) != 1 ||
-		!k.RevokeTime.IsZero() || (!k.ExpireTime.IsZero() && !a.now().Before(k.ExpireTime)) {
+	if subtle.ConstantTimeCompare(k.SecretHash, hashSecret(secret)) != 1 || !usable(k, a.now()) {
 		return ErrAPIKeyInvalid
 	}
 	return nil
+}
+
+// usable reports whether k is neither revoked nor expired at now: whether
+// its secret is accepted.
+func usable(k storage.APIKey, now time.Time) bool {
+	return k.RevokeTime.IsZero() && (k.ExpireTime.IsZero() || now.Before(k.ExpireTime))
+}
+
+// isUsableAdmin reports whether k is a usable key with scope admin.
+func isUsableAdmin(k storage.APIKey, now time.Time) bool {
+	return usable(k, now) && slices.Contains(k.Scopes, ScopeAdmin)
 }
 
 // EnsureBootstrapKey creates the bootstrap admin key when the store has no
@@ -210,7 +220,9 @@ func (a *Authority) ListAPIKeys(ctx context.Context) ([]storage.APIKey, error) {
 	return keys, err
 }
 
-// RevokeAPIKey revokes a key; its next call is refused.
+// RevokeAPIKey revokes a key; its next call is refused. It refuses, with
+// ErrLastAdminKey, to revoke the last usable admin key (see
+// checkNotLastAdmin).
 func (a *Authority) RevokeAPIKey(ctx context.Context, actor Actor, id string) (storage.APIKey, error) {
 	if err := checkID("api_key_id", id, true); err != nil {
 		return storage.APIKey{}, err
@@ -227,6 +239,9 @@ func (a *Authority) RevokeAPIKey(ctx context.Context, actor Actor, id string) (s
 		if !k.RevokeTime.IsZero() {
 			return fmt.Errorf("%w: API key %s is already revoked", ErrInvalidArgument, id)
 		}
+		if err := checkNotLastAdmin(tx, k, now); err != nil {
+			return err
+		}
 		k.RevokeTime = now
 		if err := tx.PutAPIKey(k); err != nil {
 			return err
@@ -237,4 +252,29 @@ func (a *Authority) RevokeAPIKey(ctx context.Context, actor Actor, id string) (s
 		})
 	})
 	return k, err
+}
+
+// checkNotLastAdmin returns ErrLastAdminKey when k is a usable admin key
+// and no other one is: revoking it would lock every operator out, and a
+// restart would not help (the bootstrap key is only created in an empty
+// store). It reads every API key in tx, the transaction that revokes k, so
+// that two revocations racing (on one replica or several) cannot each see
+// the other's key and both commit: bolt runs them one after the other, and
+// etcd reruns an Update whose reads changed before its commit. There is
+// no online way to force it (the API has no such field): create another
+// admin key first, or use the offline RecoverAdminKey.
+func checkNotLastAdmin(tx storage.ReadTx, k storage.APIKey, now time.Time) error {
+	if !isUsableAdmin(k, now) {
+		return nil
+	}
+	for other, err := range tx.APIKeys() {
+		if err != nil {
+			return err
+		}
+		if other.ID != k.ID && isUsableAdmin(other, now) {
+			return nil
+		}
+	}
+	return fmt.Errorf("%w: API key %s (%q) is the last unrevoked, unexpired key with scope admin; "+
+		"create another admin key first (portcullis apikeys create NAME --scope admin), then revoke this one", ErrLastAdminKey, k.ID, k.Name)
 }

@@ -4,6 +4,18 @@
 // the records, the audit record and the events together, with one
 // exception, below: revoking more sessions than the store commits at once.
 //
+// # The last admin key
+//
+// RevokeAPIKey refuses (ErrLastAdminKey) to revoke the last unrevoked,
+// unexpired key with scope admin, reading every key in the revoking
+// transaction so that concurrent revocations cannot both pass. The API
+// has no way to force it: create another admin key first. An admin key
+// that expires counts until it expires, and its expiry is not prevented;
+// for that, and for a lost secret, RecoverAdminKey (recover.go) creates an
+// admin key straight in the store, for `portcullis recover-admin` on a
+// stopped authority's store, audited as "apikey.recover" by
+// "offline-recovery".
+//
 // # Revoking many sessions
 //
 // CreateBan (a full ban) and RevokeUserSessions revoke every live session

@@ -24,6 +24,10 @@ var (
 	ErrBanAlreadyLifted      = errors.New("ban already lifted")
 	ErrSessionAlreadyRevoked = errors.New("session already revoked")
 	ErrBanned                = errors.New("banned")
+	// ErrLastAdminKey: the change would leave the store without an
+	// unrevoked, unexpired API key with scope admin, and so nobody able
+	// to manage API keys but through an offline recovery.
+	ErrLastAdminKey = errors.New("last admin API key")
 )
 
 // FieldError is an invalid request field. It matches ErrInvalidArgument.
