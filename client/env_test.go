@@ -215,7 +215,7 @@ func (m *mirror) check(tok string, in client.CheckInput) (*client.Session, error
 // eventually polls cond (every millisecond, for at most 10 s).
 func eventually(t testing.TB, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(time.Minute)
 	tick := time.NewTicker(time.Millisecond)
 	defer tick.Stop()
 	for !cond() {

@@ -114,7 +114,7 @@ func TestMirrorFailover(t *testing.T) {
 			t.Errorf("Mirror.Run: %v", err)
 		}
 	}()
-	wctx, wcancel := context.WithTimeout(ctx, 10*time.Second)
+	wctx, wcancel := context.WithTimeout(ctx, time.Minute)
 	defer wcancel()
 	if err := m.WaitSynced(wctx); err != nil {
 		t.Fatalf("WaitSynced: %v", err)
@@ -240,7 +240,7 @@ func TestMirrorFailover(t *testing.T) {
 // and returns its events with their revisions.
 func replay(t *testing.T, r *replica, from int64, storeID string, to int64) []appliedEvent {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	stream, err := r.admin.Events.Watch(ctx, &pb.WatchRequest{AfterRevision: from, StoreId: storeID})
 	if err != nil {

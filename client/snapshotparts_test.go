@@ -42,7 +42,7 @@ func fillForParts(e *env, n int) {
 // the parts of its snapshot, and the stream to read on.
 func snapshotStream(t *testing.T, e *env) ([]*pb.WatchResponse, pb.EventService_WatchClient) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	t.Cleanup(cancel)
 	stream, err := e.admin.Events.Watch(ctx, &pb.WatchRequest{})
 	if err != nil {
@@ -251,7 +251,7 @@ func TestMirrorSnapshotCutMidway(t *testing.T) {
 	nw.key.Store(&b.AdminKey)
 	select {
 	case <-reached:
-	case <-time.After(10 * time.Second):
+	case <-time.After(time.Minute):
 		t.Fatal("the mirror never got the second part of store B's snapshot")
 	}
 	unchanged("with the first part of B's snapshot applied")

@@ -23,7 +23,7 @@ func (c cancelled) wait(t testing.TB) error {
 	select {
 	case err := <-c:
 		return err
-	case <-time.After(10 * time.Second):
+	case <-time.After(time.Minute):
 		t.Fatal("cancel was not called")
 		return nil
 	}
@@ -50,7 +50,7 @@ func (m *mirror) waitEvent(match func(*pb.Event) bool) {
 			if match(ev) {
 				return
 			}
-		case <-time.After(10 * time.Second):
+		case <-time.After(time.Minute):
 			m.t.Fatal("event not applied")
 		}
 	}

@@ -49,7 +49,7 @@ func runMirror(t testing.TB, c *client.Client, opts client.MirrorOptions) (*clie
 	var once sync.Once
 	stop := func() { once.Do(func() { cancel(); <-ran }) }
 	t.Cleanup(stop)
-	wctx, wcancel := context.WithTimeout(context.Background(), 10*time.Second)
+	wctx, wcancel := context.WithTimeout(context.Background(), time.Minute)
 	defer wcancel()
 	if err := m.WaitSynced(wctx); err != nil {
 		t.Fatalf("mirror %q not synced: %v", opts.Identity.InstanceID, err)
@@ -85,7 +85,7 @@ func (a *realAuthority) caughtUp(t testing.TB) {
 	rev := a.Revision()
 	tick := time.NewTicker(time.Millisecond)
 	defer tick.Stop()
-	deadline := time.After(10 * time.Second)
+	deadline := time.After(time.Minute)
 	for a.mirror.Revision() < rev {
 		select {
 		case <-tick.C:

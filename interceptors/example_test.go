@@ -127,7 +127,7 @@ func Example() {
 		grpc.WithTransportCredentials(insecure.NewCredentials()))
 	defer conn.Close()
 	api := testgrpc.NewTestServiceClient(conn)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	as := func(token string) context.Context { return interceptors.WithToken(ctx, token) }
 

@@ -126,7 +126,7 @@ func (f *fakeChecker) nextTracked(t *testing.T) *trackedStream {
 	select {
 	case ts := <-f.tracked:
 		return ts
-	case <-time.After(10 * time.Second):
+	case <-time.After(time.Minute):
 		t.Fatal("no stream was tracked")
 		return nil
 	}
@@ -191,7 +191,7 @@ func bearer(token string) context.Context {
 
 // withTimeout bounds a test's wait on the network.
 func withTimeout(t *testing.T, ctx context.Context) context.Context {
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
 	t.Cleanup(cancel)
 	return ctx
 }

@@ -48,7 +48,7 @@ func waitUntracked(t *testing.T, ts *trackedStream) {
 	t.Helper()
 	select {
 	case <-ts.untracked:
-	case <-time.After(10 * time.Second):
+	case <-time.After(time.Minute):
 		t.Fatal("the stream was not untracked")
 	}
 }

@@ -23,7 +23,7 @@ import (
 // recvTimeout bounds every wait for a stream message. It is generous: a
 // message that is due arrives in milliseconds, and a test only reaches the
 // bound when it is failing anyway.
-const recvTimeout = 20 * time.Second
+const recvTimeout = time.Minute
 
 // revision returns the store's current revision.
 func (e *env) revision() int64 {

@@ -22,7 +22,7 @@ func TestCLIBanWait(t *testing.T) {
 		ran := make(chan struct{})
 		go func() { defer close(ran); m.Run(ctx) }()
 		t.Cleanup(func() { cancel(); <-ran })
-		wctx, wcancel := context.WithTimeout(context.Background(), 10*time.Second)
+		wctx, wcancel := context.WithTimeout(context.Background(), time.Minute)
 		if err := m.WaitSynced(wctx); err != nil {
 			t.Fatal(err)
 		}

@@ -248,7 +248,7 @@ func TestMirrorFailsClosedWhileAuthorityDown(t *testing.T) {
 		t.Fatal(err)
 	}
 	tok := sess.GetAccessToken()
-	waitFor(t, 10*time.Second, "the mirror to know the session's key", func() bool {
+	waitFor(t, time.Minute, "the mirror to know the session's key", func() bool {
 		_, err := m.Check(ctx, tok, client.CheckInput{})
 		return err == nil
 	})
@@ -256,7 +256,7 @@ func TestMirrorFailsClosedWhileAuthorityDown(t *testing.T) {
 	addr := e.addr
 	e.stop()
 	var stale error
-	waitFor(t, 10*time.Second, "checks to fail closed", func() bool {
+	waitFor(t, time.Minute, "checks to fail closed", func() bool {
 		_, stale = m.Check(ctx, tok, client.CheckInput{})
 		return stale != nil
 	})
@@ -268,7 +268,7 @@ func TestMirrorFailsClosedWhileAuthorityDown(t *testing.T) {
 	}
 
 	e.serve(addr)
-	waitFor(t, 10*time.Second, "checks to pass again", func() bool {
+	waitFor(t, time.Minute, "checks to pass again", func() bool {
 		_, err := m.Check(ctx, tok, client.CheckInput{})
 		return err == nil
 	})
@@ -276,7 +276,7 @@ func TestMirrorFailsClosedWhileAuthorityDown(t *testing.T) {
 	if _, err := c.Bans.CreateBan(ctx, userBan("alice", "")); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 10*time.Second, "the ban to reach the mirror", func() bool {
+	waitFor(t, time.Minute, "the ban to reach the mirror", func() bool {
 		_, err := m.Check(ctx, tok, client.CheckInput{})
 		return errors.Is(err, client.ErrUserBanned)
 	})
@@ -297,8 +297,10 @@ func rawConn(t *testing.T, addr, key string) (*grpc.ClientConn, context.Context)
 
 // (c) A Watch subscriber that stops reading is cut off with
 // SUBSCRIBER_TOO_SLOW, while writers and other subscribers go on.
+// The send timeout is long enough that the reading subscriber, on a busy
+// machine, is not cut off too; the stalled one is, whatever the timeout.
 func TestSlowSubscriberCutOff(t *testing.T) {
-	e := newEnv(t, envConfig{options: server.Options{SendTimeout: 300 * time.Millisecond, CheckpointInterval: time.Second}})
+	e := newEnv(t, envConfig{options: server.Options{SendTimeout: 2 * time.Second, CheckpointInterval: time.Second}})
 	c := e.dial()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -426,7 +428,7 @@ func TestManyStreamsBounded(t *testing.T) {
 		t.Fatal(err)
 	}
 	mcancel()
-	waitFor(t, 10*time.Second, "the open streams to be released", func() bool {
+	waitFor(t, time.Minute, "the open streams to be released", func() bool {
 		s, err := conns[0].Watch(ctx2(t, e.key), &pb.WatchRequest{})
 		if err != nil {
 			return false
