@@ -74,6 +74,9 @@ type Server struct {
 	watchers  watchSlots    // open Watch streams per API key
 	snapshots snapshotCache // Watch snapshots shared among subscribers
 	changes   changeCache   // Watch changes shared among subscribers
+	// snapBackoff limits the snapshots of mirrors that do not acknowledge
+	// them (snapbackoff.go).
+	snapBackoff snapshotBackoff
 }
 
 // New returns a server for auth.
