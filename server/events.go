@@ -142,6 +142,10 @@ func (s eventService) watchLoop(ctx context.Context, req *pb.WatchRequest, strea
 				"caller", sub.caller, "peer", sub.peer, "instance_id", sub.identity.GetInstanceId(), "unacknowledged", n, "retry_in", delay)
 			return &snapshotTooSoonError{unacked: n, delay: delay}
 		}
+		// The subscriber loads from here (building a large snapshot takes
+		// time too) until it reports the snapshot's revision: the load
+		// timeout applies, not the progress timeout (progressDeadline).
+		sub.loading.Store(loadingUnknown)
 		rev, parts, err := s.sharedSnapshot(ctx)
 		if err != nil {
 			return err
@@ -152,8 +156,6 @@ func (s eventService) watchLoop(ctx context.Context, req *pb.WatchRequest, strea
 		} else if err != nil {
 			return err
 		}
-		// The subscriber loads from here until it reports rev: the load
-		// timeout applies, not the progress timeout (progressDeadline).
 		sub.loading.Store(rev)
 		s.snapBackoff.sent(key, time.Now())
 		// The parts go out back to back; the subscriber is at rev only

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"math"
 	"slices"
 	"strconv"
 	"strings"
@@ -61,11 +62,15 @@ type subscriber struct {
 	reported atomic.Int64  // unix ns (wall clock) of its last report; 0: none
 	gone     chan struct{} // closed when its stream ends
 	// loading is the revision of the snapshot the stream began with until
-	// the subscriber reports it (or later), 0 otherwise: while it loads,
-	// the load timeout applies instead of the progress timeout
-	// (progressDeadline).
+	// the subscriber reports it (or later), loadingUnknown while the
+	// snapshot is being built, 0 otherwise: while it loads, the load
+	// timeout applies instead of the progress timeout (progressDeadline).
 	loading atomic.Int64
 }
+
+// loadingUnknown is subscriber.loading while its snapshot is being built:
+// no report can reach it.
+const loadingUnknown = math.MaxInt64
 
 func (s *subscriber) reporting() bool { return s.id != "" }
 
@@ -492,7 +497,11 @@ func (s *Server) progressDeadline(sub *subscriber, now time.Time) error {
 	silent := now.Sub(sub.lastHeard())
 	if rev := sub.loading.Load(); rev != 0 {
 		if silent > s.loadTimeout() {
-			return fmt.Errorf("%w (snapshot at revision %d, silent for %s)", errLoadTimeout, rev, silent.Round(time.Millisecond))
+			what := "its snapshot still being built"
+			if rev != loadingUnknown {
+				what = fmt.Sprintf("snapshot at revision %d", rev)
+			}
+			return fmt.Errorf("%w (%s, silent for %s)", errLoadTimeout, what, silent.Round(time.Millisecond))
 		}
 		return nil
 	}
