@@ -17,7 +17,10 @@
 //     sentinels, both ways (FromStatus, Status), and *Error / *BanError.
 //   - mirror.go, watch.go: Mirror, its options and its stream loop
 //     (snapshot, changes, checkpoints, reconnection with backoff and
-//     resume, pruning).
+//     resume, pruning). Refused with SNAPSHOT_TOO_SOON, the loop waits
+//     the RetryInfo delay before reconnecting.
+//   - progress.go: the mirror's progress reports, with a heartbeat every
+//     second while it loads a snapshot.
 //   - snapshotparts.go: gathers a snapshot's parts (Snapshot.more), so
 //     that the state, revision and store_id change once, at the last
 //     part, and a stream that ends mid-snapshot changes nothing.

@@ -36,6 +36,10 @@ func (m *Mirror) Prune() {
 	m.prune(m.clock().UnixNano())
 }
 
+// SetReconnectHook makes Run call f with each ended stream's error and
+// the wait it chose before reconnecting. Call it before Run.
+func (m *Mirror) SetReconnectHook(f func(err error, wait time.Duration)) { m.reconnectHook = f }
+
 // HeldBan is a ban as the mirror holds it.
 type HeldBan struct {
 	BanID        string

@@ -156,6 +156,10 @@ type Mirror struct {
 
 	progress progress      // progress.go
 	checks   checkCounters // checkcounts.go
+
+	// reconnectHook, set by tests before Run (export_test.go), sees each
+	// ended stream's error and the wait Run chose before reconnecting.
+	reconnectHook func(err error, wait time.Duration)
 }
 
 // NewMirror returns a mirror that follows c's event stream once Run is

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -113,6 +114,10 @@ type reporter struct {
 	m    *Mirror
 	id   string
 	kick chan struct{}
+	// loading is set while the stream's snapshot is being received and
+	// applied: the reporter then sends a heartbeat (revision 0) every
+	// loadHeartbeat.
+	loading atomic.Bool
 
 	stream pb.EventService_StreamProgressClient // nil until the first report, or after it broke
 	unary  bool                                 // the authority has no StreamProgress
@@ -137,14 +142,37 @@ func (r *reporter) applied() {
 	}
 }
 
+// setLoading says whether the stream's snapshot is being loaded.
+func (r *reporter) setLoading(v bool) {
+	if r != nil {
+		r.loading.Store(v)
+	}
+}
+
+// loadHeartbeat is how often a mirror that loads a snapshot tells the
+// authority it is alive: well within the authority's load timeout (at
+// least its send timeout, 30s by default; see ReportProgress).
+const loadHeartbeat = time.Second
+
 func (r *reporter) run(ctx context.Context) {
+	heartbeat := time.NewTicker(loadHeartbeat)
+	defer heartbeat.Stop()
 	for {
+		var rev int64
 		select {
 		case <-ctx.Done():
 			return
 		case <-r.kick:
+			rev = r.m.Revision()
+		case <-heartbeat.C:
+			if !r.loading.Load() {
+				continue
+			}
+			// Revision 0: alive, nothing of this stream applied yet. The
+			// mirror's own revision may be of another store, or beyond
+			// the snapshot's: not one this stream sent.
 		}
-		err := r.report(ctx, r.m.Revision())
+		err := r.report(ctx, rev)
 		if err == nil {
 			r.m.progress.reports.Add(1)
 			continue

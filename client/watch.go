@@ -8,7 +8,9 @@ import (
 	"math/rand/v2"
 	"time"
 
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/status"
 
 	pb "github.com/portcullis-dev/portcullis/gen/portcullis/v1"
 )
@@ -51,6 +53,15 @@ func (m *Mirror) Run(ctx context.Context) error {
 		// Equal jitter: half the backoff, plus up to as much again, so
 		// that mirrors cut off together do not reconnect together.
 		wait := backoff/2 + rand.N(backoff/2+1)
+		if d, ok := retryDelay(err); ok && errors.Is(err, ErrSnapshotTooSoon) {
+			// The authority refuses another snapshot before d (this mirror
+			// left its last ones unacknowledged): reconnecting sooner would
+			// only be refused again.
+			wait = d + rand.N(backoff/2+1)
+		}
+		if m.reconnectHook != nil {
+			m.reconnectHook(err, wait)
+		}
 		m.log.Log(ctx, level, "portcullis: watch stream ended; reconnecting", "error", err,
 			"revision", m.Revision(), "retry_in", wait)
 		t := time.NewTimer(wait)
@@ -96,6 +107,12 @@ func (m *Mirror) follow(ctx context.Context) (heard bool, err error) {
 		if id := resp.GetSubscriberId(); id != "" && rep == nil && !m.opts.DisableProgress {
 			rep = m.startReporter(ctx, id)
 		}
+		if resp.GetSnapshot() != nil {
+			// Until its last part is applied, the stream has nothing to
+			// report: the reporter sends heartbeats instead, so that the
+			// authority knows a slow load from a dead mirror.
+			rep.setLoading(true)
+		}
 		if m.opts.BeforeApply != nil {
 			m.opts.BeforeApply(resp)
 		}
@@ -103,9 +120,24 @@ func (m *Mirror) follow(ctx context.Context) (heard bool, err error) {
 			return heard, err
 		}
 		if !resp.GetSnapshot().GetMore() { // a snapshot's earlier parts change nothing yet
+			rep.setLoading(false)
 			rep.applied()
 		}
 	}
+}
+
+// retryDelay is the delay of the google.rpc.RetryInfo err carries.
+func retryDelay(err error) (time.Duration, bool) {
+	st, ok := status.FromError(err)
+	if !ok {
+		return 0, false
+	}
+	for _, d := range st.Details() {
+		if ri, ok := d.(*errdetails.RetryInfo); ok && ri.GetRetryDelay() != nil {
+			return max(ri.GetRetryDelay().AsDuration(), 0), true
+		}
+	}
+	return 0, false
 }
 
 // dropParts forgets the parts of an unfinished snapshot.

@@ -19,7 +19,12 @@
 //     moves only with the last part.
 //   - progress.go: the mirrors' progress reports (ReportProgress,
 //     StreamProgress) and the wait of a write (enforcement), woken by
-//     reports, never by a timer.
+//     reports, never by a timer. A report may not exceed the revision
+//     offered on its stream (REVISION_NOT_SENT); a mirror loading its
+//     snapshot is judged by the load timeout, not the progress timeout.
+//   - snapbackoff.go: refuses, with SNAPSHOT_TOO_SOON and a RetryInfo,
+//     another snapshot to a mirror identity that left its last ones
+//     unacknowledged, within a doubling window.
 //   - fleet.go: when the store is shared by several replicas
 //     (storage.Presence, etcd), each replica publishes a summary of its
 //     reporting mirrors (a count and (revision, count) pairs, 2 ms after a

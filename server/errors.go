@@ -11,6 +11,8 @@ import (
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/protoadapt"
+	"google.golang.org/protobuf/types/known/durationpb"
 
 	pb "github.com/portcullis-dev/portcullis/gen/portcullis/v1"
 	"github.com/portcullis-dev/portcullis/internal/authority"
@@ -30,6 +32,19 @@ func ReasonString(r pb.ErrorReason) string {
 func newStatus(c codes.Code, r pb.ErrorReason, msg string, meta map[string]string) error {
 	st := status.New(c, msg)
 	if d, err := st.WithDetails(&errdetails.ErrorInfo{Reason: ReasonString(r), Domain: ErrorDomain, Metadata: meta}); err == nil {
+		st = d
+	}
+	return st.Err()
+}
+
+// newStatusRetry is newStatus with a RetryInfo when delay is positive.
+func newStatusRetry(c codes.Code, r pb.ErrorReason, msg string, meta map[string]string, delay time.Duration) error {
+	st := status.New(c, msg)
+	details := []protoadapt.MessageV1{&errdetails.ErrorInfo{Reason: ReasonString(r), Domain: ErrorDomain, Metadata: meta}}
+	if delay > 0 {
+		details = append(details, &errdetails.RetryInfo{RetryDelay: durationpb.New(delay)})
+	}
+	if d, err := st.WithDetails(details...); err == nil {
 		st = d
 	}
 	return st.Err()
@@ -66,6 +81,18 @@ var sentinels = []struct {
 	{errShuttingDown, codes.Unavailable, pb.ErrorReason_ERROR_REASON_UNAVAILABLE},
 	{errTooSlow, codes.ResourceExhausted, pb.ErrorReason_ERROR_REASON_SUBSCRIBER_TOO_SLOW},
 	{errNoProgress, codes.Unavailable, pb.ErrorReason_ERROR_REASON_UNAVAILABLE},
+	{errLoadTimeout, codes.Unavailable, pb.ErrorReason_ERROR_REASON_UNAVAILABLE},
+	// With a RetryInfo (snapbackoff.go).
+	{errSnapshotTooSoon, codes.ResourceExhausted, pb.ErrorReason_ERROR_REASON_SNAPSHOT_TOO_SOON},
+	// With metadata sent_revision (progress.go).
+	{errRevisionNotSent, codes.OutOfRange, pb.ErrorReason_ERROR_REASON_REVISION_NOT_SENT},
+}
+
+// detailedError is an error that adds ErrorInfo metadata and, when delay
+// is positive, a google.rpc.RetryInfo to the status of the sentinel it
+// wraps.
+type detailedError interface {
+	statusDetails() (meta map[string]string, delay time.Duration)
 }
 
 var banReasons = map[authority.BanReason]pb.ErrorReason{
@@ -112,6 +139,11 @@ func toStatus(ctx context.Context, log *slog.Logger, err error) error {
 	}
 	for _, s := range sentinels {
 		if errors.Is(err, s.err) {
+			var d detailedError
+			if errors.As(err, &d) {
+				meta, delay := d.statusDetails()
+				return newStatusRetry(s.code, s.reason, err.Error(), meta, delay)
+			}
 			return newStatus(s.code, s.reason, err.Error(), nil)
 		}
 	}

@@ -46,7 +46,7 @@ func (s eventService) Watch(req *pb.WatchRequest, stream pb.EventService_WatchSe
 		return err
 	}
 	defer release()
-	sub := &subscriber{caller: actor.Name, keyID: keyID, peer: actor.Addr, since: s.now(), identity: cloneIdentity(req.GetIdentity())}
+	sub := &subscriber{caller: actor.Name, keyID: keyID, peer: actor.Addr, since: s.now(), connected: time.Now(), identity: cloneIdentity(req.GetIdentity())}
 	defer s.subs.add(sub)()
 
 	// The sending loop runs in its own goroutine so that this one can end
@@ -71,10 +71,10 @@ func (s eventService) Watch(req *pb.WatchRequest, stream pb.EventService_WatchSe
 				s.log.Warn("watch subscriber too slow; ending its stream", "caller", actor.Name, "peer", actor.Addr, "revision", sub.revision.Load())
 				return s.status(ctx, errTooSlow)
 			}
-			if sub.reporting() && time.Since(sub.lastHeard()) > s.progressTimeout() {
+			if err := s.progressDeadline(sub, time.Now()); err != nil {
 				s.log.Warn("watch subscriber stopped reporting progress; ending its stream", "caller", actor.Name, "peer", actor.Addr,
-					"subscriber_id", sub.id, "applied_revision", sub.applied.Load())
-				return s.status(ctx, errNoProgress)
+					"subscriber_id", sub.id, "applied_revision", sub.applied.Load(), "loading", sub.loading.Load(), "error", err)
+				return s.status(ctx, err)
 			}
 		}
 	}
@@ -90,9 +90,11 @@ func (s eventService) watchLoop(ctx context.Context, req *pb.WatchRequest, strea
 	plain := sendsPlain(stream.Context())
 	// send sends a checkpoint (resp, at revision rev) or a message shared
 	// with the other subscribers (shared). The send timeout applies to each
-	// message. The caller moves sub.revision once the subscriber has all of
-	// a revision: after a change or checkpoint, after a snapshot's last
-	// part.
+	// message. The caller offers a revision (sub.revision) before the
+	// message that completes it goes out: a change or checkpoint, a
+	// snapshot's last part. After the send would be too late: a fast
+	// mirror can apply and report it before SendMsg returns, and its report
+	// would be refused as beyond what was sent.
 	send := func(rev int64, resp *pb.WatchResponse, shared *sharedMsg) error {
 		if time.Since(lastAuth) >= s.opts.CheckpointInterval {
 			if err := s.reauthenticate(ctx); err != nil {
@@ -117,11 +119,8 @@ func (s eventService) watchLoop(ctx context.Context, req *pb.WatchRequest, strea
 		return err
 	}
 	deliver := func(rev int64, resp *pb.WatchResponse, shared *sharedMsg) error {
-		if err := send(rev, resp, shared); err != nil {
-			return err
-		}
 		sub.revision.Store(rev)
-		return nil
+		return send(rev, resp, shared)
 	}
 
 	var w storage.Watcher
@@ -134,7 +133,19 @@ func (s eventService) watchLoop(ctx context.Context, req *pb.WatchRequest, strea
 	}
 	// No usable position: start from a snapshot. A compaction between the
 	// snapshot and the watch (rare) just takes another snapshot.
+	// A reporting subscriber that left its last snapshots unacknowledged
+	// waits before it gets another (snapbackoff.go).
+	key := backoffKey(sub)
 	for w == nil {
+		if delay, n := s.snapBackoff.refuse(key, time.Now()); delay > 0 {
+			s.log.Warn("watch subscriber asked for a snapshot too soon after ones it did not acknowledge; refused",
+				"caller", sub.caller, "peer", sub.peer, "instance_id", sub.identity.GetInstanceId(), "unacknowledged", n, "retry_in", delay)
+			return &snapshotTooSoonError{unacked: n, delay: delay}
+		}
+		// The subscriber loads from here (building a large snapshot takes
+		// time too) until it reports the snapshot's revision: the load
+		// timeout applies, not the progress timeout (progressDeadline).
+		sub.loading.Store(loadingUnknown)
 		rev, parts, err := s.sharedSnapshot(ctx)
 		if err != nil {
 			return err
@@ -145,15 +156,20 @@ func (s eventService) watchLoop(ctx context.Context, req *pb.WatchRequest, strea
 		} else if err != nil {
 			return err
 		}
+		sub.loading.Store(rev)
+		s.snapBackoff.sent(key, time.Now())
 		// The parts go out back to back; the subscriber is at rev only
-		// once it has the last one.
-		for _, part := range parts {
+		// once it has the last one, which offers it.
+		for i, part := range parts {
+			if i == len(parts)-1 {
+				sub.revision.Store(rev)
+			}
 			if err := send(rev, nil, part); err != nil {
 				w.Close()
 				return err
 			}
 		}
-		sub.revision.Store(rev)
+		s.metrics.snapshotsSent.Inc()
 	}
 	defer w.Close()
 	sub.revision.Store(w.Revision())

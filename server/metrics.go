@@ -31,6 +31,8 @@ import (
 //   - portcullis_rejections_total{reason}: calls refused, by ErrorInfo reason
 //     (USER_BANNED, API_KEY_INVALID, ...);
 //   - portcullis_watch_subscribers: open Watch streams;
+//   - portcullis_snapshots_sent_total: snapshots sent whole on Watch
+//     streams (a mirror that keeps needing one shows here);
 //   - portcullis_events_total{kind}: events committed to the event log
 //     (rate() of it is events per second);
 //   - portcullis_swept_total{kind}: records deleted by the sweeper
@@ -51,6 +53,7 @@ type Metrics struct {
 	events        *prometheus.CounterVec
 	swept         *prometheus.CounterVec
 	commitSeconds *prometheus.HistogramVec
+	snapshotsSent prometheus.Counter
 
 	// server is set by New, for the scrape-time collectors.
 	server *Server
@@ -81,6 +84,10 @@ func NewMetrics() *Metrics {
 			Help:    "Latency of durable store commits (Update, fsync included), by result.",
 			Buckets: []float64{.0005, .001, .002, .005, .01, .02, .05, .1, .25, .5, 1, 2.5},
 		}, []string{"result"}),
+		snapshotsSent: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "portcullis_snapshots_sent_total",
+			Help: "Snapshots sent whole (every part) on Watch streams; one per subscriber that starts from one.",
+		}),
 	}
 	for _, op := range []string{"created", "refreshed", "revoked"} {
 		m.sessions.WithLabelValues(op)
@@ -92,7 +99,7 @@ func NewMetrics() *Metrics {
 		storage.EventKeyAdded, storage.EventKeyRetired} {
 		m.events.WithLabelValues(string(k))
 	}
-	m.reg.MustRegister(m.grpc, m.sessions, m.rejections, m.events, m.swept, m.commitSeconds,
+	m.reg.MustRegister(m.grpc, m.sessions, m.rejections, m.events, m.swept, m.commitSeconds, m.snapshotsSent,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		&scrapeCollector{m: m})
 	return m

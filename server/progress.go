@@ -4,10 +4,13 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"maps"
+	"math"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -37,11 +40,20 @@ const MaxWait = 60 * time.Second
 
 // subscriber is one open Watch stream, for ListSubscribers and waits.
 type subscriber struct {
-	caller   string
-	keyID    string // the API key it authenticated with; only it may report
-	peer     string
-	since    time.Time
-	revision atomic.Int64 // the last revision sent to it
+	caller string
+	keyID  string // the API key it authenticated with; only it may report
+	peer   string
+	since  time.Time // by the authority's clock, for ListSubscribers
+	// connected is since by the wall clock, which the progress timeout is
+	// measured with (the authority's clock may stand still in tests, or
+	// jump).
+	connected time.Time
+	// revision is the last revision offered to it: stored before the
+	// message that brings the subscriber to it is sent (a change, a
+	// checkpoint, a snapshot's last part), so that a report of it, which
+	// can come as soon as the message is out, is never refused. No report
+	// may exceed it (errRevisionNotSent).
+	revision atomic.Int64
 
 	// Set for subscribers that sent an identity (reporting ones).
 	id       string
@@ -49,16 +61,26 @@ type subscriber struct {
 	applied  atomic.Int64  // the last revision it reported applied
 	reported atomic.Int64  // unix ns (wall clock) of its last report; 0: none
 	gone     chan struct{} // closed when its stream ends
+	// loading is the revision of the snapshot the stream began with until
+	// the subscriber reports it (or later), loadingUnknown while the
+	// snapshot is being built, 0 otherwise: while it loads, the load
+	// timeout applies instead of the progress timeout (progressDeadline).
+	loading atomic.Int64
 }
+
+// loadingUnknown is subscriber.loading while its snapshot is being built:
+// no report can reach it.
+const loadingUnknown = math.MaxInt64
 
 func (s *subscriber) reporting() bool { return s.id != "" }
 
-// lastHeard is when the subscriber last reported, or connected.
+// lastHeard is when the subscriber last reported, or connected (wall
+// clock).
 func (s *subscriber) lastHeard() time.Time {
 	if ns := s.reported.Load(); ns != 0 {
 		return time.Unix(0, ns)
 	}
-	return s.since
+	return s.connected
 }
 
 // subscribers is the registry of one replica's Watch streams.
@@ -123,20 +145,44 @@ func (r *subscribers) changedCh() <-chan struct{} {
 }
 
 // report records that subscriber id, of API key keyID, has applied rev,
-// and returns it; nil when there is no such subscriber.
-func (r *subscribers) report(id, keyID string, rev int64, now time.Time) *subscriber {
+// and returns it (nil when there is no such subscriber) and whether the
+// report finished the loading of its snapshot. A revision beyond the one
+// offered to the subscriber is refused and not recorded at all.
+func (r *subscribers) report(id, keyID string, rev int64, now time.Time) (_ *subscriber, loaded bool, _ error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	s, ok := r.byID[id]
 	if !ok || s.keyID != keyID {
-		return nil
+		return nil, false, nil
+	}
+	if sent := s.revision.Load(); rev > sent {
+		return s, false, &revisionNotSentError{reported: rev, sent: sent}
 	}
 	if rev > s.applied.Load() {
 		s.applied.Store(rev)
 	}
+	if l := s.loading.Load(); l != 0 && rev >= l {
+		loaded = s.loading.CompareAndSwap(l, 0)
+	}
 	s.reported.Store(now.UnixNano())
 	r.notifyLocked()
-	return s
+	return s, loaded, nil
+}
+
+var errRevisionNotSent = errors.New("progress report refused: the revision was never sent on this subscriber's stream")
+
+// revisionNotSentError is errRevisionNotSent with the revisions, and the
+// ErrorInfo metadata sent_revision.
+type revisionNotSentError struct{ reported, sent int64 }
+
+func (e *revisionNotSentError) Error() string {
+	return fmt.Sprintf("%v (reported %d, sent %d)", errRevisionNotSent, e.reported, e.sent)
+}
+
+func (e *revisionNotSentError) Unwrap() error { return errRevisionNotSent }
+
+func (e *revisionNotSentError) statusDetails() (map[string]string, time.Duration) {
+	return map[string]string{"sent_revision": strconv.FormatInt(e.sent, 10)}, 0
 }
 
 // reportingSet returns the reporting subscribers connected now.
@@ -276,9 +322,15 @@ func (s eventService) report(id, keyID string, rev int64) (*subscriber, error) {
 	if rev < 0 {
 		return nil, &authority.FieldError{Field: "revision", Msg: "must not be negative"}
 	}
-	sub := s.subs.report(id, keyID, rev, time.Now())
+	sub, loaded, err := s.subs.report(id, keyID, rev, time.Now())
 	if sub == nil {
 		return nil, fmt.Errorf("%w: no Watch stream of this API key with subscriber_id %q on this authority replica", authority.ErrNotFound, id)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if loaded {
+		s.snapBackoff.acked(backoffKey(sub))
 	}
 	return sub, nil
 }
@@ -418,6 +470,45 @@ func (s *Server) progressTimeout() time.Duration {
 		return s.opts.ProgressTimeout
 	}
 	return max(3*s.opts.CheckpointInterval, time.Second)
+}
+
+// loadTimeout replaces the progress timeout while a subscriber loads its
+// snapshot: ten progress timeouts, at least the send timeout. A mirror
+// that needs longer than the progress timeout to load a large snapshot
+// (a busy node, a throttled container, a GC pause) must not be cut, or it
+// reconnects, gets another snapshot, and never syncs; but one that never
+// acknowledges (its reports go to another replica, it is wedged) must
+// not stay waited for forever. A loading mirror that sends any report (the
+// Go mirror sends a heartbeat every second while it loads) restarts the
+// clock.
+func (s *Server) loadTimeout() time.Duration {
+	return max(10*s.progressTimeout(), s.opts.SendTimeout)
+}
+
+var errLoadTimeout = errors.New("subscriber neither acknowledged its snapshot nor reported within the load timeout; reconnect")
+
+// progressDeadline ends the stream of a reporting subscriber that has
+// been silent too long: longer than the progress timeout, or, while it
+// loads its snapshot, than the load timeout.
+func (s *Server) progressDeadline(sub *subscriber, now time.Time) error {
+	if !sub.reporting() {
+		return nil
+	}
+	silent := now.Sub(sub.lastHeard())
+	if rev := sub.loading.Load(); rev != 0 {
+		if silent > s.loadTimeout() {
+			what := "its snapshot still being built"
+			if rev != loadingUnknown {
+				what = fmt.Sprintf("snapshot at revision %d", rev)
+			}
+			return fmt.Errorf("%w (%s, silent for %s)", errLoadTimeout, what, silent.Round(time.Millisecond))
+		}
+		return nil
+	}
+	if silent > s.progressTimeout() {
+		return errNoProgress
+	}
+	return nil
 }
 
 // fleetCollector exports the mirrors' progress at scrape time.

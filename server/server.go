@@ -39,7 +39,9 @@ type Options struct {
 	// progress (progress.go) when it has sent no report for this long, so
 	// that a dead mirror drops out of ListSubscribers and of the set that
 	// writes with a wait wait for (default 3 checkpoint intervals, at least
-	// 1s; a live mirror reports at every checkpoint).
+	// 1s; a live mirror reports at every checkpoint). While a mirror loads
+	// a snapshot, the load timeout applies instead: ten of these, at least
+	// SendTimeout (progress.go, loadTimeout).
 	ProgressTimeout time.Duration
 	// SnapshotPartSize bounds the encoded size of one message of a Watch
 	// snapshot, in bytes (default DefaultSnapshotPartSize, 1 MiB): a
@@ -74,6 +76,9 @@ type Server struct {
 	watchers  watchSlots    // open Watch streams per API key
 	snapshots snapshotCache // Watch snapshots shared among subscribers
 	changes   changeCache   // Watch changes shared among subscribers
+	// snapBackoff limits the snapshots of mirrors that do not acknowledge
+	// them (snapbackoff.go).
+	snapBackoff snapshotBackoff
 }
 
 // New returns a server for auth.

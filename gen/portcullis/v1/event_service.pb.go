@@ -809,7 +809,8 @@ type Subscriber struct {
 	Caller string `protobuf:"bytes,1,opt,name=caller,proto3" json:"caller,omitempty"`
 	// The subscriber's network address.
 	PeerAddress string `protobuf:"bytes,2,opt,name=peer_address,json=peerAddress,proto3" json:"peer_address,omitempty"`
-	// The last revision sent to it.
+	// The last revision sent (or being sent) to it: no report may exceed
+	// it.
 	Revision int64 `protobuf:"varint,3,opt,name=revision,proto3" json:"revision,omitempty"`
 	// When the stream was opened.
 	ConnectTime *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=connect_time,json=connectTime,proto3" json:"connect_time,omitempty"`

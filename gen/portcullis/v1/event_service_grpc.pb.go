@@ -38,7 +38,16 @@ type EventServiceClient interface {
 	// or a store_id other than the authority's, it first sends a snapshot
 	// (a reset), in one or more parts (see Snapshot.more), and then the
 	// changes after the snapshot's revision. While nothing changes it sends
-	// checkpoints. Scope: events:watch.
+	// checkpoints.
+	//
+	// A subscriber with an identity that needs a snapshot so soon after
+	// snapshots it never acknowledged (reported their revision) is refused
+	// with ResourceExhausted / SNAPSHOT_TOO_SOON and a google.rpc.RetryInfo:
+	// per API key and identity instance_id, the first retry is free, then
+	// one within 1s, doubling up to 1 min, of the last unacknowledged
+	// snapshot is refused; retry after the RetryInfo delay. An acknowledged
+	// snapshot resets the count. Subscribers without an identity are not
+	// limited. Scope: events:watch.
 	Watch(ctx context.Context, in *WatchRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchResponse], error)
 	// ListSubscribers lists the mirrors following the stream and how far each
 	// has got. Scope: events:watch.
@@ -60,9 +69,26 @@ type EventServiceClient interface {
 	// reported for ProgressTimeout (default three checkpoint intervals, at
 	// least 1s) has its stream ended and drops out; it reconnects and
 	// resumes. Subscribers without an identity (older mirrors, `portcullis
-	// watch`) are listed but never waited for. A subscriber_id is known only
+	// watch`) are listed but never waited for, and no timeout of reports
+	// applies to them. A subscriber_id is known only
 	// to the replica that issued it: elsewhere the call fails with NotFound,
-	// and the mirror stops reporting on that stream. Scope: events:watch.
+	// and the mirror stops reporting on that stream.
+	//
+	// Loading: a stream that starts with a snapshot is loading from then
+	// (the authority building the snapshot included) until the mirror
+	// reports the snapshot's revision or later. While it loads, the load
+	// timeout (ten ProgressTimeouts, at least the send timeout) applies
+	// instead of ProgressTimeout, counted from the start or the last report:
+	// a large snapshot may take long to receive and apply, and a mirror cut
+	// mid-load would only reconnect for another snapshot. A loading mirror
+	// may report revision 0 as a heartbeat (the Go mirror does, every
+	// second); a mirror that stops reading is cut by the send timeout.
+	//
+	// A report can confirm only what was sent: a revision beyond the last
+	// one the authority offered on that subscriber's stream (the revision of
+	// its last change or checkpoint, or of its snapshot once the last part
+	// is being sent) is refused with OutOfRange / REVISION_NOT_SENT, ErrorInfo
+	// metadata sent_revision, and not recorded. Scope: events:watch.
 	ReportProgress(ctx context.Context, in *ReportProgressRequest, opts ...grpc.CallOption) (*ReportProgressResponse, error)
 	// StreamProgress is ReportProgress over one long-lived stream: a mirror
 	// opens it next to its Watch stream and sends a StreamProgressRequest
@@ -72,8 +98,11 @@ type EventServiceClient interface {
 	// once. The rules are ReportProgress's: only the API key that opened a
 	// Watch stream may report for it, and a subscriber_id this replica does
 	// not know ends the stream with NotFound, as does the end of the Watch
-	// stream it last reported for; otherwise the authority answers, with its
-	// current revision, when the mirror closes the stream. A mirror falls back to ReportProgress when this method is
+	// stream it last reported for, and a revision beyond what that stream
+	// was sent ends it with OutOfRange / REVISION_NOT_SENT (metadata
+	// sent_revision; the report is not recorded); otherwise the authority
+	// answers, with its current revision, when the mirror closes the stream.
+	// A mirror falls back to ReportProgress when this method is
 	// Unimplemented (an older authority). Scope: events:watch.
 	StreamProgress(ctx context.Context, opts ...grpc.CallOption) (grpc.ClientStreamingClient[StreamProgressRequest, StreamProgressResponse], error)
 	// GetRevision returns the store's current revision: a mirror that has
@@ -165,7 +194,16 @@ type EventServiceServer interface {
 	// or a store_id other than the authority's, it first sends a snapshot
 	// (a reset), in one or more parts (see Snapshot.more), and then the
 	// changes after the snapshot's revision. While nothing changes it sends
-	// checkpoints. Scope: events:watch.
+	// checkpoints.
+	//
+	// A subscriber with an identity that needs a snapshot so soon after
+	// snapshots it never acknowledged (reported their revision) is refused
+	// with ResourceExhausted / SNAPSHOT_TOO_SOON and a google.rpc.RetryInfo:
+	// per API key and identity instance_id, the first retry is free, then
+	// one within 1s, doubling up to 1 min, of the last unacknowledged
+	// snapshot is refused; retry after the RetryInfo delay. An acknowledged
+	// snapshot resets the count. Subscribers without an identity are not
+	// limited. Scope: events:watch.
 	Watch(*WatchRequest, grpc.ServerStreamingServer[WatchResponse]) error
 	// ListSubscribers lists the mirrors following the stream and how far each
 	// has got. Scope: events:watch.
@@ -187,9 +225,26 @@ type EventServiceServer interface {
 	// reported for ProgressTimeout (default three checkpoint intervals, at
 	// least 1s) has its stream ended and drops out; it reconnects and
 	// resumes. Subscribers without an identity (older mirrors, `portcullis
-	// watch`) are listed but never waited for. A subscriber_id is known only
+	// watch`) are listed but never waited for, and no timeout of reports
+	// applies to them. A subscriber_id is known only
 	// to the replica that issued it: elsewhere the call fails with NotFound,
-	// and the mirror stops reporting on that stream. Scope: events:watch.
+	// and the mirror stops reporting on that stream.
+	//
+	// Loading: a stream that starts with a snapshot is loading from then
+	// (the authority building the snapshot included) until the mirror
+	// reports the snapshot's revision or later. While it loads, the load
+	// timeout (ten ProgressTimeouts, at least the send timeout) applies
+	// instead of ProgressTimeout, counted from the start or the last report:
+	// a large snapshot may take long to receive and apply, and a mirror cut
+	// mid-load would only reconnect for another snapshot. A loading mirror
+	// may report revision 0 as a heartbeat (the Go mirror does, every
+	// second); a mirror that stops reading is cut by the send timeout.
+	//
+	// A report can confirm only what was sent: a revision beyond the last
+	// one the authority offered on that subscriber's stream (the revision of
+	// its last change or checkpoint, or of its snapshot once the last part
+	// is being sent) is refused with OutOfRange / REVISION_NOT_SENT, ErrorInfo
+	// metadata sent_revision, and not recorded. Scope: events:watch.
 	ReportProgress(context.Context, *ReportProgressRequest) (*ReportProgressResponse, error)
 	// StreamProgress is ReportProgress over one long-lived stream: a mirror
 	// opens it next to its Watch stream and sends a StreamProgressRequest
@@ -199,8 +254,11 @@ type EventServiceServer interface {
 	// once. The rules are ReportProgress's: only the API key that opened a
 	// Watch stream may report for it, and a subscriber_id this replica does
 	// not know ends the stream with NotFound, as does the end of the Watch
-	// stream it last reported for; otherwise the authority answers, with its
-	// current revision, when the mirror closes the stream. A mirror falls back to ReportProgress when this method is
+	// stream it last reported for, and a revision beyond what that stream
+	// was sent ends it with OutOfRange / REVISION_NOT_SENT (metadata
+	// sent_revision; the report is not recorded); otherwise the authority
+	// answers, with its current revision, when the mirror closes the stream.
+	// A mirror falls back to ReportProgress when this method is
 	// Unimplemented (an older authority). Scope: events:watch.
 	StreamProgress(grpc.ClientStreamingServer[StreamProgressRequest, StreamProgressResponse]) error
 	// GetRevision returns the store's current revision: a mirror that has
