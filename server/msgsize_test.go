@@ -6,6 +6,7 @@ import (
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 
 	pb "github.com/portcullis-dev/portcullis/gen/portcullis/v1"
 	"github.com/portcullis-dev/portcullis/server"
@@ -36,6 +37,24 @@ func TestMaxRecvMsgSize(t *testing.T) {
 		if _, err := e.sessions.CreateSession(e.admin(), &pb.CreateSessionRequest{UserId: "u"}); err != nil {
 			t.Fatal(err)
 		}
+	})
+
+	// The limit is on the encoded request: 4096 bytes pass the size check
+	// (and fail validation: an attribute value is at most 256 bytes), 4097
+	// do not.
+	t.Run("Boundary", func(t *testing.T) {
+		sized := func(n int) *pb.CreateSessionRequest {
+			req := &pb.CreateSessionRequest{UserId: "u", Attributes: map[string]string{"k": ""}}
+			req.Attributes["k"] = strings.Repeat("x", n-proto.Size(req)-2) // 2: the longer length prefixes
+			if proto.Size(req) != n {
+				t.Fatalf("request of %d bytes, want %d", proto.Size(req), n)
+			}
+			return req
+		}
+		_, err := e.sessions.CreateSession(e.admin(), sized(4096))
+		wantStatus(t, err, codes.InvalidArgument, "INVALID_ARGUMENT")
+		_, err = e.sessions.CreateSession(e.admin(), sized(4097))
+		wantTooLarge(t, "CreateSession of 4097 bytes", err)
 	})
 
 	t.Run("ServerStream", func(t *testing.T) {
