@@ -35,6 +35,11 @@
 //     published that all its mirrors applied it, and stops waiting for a
 //     replica whose presence is gone. Other replicas' mirrors are counted,
 //     not named. With bbolt (one replica) none of this runs.
+//   - limits.go, msgsize.go: the per-caller and per-connection limits; the
+//     request size limit is checked by the server's codec before decoding,
+//     so that its refusal carries an ErrorInfo like every other limit's.
+//   - reflection.go: server reflection from the descriptors make generate
+//     keeps with their comments, so that grpcurl describe shows them.
 //
 // It may import internal/authority, internal/storage, gen/ and grpc; it is
 // imported only by cmd/.

@@ -24,7 +24,10 @@ import (
 // Request field sizes and page sizes are bounded in internal/authority.
 type Limits struct {
 	// MaxRecvMsgSize is the largest request message, in bytes (default
-	// 1 MiB). gRPC itself refuses a larger one with ResourceExhausted.
+	// 1 MiB). A larger one is refused with ResourceExhausted, reason
+	// RESOURCE_EXHAUSTED, metadata limit=max_recv_msg_size and max_bytes;
+	// one over 4 times it by gRPC itself, without ErrorInfo (msgsize.go
+	// says why).
 	MaxRecvMsgSize int
 	// MaxConcurrentStreams is the most calls in flight on one connection
 	// (default 1000); more wait for a free one.
@@ -103,7 +106,7 @@ func (l Limits) withDefaults() Limits {
 func (l Limits) transportOptions() []grpc.ServerOption {
 	var opts []grpc.ServerOption
 	if l.MaxRecvMsgSize > 0 {
-		opts = append(opts, grpc.MaxRecvMsgSize(l.MaxRecvMsgSize))
+		opts = append(opts, newSizeCodec(l.MaxRecvMsgSize).serverOptions()...) // msgsize.go
 	}
 	if l.MaxConcurrentStreams > 0 {
 		opts = append(opts, grpc.MaxConcurrentStreams(uint32(l.MaxConcurrentStreams)))
@@ -118,8 +121,15 @@ func (l Limits) transportOptions() []grpc.ServerOption {
 
 // limitError is the ResourceExhausted every rate limit answers, with an
 // ErrorInfo (reason RESOURCE_EXHAUSTED, metadata "limit").
-func limitError(limit, msg string) error {
-	return newStatus(codes.ResourceExhausted, pb.ErrorReason_ERROR_REASON_RESOURCE_EXHAUSTED, msg, map[string]string{"limit": limit})
+func limitError(limit, msg string) error { return newLimitError(limit, msg, nil) }
+
+// newLimitError is limitError with more metadata.
+func newLimitError(limit, msg string, meta map[string]string) error {
+	m := map[string]string{"limit": limit}
+	for k, v := range meta {
+		m[k] = v
+	}
+	return newStatus(codes.ResourceExhausted, pb.ErrorReason_ERROR_REASON_RESOURCE_EXHAUSTED, msg, m)
 }
 
 // keyedLimiter is a token bucket (golang.org/x/time/rate) per key. Buckets

@@ -18,7 +18,6 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/health"
 	"google.golang.org/grpc/health/grpc_health_v1"
-	"google.golang.org/grpc/reflection"
 
 	pb "github.com/portcullis-dev/portcullis/gen/portcullis/v1"
 	"github.com/portcullis-dev/portcullis/internal/authority"
@@ -156,7 +155,7 @@ func (s *Server) Register(g *grpc.Server) {
 	pb.RegisterAuditServiceServer(g, auditService{Server: s})
 	pb.RegisterAPIKeyServiceServer(g, apiKeyService{Server: s})
 	grpc_health_v1.RegisterHealthServer(g, s.health)
-	reflection.Register(g)
+	registerReflection(g) // reflection.go: with the protos' comments
 }
 
 // NewGRPCServer returns a grpc.Server with the interceptors and every

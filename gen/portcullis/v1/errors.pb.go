@@ -89,8 +89,12 @@ const (
 	// An internal error; the authority logged the cause (Internal).
 	ErrorReason_ERROR_REASON_INTERNAL ErrorReason = 22
 	// The write lost the race against concurrent writers of the same records
-	// too many times and was not applied (Aborted). Nothing was written;
-	// retrying the call is safe.
+	// too many times and was not applied (Aborted); only a store shared by
+	// several replicas (etcd) answers it. Nothing was written; retrying the
+	// call is safe. Exception, as for any reason: with metadata
+	// revoked_sessions (and ban_id), a CreateBan or RevokeUserSessions that
+	// split its revocations committed part of its work first; the message
+	// says what stands and what to call.
 	ErrorReason_ERROR_REASON_CONFLICT ErrorReason = 23
 	// The subscriber asked for another full snapshot too soon after one it
 	// did not finish applying (ResourceExhausted). Reconnect after the
