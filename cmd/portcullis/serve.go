@@ -222,6 +222,9 @@ func serve(ctx context.Context, c serveConfig, logOut io.Writer) error {
 		log.Warn("calls still in flight at the shutdown timeout; stopping them")
 		g.Stop()
 	}
+	// No call is denied any more: write the count of denied calls not yet
+	// in the audit trail before the store closes.
+	srv.FlushDeniedAudit(context.WithoutCancel(ctx))
 	if hs != nil {
 		sctx, cancel := context.WithTimeout(context.Background(), c.shutdownTimeout)
 		defer cancel()
