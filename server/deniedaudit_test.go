@@ -2,14 +2,20 @@ package server
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"strconv"
 	"sync"
 	"testing"
 	"testing/synctest"
 	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/peer"
+	"google.golang.org/grpc/status"
 
 	"github.com/portcullis-dev/portcullis/internal/authority"
 	"github.com/portcullis-dev/portcullis/internal/storage"
@@ -227,5 +233,73 @@ func TestDeniedAuditFloodStored(t *testing.T) {
 	}
 	if own+summarized != total || summaries != 3 {
 		t.Errorf("%d individual + %d summarized calls in %d summaries, want %d in 3", own, summarized, summaries, total)
+	}
+}
+
+// The flood (100 addresses, 60 bad keys each) through the
+// authenticator, with its per-address limit, over a real authority and
+// bbolt file, the clock standing still: the global burst of call.denied
+// records, and one summary counting every other call, with as many
+// rate-limited as were answered ResourceExhausted.
+func TestDeniedFloodThroughAuthenticator(t *testing.T) {
+	st := bolttest.Open(t, bolt.Options{})
+	at := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
+	clock := func() time.Time { return at }
+	auth := authority.New(st, authority.Config{Clock: clock, Logger: quietLog})
+	l := Limits{}.withDefaults()
+	d := newDeniedAuditor(l, clock, make(chan struct{}), quietLog, auth.RecordDenied, auth.RecordDeniedSummary)
+	a := &authenticator{auth: auth, log: quietLog, audits: d,
+		failures: newKeyedLimiter("failed_auth", l.FailedAuthPerSecond, l.FailedAuthBurst)}
+
+	const addrs, each = 100, 60
+	exhausted := 0
+	for i := range addrs * each {
+		ctx := peer.NewContext(context.Background(), &peer.Peer{Addr: &net.TCPAddr{IP: net.ParseIP(addr(i % addrs)), Port: 4000 + i}})
+		err := a.denied(ctx, "/portcullis.v1.BanService/ListBans", "invalid API key", errors.New("refused"))
+		if status.Code(err) == codes.ResourceExhausted {
+			exhausted++
+		}
+	}
+	d.Flush(context.Background())
+
+	var own int
+	var sum storage.AuditRecord
+	err := st.View(context.Background(), func(tx storage.ReadTx) error {
+		for r, err := range tx.AuditRecords(storage.AuditQuery{}) {
+			if err != nil {
+				return err
+			}
+			switch r.Action {
+			case "call.denied":
+				own++
+			case authority.ActionDeniedSummary:
+				if sum.ID != "" {
+					t.Errorf("a second summary: %+v", r)
+				}
+				sum = r
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if own != l.DeniedAuditBurst {
+		t.Errorf("%d call.denied records, want the burst, %d", own, l.DeniedAuditBurst)
+	}
+	want := map[string]string{
+		"calls":        strconv.Itoa(addrs*each - l.DeniedAuditBurst),
+		"rate_limited": strconv.Itoa(exhausted),
+		"addresses":    strconv.Itoa(addrs),
+	}
+	for k, v := range want {
+		if sum.Details[k] != v {
+			t.Errorf("summary %s = %q, want %q (%v)", k, sum.Details[k], v, sum.Details)
+		}
+	}
+	// The per-address limit runs on the real clock (it refills while the
+	// test runs), so only its presence is checked; the count is above.
+	if exhausted == 0 {
+		t.Error("no call was refused by the per-address limit")
 	}
 }
