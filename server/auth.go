@@ -95,15 +95,20 @@ type authenticator struct {
 	log  *slog.Logger
 	// failures limits failed authentications per peer IP (limits.go).
 	failures *keyedLimiter
+	// audits audits denied calls, one by one or in summaries.
+	audits *deniedAuditor
 }
 
 // denied audits a failed authentication and returns err, or, when the
-// peer has failed too often, ResourceExhausted without an audit record.
+// peer has failed too often, ResourceExhausted. Either way the call is
+// audited, one by one or counted in a summary (deniedAuditor).
 func (a *authenticator) denied(ctx context.Context, method, why string, err error) error {
-	if !a.failures.allow(peerIP(ctx)) {
+	ip := peerIP(ctx)
+	limited := !a.failures.allow(ip)
+	a.audits.record(ctx, actorFrom(ctx), ip, method, why, limited)
+	if limited {
 		return limitError("failed_auth_rate", "too many failed authentications from this address; retry later with a valid API key")
 	}
-	a.auth.RecordDenied(ctx, actorFrom(ctx), method, why)
 	return err
 }
 
@@ -132,7 +137,7 @@ func (a *authenticator) authenticate(ctx context.Context) (context.Context, erro
 	ctx = context.WithValue(ctx, callerKey{}, key)
 	logging.AddFields(ctx, logging.Fields{"caller", key.Name})
 	if !authority.HasScope(key, r.scope) {
-		a.auth.RecordDenied(ctx, actorFrom(ctx), method, "missing scope "+r.scope)
+		a.audits.record(ctx, actorFrom(ctx), peerIP(ctx), method, "missing scope "+r.scope, false)
 		return nil, newStatus(codes.PermissionDenied, pb.ErrorReason_ERROR_REASON_PERMISSION_DENIED,
 			fmt.Sprintf("API key %q lacks scope %q needed by %s", key.Name, r.scope, method), nil)
 	}

@@ -11,6 +11,15 @@
 //     RPC, applied by go-grpc-middleware's auth interceptor. Health and
 //     reflection are public (selector); RefreshSession is authorised by the
 //     refresh token itself.
+//   - deniedaudit.go: how denied calls are audited. Up to
+//     Limits.DeniedAuditPerSecond (across every address) each gets a
+//     call.denied record; past it, and when the per-address limit of failed
+//     authentications refused the call, it is counted into a
+//     call.denied.summary record written at most once per
+//     Limits.DeniedSummaryInterval (and by FlushDeniedAudit at shutdown),
+//     so every denied call is in the trail once, alone or in a count.
+//   - sweeper.go: RunSweeper deletes ended sessions and old audit records
+//     every interval and counts them in portcullis_swept_total{kind}.
 //   - events.go: EventService.Watch, snapshot-then-deltas over the store's
 //     watch primitive, with checkpoints and a bound on slow subscribers.
 //     A snapshot is sent as parts of at most Options.SnapshotPartSize

@@ -59,6 +59,18 @@ type Limits struct {
 	// (default 4096: one API key is typically shared by every instance of a
 	// service, each running a Mirror).
 	MaxWatchersPerKey int
+	// DeniedAuditPerSecond and DeniedAuditBurst bound the denied calls
+	// (bad or missing API key, missing scope) audited one by one, across
+	// every address (default 5/s, burst 100): a flood from many addresses
+	// passes any per-address limit. Past the bound, and for the calls the
+	// per-address limit refused, the calls are counted into a
+	// call.denied.summary record (how many, from how many addresses, why,
+	// the busiest addresses) written at most once per
+	// DeniedSummaryInterval (default 1m; zero or negative takes it).
+	// Negative: no global bound.
+	DeniedAuditPerSecond  float64
+	DeniedAuditBurst      int
+	DeniedSummaryInterval time.Duration
 }
 
 // DefaultLimits are the limits a zero Limits takes.
@@ -73,6 +85,9 @@ var DefaultLimits = Limits{
 	FailedAuthPerSecond:    5,
 	FailedAuthBurst:        50,
 	MaxWatchersPerKey:      4096,
+	DeniedAuditPerSecond:   5,
+	DeniedAuditBurst:       100,
+	DeniedSummaryInterval:  time.Minute,
 }
 
 func (l Limits) withDefaults() Limits {
@@ -99,6 +114,11 @@ func (l Limits) withDefaults() Limits {
 	setFloat(&l.FailedAuthPerSecond, d.FailedAuthPerSecond)
 	setInt(&l.FailedAuthBurst, d.FailedAuthBurst)
 	setInt(&l.MaxWatchersPerKey, d.MaxWatchersPerKey)
+	setFloat(&l.DeniedAuditPerSecond, d.DeniedAuditPerSecond)
+	setInt(&l.DeniedAuditBurst, d.DeniedAuditBurst)
+	if l.DeniedSummaryInterval <= 0 {
+		l.DeniedSummaryInterval = d.DeniedSummaryInterval
+	}
 	return l
 }
 

@@ -77,7 +77,7 @@ func NewMetrics() *Metrics {
 			Name: "portcullis_events_total", Help: "Events committed to the event log, by kind.",
 		}, []string{"kind"}),
 		swept: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "portcullis_swept_total", Help: "Expired records deleted by the sweeper, by kind (session, refresh_token).",
+			Name: "portcullis_swept_total", Help: "Records deleted by the sweeper, by kind (session, refresh_token, audit).",
 		}, []string{"kind"}),
 		commitSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "portcullis_store_commit_seconds",
@@ -92,7 +92,7 @@ func NewMetrics() *Metrics {
 	for _, op := range []string{"created", "refreshed", "revoked"} {
 		m.sessions.WithLabelValues(op)
 	}
-	for _, k := range []string{"session", "refresh_token"} {
+	for _, k := range []string{"session", "refresh_token", "audit"} {
 		m.swept.WithLabelValues(k)
 	}
 	for _, k := range []storage.EventKind{storage.EventBanCreated, storage.EventBanLifted, storage.EventSessionRevoked,

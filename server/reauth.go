@@ -33,6 +33,6 @@ func (s *Server) reauthenticate(ctx context.Context) error {
 	if ctx.Err() != nil {
 		return ctx.Err()
 	}
-	s.auth.RecordDenied(context.WithoutCancel(ctx), actorFrom(ctx), method, "API key revoked or expired during the stream")
+	s.denied.record(context.WithoutCancel(ctx), actorFrom(ctx), peerIP(ctx), method, "API key revoked or expired during the stream", false)
 	return fmt.Errorf("%w: the key was revoked or expired while the stream was open", authority.ErrAPIKeyInvalid)
 }

@@ -72,6 +72,9 @@ type Server struct {
 	closeOnce sync.Once
 	closing   chan struct{}
 
+	// denied audits denied calls, one by one or in summaries (deniedaudit.go).
+	denied *deniedAuditor
+
 	watchers  watchSlots    // open Watch streams per API key
 	snapshots snapshotCache // Watch snapshots shared among subscribers
 	changes   changeCache   // Watch changes shared among subscribers
@@ -100,6 +103,7 @@ func New(auth *authority.Authority, opts Options) *Server {
 	}
 	s := &Server{auth: auth, log: opts.Logger, opts: opts, health: health.NewServer(), closing: make(chan struct{}), metrics: opts.Metrics}
 	opts.Metrics.server = s
+	s.denied = newDeniedAuditor(opts.Limits, s.now, s.closing, s.log, auth.RecordDenied, auth.RecordDeniedSummary)
 	s.registerFleetMetrics()
 	if p, ok := auth.Store().(storage.Presence); ok {
 		s.startPresence(p)
@@ -115,7 +119,7 @@ func (s *Server) status(ctx context.Context, err error) error { return toStatus(
 // needs: panic recovery (Internal, never a crash), one log line per RPC,
 // and API-key authentication with the scope table.
 func (s *Server) ServerOptions() []grpc.ServerOption {
-	a := &authenticator{auth: s.auth, log: s.log,
+	a := &authenticator{auth: s.auth, log: s.log, audits: s.denied,
 		failures: newKeyedLimiter("failed_auth", s.opts.Limits.FailedAuthPerSecond, s.opts.Limits.FailedAuthBurst)}
 	rateLimiter, keepLimitStatus := keepStatus(methodLimiter{
 		refresh: newKeyedLimiter("refresh", s.opts.Limits.RefreshPerSecond, s.opts.Limits.RefreshBurst),

@@ -12,6 +12,7 @@ import (
 	"google.golang.org/grpc/codes"
 
 	pb "github.com/portcullis-dev/portcullis/gen/portcullis/v1"
+	"github.com/portcullis-dev/portcullis/internal/authority"
 	"github.com/portcullis-dev/portcullis/internal/storage"
 	"github.com/portcullis-dev/portcullis/server"
 )
@@ -197,18 +198,23 @@ func TestSweepSplitsLongLineages(t *testing.T) {
 	}
 }
 
-// RunSweeper sweeps on its own at its interval and returns when its
-// context ends.
+// RunSweeper sweeps sessions and audit records on its own at its interval
+// and returns when its context ends.
 func TestRunSweeper(t *testing.T) {
 	swept := make(chan struct{}, 1)
-	log := slog.New(notifyHandler{msg: "swept expired sessions", ch: swept, Handler: slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn})})
+	log := slog.New(notifyHandler{msg: "swept old audit records", ch: swept, Handler: slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn})})
 	e := newEnv(t, envOptions{logger: log})
 	s := e.login(&pb.CreateSessionRequest{UserId: "alice"})
 	e.clock.Advance(31 * 24 * time.Hour)
 
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
-	go func() { defer close(done); e.srv.RunSweeper(ctx, 0, time.Millisecond) }()
+	// The audit records of the setup (key creation, the login) are 31 days
+	// old: a retention of 30 days sweeps them.
+	go func() {
+		defer close(done)
+		e.srv.RunSweeper(ctx, server.SweepConfig{Interval: time.Millisecond, AuditRetention: 30 * 24 * time.Hour})
+	}()
 	select {
 	case <-swept:
 	case <-time.After(recvTimeout):
@@ -223,6 +229,43 @@ func TestRunSweeper(t *testing.T) {
 	_, err := e.sessions.GetSession(e.admin(), &pb.GetSessionRequest{SessionId: s.GetSession().GetSessionId()})
 	if code, _ := reasonOf(err); code != codes.NotFound {
 		t.Errorf("GetSession of the ended session after the sweeper ran: %v, want NotFound", err)
+	}
+	aud, err := e.audit.ListAuditRecords(e.admin(), &pb.ListAuditRecordsRequest{Action: "session.create"})
+	if err != nil || len(aud.GetRecords()) != 0 {
+		t.Errorf("session.create records after the sweeper ran: %v, %v; want none", aud.GetRecords(), err)
+	}
+}
+
+// SweepAudit deletes the audit records older than the retention, counts
+// them in portcullis_swept_total{kind="audit"}, and keeps the rest.
+func TestSweepAuditRecords(t *testing.T) {
+	m := server.NewMetrics()
+	e := newEnv(t, envOptions{server: server.Options{Metrics: m}})
+	setup, err := e.audit.ListAuditRecords(e.admin(), &pb.ListAuditRecordsRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := len(setup.GetRecords()) // the bootstrap key's and signing key's
+	for range 3 {
+		e.login(&pb.CreateSessionRequest{UserId: "alice"})
+	}
+	e.clock.Advance(24 * time.Hour)
+	e.login(&pb.CreateSessionRequest{UserId: "bob"})
+	e.clock.Advance(authority.DefaultAuditRetention)
+
+	res, err := e.srv.SweepAudit(context.Background(), authority.DefaultAuditRetention)
+	if err != nil || res.Records != old+3 {
+		t.Fatalf("SweepAudit: %+v, %v; want %d records", res, err, old+3)
+	}
+	if got := sweptMetric(t, m)["audit"]; got != float64(old+3) {
+		t.Errorf(`portcullis_swept_total{kind="audit"} = %v, want %d`, got, old+3)
+	}
+	left, err := e.audit.ListAuditRecords(e.admin(), &pb.ListAuditRecordsRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rs := left.GetRecords(); len(rs) != 1 || rs[0].GetSubject() != "user:bob" {
+		t.Errorf("audit records after the sweep: %v, want bob's login alone", rs)
 	}
 }
 

@@ -21,4 +21,7 @@ func addLimitFlags(f *pflag.FlagSet, l *server.Limits) {
 	f.Float64Var(&l.FailedAuthPerSecond, "failed-auth-rate", d.FailedAuthPerSecond, "failed authentications per second per peer IP address before ResourceExhausted")
 	f.IntVar(&l.FailedAuthBurst, "failed-auth-burst", d.FailedAuthBurst, "failed authentication burst per peer IP address")
 	f.IntVar(&l.MaxWatchersPerKey, "max-watchers-per-key", d.MaxWatchersPerKey, "most open Watch streams per API key")
+	f.Float64Var(&l.DeniedAuditPerSecond, "denied-audit-rate", d.DeniedAuditPerSecond, "denied calls per second, across all addresses, audited one by one; the rest are counted in call.denied.summary records")
+	f.IntVar(&l.DeniedAuditBurst, "denied-audit-burst", d.DeniedAuditBurst, "burst of denied calls audited one by one, across all addresses")
+	f.DurationVar(&l.DeniedSummaryInterval, "denied-summary-interval", d.DeniedSummaryInterval, "at most one call.denied.summary record per interval")
 }

@@ -32,6 +32,7 @@ type serveConfig struct {
 	sessionTTL         time.Duration
 	checkpointInterval time.Duration
 	sessionRetention   time.Duration
+	auditRetention     time.Duration
 	sweepInterval      time.Duration
 	retainRevisions    int64
 	shutdownTimeout    time.Duration
@@ -75,7 +76,8 @@ signing key and an API key named bootstrap-admin with scope admin, written to
 	f.DurationVar(&c.sessionTTL, "session-ttl", authority.DefaultSessionTTL, "session (refresh token) lifetime")
 	f.DurationVar(&c.checkpointInterval, "checkpoint-interval", 5*time.Second, "how often idle Watch streams get a checkpoint")
 	f.DurationVar(&c.sessionRetention, "session-retention", authority.DefaultSessionRetention, "how long ended sessions and their refresh tokens stay (listable with sessions --all) before the sweeper deletes them")
-	f.DurationVar(&c.sweepInterval, "sweep-interval", 10*time.Minute, "how often to delete sessions ended more than --session-retention ago (0: never)")
+	f.DurationVar(&c.auditRetention, "audit-retention", authority.DefaultAuditRetention, "how long audit records stay before the sweeper deletes them (0: forever)")
+	f.DurationVar(&c.sweepInterval, "sweep-interval", 10*time.Minute, "how often to delete sessions ended more than --session-retention ago and audit records older than --audit-retention (0: never)")
 	f.Int64Var(&c.retainRevisions, "retain-revisions", 100000, "how many revisions of the event log to keep for resuming watchers")
 	f.DurationVar(&c.shutdownTimeout, "shutdown-timeout", 10*time.Second, "how long to wait for calls in flight on shutdown")
 	addTLSFlags(f, &c)
@@ -122,8 +124,8 @@ func serve(ctx context.Context, c serveConfig, logOut io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if c.sessionRetention < 0 || c.sweepInterval < 0 {
-		return usageError{errors.New("--session-retention and --sweep-interval must not be negative")}
+	if c.sessionRetention < 0 || c.auditRetention < 0 || c.sweepInterval < 0 {
+		return usageError{errors.New("--session-retention, --audit-retention and --sweep-interval must not be negative")}
 	}
 	tr, err := setupTransport(c, log) // TLS, or plaintext checked against --insecure (tls.go)
 	if err != nil {
@@ -171,7 +173,12 @@ func serve(ctx context.Context, c serveConfig, logOut io.Writer) error {
 	sweepDone := make(chan struct{})
 	defer func() { stopSweep(); <-sweepDone }()
 	if c.sweepInterval > 0 {
-		go func() { defer close(sweepDone); srv.RunSweeper(sweepCtx, c.sessionRetention, c.sweepInterval) }()
+		go func() {
+			defer close(sweepDone)
+			srv.RunSweeper(sweepCtx, server.SweepConfig{
+				Interval: c.sweepInterval, SessionRetention: c.sessionRetention, AuditRetention: c.auditRetention,
+			})
+		}()
 	} else {
 		close(sweepDone)
 	}
@@ -215,6 +222,9 @@ func serve(ctx context.Context, c serveConfig, logOut io.Writer) error {
 		log.Warn("calls still in flight at the shutdown timeout; stopping them")
 		g.Stop()
 	}
+	// No call is denied any more: write the count of denied calls not yet
+	// in the audit trail before the store closes.
+	srv.FlushDeniedAudit(context.WithoutCancel(ctx))
 	if hs != nil {
 		sctx, cancel := context.WithTimeout(context.Background(), c.shutdownTimeout)
 		defer cancel()

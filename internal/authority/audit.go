@@ -1,7 +1,11 @@
 package authority
 
 import (
+	"cmp"
 	"context"
+	"slices"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/portcullis-dev/portcullis/internal/storage"
@@ -42,4 +46,83 @@ func (a *Authority) ListAuditRecords(ctx context.Context, f AuditFilter, p Page)
 		return err
 	})
 	return out, next, err
+}
+
+// ActionDeniedSummary is the action of a record that counts denied calls
+// that were not audited one by one (see DeniedSummary).
+const ActionDeniedSummary = "call.denied.summary"
+
+// DeniedSummaryTopAddresses is how many addresses a summary names.
+const DeniedSummaryTopAddresses = 5
+
+// DeniedSummary counts the denied calls of an interval that have no
+// call.denied record of their own: past the global rate of individual
+// records, or refused by the per-address limit of failed authentications.
+type DeniedSummary struct {
+	From, To time.Time // the calls counted were denied in [From, To]
+	Calls    int
+	// RateLimited is how many of Calls the per-address limit refused
+	// (ResourceExhausted).
+	RateLimited int
+	// Addresses is how many distinct peer addresses the calls came from;
+	// AddressesCapped: more than were tracked, so at least that many.
+	Addresses       int
+	AddressesCapped bool
+	Reasons         map[string]int // calls by why they were denied
+	TopAddresses    []NameCount    // the addresses with the most calls
+}
+
+// NameCount is a name with how many times it occurred.
+type NameCount struct {
+	Name  string
+	Count int
+}
+
+// TopCounts returns the n names with the highest counts, highest first
+// (ties by name).
+func TopCounts(m map[string]int, n int) []NameCount {
+	out := make([]NameCount, 0, len(m))
+	for k, v := range m {
+		out = append(out, NameCount{k, v})
+	}
+	slices.SortFunc(out, func(a, b NameCount) int {
+		if c := cmp.Compare(b.Count, a.Count); c != 0 {
+			return c
+		}
+		return strings.Compare(a.Name, b.Name)
+	})
+	return out[:min(n, len(out))]
+}
+
+// joinCounts renders counts as "name=count, ...", highest first.
+func joinCounts(cs []NameCount) string {
+	parts := make([]string, len(cs))
+	for i, c := range cs {
+		parts[i] = c.Name + "=" + strconv.Itoa(c.Count)
+	}
+	return strings.Join(parts, ", ")
+}
+
+// RecordDeniedSummary writes one call.denied.summary audit record.
+func (a *Authority) RecordDeniedSummary(ctx context.Context, s DeniedSummary) error {
+	now := a.now()
+	addrs := strconv.Itoa(s.Addresses)
+	if s.AddressesCapped {
+		addrs = "at least " + addrs
+	}
+	rec := storage.AuditRecord{
+		ID: newID("aud_", now), Time: now, Action: ActionDeniedSummary, Actor: System.Name,
+		Reason: "denied calls beyond the audit rate, counted rather than recorded one by one",
+		Details: map[string]string{
+			"calls":         strconv.Itoa(s.Calls),
+			"rate_limited":  strconv.Itoa(s.RateLimited),
+			"addresses":     addrs,
+			"from":          s.From.UTC().Format(time.RFC3339Nano),
+			"to":            s.To.UTC().Format(time.RFC3339Nano),
+			"reasons":       joinCounts(TopCounts(s.Reasons, len(s.Reasons))),
+			"top_addresses": joinCounts(s.TopAddresses),
+		},
+	}
+	_, err := a.store.Update(ctx, func(tx storage.Tx) error { return tx.AppendAudit(rec) })
+	return err
 }

@@ -66,7 +66,8 @@
 // still needed: a session that has not ended (a revoked one's tokens must
 // answer SESSION_REVOKED or TOKEN_THEFT_DETECTED until then), a revoked
 // session whose access tokens may be valid (the Watch snapshot carries it),
-// and every ban, audit record and key. Deletions are not Updates of their
+// and every ban and key (audit records have their own retention, below).
+// Deletions are not Updates of their
 // own with audit records and events: they are housekeeping, logged as one
 // line per pass. Each Update deletes at most 100 keys (a token is two, a
 // session at most four) and re-reads what it deletes, tokens before their
@@ -75,6 +76,26 @@
 // stops at the first created after the cutoff; there is no expiry index,
 // since a full read every few minutes costs no writer anything and the
 // index would cost every login a write.
+//
+// # Sweeping old audit records
+//
+// SweepAudit (auditsweep.go; run by the same sweeper) deletes the audit
+// records older than a retention (default 90 days; 0 keeps them forever),
+// so that a flood of denied calls does not stay on disk for good. Record
+// IDs are time-ordered: each Update reads the next records from the oldest
+// and deletes up to 99 of them (one key each, plus etcd's guard key),
+// stopping at the first within the retention. Records never change, so
+// the deleting Update's own read is the only check needed, and replicas
+// sweeping at once lose a race, run again and find the records gone.
+//
+// # Refusing invalid refresh tokens early
+//
+// RefreshSession refuses a token that is not shaped like one (prefix,
+// length, base64url) before touching the store, and one whose hash a read
+// transaction does not find before entering the writer: a flood of
+// invalid tokens costs reads, not write transactions. Everything else
+// (theft, revocation, expiry, bans, the rotation) is decided in the write
+// transaction as before.
 //
 // It may import internal/storage, token and the standard library (plus
 // golang-jwt through token). It knows nothing of gRPC or of the generated

@@ -39,7 +39,10 @@
 // session's refresh tokens (every generation) are found with
 // ReadTx.RefreshTokens, an index by session each backend keeps in step with
 // PutRefreshToken and DeleteRefreshToken. Sweeping emits no events: mirrors
-// never hold an ended session. Bans, audit records and keys are not swept.
+// never hold an ended session. Audit records past their retention are
+// deleted with Tx.DeleteAuditRecord (idempotent too), found in ID order
+// with ReadTx.AuditRecords: IDs are time-ordered, so the sweep stops at the
+// first record within the retention. Bans and keys are not swept.
 //
 // # Revisions and the event log
 //

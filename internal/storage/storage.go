@@ -133,6 +133,11 @@ type ReadTx interface {
 	// Bans yields the bans matching q with an ID greater than q.After.
 	Bans(q BanQuery) iter.Seq2[Ban, error]
 
+	// AuditRecords yields the audit records matching q with an ID greater
+	// than q.After. IDs are time-ordered, so a reader that wants the
+	// records older than a cutoff (sweeping) reads from the start and
+	// stops at the first newer one; From and To only filter, the scan
+	// goes on to the end.
 	AuditRecords(q AuditQuery) iter.Seq2[AuditRecord, error]
 
 	APIKey(id string) (APIKey, error)
@@ -163,6 +168,10 @@ type Tx interface {
 
 	// AppendAudit appends an audit record. Its ID must be new.
 	AppendAudit(AuditRecord) error
+	// DeleteAuditRecord removes an audit record past its retention
+	// (sweeping); an absent one is not an error. The sweep finds the
+	// records to delete with AuditRecords, in ID (time) order.
+	DeleteAuditRecord(id string) error
 
 	// PutAPIKey creates or replaces an API key.
 	PutAPIKey(APIKey) error

@@ -224,6 +224,18 @@ func (t *writeTx) AppendAudit(a storage.AuditRecord) error {
 	return t.put(bucketAudit, "audit record", []byte(a.ID), a.UTC())
 }
 
+// DeleteAuditRecord removes an audit record (sweeping); an absent one is
+// not an error.
+func (t *writeTx) DeleteAuditRecord(id string) error {
+	if err := t.usable(); err != nil {
+		return err
+	}
+	if err := (storage.AuditRecord{ID: id}).CheckKeys(); err != nil {
+		return err
+	}
+	return t.del(bucketAudit, "audit record", []byte(id))
+}
+
 func (t *writeTx) PutAPIKey(k storage.APIKey) error {
 	if err := t.usable(); err != nil {
 		return err

@@ -200,6 +200,22 @@ func (t *txn) AppendAudit(a storage.AuditRecord) error {
 	return t.put("audit record", key, a.UTC())
 }
 
+// DeleteAuditRecord removes an audit record (sweeping); an absent one is
+// not an error. It does not read the record first: the sweep has just
+// read the range it deletes from (AuditRecords), which the commit checks,
+// so a point read per record would only add round trips. Deleting an
+// absent key in etcd changes nothing but the bucket's guard.
+func (t *txn) DeleteAuditRecord(id string) error {
+	if err := t.canWrite(); err != nil {
+		return err
+	}
+	if err := (storage.AuditRecord{ID: id}).CheckKeys(); err != nil {
+		return err
+	}
+	t.del(bucketAudit, t.k.record(bucketAudit, id))
+	return nil
+}
+
 func (t *txn) PutAPIKey(k storage.APIKey) error {
 	if err := t.canWrite(); err != nil {
 		return err

@@ -19,6 +19,7 @@ func RunTests(t *testing.T, newStore func(t *testing.T) storage.Store) {
 	t.Run("SessionRefreshTokens", func(t *testing.T) { testSessionRefreshTokens(t, newStore(t)) })
 	t.Run("Bans", func(t *testing.T) { testBans(t, newStore) })
 	t.Run("Audit", func(t *testing.T) { testAudit(t, newStore) })
+	t.Run("AuditSweep", func(t *testing.T) { testAuditSweep(t, newStore) })
 	t.Run("APIKeys", func(t *testing.T) { testAPIKeys(t, newStore(t)) })
 	t.Run("SigningKeys", func(t *testing.T) { testSigningKeys(t, newStore(t)) })
 	t.Run("TimeRoundTrip", func(t *testing.T) { testTimeRoundTrip(t, newStore(t)) })
