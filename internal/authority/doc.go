@@ -64,8 +64,9 @@
 // since a full read every few minutes costs no writer anything and the
 // index would cost every login a write.
 //
-// It may import internal/storage, token and the standard library (plus
-// golang-jwt through token). It knows nothing of gRPC or of the generated
+// It may import internal/storage, token, ident (the rules for IDs, names,
+// free text and IPv4 forms it shares with the interceptors) and the
+// standard library (plus golang-jwt through token, x/text through ident). It knows nothing of gRPC or of the generated
 // API types: server/ converts requests into the inputs here and the errors
 // here into gRPC statuses (server/errors.go).
 //
