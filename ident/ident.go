@@ -40,6 +40,17 @@ func CheckName(s string) error {
 // NFC, without control or format characters or line separators, and
 // without leading or trailing spaces. It does not check the length.
 func CheckID(s string) error {
+	if isASCII(s) { // the usual case, and always in NFC
+		for i := 0; i < len(s); i++ {
+			if c := s[i]; c < 0x20 || c == 0x7f {
+				return fmt.Errorf("contains the control character %U", rune(c))
+			}
+		}
+		if s != "" && (s[0] == ' ' || s[len(s)-1] == ' ') {
+			return errors.New("has leading or trailing spaces")
+		}
+		return nil
+	}
 	if !utf8.ValidString(s) {
 		return errors.New("is not valid UTF-8")
 	}
@@ -47,7 +58,8 @@ func CheckID(s string) error {
 		if r < 0x20 || r == 0x7f || (0x80 <= r && r <= 0x9f) {
 			return fmt.Errorf("contains the control character %U", r)
 		}
-		if unicode.In(r, unicode.Cf, unicode.Zl, unicode.Zp) {
+		// Zl and Zp are U+2028 and U+2029 alone.
+		if r == 0x2028 || r == 0x2029 || unicode.Is(unicode.Cf, r) {
 			return fmt.Errorf("contains the invisible character %U", r)
 		}
 	}
@@ -58,6 +70,15 @@ func CheckID(s string) error {
 		return fmt.Errorf("is not in Unicode NFC; give it as %+q", norm.NFC.String(s))
 	}
 	return nil
+}
+
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= utf8.RuneSelf {
+			return false
+		}
+	}
+	return true
 }
 
 // CheckText reports whether s may be free text: valid UTF-8 without

@@ -87,3 +87,18 @@ func TestEmbeddedIPv4(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkCheckID: the cost the checks add to every CreateSession,
+// CheckBan and ListSessions, per ID (a typical ASCII sub, and a non-ASCII
+// one that takes the NFC quick check's slower path).
+func BenchmarkCheckID(b *testing.B) {
+	for _, id := range []string{"auth0|5f7c8ec7c33c6c004bbafe82", "Zoë Ångström-Øresund"} {
+		b.Run(id[:4], func(b *testing.B) {
+			for b.Loop() {
+				if err := CheckID(id); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

@@ -150,7 +150,7 @@ func checkAddrForm(field string, a netip.Addr, bits int) error {
 		}
 		return invalid(field, "%s is the %s form of %s; give it as %s", a, form, v4, v4)
 	default:
-		v4p := netip.PrefixFrom(v4, p.Bits()-start)
+		v4p := netip.PrefixFrom(v4, p.Bits()-start).Masked()
 		return invalid(field, "%s is the %s form of %s; give it as %s", p, form, v4p, v4p)
 	}
 }
