@@ -220,7 +220,7 @@ func (a *Authority) running(what string) *instance {
 // survives Restart.
 func (a *Authority) NewAPIKey(name string, scopes ...string) string {
 	run := a.running("NewAPIKey")
-	_, secret, err := run.auth.CreateAPIKey(context.Background(), authority.System, name, scopes, time.Time{})
+	_, secret, err := run.auth.CreateAPIKey(context.Background(), authority.System, name, scopes, nil)
 	if err != nil {
 		a.fail("authoritytest: NewAPIKey(%q, %q): %v", name, scopes, err)
 	}

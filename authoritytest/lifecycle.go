@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"time"
 
 	"google.golang.org/grpc/test/bufconn"
 
@@ -80,7 +79,7 @@ func (a *Authority) serve() (err error) {
 	if a.AdminKey == "" && key == "" {
 		// A store bootstrapped before (an etcd prefix of the caller's):
 		// its bootstrap secret is gone, so make another admin key.
-		_, key, err = auth.CreateAPIKey(ctx, authority.System, "authoritytest-admin", []string{authority.ScopeAdmin}, time.Time{})
+		_, key, err = auth.CreateAPIKey(ctx, authority.System, "authoritytest-admin", []string{authority.ScopeAdmin}, nil)
 		if err != nil {
 			return err
 		}

@@ -8,6 +8,8 @@ import (
 
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/peer"
+
+	"github.com/portcullis-dev/portcullis/ident"
 )
 
 // clientIP returns the address the call is checked against: the peer's,
@@ -90,8 +92,17 @@ func addrOf(a net.Addr) netip.Addr {
 	return netip.Addr{}
 }
 
-// normalize names an IPv4 client as IPv4 (so that IPv4 bans match it) and
-// drops an IPv6 zone, which bans never carry.
+// normalize names an IPv4 client as IPv4, so that IPv4 bans match it and
+// the authority, which refuses IPv6 forms of IPv4, accepts it: the
+// IPv4-mapped form (a dual-stack listener), the NAT64 one (64:ff9b::/96,
+// an IPv6-only service behind a stateless translator), the deprecated
+// IPv4-compatible one, and 6to4 (every address of 2002:AABB:CCDD::/48 is a
+// host behind the IPv4 address AA.BB.CC.DD, which is what a ban on it
+// means). See ident.EmbeddedIPv4. It drops an IPv6 zone, which bans never
+// carry.
 func normalize(a netip.Addr) netip.Addr {
-	return a.Unmap().WithZone("")
+	if v4, _, _, ok := ident.EmbeddedIPv4(a); ok {
+		return v4
+	}
+	return a.WithZone("")
 }

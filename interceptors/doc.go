@@ -37,8 +37,14 @@
 //     [WithClientIPHeader] (default x-forwarded-for) read, right to left,
 //     and the first address that is not itself a trusted proxy is the
 //     client. An untrusted peer cannot choose its address by sending the
-//     header. IPv4-mapped IPv6 addresses are unmapped and zones dropped, so
-//     IPv4 bans match.
+//     header. The IPv6 forms of an IPv4 address (IPv4-mapped, NAT64
+//     64:ff9b::/96, IPv4-compatible, 6to4 2002::/16; see
+//     ident.EmbeddedIPv4) are checked as the IPv4 address and zones
+//     dropped, so IPv4 bans match and the authority, which refuses those
+//     forms, accepts the address.
+//   - Capability names given to [WithCapabilities] must be lower-case
+//     ASCII tokens, as the authority accepts in bans; another name panics
+//     at construction.
 //   - The device checked is the token's did claim and, when
 //     [WithDeviceIDMetadata] is configured and the call sends that key, the
 //     device it names as well (a device ban on either refuses the call).

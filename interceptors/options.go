@@ -5,6 +5,8 @@ import (
 	"log/slog"
 	"net/netip"
 	"strings"
+
+	"github.com/portcullis-dev/portcullis/ident"
 )
 
 // DefaultClientIPHeader is the metadata key read for the client address
@@ -64,7 +66,18 @@ func WithPublicMethods(fullMethodNames ...string) Option {
 // ("post", "chat", ...). A capability ban refuses the mapped methods with
 // CAPABILITY_RESTRICTED and leaves the others usable; an unmapped method
 // needs no capability. Repeatable; later entries win.
+//
+// Capability names are compared byte for byte, and the authority accepts
+// only lower-case ASCII names ([a-z0-9][a-z0-9._:-]{0,63}, see
+// ident.CheckName) in bans. WithCapabilities panics on any other name:
+// "POST" mapped here could never be matched by a ban, and the method would
+// silently escape every capability ban; the mistake must stop start-up.
 func WithCapabilities(methodToCapability map[string]string) Option {
+	for m, capability := range methodToCapability {
+		if err := ident.CheckName(capability); err != nil {
+			panic(fmt.Sprintf("interceptors.WithCapabilities: capability %q of %s %v", capability, m, err)) // panic-ok: like regexp.MustCompile, a configuration mistake at construction
+		}
+	}
 	return func(c *config) {
 		for m, capability := range methodToCapability {
 			c.capabilities[m] = capability
@@ -82,9 +95,10 @@ func WithTrustedProxies(prefixes ...netip.Prefix) Option {
 			if !p.IsValid() {
 				panic(fmt.Sprintf("interceptors.WithTrustedProxies: invalid prefix %v", p)) // panic-ok: like regexp.MustCompile, a configuration mistake at construction
 			}
-			a := p.Addr()
-			if a.Is4In6() && p.Bits() >= 96 {
-				p = netip.PrefixFrom(a.Unmap(), p.Bits()-96)
+			// A prefix of an IPv6 form of IPv4 is the IPv4 prefix, as
+			// normalize names peers (clientip.go).
+			if v4, _, start, ok := ident.EmbeddedIPv4(p.Addr()); ok && p.Bits() >= start {
+				p = netip.PrefixFrom(v4, min(p.Bits()-start, 32))
 			}
 			c.trusted = append(c.trusted, p.Masked())
 		}

@@ -12,7 +12,11 @@ type apiKeyService struct {
 }
 
 func (s apiKeyService) CreateAPIKey(ctx context.Context, req *pb.CreateAPIKeyRequest) (*pb.CreateAPIKeyResponse, error) {
-	key, secret, err := s.auth.CreateAPIKey(ctx, actorFrom(ctx), req.GetName(), req.GetScopes(), fromTS(req.GetExpireTime()))
+	expire, err := optionalTS("expire_time", req.GetExpireTime())
+	if err != nil {
+		return nil, s.status(ctx, err)
+	}
+	key, secret, err := s.auth.CreateAPIKey(ctx, actorFrom(ctx), req.GetName(), req.GetScopes(), expire)
 	if err != nil {
 		return nil, s.status(ctx, err)
 	}

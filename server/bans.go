@@ -18,10 +18,14 @@ func (s banService) CreateBan(ctx context.Context, req *pb.CreateBanRequest) (*p
 	if err != nil {
 		return nil, s.status(ctx, err)
 	}
+	expire, err := optionalTS("expire_time", req.GetExpireTime())
+	if err != nil {
+		return nil, s.status(ctx, err)
+	}
 	kind, value := subjectFromPB(req.GetSubject())
 	ban, w, err := s.auth.CreateBan(ctx, actorFrom(ctx), authority.BanInput{
 		TenantID: req.GetTenantId(), Kind: kind, Value: value,
-		Duration: req.GetDuration(), ExpireTime: fromTS(req.GetExpireTime()),
+		Duration: req.GetDuration(), ExpireTime: expire,
 		Capabilities: req.GetCapabilities(), Reason: req.GetReason(), Policy: req.GetPolicy(),
 	})
 	if err != nil {

@@ -26,6 +26,23 @@ func fromTS(t *timestamppb.Timestamp) time.Time {
 	return t.AsTime()
 }
 
+// optionalTS converts a timestamp whose presence means something (an
+// expire_time: unset is "never"): unset is nil, and a set one reaches the
+// domain even when it is the zero time (year 1, seconds -62135596800),
+// which the domain refuses as not in the future instead of reading it as
+// unset. A timestamp outside what google.protobuf.Timestamp allows
+// (years 1 to 9999, nanos in [0, 1e9)) is refused here.
+func optionalTS(field string, t *timestamppb.Timestamp) (*time.Time, error) {
+	if t == nil {
+		return nil, nil
+	}
+	if err := t.CheckValid(); err != nil {
+		return nil, &authority.FieldError{Field: field, Msg: "is not a valid timestamp (years 1 to 9999, nanos in [0, 1e9))"}
+	}
+	v := t.AsTime()
+	return &v, nil
+}
+
 func sessionPB(s storage.Session) *pb.Session {
 	out := &pb.Session{
 		SessionId: s.ID, TenantId: s.TenantID, UserId: s.UserID, DeviceId: s.DeviceID,

@@ -103,7 +103,7 @@ func newEnv(t testing.TB, o envOptions) *env {
 		t.Fatal(err)
 	}
 	if key == "" { // reopened store: make another admin key
-		_, key, err = e.auth.CreateAPIKey(ctx, authority.System, "test-admin-"+time.Now().Format("150405.000000000"), []string{authority.ScopeAdmin}, time.Time{})
+		_, key, err = e.auth.CreateAPIKey(ctx, authority.System, "test-admin-"+time.Now().Format("150405.000000000"), []string{authority.ScopeAdmin}, nil)
 		if err != nil {
 			t.Fatal(err)
 		}

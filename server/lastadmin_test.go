@@ -190,7 +190,7 @@ func TestLastAdminKeyEtcdRace(t *testing.T) {
 	if _, err := other.EnsureBootstrapKey(ctx); err != nil {
 		t.Fatal(err)
 	}
-	second, _, err := other.CreateAPIKey(ctx, authority.System, "ops", []string{authority.ScopeAdmin}, time.Time{})
+	second, _, err := other.CreateAPIKey(ctx, authority.System, "ops", []string{authority.ScopeAdmin}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -66,7 +66,7 @@ for scripts).`,
 			}
 			k := resp.GetApiKey()
 			_, err = fmt.Fprintf(w, "created API key %s (%s) with scopes %s\nsecret (shown once): %s\n",
-				k.GetName(), k.GetApiKeyId(), strings.Join(k.GetScopes(), ","), resp.GetSecret())
+				printable(k.GetName()), printable(k.GetApiKeyId()), printable(strings.Join(k.GetScopes(), ",")), printable(resp.GetSecret()))
 			return err
 		})
 	}
@@ -126,7 +126,7 @@ admin key left, see portcullis recover-admin.`,
 			if cf.output == "json" {
 				return jsonLine(cmd.OutOrStdout(), resp)
 			}
-			_, err = fmt.Fprintf(cmd.OutOrStdout(), "revoked API key %s (%s)\n", resp.GetApiKey().GetName(), resp.GetApiKey().GetApiKeyId())
+			_, err = fmt.Fprintf(cmd.OutOrStdout(), "revoked API key %s (%s)\n", printable(resp.GetApiKey().GetName()), printable(resp.GetApiKey().GetApiKeyId()))
 			return err
 		})
 	}

@@ -108,12 +108,12 @@ revoked (-o name: the ban ID alone, for scripts).`,
 			case "json":
 				return jsonLine(w, resp)
 			case "name":
-				_, err = fmt.Fprintln(w, resp.GetBan().GetBanId())
+				_, err = fmt.Fprintln(w, printable(resp.GetBan().GetBanId()))
 				return err
 			}
 			b := resp.GetBan()
-			_, err = fmt.Fprintf(w, "%s\nbanned %s in tenant %s %s; %s revoked\n", b.GetBanId(), describeBan(b),
-				b.GetTenantId(), banUntil(b), plural(int(resp.GetRevokedSessions()), "session", "sessions"))
+			_, err = fmt.Fprintf(w, "%s\nbanned %s in tenant %s %s; %s revoked\n", printable(b.GetBanId()), describeBan(b),
+				printable(b.GetTenantId()), banUntil(b), plural(int(resp.GetRevokedSessions()), "session", "sessions"))
 			if err == nil && resp.GetEnforcement() != nil {
 				_, err = fmt.Fprintln(w, enforcementLine(resp.GetEnforcement()))
 			}
@@ -123,13 +123,14 @@ revoked (-o name: the ban ID alone, for scripts).`,
 	return cmd
 }
 
-// describeBan is "user:alice" or "user:alice (capabilities post, comment)".
+// describeBan is "user:alice" or "user:alice (capabilities post, comment)",
+// printable.
 func describeBan(b *pb.Ban) string {
 	s := subjectString(b.GetSubject())
 	if len(b.GetCapabilities()) > 0 {
 		s += " (capabilities " + strings.Join(b.GetCapabilities(), ", ") + ")"
 	}
-	return s
+	return printable(s)
 }
 
 func banUntil(b *pb.Ban) string {
@@ -161,7 +162,7 @@ func newUnbanCommand() *cobra.Command {
 			if cf.output == "json" {
 				return jsonLine(cmd.OutOrStdout(), resp)
 			}
-			_, err = fmt.Fprintf(cmd.OutOrStdout(), "lifted ban %s on %s\n", resp.GetBan().GetBanId(), describeBan(resp.GetBan()))
+			_, err = fmt.Fprintf(cmd.OutOrStdout(), "lifted ban %s on %s\n", printable(resp.GetBan().GetBanId()), describeBan(resp.GetBan()))
 			if err == nil && resp.GetEnforcement() != nil {
 				_, err = fmt.Fprintln(cmd.OutOrStdout(), enforcementLine(resp.GetEnforcement()))
 			}
@@ -265,7 +266,7 @@ one capability. Prints "banned" with the bans that apply, or "not banned".`,
 			}
 			fmt.Fprintln(w, "banned")
 			for _, b := range resp.GetBans() {
-				fmt.Fprintf(w, "  %s %s in tenant %s %s: %s\n", b.GetBanId(), describeBan(b), b.GetTenantId(), banUntil(b), b.GetReason())
+				fmt.Fprintf(w, "  %s %s in tenant %s %s: %s\n", printable(b.GetBanId()), describeBan(b), printable(b.GetTenantId()), banUntil(b), printable(b.GetReason()))
 			}
 			return nil
 		})

@@ -161,16 +161,17 @@ func isLoopback(addr string) bool {
 }
 
 // errorLine renders err as the one line the CLI prints: for an authority's
-// status, "<Code> <REASON>: <message>".
+// status, "<Code> <REASON>: <message>". The message may quote input, so it
+// passes through printable.
 func errorLine(err error) string {
 	var e *client.Error
 	if errors.As(err, &e) {
 		if e.Reason != "" {
-			return fmt.Sprintf("%s %s: %s", e.Code, e.Reason, e.Message)
+			return printable(fmt.Sprintf("%s %s: %s", e.Code, e.Reason, e.Message))
 		}
-		return fmt.Sprintf("%s: %s", e.Code, e.Message)
+		return printable(fmt.Sprintf("%s: %s", e.Code, e.Message))
 	}
-	return err.Error()
+	return printable(err.Error())
 }
 
 // isUsage reports whether err is a mistake in how the command was called:
@@ -216,10 +217,15 @@ func newTable(w io.Writer, header ...string) *table {
 	return t
 }
 
+// row writes one row; every cell passes through printable, so that no
+// cell can hold a tab (a column of its own), a line break (a row of its
+// own) or a terminal escape.
 func (t *table) row(cols ...string) {
 	for i, c := range cols {
 		if c == "" {
 			cols[i] = "-"
+		} else {
+			cols[i] = printable(c)
 		}
 	}
 	fmt.Fprintln(t.tw, strings.Join(cols, "\t"))
@@ -235,7 +241,9 @@ func fmtTime(ts *timestamppb.Timestamp) string {
 	return ts.AsTime().UTC().Format(time.RFC3339)
 }
 
-// subjectString renders a ban's subject as kind:value.
+// subjectString renders a ban's subject as kind:value, not yet escaped:
+// its printer passes it through printable (once: escaping is not
+// idempotent, a backslash doubles).
 func subjectString(s *pb.Subject) string {
 	switch k := s.GetKind().(type) {
 	case *pb.Subject_UserId:

@@ -74,9 +74,9 @@ func newKeysRotateCommand() *cobra.Command {
 			if cf.output == "json" {
 				return jsonLine(w, resp)
 			}
-			fmt.Fprintf(w, "new signing key %s (%s)\n", resp.GetKey().GetKeyId(), resp.GetKey().GetAlgorithm())
+			fmt.Fprintf(w, "new signing key %s (%s)\n", printable(resp.GetKey().GetKeyId()), printable(resp.GetKey().GetAlgorithm()))
 			if r := resp.GetRetiredKey(); r != nil {
-				fmt.Fprintf(w, "retired key %s verifies until %s\n", r.GetKeyId(), fmtTime(r.GetVerifyUntil()))
+				fmt.Fprintf(w, "retired key %s verifies until %s\n", printable(r.GetKeyId()), fmtTime(r.GetVerifyUntil()))
 			}
 			return nil
 		})

@@ -84,13 +84,13 @@ func newRevokeCommand() *cobra.Command {
 				if err != nil {
 					return err
 				}
-				resp, line = r, fmt.Sprintf("revoked %s of user %s", plural(int(r.GetRevokedSessions()), "session", "sessions"), user)
+				resp, line = r, fmt.Sprintf("revoked %s of user %s", plural(int(r.GetRevokedSessions()), "session", "sessions"), printable(user))
 			} else {
 				r, err := cl.Sessions.RevokeSession(ctx, &pb.RevokeSessionRequest{SessionId: args[0], Reason: reason, Wait: wait})
 				if err != nil {
 					return err
 				}
-				resp, line = r, fmt.Sprintf("revoked session %s of user %s", r.GetSession().GetSessionId(), r.GetSession().GetUserId())
+				resp, line = r, fmt.Sprintf("revoked session %s of user %s", printable(r.GetSession().GetSessionId()), printable(r.GetSession().GetUserId()))
 			}
 			if cf.output == "json" {
 				return jsonLine(w, resp)

@@ -63,7 +63,8 @@ func enforcementLine(e *pb.Enforcement) string {
 			fmt.Fprintf(&b, "; replica %s: %d/%d", r.GetReplicaId(), r.GetConfirmed(), r.GetTotal())
 		}
 	}
-	return b.String()
+	return printable(b.String()) // names of mirrors and replicas come from their peers
+
 }
 
 func subscriberNames(subs []*pb.Subscriber) string {

@@ -162,7 +162,7 @@ func (w *watcher) print(resp *pb.WatchResponse) error {
 		if t.parts > 1 {
 			parts = fmt.Sprintf(" (in %d parts)", t.parts)
 		}
-		_, err := fmt.Fprintf(w.out, "%s rev=%d snapshot store=%s: %s, %s, %s%s\n", fmtTime(resp.GetServerTime()), rev, resp.GetStoreId(),
+		_, err := fmt.Fprintf(w.out, "%s rev=%d snapshot store=%s: %s, %s, %s%s\n", fmtTime(resp.GetServerTime()), rev, printable(resp.GetStoreId()),
 			plural(t.bans, "active ban", "active bans"),
 			plural(t.revoked, "revoked session", "revoked sessions"),
 			plural(t.keys, "key", "keys"), parts)
@@ -193,9 +193,11 @@ func eventLine(e *pb.Event) string {
 			if fields[i+1] == "" {
 				continue
 			}
-			v := fields[i+1]
-			if strings.ContainsAny(v, " \t\"=") {
-				v = fmt.Sprintf("%q", v)
+			// Escaped, then quoted when it holds a separator of the
+			// line's own syntax.
+			v := printable(fields[i+1])
+			if strings.ContainsAny(v, " \"=") {
+				v = `"` + strings.ReplaceAll(v, `"`, `\"`) + `"`
 			}
 			fmt.Fprintf(&b, " %s=%s", fields[i], v)
 		}

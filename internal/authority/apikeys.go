@@ -169,18 +169,24 @@ func CheckScopes(scopes []string) error {
 }
 
 // CreateAPIKey creates a key and returns it with its secret (shown once).
-func (a *Authority) CreateAPIKey(ctx context.Context, actor Actor, name string, scopes []string, expire time.Time) (storage.APIKey, string, error) {
-	if err := checkID("name", name, true); err != nil {
+// expire is when the key stops working; nil = never. A given time must be
+// in the future, the zero time included (see checkExpireTime).
+func (a *Authority) CreateAPIKey(ctx context.Context, actor Actor, name string, scopes []string, expire *time.Time) (storage.APIKey, string, error) {
+	if err := checkName("name", name); err != nil {
 		return storage.APIKey{}, "", err
 	}
 	if err := CheckScopes(scopes); err != nil {
 		return storage.APIKey{}, "", err
 	}
 	now := a.now()
-	if !expire.IsZero() && !expire.After(now) {
-		return storage.APIKey{}, "", invalid("expire_time", "is not in the future")
+	var exp time.Time
+	if expire != nil {
+		var err error
+		if exp, err = checkExpireTime(*expire, now); err != nil {
+			return storage.APIKey{}, "", err
+		}
 	}
-	key, secret := newAPIKey(name, slices.Compact(slices.Sorted(slices.Values(scopes))), expire.UTC(), now, actor.Name)
+	key, secret := newAPIKey(name, slices.Compact(slices.Sorted(slices.Values(scopes))), exp, now, actor.Name)
 	_, err := a.store.Update(ctx, func(tx storage.Tx) error {
 		for k, err := range tx.APIKeys() {
 			if err != nil {

@@ -16,10 +16,13 @@ type BanInput struct {
 	TenantID string
 	// Kind and Value are the subject; Value is the user ID, device ID, or
 	// IP address or CIDR prefix.
-	Kind         storage.SubjectKind
-	Value        string
-	Duration     string    // Go syntax plus "d"; "" = permanent unless ExpireTime
-	ExpireTime   time.Time // zero = none
+	Kind     storage.SubjectKind
+	Value    string
+	Duration string // Go syntax plus "d"; "" = permanent unless ExpireTime
+	// ExpireTime is when the ban ends; nil = not given. A given time must
+	// be in the future, whatever it is: the zero time (year 1, what an
+	// unset timestamp decodes to) is not "never".
+	ExpireTime   *time.Time
 	Capabilities []string
 	Reason       string
 	Policy       string
@@ -49,7 +52,7 @@ func (in BanInput) validate(now time.Time) (storage.Ban, error) {
 		return b, err
 	}
 	switch {
-	case in.Duration != "" && !in.ExpireTime.IsZero():
+	case in.Duration != "" && in.ExpireTime != nil:
 		return b, invalid("duration", "give either duration or expire_time, not both")
 	case in.Duration != "":
 		d, err := ParseDuration(in.Duration)
@@ -57,14 +60,15 @@ func (in BanInput) validate(now time.Time) (storage.Ban, error) {
 			return b, invalid("duration", "%v", err)
 		}
 		b.ExpireTime = now.Add(d)
-	case !in.ExpireTime.IsZero():
-		if !in.ExpireTime.After(now) {
-			return b, invalid("expire_time", "%s is not in the future", in.ExpireTime.UTC().Format(time.RFC3339))
+	case in.ExpireTime != nil:
+		exp, err := checkExpireTime(*in.ExpireTime, now)
+		if err != nil {
+			return b, err
 		}
-		if in.ExpireTime.Sub(now) > maxBanDuration {
+		if exp.Sub(now) > maxBanDuration {
 			return b, invalid("expire_time", "is more than 100 years away; use a permanent ban")
 		}
-		b.ExpireTime = in.ExpireTime.UTC()
+		b.ExpireTime = exp
 	}
 	if err := checkCapabilities("capabilities", in.Capabilities); err != nil {
 		return b, err

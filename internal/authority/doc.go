@@ -97,8 +97,10 @@
 // (theft, revocation, expiry, bans, the rotation) is decided in the write
 // transaction as before.
 //
-// It may import internal/storage, token and the standard library (plus
-// golang-jwt through token). It knows nothing of gRPC or of the generated
+// It may import internal/storage, token, ident (the rules for IDs, names,
+// free text and IPv4 forms it shares with the interceptors) and the
+// standard library (plus golang-jwt through token, x/text through ident).
+// It knows nothing of gRPC or of the generated
 // API types: server/ converts requests into the inputs here and the errors
 // here into gRPC statuses (server/errors.go).
 //

@@ -61,3 +61,16 @@ func ParseDuration(s string) (time.Duration, error) {
 	}
 	return total, nil
 }
+
+// checkExpireTime checks a given expire_time (of a ban or an API key) and
+// returns it in UTC. It must be in the future. The zero time is refused
+// like any other past time, although storage.Ban and storage.APIKey use it
+// for "never": a caller that sets a timestamp to year 1 (by mistake, or a
+// client that zero-fills) must not get a permanent ban or a key that never
+// expires without a word; "never" is the field left unset.
+func checkExpireTime(t, now time.Time) (time.Time, error) {
+	if !t.After(now) {
+		return time.Time{}, invalid("expire_time", "%s is not in the future; leave expire_time unset for never", t.UTC().Format(time.RFC3339Nano))
+	}
+	return t.UTC(), nil
+}

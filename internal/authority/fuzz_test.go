@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"unicode/utf8"
+
+	"github.com/portcullis-dev/portcullis/ident"
 )
 
 // The fuzz targets of the parsers that take caller input. Their seed
@@ -34,13 +36,14 @@ func FuzzParseDuration(f *testing.F) {
 }
 
 // FuzzParseSubjectIP: ParsePrefix and ParseAddr never panic; what they
-// accept is canonical (valid, unzoned, not IPv4-mapped, no host bits, not
-// /0) and round-trips through its String form; what they refuse is a
-// FieldError on the named field with a bounded message.
+// accept is canonical (valid, unzoned, no IPv6 form of IPv4, no host
+// bits, at least /8 or /16) and round-trips through its String form; what
+// they refuse is a FieldError on the named field with a bounded message.
 func FuzzParseSubjectIP(f *testing.F) {
 	for _, s := range []string{"203.0.113.7", "203.0.113.0/24", "2001:db8::1", "2001:db8::/32", "", "10.0.0.0/33",
 		"10.1.2.3/8", "0.0.0.0/0", "::/0", "::ffff:1.2.3.4", "::ffff:1.2.3.0/120", "fe80::1%eth0", "fe80::1%eth0/64",
-		"300.1.1.1", "example.com", "10.0.0.0/-1", "1.2.3.4/032", "::/128", "0.0.0.0", strings.Repeat("1", 300)} {
+		"300.1.1.1", "example.com", "10.0.0.0/-1", "1.2.3.4/032", "::/128", "0.0.0.0", strings.Repeat("1", 300),
+		"::1.2.3.4", "64:ff9b::1.2.3.4", "64:ff9b::1.2.3.0/120", "2002:102:304::1", "2002:102::/32", "0.0.0.0/1", "8000::/1"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
@@ -58,7 +61,8 @@ func FuzzParseSubjectIP(f *testing.F) {
 			refused("ParsePrefix", err)
 		} else {
 			a := p.Addr()
-			if !p.IsValid() || a.Zone() != "" || a.Is4In6() || p.Bits() == 0 || p.Masked() != p {
+			_, _, _, embedded := ident.EmbeddedIPv4(a)
+			if !p.IsValid() || a.Zone() != "" || embedded || p.Masked() != p || (a.Is4() && p.Bits() < 8) || (a.Is6() && p.Bits() < 16) {
 				t.Fatalf("ParsePrefix(%q) accepted %v", s, p)
 			}
 			if q, err := ParsePrefix("ip", p.String()); err != nil || q != p {
@@ -76,7 +80,7 @@ func FuzzParseSubjectIP(f *testing.F) {
 			}
 			return
 		}
-		if !a.IsValid() || a.Zone() != "" || a.Is4In6() {
+		if _, _, _, embedded := ident.EmbeddedIPv4(a); !a.IsValid() || a.Zone() != "" || embedded {
 			t.Fatalf("ParseAddr(%q) accepted %v", s, a)
 		}
 		if p, err := ParsePrefix("ip", s); err != nil || p != netip.PrefixFrom(a, a.BitLen()) {

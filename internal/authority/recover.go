@@ -34,7 +34,7 @@ func (a *Authority) RecoverAdminKey(ctx context.Context, name, reason string) (s
 	if name == "" {
 		name = RecoverAdminKeyName + now.Format("20060102-150405")
 	}
-	if err := checkID("name", name, true); err != nil {
+	if err := checkName("name", name); err != nil {
 		return storage.APIKey{}, "", err
 	}
 	if err := checkText("reason", reason); err != nil {
