@@ -186,8 +186,11 @@ func BenchmarkCheckCachedVsFloor(b *testing.B) {
 // 2*solo/duo, the throughput of two goroutines over one's: x-scale-check
 // (goal >= 1.6) and x-scale-floor (what the machine gives: about 2 when
 // two cores are free), and the share of rounds that counted (kept-%).
-// Run it with GOMAXPROCS >= 2.
+// It needs GOMAXPROCS >= 2 (two goroutines running at once).
 func BenchmarkCheckHotToken(b *testing.B) {
+	if runtime.GOMAXPROCS(0) < 2 {
+		b.Skip("needs GOMAXPROCS >= 2")
+	}
 	h := newHotToken(b)
 	// The second goroutine runs cmd's fn once per new gen (a nil fn: it
 	// returns), records when it started and ended, then stores gen in
