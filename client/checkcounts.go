@@ -51,8 +51,9 @@ type CheckCounts [numCheckResults]uint64
 // of other cores write: each P (a goroutine's processor, about a core)
 // counts in a shard of its own, and a read sums the shards. Sharding by
 // the token's hash, as before, made every check of one hot token (a busy
-// service account, a load test) write one cache line from every core;
-// checks then scaled worse than linearly (BenchmarkCheckHotToken).
+// service account, a load test) write one cache line from every core:
+// two goroutines checking one token did fewer checks than one
+// (BenchmarkCheckHotToken, BENCHMARKS.md).
 //
 // A check finds its P's shard through a stripe, a token held in a
 // sync.Pool: Get and Put of a pool use the current P's private slot, with
