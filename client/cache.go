@@ -77,8 +77,9 @@ func (c *cache) get(tok string, h uint64) *verified {
 	if c == nil {
 		return nil
 	}
-	for i := range ways {
-		if e := c.set(h)[i].Load(); e != nil && e.hash == h && e.token == tok {
+	set := c.set(h)
+	for i := range set {
+		if e := set[i].Load(); e != nil && e.hash == h && e.token == tok {
 			return e
 		}
 	}

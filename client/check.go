@@ -68,35 +68,34 @@ const (
 //
 // Every check is counted by its result (CheckCounts).
 func (m *Mirror) Check(ctx context.Context, tok string, in CheckInput) (*Session, error) {
-	s, h, err := m.check(tok, in)
-	m.checks.add(resultOf(err), h)
+	s, err := m.check(tok, in)
+	m.checks.add(resultOf(err))
 	return s, err
 }
 
-// check is Check, uncounted; it also returns the token's hash (0 when it
-// did not get that far), which picks the counters' shard.
-func (m *Mirror) check(tok string, in CheckInput) (*Session, uint64, error) {
+// check is Check, uncounted.
+func (m *Mirror) check(tok string, in CheckInput) (*Session, error) {
 	now := m.clock()
 	st := m.state.Load()
 	if st == nil {
-		return nil, 0, ErrMirrorStale
+		return nil, ErrMirrorStale
 	}
 	nowNs := now.UnixNano()
 	stale := nowNs-m.lastHeard.Load() > m.staleAfter
 	if stale && !m.opts.FailOpen {
-		return nil, 0, ErrMirrorStale
+		return nil, ErrMirrorStale
 	}
 	h := tokenHash(tok)
 	e := m.cache.get(tok, h)
 	if e == nil || e.keyGen != st.keyGen || (e.keyUntil != 0 && nowNs >= e.keyUntil) {
 		var err error
 		if e, err = m.verify(st, tok, h, now); err != nil {
-			return nil, h, err
+			return nil, err
 		}
 		m.cache.put(e, nowNs)
 	}
 	if nowNs >= e.exp {
-		return nil, h, ErrTokenExpired
+		return nil, ErrTokenExpired
 	}
 	s := subject{
 		tenant: e.sess.TenantID, user: e.sess.UserID, userH: e.userH,
@@ -108,14 +107,14 @@ func (m *Mirror) check(tok string, in CheckInput) (*Session, uint64, error) {
 		s.device2, s.device2H = in.DeviceID, strHash(in.DeviceID)
 	}
 	if err := st.refusal(&s, nowNs); err != nil {
-		return nil, h, err
+		return nil, err
 	}
 	if stale {
 		m.log.Warn("portcullis: mirror is stale; allowing the request (fail-open)",
 			"staleness", time.Duration(nowNs-m.lastHeard.Load()), "session_id", e.sess.SessionID,
 			"tenant_id", e.sess.TenantID, "user_id", e.sess.UserID, "client_ip", in.ClientIP, "capability", in.Capability)
 	}
-	return &e.sess, h, nil
+	return &e.sess, nil
 }
 
 // verify verifies a token not in the cache and returns its entry.
@@ -236,7 +235,15 @@ func (m *matcher) matches(t uint32) bool {
 
 // consider looks at the bans of one subject: the entries of run whose key
 // is k. Nothing is copied; the chosen bans point into the immutable state.
+// Most runs are empty (no ban on the subject): that case is inlined into
+// the caller, without a call.
 func consider[K comparable](m *matcher, run []entry[K, banRec], k K, reason pb.ErrorReason) {
+	if len(run) != 0 {
+		considerRun(m, run, k, reason)
+	}
+}
+
+func considerRun[K comparable](m *matcher, run []entry[K, banRec], k K, reason pb.ErrorReason) {
 	var full, restricted *banRec
 	for i := range run {
 		b := &run[i].v

@@ -2,6 +2,8 @@ package client
 
 import (
 	"errors"
+	"runtime"
+	"sync"
 	"sync/atomic"
 )
 
@@ -45,27 +47,84 @@ func CheckResults() []CheckResult {
 // CheckResult.
 type CheckCounts [numCheckResults]uint64
 
-// checkShards spreads the counters over cache lines, so that checks on
-// several cores do not all contend for one line; a check picks its shard
-// by its token's hash.
-const checkShards = 8
-
+// checkCounters counts checks without writing anything that the checks
+// of other cores write: each P (a goroutine's processor, about a core)
+// counts in a shard of its own, and a read sums the shards. Sharding by
+// the token's hash, as before, made every check of one hot token (a busy
+// service account, a load test) write one cache line from every core:
+// two goroutines checking one token did fewer checks than one
+// (BenchmarkCheckHotToken, BENCHMARKS.md).
+//
+// A check finds its P's shard through a stripe, a token held in a
+// sync.Pool: Get and Put of a pool use the current P's private slot, with
+// no lock and no write that another P sees, and a P gets its stripe back
+// check after check (after a GC too: the pool's victim cache keeps it). A
+// stripe is an index, handed out in turn when the pool has none at hand
+// (at start, or once two GCs dropped an idle P's): the first ones go to
+// different shards. Whatever shard a check lands on, the count is right:
+// the adds are atomic, and load sums them all.
 type checkCounters struct {
-	shards [checkShards]struct {
-		n [numCheckResults]atomic.Uint64
-		_ [64 - (numCheckResults*8)%64]byte
-	}
+	shards atomic.Pointer[[]checkShard] // nil until the first check
 }
 
-func (c *checkCounters) add(r CheckResult, h uint64) {
-	c.shards[h%checkShards].n[r].Add(1)
+// checkShard is one P's counters, alone on its cache lines: 128 bytes
+// apart, two shards never share a 64-byte line, nor a pair of lines that
+// the adjacent-line prefetcher fetches together. (The slice's array is at
+// least 512 bytes, a power-of-two size class, so it starts aligned.)
+type checkShard struct {
+	n [numCheckResults]atomic.Uint64
+	_ [128 - numCheckResults*8]byte
+}
+
+// stripe picks a shard: shards[i & (len(shards)-1)].
+type stripe struct{ i uint32 }
+
+var (
+	nextStripe atomic.Uint32
+	stripes    = sync.Pool{New: func() any { return &stripe{i: nextStripe.Add(1) - 1} }}
+)
+
+// numCheckShards is a power of two, twice the CPUs (at least 4, at most
+// 256): stripes handed out in turn after the first ones rarely land on a
+// shard a running P uses.
+func numCheckShards() int {
+	n := 4
+	for n < 2*runtime.NumCPU() && n < 256 {
+		n *= 2
+	}
+	return n
+}
+
+func (c *checkCounters) add(r CheckResult) {
+	p := c.shards.Load()
+	if p == nil {
+		p = c.alloc()
+	}
+	shards := *p
+	s := stripes.Get().(*stripe)
+	shards[s.i&uint32(len(shards)-1)].n[r].Add(1)
+	stripes.Put(s)
+}
+
+// alloc allocates the shards, once: the first check that finds none
+// installs its own, the others use it.
+func (c *checkCounters) alloc() *[]checkShard {
+	shards := make([]checkShard, numCheckShards())
+	if c.shards.CompareAndSwap(nil, &shards) {
+		return &shards
+	}
+	return c.shards.Load()
 }
 
 func (c *checkCounters) load() CheckCounts {
 	var out CheckCounts
-	for i := range c.shards {
+	p := c.shards.Load()
+	if p == nil {
+		return out
+	}
+	for i := range *p {
 		for r := range out {
-			out[r] += c.shards[i].n[r].Load()
+			out[r] += (*p)[i].n[r].Load()
 		}
 	}
 	return out

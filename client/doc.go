@@ -28,6 +28,9 @@
 //     pointer, its copy-on-write sharded indexes, and the IP prefix table.
 //   - cache.go: the lock-free cache of verified tokens.
 //   - check.go: Mirror.Check, in the authority's order.
+//   - checkcounts.go: the checks' counters by result, one shard per P, so
+//     that a cached check of a hot token writes nothing another core
+//     writes (CheckCounts sums the shards).
 //   - track.go: Mirror.Track, which ends open streams when a ban or a
 //     revocation arrives.
 //
