@@ -141,7 +141,11 @@ type Mirror struct {
 	state     atomic.Pointer[state] // nil until the first snapshot
 	lastHeard atomic.Int64          // unix ns (mirror clock) of the last message
 	cache     *cache
-	tracker   tracker
+	// Every check reads the fields above; every Track writes tracker's
+	// mutex. The padding keeps them off one cache line, so that tracking
+	// streams does not slow the checks of other cores.
+	_       [128]byte
+	tracker tracker
 
 	synced   chan struct{}
 	syncOnce sync.Once
