@@ -1,7 +1,7 @@
 // Package etcd is the replicated storage backend: it implements
 // storage.Store over an etcd cluster (go.etcd.io/etcd/client/v3), under a
 // configurable key prefix, so that several stateless authority replicas
-// share one state and serve one event stream (DESIGN.md section 10).
+// share one state and serve one event stream (docs/design.md section 10).
 //
 // # Layout
 //
