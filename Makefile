@@ -60,7 +60,7 @@ bench:
 	$(GO) test -run '^$$' -bench . -benchtime 2s ./internal/storage/bolt ./server
 	$(GO) run ./bench -mirrors 1,10,100 -ops 50 -callers 1,16,64 -duration 2s
 
-## fuzz targets (issue 5): package:FuzzName. Their seed corpora run in
+## fuzz targets (SECURITY.md, parsers of untrusted input): package:FuzzName. Their seed corpora run in
 ## gotest; fuzz-short (part of test) fuzzes each for FUZZTIME_SHORT, fuzz
 ## for FUZZTIME.
 FUZZ_TARGETS := \

@@ -1,4 +1,4 @@
-// Command bench is the benchmark harness behind BENCHMARKS.md (issue 8).
+// Command bench is the benchmark harness behind BENCHMARKS.md.
 // It starts a real authority (a bbolt file in a temporary directory, or
 // etcd with -store; gRPC on loopback TCP) and N client.Mirrors, in the same process or (-procs) in
 // child processes, and prints:

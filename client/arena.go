@@ -14,10 +14,11 @@ const arenaChunk = 64 << 10
 // session IDs) into shared blocks. Decoded from the Watch stream, each key
 // is its own small allocation between the message's other fields, which
 // are garbage once the state is built; kept as they are, the keys would
-// hold those spans in use after GC (about 10 B a ban, BenchmarkMirrorMemory
-// inuse-B/ban). Bytes written to a block are never changed, so the strings
-// made from them are immutable as Go requires; a block lives while any of
-// its keys does (at most the size of the snapshot's keys).
+// hold those spans in use after GC (BenchmarkMirrorMemory's inuse-B/ban;
+// BENCHMARKS.md, "Mirror memory"). Bytes written to a block are never
+// changed, so the strings made from them are immutable as Go requires; a
+// block lives while any of its keys does (at most the size of the
+// snapshot's keys).
 type arena struct {
 	buf []byte
 }

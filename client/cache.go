@@ -57,9 +57,9 @@ func newCache(size int) *cache {
 }
 
 // tokenHash hashes the last 32 characters of a token: its signature,
-// which differs between any two tokens. Hashing a whole 550-byte token
-// costs ~45 ns; the entry's full comparison makes the shortcut safe (a
-// crafted token with a copied tail is simply not found).
+// which differs between any two tokens, so that the cost of hashing does
+// not grow with the token's claims; the entry's full comparison makes the
+// shortcut safe (a crafted token with a copied tail is simply not found).
 func tokenHash(tok string) uint64 {
 	if len(tok) > 32 {
 		tok = tok[len(tok)-32:]

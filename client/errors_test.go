@@ -50,7 +50,7 @@ func infoStatus(c codes.Code, reason string, meta map[string]string) error {
 	return st.Err()
 }
 
-// errorRows is the contract of DESIGN.md section 5 and errors.proto, one
+// errorRows is the contract of docs/design.md section 5 and errors.proto, one
 // row per reason.
 var errorRows = []struct {
 	reason   string

@@ -27,8 +27,9 @@ const (
 // of 16 per entry): most lookups are of users, devices, sessions and
 // prefixes that are not there, and the filter answers them with two bit
 // tests. Sorted slices rather than Go maps because they hold a ban in
-// place (no per-entry allocation, no empty slots): about 80 bytes a ban
-// where Go maps of pointers took 110 (BenchmarkMirrorMemory).
+// place (no per-entry allocation, no empty slots), which takes less memory
+// per ban than Go maps of pointers (BenchmarkMirrorMemory; BENCHMARKS.md,
+// "Checks in a service").
 type index[K comparable, V any] struct {
 	shards *[nShards]*shard[K, V] // nil while empty
 	n      int

@@ -27,4 +27,8 @@
 //     (::ffff:a.b.c.d), IPv4-compatible (::a.b.c.d), NAT64 well-known
 //     prefix (64:ff9b::a.b.c.d) and 6to4 (2002:AABB:CCDD::/48) forms are
 //     recognised by EmbeddedIPv4.
+//
+// It imports the standard library and golang.org/x/text (for NFC) only, so
+// that both the authority and the interceptors, which services link, can
+// share it.
 package ident

@@ -63,15 +63,16 @@
 // checks locally; if the mirror does not catch up within
 // [WithStrictTimeout] (default 1s) the call fails closed with
 // MIRROR_STALE. A method named by [WithAuthorityMethods] ([Authority]) is
-// checked by the authority's VerifySession. Measured on a loopback call in
-// one process (BenchmarkConsistency): Local ~38 µs per call, CatchUp
-// ~121 µs (one extra round trip), Authority ~217 µs (a round trip and the
-// authority's full check). Mark strict the methods that must not run for a
+// checked by the authority's VerifySession. CatchUp adds one round trip to
+// the authority per call, Authority a round trip and the authority's full
+// check (BENCHMARKS.md, "Consistency per method", BenchmarkConsistency).
+// Mark strict the methods that must not run for a
 // user banned a moment ago (payments, payouts, irreversible actions); the
 // price is a round trip per call and a dependency on the authority being
 // reachable.
 //
-// This package may import client/, token/, gen/, grpc and go-grpc-middleware
-// v2; it imports nothing from server/ or internal/. Nor do its tests: they
+// This package may import client/, ident/, gen/, grpc and
+// go-grpc-middleware v2; it imports nothing from server/ or internal/, so
+// that a service links the API and the SDK only. Nor do its tests: they
 // start a real authority with authoritytest.
 package interceptors

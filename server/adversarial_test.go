@@ -1,7 +1,8 @@
 package server_test
 
-// Adversarial tests (issue 5): forged tokens, refresh-token theft, scope
-// escalation, cross-tenant isolation and revoked or expired API keys.
+// Adversarial tests, from the threat model in SECURITY.md: forged tokens,
+// refresh-token theft, scope escalation, cross-tenant isolation and revoked
+// or expired API keys.
 
 import (
 	"context"

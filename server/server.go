@@ -168,8 +168,8 @@ func (s *Server) Register(g *grpc.Server) {
 // Calls run on a pool of GOMAXPROCS reused goroutines (grpc falls back to a
 // new goroutine when all are busy, e.g. holding Watch streams). A fresh
 // goroutine per call grows its stack through the interceptor chain on
-// every call: with the pool, a ReportProgress costs ~55 instead of ~70 µs
-// of CPU (BENCHMARKS.md, "Mirror progress").
+// every call, which the pool avoids (BENCHMARKS.md, "Mirror progress and
+// waited writes", has the measurement).
 func (s *Server) NewGRPCServer(extra ...grpc.ServerOption) *grpc.Server {
 	opts := append(s.ServerOptions(), grpc.NumStreamWorkers(uint32(runtime.GOMAXPROCS(0))))
 	g := grpc.NewServer(append(append(opts, s.opts.Limits.transportOptions()...), extra...)...)

@@ -11,10 +11,11 @@
 // Sign and Parse are built on github.com/golang-jwt/jwt/v5: the most
 // widely used Go JWT library, maintained, with EdDSA support and strict
 // parsing options (allowed algorithms, required expiry, issuer, injected
-// clock). Verify (verify.go) is the fast path for verifiers that see many
-// tokens (the client's Mirror): the same checks and errors as Parse at
-// about the cost of ed25519.Verify alone, proven equal to Parse by a
-// differential test and a fuzz test.
+// clock). Verify is the fast path for verifiers that see many tokens (the
+// client's Mirror): the same checks and errors as Parse at about the cost
+// of ed25519.Verify alone (BENCHMARKS.md, "Checks in a service"), held
+// equal to Parse by a differential test and a fuzz test.
 //
-// It imports only the standard library and golang-jwt.
+// It imports only the standard library and golang-jwt, so that the
+// authority and every service verify with the same code.
 package token

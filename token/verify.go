@@ -16,8 +16,9 @@ import (
 // Verify is Parse without golang-jwt: the same checks, the same errors
 // (wrapping ErrExpired or ErrInvalid), the same claims, at little more than
 // the cost of ed25519.Verify. The client's Mirror verifies every token it
-// has not seen before with it; golang-jwt costs 1.25-1.7x a bare signature
-// check (a map-typed header, reflection over the claims, ~70 allocations).
+// has not seen before with it; golang-jwt's parse costs noticeably more
+// than the bare signature check (a map-typed header, reflection over the
+// claims, dozens of allocations; BENCHMARKS.md, "Checks in a service").
 //
 // It agrees with Parse on every input (token/verify_test.go checks it
 // differentially and by fuzzing): exactly three segments; base64url without

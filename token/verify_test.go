@@ -124,7 +124,7 @@ func TestVerifyAgreesWithParse(t *testing.T) {
 		{"upper-case ALG", signed(privKey, `{"ALG":"none","kid":"k1","alg":"EdDSA"}`, claims("")), "ok"},
 		{"header extras", signed(privKey, `{"alg":"EdDSA","kid":"k1","x5c":null,"n":1}`, claims("")), "ok"},
 		// RFC 7515 4.1.11: a crit header names extensions the verifier
-		// must understand; Portcullis understands none (issue 5).
+		// must understand; Portcullis understands none.
 		{"crit header", signed(privKey, `{"alg":"EdDSA","kid":"k1","crit":["b64"],"x5c":null,"n":1}`, claims("")), "invalid"},
 		{"crit header, plain", signed(privKey, `{"alg":"EdDSA","kid":"k1","crit":"x"}`, claims("")), "invalid"},
 		{"crit header, null", signed(privKey, `{"alg":"EdDSA","crit":null,"kid":"k1"}`, claims("")), "invalid"},

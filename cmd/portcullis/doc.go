@@ -11,13 +11,13 @@
 //
 // The operator subcommands (ban, unban, bans, check, sessions, revoke, audit,
 // watch, keys, apikeys, version, completion) call a running authority
-// through the client package (cli_*.go, one file per command group). They
+// through the client package, as any other client would. They
 // read --addr, --api-key, --data, --ca-file, --insecure and --timeout also
 // from PORTCULLIS_ADDR, PORTCULLIS_API_KEY, ...; without a key they use
 // <data>/admin.key. Exit codes: 0 ok, 1 error (the authority refused or could
 // not be reached: one line "portcullis: <Code> <REASON>: <message>"), 2 usage.
 //
-// `portcullis recover-admin` (recover.go) is neither: it opens the store
+// `portcullis recover-admin` is neither: it opens the store
 // itself, with serve's store flags, to write a new admin key when none is
 // left, and refuses a bbolt file a running authority holds.
 //

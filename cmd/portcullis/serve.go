@@ -102,7 +102,7 @@ func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
 }
 
 // checkPlaintext refuses a plaintext listener that others can reach unless
-// --insecure says so (DESIGN.md section 6).
+// --insecure says so (docs/design.md section 6).
 func checkPlaintext(flag, addr string, insecure bool, log *slog.Logger) error {
 	host, _, err := net.SplitHostPort(addr)
 	if err != nil {

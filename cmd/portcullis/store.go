@@ -19,7 +19,7 @@ import (
 )
 
 // storeConfig is where serve keeps its state: the bbolt file (one
-// authority) or an etcd cluster (several replicas, DESIGN.md section 10).
+// authority) or an etcd cluster (several replicas, docs/design.md section 10).
 type storeConfig struct {
 	url      string // --store
 	prefix   string // --etcd-prefix

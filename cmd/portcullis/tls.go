@@ -146,7 +146,7 @@ type transport struct {
 
 // setupTransport returns TLS for both listeners when --tls-cert is given
 // (any address is then fine), or plaintext, which off loopback needs
-// --insecure (DESIGN.md section 6). Mutual TLS (--client-ca) applies to
+// --insecure (docs/design.md section 6). Mutual TLS (--client-ca) applies to
 // the gRPC API; the HTTP listener (health, JWKS, metrics) uses the same
 // certificate but asks no client certificate, so that probes work.
 func setupTransport(c serveConfig, log *slog.Logger) (transport, error) {

@@ -11,7 +11,7 @@
 // transaction so that concurrent revocations cannot both pass. The API
 // has no way to force it: create another admin key first. An admin key
 // that expires counts until it expires, and its expiry is not prevented;
-// for that, and for a lost secret, RecoverAdminKey (recover.go) creates an
+// for that, and for a lost secret, RecoverAdminKey creates an
 // admin key straight in the store, for `portcullis recover-admin` on a
 // stopped authority's store, audited as "apikey.recover" by
 // "offline-recovery".
@@ -59,7 +59,7 @@
 //
 // # Sweeping ended sessions
 //
-// Sweep (sweep.go; run every --sweep-interval by the server) deletes the
+// Sweep (run every --sweep-interval by the server) deletes the
 // sessions that ended more than a retention ago (default 7 days), each with
 // every refresh-token record of its lineage, found through the store's
 // index by session (storage.ReadTx.RefreshTokens). It keeps everything
@@ -79,7 +79,7 @@
 //
 // # Sweeping old audit records
 //
-// SweepAudit (auditsweep.go; run by the same sweeper) deletes the audit
+// SweepAudit (run by the same sweeper) deletes the audit
 // records older than a retention (default 90 days; 0 keeps them forever),
 // so that a flood of denied calls does not stay on disk for good. Record
 // IDs are time-ordered: each Update reads the next records from the oldest
@@ -95,7 +95,7 @@
 // transaction does not find before entering the writer: a flood of
 // invalid tokens costs reads, not write transactions. Everything else
 // (theft, revocation, expiry, bans, the rotation) is decided in the write
-// transaction as before.
+// transaction.
 //
 // It may import internal/storage, token, ident (the rules for IDs, names,
 // free text and IPv4 forms it shares with the interceptors) and the
@@ -110,7 +110,7 @@
 // and a swept session's refresh tokens answer TOKEN_INVALID instead of
 // SESSION_EXPIRED.
 //
-// Choices where the design is silent:
+// Choices docs/design.md leaves open:
 //   - Sessions end SessionTTL (default 30 days) after creation; rotation does
 //     not extend them. Access tokens live AccessTTL (default 15 minutes).
 //   - Routine refresh-token rotations are not audited (the session keeps its

@@ -262,8 +262,9 @@ func (a *Authority) RefreshSession(ctx context.Context, actor Actor, refreshToke
 //
 // A hash the store does not know is refused here, in a read transaction,
 // without entering the writer: an invalid token (guessed, swept, or from
-// another authority) would otherwise cost a write transaction, 2-3x
-// this refusal, and a flood of them would queue behind real writes. It
+// another authority) would otherwise cost a write transaction, dearer
+// than this refusal (BENCHMARKS.md, "Refusing invalid refresh tokens"),
+// and a flood of them would queue behind real writes. It
 // cannot become known later: refresh tokens are handed out only after the
 // rotation that stored them committed, and every later check (theft,
 // revocation, expiry, bans) stays in the write transaction. Other read

@@ -1,12 +1,13 @@
 // Package storage defines the contract between Portcullis's domain logic
-// (internal/authority) and its storage backends (internal/storage/bolt, and
-// later internal/storage/etcd): the Store interface, the record types it
+// (internal/authority) and its storage backends (internal/storage/bolt and
+// internal/storage/etcd): the Store interface, the record types it
 // stores, the event log with its watch primitive, and the sentinel errors
 // every backend returns.
 //
 // It imports only the standard library. It knows nothing of gRPC, of the
 // generated API types, or of any backend's types; no bbolt or etcd value
-// crosses this interface.
+// crosses this interface, so that the domain can be tested and run on any
+// backend that passes the conformance suite (storagetest).
 //
 // # Transactions
 //

@@ -1,12 +1,12 @@
 // Package etcd is the replicated storage backend: it implements
 // storage.Store over an etcd cluster (go.etcd.io/etcd/client/v3), under a
 // configurable key prefix, so that several stateless authority replicas
-// share one state and serve one event stream (DESIGN.md section 10).
+// share one state and serve one event stream (docs/design.md section 10).
 //
 // # Layout
 //
 // Records are JSON of the storage record types (times in UTC), one key
-// each, with index keys shaped like the bolt backend's buckets (keys.go):
+// each, with index keys shaped like the bolt backend's buckets:
 //
 //	<prefix>/sessions/<id>, /bans/<id>, /audit/<id>, /apikeys/<id>,
 //	/signingkeys/<id>, /refresh/<hex of the hash>
@@ -18,17 +18,10 @@
 //	<prefix>/meta/compacted the compaction mark of Store.Compact
 //	<prefix>/guard/<bucket> rewritten by every delete in <bucket>
 //
-// The refresh-token index by session came with the sweeper. Schema 2 has
-// an entry for every token: Open migrates a schema-1 store (tokens an
-// earlier build wrote without an entry) by indexing its refresh tokens in
-// batches under --max-txn-ops, each committed only if its tokens did not
-// change meanwhile, then setting the meta record to schema 2 if no other
-// replica did first (migrate.go). Index puts are idempotent, so replicas
-// opening at once may all migrate. A build of schema 1 refuses a schema-2
-// store (unsupported schema version), and a build from before the index,
-// still writing, would add tokens without entries: upgrade every replica
-// together, as with bolt's file. Tokens whose sessions a schema-1 build
-// already swept get an entry but are not swept (no session leads to them).
+// The layout has a schema version, in meta/store. Open refuses a store of
+// another version than its own, except an older one it knows how to migrate
+// in place (migrate.go says how, and why every replica must be upgraded
+// together).
 //
 // # Transactions
 //
@@ -125,4 +118,13 @@
 // restart computes the same; a wiped prefix, or the data restored into a
 // new cluster, gets a new one, so mirrors take a fresh snapshot instead of
 // misreading revisions of another history.
+//
+// # Imports
+//
+// It imports internal/storage, etcd's client and API packages, zap (the
+// client's logger, whose entries it hands to the process's slog logger,
+// lowering to debug the client's warning of a transaction too large, which
+// the store reports as storage.ErrTxnTooLarge) and the standard library.
+// Never etcd's server packages: only tests run a server (etcdtest), so the
+// authority's binary does not link one.
 package etcd

@@ -2,9 +2,8 @@ package etcd
 
 import (
 	"context"
-	"fmt"
+	"errors"
 	"log/slog"
-	"strings"
 
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	"go.uber.org/zap/zapcore"
@@ -49,7 +48,7 @@ func (c *slogCore) Write(e zapcore.Entry, fields []zapcore.Field) error {
 	}
 	level := slog.LevelInfo
 	switch {
-	case txnTooLarge(enc.Fields["error"]):
+	case txnTooLarge(c.fields) || txnTooLarge(fields):
 		// The client warns of every failed call, but a transaction beyond
 		// the cluster's bounds is no trouble with the cluster: the store
 		// returns it as storage.ErrTxnTooLarge, which callers answer by
@@ -68,12 +67,26 @@ func (c *slogCore) Write(e zapcore.Entry, fields []zapcore.Field) error {
 
 func (c *slogCore) Sync() error { return nil }
 
-// txnTooLarge reports whether a logged error is etcd refusing a transaction
-// for its size (--max-txn-ops or --max-request-bytes).
-func txnTooLarge(v any) bool {
-	if v == nil {
-		return false
+// txnTooLarge reports whether an entry logs etcd refusing a transaction for
+// its size (--max-txn-ops or --max-request-bytes). It looks at the error
+// values of the entry's error fields (zap.Error keeps the error itself in
+// Field.Interface), not at their text: the client logs the gRPC status it
+// got, which rpctypes.Error turns into the same rpctypes value that
+// update.go matches with errors.Is when it returns storage.ErrTxnTooLarge.
+func txnTooLarge(fields []zapcore.Field) bool {
+	for _, f := range fields {
+		if f.Type != zapcore.ErrorType {
+			continue
+		}
+		err, ok := f.Interface.(error)
+		if !ok {
+			continue
+		}
+		for _, e := range []error{err, rpctypes.Error(err)} {
+			if errors.Is(e, rpctypes.ErrTooManyOps) || errors.Is(e, rpctypes.ErrRequestTooLarge) {
+				return true
+			}
+		}
 	}
-	msg := fmt.Sprint(v)
-	return strings.Contains(msg, rpctypes.ErrTooManyOps.Error()) || strings.Contains(msg, rpctypes.ErrRequestTooLarge.Error())
+	return false
 }

@@ -1,9 +1,9 @@
 // Package storagetest is the conformance suite of the storage contract: one
 // set of tests, run unchanged against every backend (bolt and etcd), so
 // that the domain logic can rely on the contract rather than on a backend.
-// bench.go holds the bodies of the backends' storage benchmarks (durable
-// Updates per second, watchers following the head), so that their numbers
-// measure the same work.
+// It also owns the bodies of the backends' storage benchmarks (durable
+// Updates per second, watchers following the head), so that the backends'
+// numbers in BENCHMARKS.md measure the same work.
 //
 // It tests only what internal/storage promises. In particular it relies on
 // revisions being strictly increasing, never on them being gap-free, and it
