@@ -57,14 +57,15 @@ func (s *Server) sharedSnapshot(ctx context.Context) (int64, []*sharedMsg, error
 		c.building = done
 		c.mu.Unlock()
 
-		snap, err := s.auth.Snapshot(ctx)
+		w := newSnapshotWriter(s.auth.Store().StoreID(), s.opts.SnapshotPartSize)
+		err := s.auth.StreamSnapshot(ctx, w)
 		var parts []*sharedMsg
 		if err == nil {
-			parts = s.snapshotParts(s.auth.Store().StoreID(), snap.Revision, snapshotPB(snap))
+			parts = w.finish()
 		}
 		c.mu.Lock()
 		if err == nil {
-			c.rev, c.built, c.parts = snap.Revision, time.Now(), parts
+			c.rev, c.built, c.parts = w.rev, time.Now(), parts
 		}
 		c.building = nil
 		close(done)
