@@ -28,11 +28,11 @@ const partReserve = 64
 // Field numbers of the messages snapshotWriter encodes by hand
 // (proto/portcullis/v1/event_service.proto).
 const (
-	fieldResponseSnapshot  protowire.Number = 4 // WatchResponse.snapshot
-	fieldSnapshotBans      protowire.Number = 1 // Snapshot.bans
-	fieldSnapshotRevoked   protowire.Number = 2 // Snapshot.revoked_sessions
-	fieldSnapshotKeys      protowire.Number = 3 // Snapshot.keys
-	fieldSnapshotMore      protowire.Number = 4 // Snapshot.more
+	fieldResponseSnapshot protowire.Number = 4 // WatchResponse.snapshot
+	fieldSnapshotBans     protowire.Number = 1 // Snapshot.bans
+	fieldSnapshotRevoked  protowire.Number = 2 // Snapshot.revoked_sessions
+	fieldSnapshotKeys     protowire.Number = 3 // Snapshot.keys
+	fieldSnapshotMore     protowire.Number = 4 // Snapshot.more
 )
 
 // snapshotWriter turns a snapshot, as the authority reads it
