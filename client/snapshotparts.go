@@ -7,27 +7,28 @@ import (
 )
 
 // snapshotParts gathers the parts of a snapshot (Snapshot.more) until the
-// last one, so that the mirror builds its state once, from the whole
-// snapshot: a partial one is never published, and a stream that ends
-// mid-snapshot leaves the state as it was. It is used under writeMu.
+// last one. Each part is added to the new state as it arrives
+// (snapshotBuilder), so that the last part does not start all the work
+// and a part's messages are garbage once it is added; the state is built
+// aside and returned whole with the last part: a partial one is never
+// published, and a stream that ends mid-snapshot leaves the state as it
+// was. It is used under writeMu.
 type snapshotParts struct {
 	storeID string
 	rev     int64
-	n       int          // parts gathered; 0: no snapshot in progress
-	acc     *pb.Snapshot // the parts' lists appended (pointers only: the elements are not copied)
+	n       int              // parts added; 0: no snapshot in progress
+	b       *snapshotBuilder // the state being built
 }
 
-// add takes the next snapshot part and returns the whole snapshot and its
-// number of parts once resp is its last part (nil before). A part of
-// another revision or store than the first is a protocol error; the parts
-// gathered are dropped.
-func (p *snapshotParts) add(resp *pb.WatchResponse) (*pb.Snapshot, int, error) {
+// add takes the next snapshot part and returns the new state and the
+// snapshot's number of parts once resp is its last part (nil before).
+// prevKeyGen is the key generation of the state it replaces. A part of
+// another revision or store than the first is a protocol error; the state
+// being built is dropped.
+func (p *snapshotParts) add(resp *pb.WatchResponse, prevKeyGen uint64) (*state, int, error) {
 	part := resp.GetSnapshot()
 	if p.n == 0 {
-		if !part.GetMore() {
-			return part, 1, nil // a snapshot in one part, as most are
-		}
-		p.storeID, p.rev, p.acc = resp.GetStoreId(), resp.GetRevision(), &pb.Snapshot{}
+		p.storeID, p.rev, p.b = resp.GetStoreId(), resp.GetRevision(), newSnapshotBuilder(resp.GetStoreId(), resp.GetRevision())
 	} else if resp.GetStoreId() != p.storeID || resp.GetRevision() != p.rev {
 		err := fmt.Errorf("client: snapshot part %d at %s/%d, its first part at %s/%d",
 			p.n+1, resp.GetStoreId(), resp.GetRevision(), p.storeID, p.rev)
@@ -35,15 +36,13 @@ func (p *snapshotParts) add(resp *pb.WatchResponse) (*pb.Snapshot, int, error) {
 		return nil, 0, err
 	}
 	p.n++
-	p.acc.Bans = append(p.acc.Bans, part.GetBans()...)
-	p.acc.RevokedSessions = append(p.acc.RevokedSessions, part.GetRevokedSessions()...)
-	p.acc.Keys = append(p.acc.Keys, part.GetKeys()...)
+	p.b.addPart(part)
 	if part.GetMore() {
 		return nil, 0, nil
 	}
-	whole, n := p.acc, p.n
+	next, n := p.b.finish(prevKeyGen), p.n
 	p.drop()
-	return whole, n, nil
+	return next, n, nil
 }
 
 // pending reports whether a snapshot is partly gathered.

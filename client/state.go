@@ -97,11 +97,13 @@ func compactID(id string) ([16]byte, bool) {
 	if len(id) != len(banIDPrefix)+26 || id[:len(banIDPrefix)] != banIDPrefix {
 		return b, false
 	}
-	n, err := idEncoding.Decode(b[:], []byte(id[len(banIDPrefix):]))
-	if err != nil || n != len(b) || idEncoding.EncodeToString(b[:]) != id[len(banIDPrefix):] {
+	var text [26]byte
+	n, err := idEncoding.Decode(b[:], append(text[:0], id[len(banIDPrefix):]...))
+	if err != nil || n != len(b) {
 		return b, false
 	}
-	return b, true
+	idEncoding.Encode(text[:], b[:]) // canonical: the ID is this text, no other that decodes alike
+	return b, string(text[:]) == id[len(banIDPrefix):]
 }
 
 // interner shares what many bans repeat: tenant IDs (a ban stores a
@@ -206,39 +208,89 @@ func banSubject(b *pb.Ban) (kind subjectKind, value string, prefix netip.Prefix,
 type builder struct {
 	s       *state
 	inPlace bool
-	seen    map[string]bool // ban IDs added, while building in place
-	names   bool            // s.names is already this builder's copy
-	keys    arena           // copies of the keys indexed, while building in place
+	seen    banIDSet // ban IDs added, while building in place
+	names   bool     // s.names is already this builder's copy
+	keys    arena    // copies of the keys indexed, while building in place
+
+	// The last tenant looked up: the bans of a snapshot mostly share one.
+	lastTenant    string
+	lastTenantIdx uint32
 }
 
-// newSnapshotState builds the state of a snapshot. The key generation
-// continues from prev so that tokens cached before the reset verify again
-// against the new keys.
-func newSnapshotState(storeID string, rev int64, snap *pb.Snapshot, prevKeyGen uint64) *state {
-	s := &state{
-		storeID: storeID, rev: rev, keyGen: prevKeyGen + 1,
-		keys:  make(map[string]verificationKey, len(snap.GetKeys())),
-		names: newInterner(), ips: &ipTable{},
+// banIDSet is the set of ban IDs a snapshot builder has indexed: the
+// compact ones as their 16 bytes (no string hashed, no string kept).
+type banIDSet struct {
+	compact map[[16]byte]struct{}
+	other   map[string]struct{}
+}
+
+// add adds an ID, reporting false when it was there.
+func (s *banIDSet) add(id string, c [16]byte, compact bool) bool {
+	if compact {
+		n := len(s.compact)
+		s.compact[c] = struct{}{}
+		return len(s.compact) > n
 	}
-	b := builder{s: s, inPlace: true, seen: make(map[string]bool, len(snap.GetBans())), names: true}
+	if s.other == nil {
+		s.other = map[string]struct{}{}
+	}
+	n := len(s.other)
+	s.other[id] = struct{}{}
+	return len(s.other) > n
+}
+
+// snapshotBuilder builds the state of a snapshot part by part, as the
+// parts arrive (snapshotParts): the last part only adds its own share and
+// freezes the indexes, and each part's messages are garbage once added.
+// Nobody reads the state before finish.
+type snapshotBuilder struct {
+	b       builder
+	revoked map[string]bool // session IDs added
+}
+
+func newSnapshotBuilder(storeID string, rev int64) *snapshotBuilder {
+	s := &state{storeID: storeID, rev: rev, keys: map[string]verificationKey{}, names: newInterner(), ips: &ipTable{}}
+	return &snapshotBuilder{
+		b:       builder{s: s, inPlace: true, seen: banIDSet{compact: map[[16]byte]struct{}{}}, names: true},
+		revoked: map[string]bool{},
+	}
+}
+
+// addPart indexes one part's keys, bans and revoked sessions (a ban or
+// session already added, by ID, is ignored).
+func (sb *snapshotBuilder) addPart(snap *pb.Snapshot) {
+	b := &sb.b
 	for _, k := range snap.GetKeys() {
 		b.putKey(k)
 	}
 	for _, x := range snap.GetBans() {
 		b.addBan(x)
 	}
-	revoked := make(map[string]bool, len(snap.GetRevokedSessions()))
 	for _, r := range snap.GetRevokedSessions() {
-		if !revoked[r.GetSessionId()] {
-			revoked[r.GetSessionId()] = true
+		if !sb.revoked[r.GetSessionId()] {
+			sb.revoked[r.GetSessionId()] = true
 			b.revoke(r)
 		}
 	}
+}
+
+// finish freezes the state. The key generation continues from prev so
+// that tokens cached before the reset verify again against the new keys.
+func (sb *snapshotBuilder) finish(prevKeyGen uint64) *state {
+	s := sb.b.s
+	s.keyGen += prevKeyGen + 1
 	s.users.freeze()
 	s.devices.freeze()
 	s.revoked.freeze()
 	s.ips.freeze()
 	return s
+}
+
+// newSnapshotState builds the state of a snapshot received whole.
+func newSnapshotState(storeID string, rev int64, snap *pb.Snapshot, prevKeyGen uint64) *state {
+	sb := newSnapshotBuilder(storeID, rev)
+	sb.addPart(snap)
+	return sb.finish(prevKeyGen)
 }
 
 // child starts a copy-on-write change of s.
@@ -262,13 +314,17 @@ func (b *builder) ownNames() *interner {
 }
 
 func (b *builder) tenant(name string) uint32 {
-	if i := b.s.names.tenant(name); i != noSuchTenant {
-		return i
+	if b.lastTenant == name && b.lastTenant != "" {
+		return b.lastTenantIdx
 	}
-	n := b.ownNames()
-	i := uint32(len(n.tenants))
-	n.tenantIdx[name] = i
-	n.tenants = append(n.tenants, name)
+	i := b.s.names.tenant(name)
+	if i == noSuchTenant {
+		n := b.ownNames()
+		i = uint32(len(n.tenants))
+		n.tenantIdx[name] = i
+		n.tenants = append(n.tenants, name)
+	}
+	b.lastTenant, b.lastTenantIdx = name, i
 	return i
 }
 
@@ -315,20 +371,18 @@ func (b *builder) addBan(x *pb.Ban) {
 	if !ok || id == "" {
 		return
 	}
+	c, compact := compactID(id)
+	if b.inPlace && !b.seen.add(id, c, compact) {
+		return
+	}
 	rec := banRec{tenant: b.tenant(x.GetTenantId()), expire: unixNanos(x.GetExpireTime())}
 	extID := ""
-	if c, ok := compactID(id); ok {
+	if compact {
 		rec.id = c
 	} else {
 		extID = id
 	}
 	rec.ext = b.ext(extID, x.GetCapabilities())
-	if b.inPlace {
-		if b.seen[id] {
-			return
-		}
-		b.seen[id] = true
-	}
 	if b.inPlace {
 		value = b.keys.copy(value)
 	}
