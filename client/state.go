@@ -1,6 +1,7 @@
 package client
 
 import (
+	"bytes"
 	"crypto/ed25519"
 	"encoding/base32"
 	"math"
@@ -88,7 +89,9 @@ func (b *banRec) expireTime() time.Time {
 // base32 of 128 bits. IDs of that form are kept as their 16 bytes (saving
 // 32 bytes a ban); any other form is kept as text. The client does not
 // depend on the form: it only saves memory when it matches.
-var idEncoding = base32.NewEncoding("0123456789abcdefghjkmnpqrstvwxyz").WithPadding(base32.NoPadding)
+var idEncoding = base32.NewEncoding(idAlphabet).WithPadding(base32.NoPadding)
+
+const idAlphabet = "0123456789abcdefghjkmnpqrstvwxyz"
 
 const banIDPrefix = "ban_"
 
@@ -97,14 +100,37 @@ func compactID(id string) ([16]byte, bool) {
 	if len(id) != len(banIDPrefix)+26 || id[:len(banIDPrefix)] != banIDPrefix {
 		return b, false
 	}
-	var text [26]byte
-	n, err := idEncoding.Decode(b[:], append(text[:0], id[len(banIDPrefix):]...))
-	if err != nil || n != len(b) {
-		return b, false
+	// 26 characters of 5 bits: the 128 bits, then 2 that are 0 in the
+	// canonical text (the one idEncoding makes of the bytes), which alone
+	// is compact: banID gives it back.
+	var acc uint32
+	bits, j := 0, 0
+	for i := len(banIDPrefix); i < len(id); i++ {
+		v := idValues[id[i]]
+		if v == 0xff {
+			return b, false
+		}
+		acc = acc<<5 | uint32(v)
+		if bits += 5; bits >= 8 {
+			bits -= 8
+			b[j] = byte(acc >> bits)
+			j++
+		}
 	}
-	idEncoding.Encode(text[:], b[:]) // canonical: the ID is this text, no other that decodes alike
-	return b, string(text[:]) == id[len(banIDPrefix):]
+	return b, acc&(1<<bits-1) == 0
 }
+
+// idValues maps a character of idEncoding's alphabet to its value, any
+// other byte to 0xff.
+var idValues = func() (t [256]byte) {
+	for i := range t {
+		t[i] = 0xff
+	}
+	for i, c := range idAlphabet {
+		t[c] = byte(i)
+	}
+	return t
+}()
 
 // interner shares what many bans repeat: tenant IDs (a ban stores a
 // 4-byte index) and capability sets. It only grows (by copy) while a
@@ -217,26 +243,52 @@ type builder struct {
 	lastTenantIdx uint32
 }
 
-// banIDSet is the set of ban IDs a snapshot builder has indexed: the
-// compact ones as their 16 bytes (no string hashed, no string kept).
+// banIDSet is the set of ban IDs a snapshot builder has indexed. The
+// authority sends bans in ascending ID order, and an ID greater than every
+// one before it is new: while compact IDs (banRec.id) come in order, the
+// set only remembers the last one. The first out of order builds the set
+// of them (all, from the indexes) and from then on it is a map of their
+// 16 bytes. IDs of another form are kept in a map of strings.
 type banIDSet struct {
-	compact map[[16]byte]struct{}
+	last    [16]byte              // the greatest compact ID, while they come in order
+	compact map[[16]byte]struct{} // nil while they come in order
 	other   map[string]struct{}
 }
 
-// add adds an ID, reporting false when it was there.
-func (s *banIDSet) add(id string, c [16]byte, compact bool) bool {
-	if compact {
-		n := len(s.compact)
-		s.compact[c] = struct{}{}
-		return len(s.compact) > n
+// addBanID adds an ID to b.seen, reporting false when it was there.
+func (b *builder) addBanID(id string, c [16]byte, compact bool) bool {
+	s := &b.seen
+	if !compact {
+		if s.other == nil {
+			s.other = map[string]struct{}{}
+		}
+		n := len(s.other)
+		s.other[id] = struct{}{}
+		return len(s.other) > n
 	}
-	if s.other == nil {
-		s.other = map[string]struct{}{}
+	if s.compact == nil {
+		if bytes.Compare(c[:], s.last[:]) > 0 {
+			s.last = c
+			return true
+		}
+		s.compact = make(map[[16]byte]struct{}, b.s.nBans)
+		b.allBans(func(r *banRec) {
+			if r.ext == nil || r.ext.id == "" {
+				s.compact[r.id] = struct{}{}
+			}
+		})
 	}
-	n := len(s.other)
-	s.other[id] = struct{}{}
-	return len(s.other) > n
+	n := len(s.compact)
+	s.compact[c] = struct{}{}
+	return len(s.compact) > n
+}
+
+// allBans calls fn with every ban of the state.
+func (b *builder) allBans(fn func(*banRec)) {
+	s := b.s
+	s.users.all(func(e *entry[string, banRec]) { fn(&e.v) })
+	s.devices.all(func(e *entry[string, banRec]) { fn(&e.v) })
+	s.ips.all(func(_ netip.Prefix, r *banRec) { fn(r) })
 }
 
 // snapshotBuilder builds the state of a snapshot part by part, as the
@@ -251,7 +303,7 @@ type snapshotBuilder struct {
 func newSnapshotBuilder(storeID string, rev int64) *snapshotBuilder {
 	s := &state{storeID: storeID, rev: rev, keys: map[string]verificationKey{}, names: newInterner(), ips: &ipTable{}}
 	return &snapshotBuilder{
-		b:       builder{s: s, inPlace: true, seen: banIDSet{compact: map[[16]byte]struct{}{}}, names: true},
+		b:       builder{s: s, inPlace: true, names: true},
 		revoked: map[string]bool{},
 	}
 }
@@ -372,7 +424,7 @@ func (b *builder) addBan(x *pb.Ban) {
 		return
 	}
 	c, compact := compactID(id)
-	if b.inPlace && !b.seen.add(id, c, compact) {
+	if b.inPlace && !b.addBanID(id, c, compact) {
 		return
 	}
 	rec := banRec{tenant: b.tenant(x.GetTenantId()), expire: unixNanos(x.GetExpireTime())}
