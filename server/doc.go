@@ -14,8 +14,9 @@
 //   - events.go: EventService.Watch, snapshot-then-deltas over the store's
 //     watch primitive, with checkpoints and a bound on slow subscribers.
 //     A snapshot is sent as parts of at most Options.SnapshotPartSize
-//     (snapshotparts.go; Snapshot.more), each built and encoded once for
-//     every subscriber (snapshot.go, encode.go); a subscriber's position
+//     (snapshotparts.go; Snapshot.more), each encoded once for every
+//     subscriber as the authority reads the store (snapshot.go, encode.go:
+//     no record or message of it is held whole); a subscriber's position
 //     moves only with the last part.
 //   - progress.go: the mirrors' progress reports (ReportProgress,
 //     StreamProgress) and the wait of a write (enforcement), woken by
