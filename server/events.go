@@ -135,20 +135,24 @@ func (s eventService) watchLoop(ctx context.Context, req *pb.WatchRequest, strea
 	// No usable position: start from a snapshot. A compaction between the
 	// snapshot and the watch (rare) just takes another snapshot.
 	for w == nil {
-		rev, parts, err := s.sharedSnapshot(ctx)
+		snap, err := s.sharedSnapshot(ctx)
 		if err != nil {
 			return err
 		}
+		rev := snap.rev
 		w, err = store.Watch(ctx, rev)
 		if errors.Is(err, storage.ErrCompacted) {
 			continue
 		} else if err != nil {
 			return err
 		}
-		// The parts go out back to back; the subscriber is at rev only
-		// once it has the last one.
-		for _, part := range parts {
-			if err := send(rev, nil, part); err != nil {
+		// The parts go out back to back, each as soon as it is encoded; the
+		// subscriber is at rev only once it has the last one.
+		for part, err := range snap.each(ctx) {
+			if err == nil {
+				err = send(rev, nil, part)
+			}
+			if err != nil {
 				w.Close()
 				return err
 			}

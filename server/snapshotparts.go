@@ -37,45 +37,49 @@ const (
 
 // snapshotWriter turns a snapshot, as the authority reads it
 // (authority.StreamSnapshot), into the encoded responses of a Watch
-// snapshot: consecutive messages that together hold its lists, each with a
-// payload of at most budget bytes, except a part holding a single element
-// larger than budget by itself (or the first, should the keys alone exceed
-// it). Parts are cut greedily, in order: the keys (all in the first part:
-// they are few and small), then the bans, then the revoked sessions. All
-// but the last have more set; an empty snapshot is one part.
+// snapshot, published to a snapshotBuild as they are cut: consecutive
+// messages that together hold its lists, each with a payload of at most
+// budget bytes, except a part holding a single element larger than budget
+// by itself (or the first, should the keys alone exceed it). Parts are cut
+// greedily, in order: the keys (all in the first part: they are few and
+// small), then the bans, then the revoked sessions. All but the last have
+// more set; an empty snapshot is one part.
 //
 // Each element is converted and encoded as it is read, into the bytes of
 // the part being filled; the converted message is garbage at once. So a
-// snapshot of a million bans is held only once, encoded (about 200 bytes
+// snapshot of a million bans is held only once, encoded (about 100 bytes
 // a ban), never also as store records and protobuf messages, and the
 // encoding that every stream sends is done here, once.
 type snapshotWriter struct {
 	storeID  string
 	partSize int
+	out      *snapshotBuild
 
-	rev     int64
 	now     time.Time
 	head    []byte // a part's response up to its Snapshot: store_id, revision, server_time
 	reserve int    // bytes left free at the start of each body for its head
 	budget  int    // of a part's Snapshot fields
 	body    []byte // the part being filled: reserve bytes, then its Snapshot fields, encoded
-	parts   [][]byte
 }
 
 // newSnapshotWriter returns a writer for store storeID whose parts'
-// encodings stay within partSize (Options.SnapshotPartSize).
-func newSnapshotWriter(storeID string, partSize int) *snapshotWriter {
-	return &snapshotWriter{storeID: storeID, partSize: partSize}
+// encodings stay within partSize (Options.SnapshotPartSize), published to
+// out.
+func newSnapshotWriter(storeID string, partSize int, out *snapshotBuild) *snapshotWriter {
+	return &snapshotWriter{storeID: storeID, partSize: partSize, out: out}
 }
 
 func (w *snapshotWriter) Begin(rev int64, now time.Time, keys []storage.SigningKey) error {
+	if err := w.out.begin(rev); err != nil {
+		return err
+	}
 	envelope := &pb.WatchResponse{StoreId: w.storeID, Revision: rev, ServerTime: timestamppb.New(now)}
 	head, err := proto.Marshal(envelope)
 	if err != nil {
 		return err
 	}
 	envelope.Payload = &pb.WatchResponse_Snapshot{Snapshot: &pb.Snapshot{More: true}}
-	w.rev, w.now, w.head, w.parts = rev, now, head, nil
+	w.now, w.head = now, head
 	w.budget = w.partSize - proto.Size(envelope) - partReserve
 	// The snapshot field's tag and length (at most 5 bytes: a part is far
 	// below 4 GiB) go before the fields.
@@ -103,7 +107,7 @@ func (w *snapshotWriter) RevokedSession(s *storage.Session) error {
 func (w *snapshotWriter) add(num protowire.Number, m proto.Message, cut bool) error {
 	n := proto.Size(m)
 	if used, elem := len(w.body)-w.reserve, protowire.SizeTag(num)+protowire.SizeBytes(n); cut && used > 0 && used+elem > w.budget {
-		w.parts = append(w.parts, w.body)
+		w.publish(true)
 		// Parts after the first are as full as it is: allocated once, with
 		// room for the more flag.
 		w.body = make([]byte, w.reserve, w.reserve+max(w.budget, elem)+2)
@@ -115,23 +119,21 @@ func (w *snapshotWriter) add(num protowire.Number, m proto.Message, cut bool) er
 	return err
 }
 
-// finish returns the snapshot's responses, each encoded once for every
-// stream: each body gets its head in the room left for it, and, but for
-// the last, the more flag.
-func (w *snapshotWriter) finish() []*sharedMsg {
-	bodies := append(w.parts, w.body)
-	out := make([]*sharedMsg, len(bodies))
-	for i, body := range bodies {
-		if i < len(bodies)-1 {
-			body = protowire.AppendTag(body, fieldSnapshotMore, protowire.VarintType)
-			body = protowire.AppendVarint(body, 1)
-		}
-		fields := len(body) - w.reserve
-		hdr := protowire.AppendTag(slices.Clone(w.head), fieldResponseSnapshot, protowire.BytesType)
-		hdr = protowire.AppendVarint(hdr, uint64(fields))
-		off := w.reserve - len(hdr)
-		copy(body[off:], hdr)
-		out[i] = newEncodedMsg(body[off:], w.now)
+// finish publishes the last part.
+func (w *snapshotWriter) finish() { w.publish(false) }
+
+// publish completes the part being filled, its head in the room left for
+// it and, unless it is the last, the more flag, and publishes it.
+func (w *snapshotWriter) publish(more bool) {
+	body := w.body
+	if more {
+		body = protowire.AppendTag(body, fieldSnapshotMore, protowire.VarintType)
+		body = protowire.AppendVarint(body, 1)
 	}
-	return out
+	hdr := protowire.AppendTag(slices.Clone(w.head), fieldResponseSnapshot, protowire.BytesType)
+	hdr = protowire.AppendVarint(hdr, uint64(len(body)-w.reserve))
+	off := w.reserve - len(hdr)
+	copy(body[off:], hdr)
+	w.out.publish(newEncodedMsg(body[off:], w.now))
+	w.body = nil
 }
