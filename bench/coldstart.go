@@ -30,7 +30,7 @@ import (
 type coldStartRow struct {
 	bans, parts int
 	connects    int           // Watch streams the mirror opened: 1 unless a stream failed
-	firstPart   time.Duration // mirror start until the first part arrived: mostly the authority producing the snapshot
+	firstPart   time.Duration // mirror start until the first part arrived
 	lastPart    time.Duration // mirror start until the last part arrived (decoded): transfer, and what the mirror did with the earlier parts
 	synced      time.Duration // mirror start until WaitSynced returned
 	peakHeap    int64         // peak of live and unswept heap objects above the level before the mirror started
@@ -254,7 +254,7 @@ func runColdStart(cfg config, dir string, runs int, out io.Writer) ([]coldStartR
 	}
 	fmt.Fprintf(out, "| mirror start until | %d | %d | %d | %s | %s | %s | %s | %.0f MiB | %.0f MiB |%s\n", r.bans, r.connects, r.parts,
 		ms(r.firstPart), ms(r.lastPart), ms(r.synced), ms(r.cpu), float64(r.peakHeap)/(1<<20), float64(r.allocated)/(1<<20), runsCell(each))
-	fmt.Fprintf(out, "(bans seeded straight into the store in %v; first part: the authority reads and encodes the snapshot; last part: all parts received; CPU, peak heap and allocated: the whole process, authority and mirror%s)\n\n",
+	fmt.Fprintf(out, "(bans seeded straight into the store in %v; first and last part: when the mirror had each (the authority sends each part as soon as it is encoded, so the last part is also the authority's reading and encoding); CPU, peak heap and allocated: the whole process, authority and mirror%s)\n\n",
 		ms(seeded), note)
 	return rows, nil
 }

@@ -41,8 +41,9 @@
 // CreateBan), then, each run, a fresh authority on it (nothing cached) and
 // one mirror (no progress reports: the harness's 3 s progress timeout would
 // end a long snapshot's stream). It prints the time from the mirror's start
-// to the snapshot's first part (the authority reading and encoding it), to
-// its last part (all received), and to synced, the process's CPU time
+// to the snapshot's first part, to its last part (the authority sends each
+// part as soon as it has encoded it: this is also its reading the store),
+// and to synced, the process's CPU time
 // meanwhile (on a shared machine the steadier figure), the peak of heap
 // objects above the level before the mirror started (sampled every
 // millisecond; authority and mirror together) and the bytes allocated;
