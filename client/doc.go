@@ -18,9 +18,9 @@
 //   - mirror.go, watch.go: Mirror, its options and its stream loop
 //     (snapshot, changes, checkpoints, reconnection with backoff and
 //     resume, pruning).
-//   - snapshotparts.go: takes a snapshot's parts (Snapshot.more), adding
-//     each to a new state built aside as it arrives (snapshotBuilder,
-//     state.go), so that the state, revision and store_id change once, at
+//   - snapshotparts.go: takes a snapshot's parts (Snapshot.more), a
+//     goroutine adding each to a new state built aside while the next
+//     ones arrive (snapshotBuilder, state.go), so that the state, revision and store_id change once, at
 //     the last part, and a stream that ends mid-snapshot changes nothing.
 //   - state.go, index.go, iptable.go: the immutable state behind an atomic
 //     pointer, its copy-on-write sharded indexes, and the IP prefix table.
