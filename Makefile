@@ -66,7 +66,8 @@ bench:
 FUZZ_TARGETS := \
 	./token:FuzzVerify ./token:FuzzForgery \
 	./internal/authority:FuzzParseDuration ./internal/authority:FuzzParseSubjectIP \
-	./internal/authority:FuzzPageToken ./server:FuzzWatchResume
+	./internal/authority:FuzzPageToken ./server:FuzzWatchResume \
+	./internal/storage:FuzzBanDecoder
 FUZZTIME_SHORT ?= 3s
 FUZZTIME       ?= 30s
 

@@ -36,6 +36,19 @@
 //     the row reports how many tokens the mirror's cache gained, which is
 //     how many were verified (interceptor.go).
 //
+// -coldstart-bans N adds the cold-start row: N active user bans written
+// straight into a store of the row's own (large transactions, not
+// CreateBan), then, each run, a fresh authority on it (nothing cached) and
+// one mirror (no progress reports: the harness's 3 s progress timeout would
+// end a long snapshot's stream). It prints the time from the mirror's start
+// to the snapshot's first part, to its last part (the authority sends each
+// part as soon as it has encoded it: this is also its reading the store),
+// and to synced, the process's CPU time
+// meanwhile (on a shared machine the steadier figure), the peak of heap
+// objects above the level before the mirror started (sampled every
+// millisecond; authority and mirror together) and the bytes allocated;
+// -coldstart-cpuprofile FILE profiles those runs only (coldstart.go).
+//
 // -runs R repeats every row R times and prints medians and each run's
 // value, in the order they ran: for the enforcement and interceptor rows
 // the median of each statistic (of each run's own difference and ratio),
@@ -78,6 +91,7 @@
 //	               [-fanout-writers 16] [-fanout-duration 2s] [-cpuprofile f]
 //	               [-procs 0] [-runs 1] [-interceptor-calls 0] [-store bolt]
 //	               [-sustained-rate 200] [-sustained-duration 2s]
+//	               [-coldstart-bans 0] [-coldstart-cpuprofile f]
 //	               [-authority HOST:PORT -api-key KEY]
 //	go run ./bench -smoke   # N=2 mirrors, a few operations: correctness only
 //

@@ -22,6 +22,7 @@ import (
 	"github.com/portcullis-dev/portcullis/client"
 	pb "github.com/portcullis-dev/portcullis/gen/portcullis/v1"
 	"github.com/portcullis-dev/portcullis/internal/authority"
+	"github.com/portcullis-dev/portcullis/internal/storage"
 	"github.com/portcullis-dev/portcullis/server"
 )
 
@@ -39,6 +40,8 @@ type config struct {
 	fanout, fanoutWriters int
 	fanoutDuration        time.Duration
 	cpuprofile            string
+	coldStartBans         int
+	coldStartProfile      string
 
 	procs            int    // child processes for the enforcement mirrors (0: in-process)
 	runs             int    // repetitions of each row
@@ -88,6 +91,7 @@ type results struct {
 	interceptor []interceptorRow
 	memory      []memoryRow
 	fanout      []fanoutRow
+	coldStart   []coldStartRow
 }
 
 // authorityEnv is the authority under test: started by the harness, or
@@ -102,11 +106,21 @@ type authorityEnv struct {
 }
 
 func startAuthority(store, dir string) (*authorityEnv, error) {
-	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))
+	log := benchLogger()
 	st, closeStore, err := openStore(store, dir, log)
 	if err != nil {
 		return nil, err
 	}
+	return serveAuthority(st, closeStore, log)
+}
+
+func benchLogger() *slog.Logger {
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))
+}
+
+// serveAuthority starts an authority and its gRPC server on st, an open
+// store; close stops them and calls closeStore.
+func serveAuthority(st storage.Store, closeStore func(), log *slog.Logger) (*authorityEnv, error) {
 	auth := authority.New(st, authority.Config{Logger: log})
 	ctx := context.Background()
 	if err := auth.EnsureSigningKey(ctx); err != nil {
@@ -311,6 +325,13 @@ func run(cfg config, out io.Writer) (*results, error) {
 		if runs > 1 {
 			fmt.Fprintf(out, "(the run with the median delivered/s)\n")
 		}
+	}
+	if cfg.coldStartBans > 0 {
+		rows, err := runColdStart(cfg, dir, runs, out)
+		if err != nil {
+			return nil, err
+		}
+		res.coldStart = rows
 	}
 	return res, nil
 }

@@ -52,6 +52,8 @@ func parseFlags(args []string) (config, error) {
 	fs.IntVar(&c.fanout, "fanout", 1000, "raw Watch subscribers for the fan-out row (0 skips it)")
 	fs.IntVar(&c.fanoutWriters, "fanout-writers", 16, "concurrent CreateBan callers during the fan-out row")
 	fs.DurationVar(&c.fanoutDuration, "fanout-duration", 2e9, "how long the fan-out row writes")
+	fs.IntVar(&c.coldStartBans, "coldstart-bans", 0, "bans for the cold-start row, seeded straight into a store of its own (0 skips it)")
+	fs.StringVar(&c.coldStartProfile, "coldstart-cpuprofile", "", "write a CPU profile of the cold-start row's runs (not its seeding) to this file")
 	fs.StringVar(&c.cpuprofile, "cpuprofile", "", "write a CPU profile of the whole run to this file")
 	fs.StringVar(&c.dir, "dir", "", "directory for the bbolt file or the embedded etcd's data (default: a temporary directory)")
 	fs.IntVar(&c.sustained.rate, "sustained-rate", 200, "bans per second of the sustained enforcement row, with each -mirrors count (0 skips it)")

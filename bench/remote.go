@@ -18,8 +18,8 @@ func checkRemote(fs *flag.FlagSet, c *config) error {
 	}
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
-	if set["store"] || (set["mem-bans"] && c.memBans > 0) || (set["fanout"] && c.fanout > 0) {
-		return errors.New("-authority measures a running authority: -store, -mem-bans and -fanout need the harness's own")
+	if set["store"] || (set["mem-bans"] && c.memBans > 0) || (set["fanout"] && c.fanout > 0) || c.coldStartBans > 0 {
+		return errors.New("-authority measures a running authority: -store, -mem-bans, -fanout and -coldstart-bans need the harness's own")
 	}
 	c.memBans, c.fanout = 0, 0
 	return nil

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -180,5 +181,32 @@ func TestSmokeRemote(t *testing.T) {
 		if _, err := parseFlags(bad); err == nil {
 			t.Errorf("parseFlags(%q) accepted", bad)
 		}
+	}
+}
+
+// TestSmokeColdStart runs the cold-start row twice on bolt (a second
+// authority on the same store, with the API key the first created) and
+// once on etcd (whose transactions take far fewer bans than the row's
+// first batch): each run's mirror holds every seeded ban, from one stream.
+func TestSmokeColdStart(t *testing.T) {
+	for _, c := range []struct {
+		store      string
+		bans, runs int
+	}{{"bolt", 3000, 2}, {"etcd", 300, 1}} {
+		t.Run(c.store, func(t *testing.T) {
+			_, res, out := smokeRun(t, "-store", c.store, "-coldstart-bans", strconv.Itoa(c.bans), "-runs", strconv.Itoa(c.runs),
+				"-mirrors", "", "-callers", "", "-mem-bans", "0", "-fanout", "0", "-interceptor-calls", "0", "-sustained-rate", "0")
+			if len(res.coldStart) != c.runs {
+				t.Fatalf("%d cold-start runs, want %d", len(res.coldStart), c.runs)
+			}
+			for i, r := range res.coldStart {
+				if r.bans != c.bans || r.connects != 1 || r.parts < 1 || r.synced < r.lastPart || r.lastPart < r.firstPart {
+					t.Errorf("run %d: %+v; want %d bans from one stream, first part <= last part <= synced", i, r, c.bans)
+				}
+			}
+			if !strings.Contains(out, "| cold start (one mirror, a fresh authority) |") {
+				t.Errorf("output lacks the cold-start table")
+			}
+		})
 	}
 }

@@ -16,8 +16,9 @@
 //     errors.Is(err, ErrUserBanned) works on any call.
 //   - Mirror: a local copy of what a verifier needs (keys, active bans,
 //     revoked sessions whose tokens may still be valid), kept by following
-//     Watch (docs/design.md sections 3 and 4). It applies a snapshot only
-//     once all its parts have arrived, resumes from its revision and
+//     Watch (docs/design.md sections 3 and 4). It builds a snapshot's new
+//     state aside, part by part as the parts arrive, and applies it only
+//     once all of them have, resumes from its revision and
 //     store_id on any replica, backs off when the authority asks it to
 //     (SNAPSHOT_TOO_SOON), and reports the revision it has applied so that
 //     waited writes can count it. Its state is immutable behind an atomic

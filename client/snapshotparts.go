@@ -2,32 +2,61 @@ package client
 
 import (
 	"fmt"
+	"sync/atomic"
 
 	pb "github.com/portcullis-dev/portcullis/gen/portcullis/v1"
 )
 
-// snapshotParts gathers the parts of a snapshot (Snapshot.more) until the
-// last one, so that the mirror builds its state once, from the whole
-// snapshot: a partial one is never published, and a stream that ends
-// mid-snapshot leaves the state as it was. It is used under writeMu.
+// partQueue is how many received parts may wait for the builder: the
+// stream keeps receiving while the state is built (a stream that must stay
+// up until the state is built is at the mercy of the authority's progress
+// timeout), and memory stays bounded when the builder is the slower.
+const partQueue = 32
+
+// snapshotParts takes the parts of a snapshot (Snapshot.more) until the
+// last one. Each part is handed to a goroutine that adds it to the new
+// state (snapshotBuilder) while the next parts arrive, so that the last
+// part does not start all the work and a part's messages are garbage once
+// added; the state is built aside and returned whole with the last part: a
+// partial one is never published, and a stream that ends mid-snapshot
+// leaves the state as it was. It is used under writeMu.
 type snapshotParts struct {
 	storeID string
 	rev     int64
-	n       int          // parts gathered; 0: no snapshot in progress
-	acc     *pb.Snapshot // the parts' lists appended (pointers only: the elements are not copied)
+	n       int // parts taken; 0: no snapshot in progress
+	b       *partBuilder
 }
 
-// add takes the next snapshot part and returns the whole snapshot and its
-// number of parts once resp is its last part (nil before). A part of
-// another revision or store than the first is a protocol error; the parts
-// gathered are dropped.
-func (p *snapshotParts) add(resp *pb.WatchResponse) (*pb.Snapshot, int, error) {
+// partBuilder is the goroutine building one snapshot's state.
+type partBuilder struct {
+	queue     chan *pb.Snapshot
+	done      chan *snapshotBuilder // the builder, once every part is added
+	abandoned atomic.Bool           // the stream ended mid-snapshot: skip the rest
+}
+
+func startPartBuilder(storeID string, rev int64) *partBuilder {
+	pbd := &partBuilder{queue: make(chan *pb.Snapshot, partQueue), done: make(chan *snapshotBuilder, 1)}
+	go func() {
+		sb := newSnapshotBuilder(storeID, rev)
+		for part := range pbd.queue {
+			if !pbd.abandoned.Load() {
+				sb.addPart(part)
+			}
+		}
+		pbd.done <- sb
+	}()
+	return pbd
+}
+
+// add takes the next snapshot part and returns the new state and the
+// snapshot's number of parts once resp is its last part (nil before).
+// prevKeyGen is the key generation of the state it replaces. A part of
+// another revision or store than the first is a protocol error; the state
+// being built is dropped.
+func (p *snapshotParts) add(resp *pb.WatchResponse, prevKeyGen uint64) (*state, int, error) {
 	part := resp.GetSnapshot()
 	if p.n == 0 {
-		if !part.GetMore() {
-			return part, 1, nil // a snapshot in one part, as most are
-		}
-		p.storeID, p.rev, p.acc = resp.GetStoreId(), resp.GetRevision(), &pb.Snapshot{}
+		p.storeID, p.rev, p.b = resp.GetStoreId(), resp.GetRevision(), startPartBuilder(resp.GetStoreId(), resp.GetRevision())
 	} else if resp.GetStoreId() != p.storeID || resp.GetRevision() != p.rev {
 		err := fmt.Errorf("client: snapshot part %d at %s/%d, its first part at %s/%d",
 			p.n+1, resp.GetStoreId(), resp.GetRevision(), p.storeID, p.rev)
@@ -35,19 +64,26 @@ func (p *snapshotParts) add(resp *pb.WatchResponse) (*pb.Snapshot, int, error) {
 		return nil, 0, err
 	}
 	p.n++
-	p.acc.Bans = append(p.acc.Bans, part.GetBans()...)
-	p.acc.RevokedSessions = append(p.acc.RevokedSessions, part.GetRevokedSessions()...)
-	p.acc.Keys = append(p.acc.Keys, part.GetKeys()...)
+	p.b.queue <- part
 	if part.GetMore() {
 		return nil, 0, nil
 	}
-	whole, n := p.acc, p.n
-	p.drop()
-	return whole, n, nil
+	close(p.b.queue)
+	sb := <-p.b.done
+	next, n := sb.finish(prevKeyGen), p.n
+	*p = snapshotParts{}
+	return next, n, nil
 }
 
 // pending reports whether a snapshot is partly gathered.
 func (p *snapshotParts) pending() bool { return p.n > 0 }
 
-// drop forgets the parts gathered (a stream that ended mid-snapshot).
-func (p *snapshotParts) drop() { *p = snapshotParts{} }
+// drop forgets the parts gathered (a stream that ended mid-snapshot); the
+// builder goroutine skips what is queued and ends.
+func (p *snapshotParts) drop() {
+	if p.b != nil {
+		p.b.abandoned.Store(true)
+		close(p.b.queue)
+	}
+	*p = snapshotParts{}
+}

@@ -1,6 +1,7 @@
 package client
 
 import (
+	"bytes"
 	"crypto/ed25519"
 	"encoding/base32"
 	"math"
@@ -88,7 +89,9 @@ func (b *banRec) expireTime() time.Time {
 // base32 of 128 bits. IDs of that form are kept as their 16 bytes (saving
 // 32 bytes a ban); any other form is kept as text. The client does not
 // depend on the form: it only saves memory when it matches.
-var idEncoding = base32.NewEncoding("0123456789abcdefghjkmnpqrstvwxyz").WithPadding(base32.NoPadding)
+var idEncoding = base32.NewEncoding(idAlphabet).WithPadding(base32.NoPadding)
+
+const idAlphabet = "0123456789abcdefghjkmnpqrstvwxyz"
 
 const banIDPrefix = "ban_"
 
@@ -97,12 +100,37 @@ func compactID(id string) ([16]byte, bool) {
 	if len(id) != len(banIDPrefix)+26 || id[:len(banIDPrefix)] != banIDPrefix {
 		return b, false
 	}
-	n, err := idEncoding.Decode(b[:], []byte(id[len(banIDPrefix):]))
-	if err != nil || n != len(b) || idEncoding.EncodeToString(b[:]) != id[len(banIDPrefix):] {
-		return b, false
+	// 26 characters of 5 bits: the 128 bits, then 2 that are 0 in the
+	// canonical text (the one idEncoding makes of the bytes), which alone
+	// is compact: banID gives it back.
+	var acc uint32
+	bits, j := 0, 0
+	for i := len(banIDPrefix); i < len(id); i++ {
+		v := idValues[id[i]]
+		if v == 0xff {
+			return b, false
+		}
+		acc = acc<<5 | uint32(v)
+		if bits += 5; bits >= 8 {
+			bits -= 8
+			b[j] = byte(acc >> bits)
+			j++
+		}
 	}
-	return b, true
+	return b, acc&(1<<bits-1) == 0
 }
+
+// idValues maps a character of idEncoding's alphabet to its value, any
+// other byte to 0xff.
+var idValues = func() (t [256]byte) {
+	for i := range t {
+		t[i] = 0xff
+	}
+	for i, c := range idAlphabet {
+		t[c] = byte(i)
+	}
+	return t
+}()
 
 // interner shares what many bans repeat: tenant IDs (a ban stores a
 // 4-byte index) and capability sets. It only grows (by copy) while a
@@ -206,39 +234,115 @@ func banSubject(b *pb.Ban) (kind subjectKind, value string, prefix netip.Prefix,
 type builder struct {
 	s       *state
 	inPlace bool
-	seen    map[string]bool // ban IDs added, while building in place
-	names   bool            // s.names is already this builder's copy
-	keys    arena           // copies of the keys indexed, while building in place
+	seen    banIDSet // ban IDs added, while building in place
+	names   bool     // s.names is already this builder's copy
+	keys    arena    // copies of the keys indexed, while building in place
+
+	// The last tenant looked up: the bans of a snapshot mostly share one.
+	lastTenant    string
+	lastTenantIdx uint32
 }
 
-// newSnapshotState builds the state of a snapshot. The key generation
-// continues from prev so that tokens cached before the reset verify again
-// against the new keys.
-func newSnapshotState(storeID string, rev int64, snap *pb.Snapshot, prevKeyGen uint64) *state {
-	s := &state{
-		storeID: storeID, rev: rev, keyGen: prevKeyGen + 1,
-		keys:  make(map[string]verificationKey, len(snap.GetKeys())),
-		names: newInterner(), ips: &ipTable{},
+// banIDSet is the set of ban IDs a snapshot builder has indexed. The
+// authority sends bans in ascending ID order, and an ID greater than every
+// one before it is new: while compact IDs (banRec.id) come in order, the
+// set only remembers the last one. The first out of order builds the set
+// of them (all, from the indexes) and from then on it is a map of their
+// 16 bytes. IDs of another form are kept in a map of strings.
+type banIDSet struct {
+	last    [16]byte              // the greatest compact ID, while they come in order
+	compact map[[16]byte]struct{} // nil while they come in order
+	other   map[string]struct{}
+}
+
+// addBanID adds an ID to b.seen, reporting false when it was there.
+func (b *builder) addBanID(id string, c [16]byte, compact bool) bool {
+	s := &b.seen
+	if !compact {
+		if s.other == nil {
+			s.other = map[string]struct{}{}
+		}
+		n := len(s.other)
+		s.other[id] = struct{}{}
+		return len(s.other) > n
 	}
-	b := builder{s: s, inPlace: true, seen: make(map[string]bool, len(snap.GetBans())), names: true}
+	if s.compact == nil {
+		if bytes.Compare(c[:], s.last[:]) > 0 {
+			s.last = c
+			return true
+		}
+		s.compact = make(map[[16]byte]struct{}, b.s.nBans)
+		b.allBans(func(r *banRec) {
+			if r.ext == nil || r.ext.id == "" {
+				s.compact[r.id] = struct{}{}
+			}
+		})
+	}
+	n := len(s.compact)
+	s.compact[c] = struct{}{}
+	return len(s.compact) > n
+}
+
+// allBans calls fn with every ban of the state.
+func (b *builder) allBans(fn func(*banRec)) {
+	s := b.s
+	s.users.all(func(e *entry[string, banRec]) { fn(&e.v) })
+	s.devices.all(func(e *entry[string, banRec]) { fn(&e.v) })
+	s.ips.all(func(_ netip.Prefix, r *banRec) { fn(r) })
+}
+
+// snapshotBuilder builds the state of a snapshot part by part, as the
+// parts arrive (snapshotParts): the last part only adds its own share and
+// freezes the indexes, and each part's messages are garbage once added.
+// Nobody reads the state before finish.
+type snapshotBuilder struct {
+	b       builder
+	revoked map[string]bool // session IDs added
+}
+
+func newSnapshotBuilder(storeID string, rev int64) *snapshotBuilder {
+	s := &state{storeID: storeID, rev: rev, keys: map[string]verificationKey{}, names: newInterner(), ips: &ipTable{}}
+	return &snapshotBuilder{
+		b:       builder{s: s, inPlace: true, names: true},
+		revoked: map[string]bool{},
+	}
+}
+
+// addPart indexes one part's keys, bans and revoked sessions (a ban or
+// session already added, by ID, is ignored).
+func (sb *snapshotBuilder) addPart(snap *pb.Snapshot) {
+	b := &sb.b
 	for _, k := range snap.GetKeys() {
 		b.putKey(k)
 	}
 	for _, x := range snap.GetBans() {
 		b.addBan(x)
 	}
-	revoked := make(map[string]bool, len(snap.GetRevokedSessions()))
 	for _, r := range snap.GetRevokedSessions() {
-		if !revoked[r.GetSessionId()] {
-			revoked[r.GetSessionId()] = true
+		if !sb.revoked[r.GetSessionId()] {
+			sb.revoked[r.GetSessionId()] = true
 			b.revoke(r)
 		}
 	}
+}
+
+// finish freezes the state. The key generation continues from prev so
+// that tokens cached before the reset verify again against the new keys.
+func (sb *snapshotBuilder) finish(prevKeyGen uint64) *state {
+	s := sb.b.s
+	s.keyGen += prevKeyGen + 1
 	s.users.freeze()
 	s.devices.freeze()
 	s.revoked.freeze()
 	s.ips.freeze()
 	return s
+}
+
+// newSnapshotState builds the state of a snapshot received whole.
+func newSnapshotState(storeID string, rev int64, snap *pb.Snapshot, prevKeyGen uint64) *state {
+	sb := newSnapshotBuilder(storeID, rev)
+	sb.addPart(snap)
+	return sb.finish(prevKeyGen)
 }
 
 // child starts a copy-on-write change of s.
@@ -262,13 +366,17 @@ func (b *builder) ownNames() *interner {
 }
 
 func (b *builder) tenant(name string) uint32 {
-	if i := b.s.names.tenant(name); i != noSuchTenant {
-		return i
+	if b.lastTenant == name && b.lastTenant != "" {
+		return b.lastTenantIdx
 	}
-	n := b.ownNames()
-	i := uint32(len(n.tenants))
-	n.tenantIdx[name] = i
-	n.tenants = append(n.tenants, name)
+	i := b.s.names.tenant(name)
+	if i == noSuchTenant {
+		n := b.ownNames()
+		i = uint32(len(n.tenants))
+		n.tenantIdx[name] = i
+		n.tenants = append(n.tenants, name)
+	}
+	b.lastTenant, b.lastTenantIdx = name, i
 	return i
 }
 
@@ -315,20 +423,18 @@ func (b *builder) addBan(x *pb.Ban) {
 	if !ok || id == "" {
 		return
 	}
+	c, compact := compactID(id)
+	if b.inPlace && !b.addBanID(id, c, compact) {
+		return
+	}
 	rec := banRec{tenant: b.tenant(x.GetTenantId()), expire: unixNanos(x.GetExpireTime())}
 	extID := ""
-	if c, ok := compactID(id); ok {
+	if compact {
 		rec.id = c
 	} else {
 		extID = id
 	}
 	rec.ext = b.ext(extID, x.GetCapabilities())
-	if b.inPlace {
-		if b.seen[id] {
-			return
-		}
-		b.seen[id] = true
-	}
 	if b.inPlace {
 		value = b.keys.copy(value)
 	}

@@ -161,15 +161,14 @@ func (m *Mirror) apply(resp *pb.WatchResponse) error {
 	case *pb.WatchResponse_Snapshot:
 		// The state, the revision, staleness, Stats and WaitSynced move
 		// only with the last part, all at once.
-		snap, parts, err := m.parts.add(resp)
-		if err != nil || snap == nil {
-			return err
-		}
 		var gen uint64
 		if cur != nil {
 			gen = cur.keyGen
 		}
-		next := newSnapshotState(resp.GetStoreId(), resp.GetRevision(), snap, gen)
+		next, parts, err := m.parts.add(resp, gen)
+		if err != nil || next == nil {
+			return err
+		}
 		m.state.Store(next)
 		m.lastHeard.Store(now)
 		m.stats.resets.Add(1)

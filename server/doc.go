@@ -19,9 +19,10 @@
 //     in the trail once, alone or in a count.
 //   - The event stream (docs/design.md section 3): Watch, snapshot then
 //     changes over the store's watch primitive, with checkpoints and a
-//     bound on slow subscribers. A snapshot is sent in parts, each built
-//     and encoded once for every subscriber that needs it, as is each
-//     change; a subscriber's position moves only with the last part. A
+//     bound on slow subscribers. A snapshot is sent in parts, each encoded
+//     once for every subscriber that needs it as the authority reads the
+//     store (no record or message of it is held whole), as is each change;
+//     a subscriber's position moves only with the last part. A
 //     mirror identity that keeps leaving snapshots unacknowledged is
 //     refused another within a doubling window (SNAPSHOT_TOO_SOON).
 //   - Progress and waited writes: the mirrors' progress reports, the

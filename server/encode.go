@@ -20,8 +20,9 @@ import (
 // marshalled once per stream. Its server_time is the authority's clock when the
 // message was produced.
 type sharedMsg struct {
-	resp  *pb.WatchResponse // read-only
+	resp  *pb.WatchResponse // read-only; nil when encoded at once (newEncodedMsg)
 	built time.Time
+	last  bool // the last part of a snapshot
 
 	wireOnce sync.Once
 	wire     []byte // proto encoding of resp
@@ -34,6 +35,14 @@ type sharedMsg struct {
 func newSharedMsg(resp *pb.WatchResponse, now time.Time) *sharedMsg {
 	resp.ServerTime = timestamppb.New(now)
 	return &sharedMsg{resp: resp, built: now}
+}
+
+// newEncodedMsg is a sharedMsg of a response encoded when it was built
+// (a snapshot part, snapshotWriter): it has no resp, only its wire.
+func newEncodedMsg(wire []byte, now time.Time) *sharedMsg {
+	m := &sharedMsg{wire: wire, built: now}
+	m.wireOnce.Do(func() {})
+	return m
 }
 
 // sendsPlain reports whether a stream sends the proto codec's bytes
@@ -55,6 +64,13 @@ func sendsPlain(ctx context.Context) bool {
 // msg returns what to pass to stream.SendMsg. plain is sendsPlain of the
 // stream; subscriberID is set in the stream's first response only.
 func (m *sharedMsg) msg(stream grpc.ServerStream, plain bool, subscriberID string) (any, error) {
+	if !plain && m.resp == nil {
+		// Encoded when built: the proto codec copies the bytes (and
+		// compresses them), this stream's field appended.
+		r := rawResponse(m.wire)
+		r.SubscriberId = subscriberID
+		return r, nil
+	}
 	if !plain {
 		r := m.resp
 		return &pb.WatchResponse{StoreId: r.StoreId, Revision: r.Revision, ServerTime: r.ServerTime, Payload: r.Payload, SubscriberId: subscriberID}, nil

@@ -146,10 +146,11 @@ func (s eventService) watchLoop(ctx context.Context, req *pb.WatchRequest, strea
 		// time too) until it reports the snapshot's revision: the load
 		// timeout applies, not the progress timeout (progressDeadline).
 		sub.loading.Store(loadingUnknown)
-		rev, parts, err := s.sharedSnapshot(ctx)
+		snap, err := s.sharedSnapshot(ctx)
 		if err != nil {
 			return err
 		}
+		rev := snap.rev
 		w, err = store.Watch(ctx, rev)
 		if errors.Is(err, storage.ErrCompacted) {
 			continue
@@ -158,13 +159,17 @@ func (s eventService) watchLoop(ctx context.Context, req *pb.WatchRequest, strea
 		}
 		sub.loading.Store(rev)
 		s.snapBackoff.sent(key, time.Now())
-		// The parts go out back to back; the subscriber is at rev only
-		// once it has the last one, which offers it.
-		for i, part := range parts {
-			if i == len(parts)-1 {
-				sub.revision.Store(rev)
+		// The parts go out back to back, each as soon as it is encoded; the
+		// subscriber is at rev only once it has the last one, which offers
+		// it (before the send: see send).
+		for part, err := range snap.each(ctx) {
+			if err == nil {
+				if part.last {
+					sub.revision.Store(rev)
+				}
+				err = send(rev, nil, part)
 			}
-			if err := send(rev, nil, part); err != nil {
+			if err != nil {
 				w.Close()
 				return err
 			}

@@ -2,6 +2,8 @@ package server
 
 import (
 	"context"
+	"errors"
+	"iter"
 	"sync"
 	"time"
 
@@ -21,58 +23,198 @@ const snapshotMaxAge = time.Minute
 // a ban or revoked session that expired meanwhile is one the mirror prunes
 // by time anyway.
 type snapshotCache struct {
-	mu       sync.Mutex
-	rev      int64
-	built    time.Time
-	parts    []*sharedMsg // the snapshot's responses, each encoded once for every stream
-	building chan struct{}
+	mu  sync.Mutex
+	cur *snapshotBuild // the latest snapshot, built or being built
 }
 
-// sharedSnapshot returns the responses of a snapshot, in order (at least
-// one; splitSnapshot), and the revision it reflects. Every part's
-// server_time is when it was built.
-func (s *Server) sharedSnapshot(ctx context.Context) (int64, []*sharedMsg, error) {
+// snapshotBuild is one snapshot, whose parts are published as they are
+// encoded: subscribers send each part as soon as it exists, so that the
+// authority reading and encoding the store and the subscribers receiving
+// and applying the parts overlap, instead of a large snapshot's first part
+// waiting for its last to be encoded.
+type snapshotBuild struct {
+	began chan struct{} // closed once rev is set, or the build failed before
+
+	mu      sync.Mutex
+	rev     int64
+	parts   []*sharedMsg
+	done    bool
+	err     error
+	built   time.Time     // when it was done
+	changed chan struct{} // closed (and replaced) when parts, done or err change
+}
+
+func newSnapshotBuild() *snapshotBuild {
+	return &snapshotBuild{began: make(chan struct{}), changed: make(chan struct{})}
+}
+
+// errSnapshotRestarted: the store ran a snapshot's read again after parts
+// of it had been published (neither backend does); subscribers take another.
+var errSnapshotRestarted = errors.New("server: snapshot read restarted after parts were sent")
+
+// begin sets the revision, once.
+func (b *snapshotBuild) begin(rev int64) error {
+	select {
+	case <-b.began:
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		if len(b.parts) > 0 || rev != b.rev {
+			return errSnapshotRestarted
+		}
+		return nil
+	default:
+	}
+	b.mu.Lock()
+	b.rev = rev
+	b.mu.Unlock()
+	close(b.began)
+	return nil
+}
+
+func (b *snapshotBuild) publish(m *sharedMsg) {
+	b.mu.Lock()
+	b.parts = append(b.parts, m)
+	b.notifyLocked()
+	b.mu.Unlock()
+}
+
+func (b *snapshotBuild) finish(err error) {
+	b.mu.Lock()
+	b.done, b.err, b.built = true, err, time.Now()
+	b.notifyLocked()
+	b.mu.Unlock()
+	select {
+	case <-b.began:
+	default:
+		close(b.began) // failed before its revision was known
+	}
+}
+
+func (b *snapshotBuild) notifyLocked() {
+	close(b.changed)
+	b.changed = make(chan struct{})
+}
+
+// state returns what a subscriber decides on.
+func (b *snapshotBuild) state() (rev int64, done bool, err error, built time.Time) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.rev, b.done, b.err, b.built
+}
+
+// waitDone waits until the build is done.
+func (b *snapshotBuild) waitDone(ctx context.Context) error {
+	for {
+		b.mu.Lock()
+		done, ch := b.done, b.changed
+		b.mu.Unlock()
+		if done {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// each yields the snapshot's responses in order (at least one), waiting
+// for those not yet encoded, then the build's error if it failed.
+func (b *snapshotBuild) each(ctx context.Context) iter.Seq2[*sharedMsg, error] {
+	return func(yield func(*sharedMsg, error) bool) {
+		for i := 0; ; i++ {
+			b.mu.Lock()
+			for i >= len(b.parts) && !b.done {
+				ch := b.changed
+				b.mu.Unlock()
+				select {
+				case <-ch:
+				case <-ctx.Done():
+					yield(nil, ctx.Err())
+					return
+				}
+				b.mu.Lock()
+			}
+			if i < len(b.parts) {
+				p := b.parts[i]
+				b.mu.Unlock()
+				if !yield(p, nil) {
+					return
+				}
+				continue
+			}
+			err := b.err
+			b.mu.Unlock()
+			if err != nil {
+				yield(nil, err)
+			}
+			return
+		}
+	}
+}
+
+// sharedSnapshot returns a snapshot at the store's current revision (or
+// one built moments ago at that revision), its revision known, its parts
+// (snapshotBuild.each) possibly still being encoded. One snapshot is built
+// at a time; it is built in a goroutine of its own, so that it serves
+// every subscriber waiting for it whichever of them goes away.
+func (s *Server) sharedSnapshot(ctx context.Context) (*snapshotBuild, error) {
 	c := &s.snapshots
+	var started *snapshotBuild
 	for {
 		var cur int64
 		if err := s.auth.Store().View(ctx, func(tx storage.ReadTx) error { cur = tx.Revision(); return nil }); err != nil {
-			return 0, nil, err
+			return nil, err
 		}
 		c.mu.Lock()
-		if c.parts != nil && c.rev == cur && time.Since(c.built) < snapshotMaxAge {
-			rev, parts := c.rev, c.parts
-			c.mu.Unlock()
-			return rev, parts, nil
-		}
-		if wait := c.building; wait != nil {
-			c.mu.Unlock()
+		b := c.cur
+		c.mu.Unlock()
+		if b != nil {
 			select {
-			case <-wait:
-				continue // use what it built, if still current
+			case <-b.began:
 			case <-ctx.Done():
-				return 0, nil, ctx.Err()
+				return nil, ctx.Err()
+			}
+			rev, done, err, built := b.state()
+			switch {
+			case b == started && err != nil:
+				return nil, err
+			case err == nil && rev == cur && (!done || time.Since(built) < snapshotMaxAge):
+				return b, nil
+			case !done:
+				if err := b.waitDone(ctx); err != nil { // then use a newer one
+					return nil, err
+				}
+				continue
 			}
 		}
-		done := make(chan struct{})
-		c.building = done
-		c.mu.Unlock()
-
-		snap, err := s.auth.Snapshot(ctx)
-		var parts []*sharedMsg
-		if err == nil {
-			parts = s.snapshotParts(s.auth.Store().StoreID(), snap.Revision, snapshotPB(snap))
-		}
 		c.mu.Lock()
-		if err == nil {
-			c.rev, c.built, c.parts = snap.Revision, time.Now(), parts
+		if c.cur == b {
+			started = newSnapshotBuild()
+			c.cur = started
+			go s.buildSnapshot(started)
 		}
-		c.building = nil
-		close(done)
-		rev, out := c.rev, c.parts
 		c.mu.Unlock()
-		if err != nil {
-			return 0, nil, err
-		}
-		return rev, out, nil
 	}
+}
+
+// buildSnapshot reads and encodes a snapshot into b, publishing each part
+// as it is cut. Server shutdown cancels it.
+func (s *Server) buildSnapshot(b *snapshotBuild) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		select {
+		case <-s.closing:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	w := newSnapshotWriter(s.auth.Store().StoreID(), s.opts.SnapshotPartSize, b)
+	err := s.auth.StreamSnapshot(ctx, w)
+	if err == nil {
+		w.finish()
+	}
+	b.finish(err)
 }

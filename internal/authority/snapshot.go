@@ -16,19 +16,40 @@ type Snapshot struct {
 	Keys            []storage.SigningKey // public only
 }
 
-// Snapshot reads the state every mirror starts from, in one consistent
-// view of the store.
-func (a *Authority) Snapshot(ctx context.Context) (Snapshot, error) {
-	var snap Snapshot
-	err := a.store.View(ctx, func(tx storage.ReadTx) error {
+// SnapshotSink receives a snapshot as StreamSnapshot reads it. The
+// records passed are the sink's to keep; an error ends the read.
+type SnapshotSink interface {
+	// Begin starts the snapshot: its revision, its time and its keys come
+	// first. Should the store run the read again, Begin is called again:
+	// the sink starts over.
+	Begin(rev int64, now time.Time, keys []storage.SigningKey) error
+	Ban(b *storage.Ban) error                // each ban active at now
+	RevokedSession(s *storage.Session) error // each revoked session whose access tokens have not expired at now
+}
+
+// StreamSnapshot reads the state every mirror starts from, in one
+// consistent view of the store, and passes it to sink record by record:
+// a large ban set is never held whole here (a million bans would be
+// hundreds of megabytes of records, copied as a slice of them grows),
+// only in whatever form the sink keeps it.
+func (a *Authority) StreamSnapshot(ctx context.Context, sink SnapshotSink) error {
+	return a.store.View(ctx, func(tx storage.ReadTx) error {
 		now := a.now()
-		snap = Snapshot{Revision: tx.Revision(), Time: now}
+		keys, err := verificationKeys(tx, now)
+		if err != nil {
+			return err
+		}
+		if err := sink.Begin(tx.Revision(), now, keys); err != nil {
+			return err
+		}
 		for b, err := range tx.Bans(storage.BanQuery{}) {
 			if err != nil {
 				return err
 			}
 			if b.ActiveAt(now) {
-				snap.Bans = append(snap.Bans, b)
+				if err := sink.Ban(&b); err != nil {
+					return err
+				}
 			}
 		}
 		for s, err := range tx.Sessions(storage.SessionQuery{}) {
@@ -36,12 +57,35 @@ func (a *Authority) Snapshot(ctx context.Context) (Snapshot, error) {
 				return err
 			}
 			if s.Revoked() && now.Before(s.AccessExpireTime) {
-				snap.RevokedSessions = append(snap.RevokedSessions, s)
+				if err := sink.RevokedSession(&s); err != nil {
+					return err
+				}
 			}
 		}
-		var err error
-		snap.Keys, err = verificationKeys(tx, now)
-		return err
+		return nil
 	})
-	return snap, err
+}
+
+// Snapshot reads the same state as StreamSnapshot, whole.
+func (a *Authority) Snapshot(ctx context.Context) (Snapshot, error) {
+	var c snapshotCollector
+	err := a.StreamSnapshot(ctx, &c)
+	return c.snap, err
+}
+
+type snapshotCollector struct{ snap Snapshot }
+
+func (c *snapshotCollector) Begin(rev int64, now time.Time, keys []storage.SigningKey) error {
+	c.snap = Snapshot{Revision: rev, Time: now, Keys: keys}
+	return nil
+}
+
+func (c *snapshotCollector) Ban(b *storage.Ban) error {
+	c.snap.Bans = append(c.snap.Bans, *b)
+	return nil
+}
+
+func (c *snapshotCollector) RevokedSession(s *storage.Session) error {
+	c.snap.RevokedSessions = append(c.snap.RevokedSessions, *s)
+	return nil
 }

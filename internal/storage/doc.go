@@ -68,6 +68,14 @@
 // can count the mirrors of every replica). bolt does not: one process owns
 // the file, so there is no other replica to hear from.
 //
+// # Encoding
+//
+// Both backends store records as the JSON encoding/json makes of these
+// types. A snapshot reads every ban, which encoding/json decodes slowly (a
+// million bans took seconds): BanDecoder (banjson.go) decodes exactly what
+// json.Marshal writes of a Ban, several times faster, and hands anything
+// else back to encoding/json, so the result is always encoding/json's.
+//
 // # Time
 //
 // The store never reads the clock to decide anything: callers pass times in

@@ -3,6 +3,8 @@ package bolt
 import (
 	"encoding/json"
 	"fmt"
+
+	"github.com/portcullis-dev/portcullis/internal/storage"
 )
 
 // Records are stored as JSON. Times are converted to UTC before encoding so
@@ -23,6 +25,16 @@ func decode[T any](kind string, data []byte) (T, error) {
 		return v, fmt.Errorf("%w: decode %s: %w", errCorrupt, kind, err)
 	}
 	return v, nil
+}
+
+// decodeRec is decode, with bans through bd when it can (a faster
+// decoder whose results are encoding/json's, storage.BanDecoder).
+func decodeRec[T any](bd *storage.BanDecoder, kind string, data []byte) (T, error) {
+	var v T
+	if b, ok := any(&v).(*storage.Ban); ok && bd.Decode(data, b) {
+		return v, nil
+	}
+	return decode[T](kind, data)
 }
 
 // storedChange is the stored form of a storage.Change: the same JSON shape,

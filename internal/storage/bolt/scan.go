@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"fmt"
 	"iter"
+
+	"github.com/portcullis-dev/portcullis/internal/storage"
 )
 
 // scanSpec says where an iterator reads: either the primary bucket itself
@@ -39,6 +41,7 @@ func scan[T any](t *readTx, sc scanSpec, match func(*T) bool) iter.Seq2[T, error
 				return
 			}
 		}
+		var bd storage.BanDecoder // for T = storage.Ban
 		start := append(bytes.Clone(sc.prefix), sc.after...)
 		c := cb.Cursor()
 		k, v := c.Seek(start)
@@ -53,7 +56,7 @@ func scan[T any](t *readTx, sc scanSpec, match func(*T) bool) iter.Seq2[T, error
 					return
 				}
 			}
-			rec, err := decode[T](sc.kind, v)
+			rec, err := decodeRec[T](&bd, sc.kind, v)
 			if err != nil {
 				yield(zero, err)
 				return

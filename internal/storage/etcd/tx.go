@@ -446,12 +446,13 @@ func scanRecords[T any](t *txn, bucket, kind, after string, match func(*T) bool)
 	prefix := t.k.bucket(bucket)
 	return func(yield func(T, error) bool) {
 		var zero T
+		var bd storage.BanDecoder // for T = storage.Ban
 		for e, err := range t.scan(bucket, startAfter(prefix, after), prefixEnd(prefix), nil) {
 			if err != nil {
 				yield(zero, err)
 				return
 			}
-			rec, err := decode[T](kind, e.key, e.val)
+			rec, err := decodeRec[T](&bd, kind, e.key, e.val)
 			if err != nil {
 				yield(zero, err)
 				return
@@ -468,6 +469,7 @@ func scanRecords[T any](t *txn, bucket, kind, after string, match func(*T) bool)
 func scanIndex[T any](t *txn, index, prefix, primary, kind, after string, match func(*T) bool) iter.Seq2[T, error] {
 	return func(yield func(T, error) bool) {
 		var zero T
+		var bd storage.BanDecoder // for T = storage.Ban
 		// The records the current index page names are read a batch at a
 		// time, from the one needed next, instead of one request each.
 		var page []kv
@@ -501,7 +503,7 @@ func scanIndex[T any](t *txn, index, prefix, primary, kind, after string, match 
 				yield(zero, fmt.Errorf("%w: index %s names %s %q, which does not exist", errCorrupt, index, kind, id))
 				return
 			}
-			rec, err := decode[T](kind, id, raw)
+			rec, err := decodeRec[T](&bd, kind, id, raw)
 			if err != nil {
 				yield(zero, err)
 				return
