@@ -76,8 +76,8 @@ func TestReflectionServesComments(t *testing.T) {
 		{bans, "portcullis.v1.CreateBanRequest", "describes the ban"},
 		{bans, "portcullis.v1.CreateBanRequest.duration", "Go duration syntax"},
 		{errs, "portcullis.v1.ErrorReason", "machine-readable reason of every error"},
-		{errs, "portcullis.v1.ERROR_REASON_USER_BANNED", "active full ban"},
-		{errs, "portcullis.v1.ERROR_REASON_CONFLICT", "lost the race against concurrent writers"},
+		{errs, "portcullis.v1.USER_BANNED", "active full ban"},
+		{errs, "portcullis.v1.CONFLICT", "lost the race against concurrent writers"},
 	} {
 		if got := comment(t, c.files, c.name); !strings.Contains(got, c.phrase) {
 			t.Errorf("%s: comment %q, want one containing %q", c.name, got, c.phrase)

@@ -143,12 +143,12 @@ func TestSweepDeletesOnlyEndedSessions(t *testing.T) {
 	for i := range f.expired {
 		for _, tok := range f.expiredTokens[i] {
 			// Swept: no longer a token of this authority.
-			wantRefresh("a swept session's token", tok, pb.ErrorReason_ERROR_REASON_TOKEN_INVALID)
+			wantRefresh("a swept session's token", tok, pb.ErrorReason_TOKEN_INVALID)
 		}
 	}
-	wantRefresh("a session ended within the retention", f.recentToken, pb.ErrorReason_ERROR_REASON_SESSION_EXPIRED)
-	wantRefresh("a revoked session's current token", f.revokedTokens[1], pb.ErrorReason_ERROR_REASON_SESSION_REVOKED)
-	wantRefresh("a revoked session's superseded token", f.revokedTokens[0], pb.ErrorReason_ERROR_REASON_TOKEN_THEFT_DETECTED)
+	wantRefresh("a session ended within the retention", f.recentToken, pb.ErrorReason_SESSION_EXPIRED)
+	wantRefresh("a revoked session's current token", f.revokedTokens[1], pb.ErrorReason_SESSION_REVOKED)
+	wantRefresh("a revoked session's superseded token", f.revokedTokens[0], pb.ErrorReason_TOKEN_THEFT_DETECTED)
 	if _, err := e.sessions.RefreshSession(context.Background(), &pb.RefreshSessionRequest{RefreshToken: f.liveToken}); err != nil {
 		t.Errorf("refresh of the live session after the sweep: %v", err)
 	}
