@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
@@ -124,9 +123,10 @@ var byCode = map[codes.Code]error{
 	codes.Aborted:           ErrConflict,
 }
 
-// Reason returns the ErrorInfo reason string of r: its name without the
-// "ERROR_REASON_" prefix, e.g. "USER_BANNED".
-func Reason(r pb.ErrorReason) string { return strings.TrimPrefix(r.String(), "ERROR_REASON_") }
+// Reason returns the ErrorInfo reason string of r: its enum value name,
+// e.g. "USER_BANNED" (errors.proto names the values after their wire
+// reasons, so any language's generated enum maps them by name).
+func Reason(r pb.ErrorReason) string { return r.String() }
 
 // Metadata keys of ban refusals.
 const (

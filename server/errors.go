@@ -5,7 +5,6 @@ import (
 	"errors"
 	"log/slog"
 	"strconv"
-	"strings"
 	"time"
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
@@ -22,11 +21,9 @@ import (
 // ErrorDomain is the ErrorInfo domain of every Portcullis error.
 const ErrorDomain = "portcullis.dev"
 
-// ReasonString is the ErrorInfo reason of r: its name without the
-// "ERROR_REASON_" prefix, e.g. "USER_BANNED".
-func ReasonString(r pb.ErrorReason) string {
-	return strings.TrimPrefix(r.String(), "ERROR_REASON_")
-}
+// ReasonString is the ErrorInfo reason of r: its enum value name, e.g.
+// "USER_BANNED" (errors.proto names the values after their wire reasons).
+func ReasonString(r pb.ErrorReason) string { return r.String() }
 
 // newStatus builds a status with an ErrorInfo.
 func newStatus(c codes.Code, r pb.ErrorReason, msg string, meta map[string]string) error {
