@@ -148,7 +148,7 @@ type Mirror struct {
 	running  atomic.Bool
 
 	stats struct {
-		resets, changes, events, checkpoints, connects, prunes atomic.Int64
+		resets, changes, events, checkpoints, connects, prunes, caughtUp atomic.Int64
 	}
 	writeMu   sync.Mutex    // held by the one writer of state (apply, prune)
 	lastPrune int64         // unix ns; under writeMu
@@ -233,6 +233,14 @@ type MirrorStats struct {
 	Keys        int   // verification keys held
 	Tracked     int   // streams tracked
 	Cached      int   // tokens in the cache (counting walks the cache)
+
+	// CaughtUp counts the streams that delivered their caught-up
+	// checkpoint: the authority sends one as soon as a stream has
+	// delivered everything up to the store's revision at its start (right
+	// after a snapshot, or after a resume's missed changes), so once it
+	// equals Connects the mirror has caught up on its current stream,
+	// without waiting a checkpoint interval.
+	CaughtUp int64
 }
 
 // Stats returns the mirror's counters and sizes.
@@ -241,7 +249,7 @@ func (m *Mirror) Stats() MirrorStats {
 		Resets: m.stats.resets.Load(), Changes: m.stats.changes.Load(), Events: m.stats.events.Load(),
 		Checkpoints: m.stats.checkpoints.Load(), Connects: m.stats.connects.Load(), Prunes: m.stats.prunes.Load(),
 		Reports: m.progress.reports.Load(),
-		Tracked: m.tracker.len(), Cached: m.cache.len(),
+		Tracked: m.tracker.len(), Cached: m.cache.len(), CaughtUp: m.stats.caughtUp.Load(),
 	}
 	if st := m.state.Load(); st != nil {
 		s.Revision, s.StoreID = st.rev, st.storeID
