@@ -129,7 +129,7 @@ func (m *Mirror) verify(st *state, tok string, h uint64, now time.Time) (*verifi
 		}
 		keyUntil = k.until
 		return k.pub, true
-	})
+	}, token.WithAudience(m.opts.Audience))
 	switch {
 	case errors.Is(err, token.ErrExpired):
 		return nil, ErrTokenExpired

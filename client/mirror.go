@@ -15,6 +15,10 @@ type MirrorOptions struct {
 	// Issuer is the "iss" tokens must carry (default "portcullis", the
 	// authority's default).
 	Issuer string
+	// Audience is the value the "aud" of tokens must hold (default
+	// "portcullis", the authority's default; set it to the authority's
+	// `serve --audience`).
+	Audience string
 	// StaleAfter is how long the mirror may go without hearing from the
 	// authority (an event or a checkpoint) before checks fail with
 	// ErrMirrorStale (default 30s). It must exceed the authority's
@@ -75,6 +79,7 @@ type MirrorOptions struct {
 // Defaults of MirrorOptions.
 const (
 	DefaultIssuer        = "portcullis"
+	DefaultAudience      = "portcullis"
 	DefaultStaleAfter    = 30 * time.Second
 	DefaultCacheSize     = 100_000
 	DefaultMinBackoff    = 100 * time.Millisecond
@@ -86,6 +91,9 @@ const (
 func (o MirrorOptions) withDefaults() MirrorOptions {
 	if o.Issuer == "" {
 		o.Issuer = DefaultIssuer
+	}
+	if o.Audience == "" {
+		o.Audience = DefaultAudience
 	}
 	if o.StaleAfter <= 0 {
 		o.StaleAfter = DefaultStaleAfter
