@@ -83,22 +83,21 @@ def decode_error(err):
     return PortcullisError(err.code(), err.details(), reason, metadata, retry)
 
 
-# The codes after which a Watch stream is simply reopened, resuming from
-# the last complete revision: the authority restarted or shut down
-# (UNAVAILABLE), the subscriber was too slow or asked for a snapshot too
-# soon (RESOURCE_EXHAUSTED; wait the RetryInfo delay when there is one),
-# the revision is no longer retained (OUT_OF_RANGE: the next stream starts
-# with a snapshot by itself), or a network cut. Anything else
-# (UNAUTHENTICATED: the API key is wrong or revoked; PERMISSION_DENIED: it
-# lacks events:watch; INVALID_ARGUMENT; UNIMPLEMENTED) will not fix itself.
+# The codes after which a Watch stream is reopened, with backoff, resuming
+# from the last complete revision (README "Follow the event stream from any
+# language"): the authority restarted, is shutting down, or cut a
+# subscriber that stopped reporting progress, or the connection broke
+# (UNAVAILABLE); the subscriber read too slowly, asked for a snapshot too
+# soon (wait the RetryInfo delay) or the key has too many streams
+# (RESOURCE_EXHAUSTED); an internal error the authority logged, or a proxy's
+# (INTERNAL, UNKNOWN). Anything else will not fix itself: UNAUTHENTICATED
+# (the API key is wrong, revoked or expired), PERMISSION_DENIED (it lacks
+# events:watch), INVALID_ARGUMENT, UNIMPLEMENTED.
 RECONNECT = {
     grpc.StatusCode.UNAVAILABLE,
     grpc.StatusCode.RESOURCE_EXHAUSTED,
-    grpc.StatusCode.OUT_OF_RANGE,
-    grpc.StatusCode.ABORTED,
     grpc.StatusCode.INTERNAL,
-    grpc.StatusCode.DEADLINE_EXCEEDED,
-    grpc.StatusCode.CANCELLED,
+    grpc.StatusCode.UNKNOWN,
 }
 
 
