@@ -16,7 +16,8 @@
 //   - errors.go: the one table between ErrorInfo reasons, gRPC codes and
 //     sentinels, both ways (FromStatus, Status), and *Error / *BanError.
 //   - mirror.go, watch.go: Mirror, its options and its stream loop
-//     (snapshot, changes, checkpoints, reconnection with backoff and
+//     (snapshot, changes, checkpoints — the first of a stream counted as
+//     caught up in MirrorStats.CaughtUp —, reconnection with backoff and
 //     resume, pruning). Refused with SNAPSHOT_TOO_SOON, the loop waits
 //     the RetryInfo delay before reconnecting.
 //   - progress.go: the mirror's progress reports, with a heartbeat every

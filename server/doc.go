@@ -21,7 +21,9 @@
 //   - sweeper.go: RunSweeper deletes ended sessions and old audit records
 //     every interval and counts them in portcullis_swept_total{kind}.
 //   - events.go: EventService.Watch, snapshot-then-deltas over the store's
-//     watch primitive, with checkpoints and a bound on slow subscribers.
+//     watch primitive, with checkpoints (the first of a stream, sent as
+//     soon as it has caught up, is the caught-up marker) and a bound on
+//     slow subscribers.
 //     A snapshot is sent as parts of at most Options.SnapshotPartSize
 //     (snapshotparts.go; Snapshot.more), each built and encoded once for
 //     every subscriber (snapshot.go, encode.go); a subscriber's position
