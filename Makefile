@@ -25,9 +25,13 @@ lint:
 ## generate: the Go code (buf.gen.yaml) and, for server reflection, the
 ## descriptors of every proto file with its comments (buf build keeps the
 ## source info and the imported files) plus the file that embeds them.
+## The vendored proto/google (google.rpc.Status, ErrorInfo: what a client
+## needs to decode an error) is in the descriptor set but gets no Go code:
+## Go uses google.golang.org/genproto, and a second Go registration of the
+## same proto names would conflict.
 DESCRIPTORS := gen/portcullis/v1/descriptorset
 generate:
-	$(TOOL) buf generate
+	$(TOOL) buf generate --exclude-path proto/google
 	mkdir -p $(DESCRIPTORS)
 	$(TOOL) buf build --as-file-descriptor-set -o $(DESCRIPTORS)/portcullis.binpb
 	printf '%s\n' \

@@ -37,10 +37,10 @@ type Session struct {
 }
 
 const (
-	reasonUser   = pb.ErrorReason_ERROR_REASON_USER_BANNED
-	reasonDevice = pb.ErrorReason_ERROR_REASON_DEVICE_BANNED
-	reasonIP     = pb.ErrorReason_ERROR_REASON_IP_BANNED
-	reasonCap    = pb.ErrorReason_ERROR_REASON_CAPABILITY_RESTRICTED
+	reasonUser   = pb.ErrorReason_USER_BANNED
+	reasonDevice = pb.ErrorReason_DEVICE_BANNED
+	reasonIP     = pb.ErrorReason_IP_BANNED
+	reasonCap    = pb.ErrorReason_CAPABILITY_RESTRICTED
 )
 
 // Check verifies an access token against the mirror, in the authority's
@@ -128,7 +128,7 @@ func (m *Mirror) verify(st *state, tok string, h uint64, now time.Time) (*verifi
 		}
 		keyUntil = k.until
 		return k.pub, true
-	})
+	}, token.WithAudience(m.opts.Audience))
 	switch {
 	case errors.Is(err, token.ErrExpired):
 		return nil, ErrTokenExpired

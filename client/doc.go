@@ -19,7 +19,8 @@
 //     Watch (docs/design.md sections 3 and 4). It builds a snapshot's new
 //     state aside, part by part as the parts arrive, and applies it only
 //     once all of them have, resumes from its revision and
-//     store_id on any replica, backs off when the authority asks it to
+//     store_id on any replica, knows it has caught up at the stream's
+//     first checkpoint (sent as soon as it has), backs off when the authority asks it to
 //     (SNAPSHOT_TOO_SOON), and reports the revision it has applied so that
 //     waited writes can count it. Its state is immutable behind an atomic
 //     pointer, so Check takes no lock, and Check counts its results per P

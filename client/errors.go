@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
@@ -75,32 +74,32 @@ var reasons = []struct {
 	code   codes.Code
 	err    error
 }{
-	{pb.ErrorReason_ERROR_REASON_USER_BANNED, codes.PermissionDenied, ErrUserBanned},
-	{pb.ErrorReason_ERROR_REASON_IP_BANNED, codes.PermissionDenied, ErrIPBanned},
-	{pb.ErrorReason_ERROR_REASON_DEVICE_BANNED, codes.PermissionDenied, ErrDeviceBanned},
-	{pb.ErrorReason_ERROR_REASON_CAPABILITY_RESTRICTED, codes.PermissionDenied, ErrCapabilityRestricted},
-	{pb.ErrorReason_ERROR_REASON_SESSION_REVOKED, codes.Unauthenticated, ErrSessionRevoked},
-	{pb.ErrorReason_ERROR_REASON_SESSION_EXPIRED, codes.Unauthenticated, ErrSessionExpired},
-	{pb.ErrorReason_ERROR_REASON_TOKEN_EXPIRED, codes.Unauthenticated, ErrTokenExpired},
-	{pb.ErrorReason_ERROR_REASON_TOKEN_INVALID, codes.Unauthenticated, ErrTokenInvalid},
-	{pb.ErrorReason_ERROR_REASON_TOKEN_THEFT_DETECTED, codes.Unauthenticated, ErrTheftDetected},
-	{pb.ErrorReason_ERROR_REASON_REVISION_COMPACTED, codes.OutOfRange, ErrRevisionCompacted},
-	{pb.ErrorReason_ERROR_REASON_MIRROR_STALE, codes.Unavailable, ErrMirrorStale},
-	{pb.ErrorReason_ERROR_REASON_PERMISSION_DENIED, codes.PermissionDenied, ErrPermissionDenied},
-	{pb.ErrorReason_ERROR_REASON_API_KEY_INVALID, codes.Unauthenticated, ErrAPIKeyInvalid},
-	{pb.ErrorReason_ERROR_REASON_INVALID_ARGUMENT, codes.InvalidArgument, ErrInvalidArgument},
-	{pb.ErrorReason_ERROR_REASON_INVALID_PAGE_TOKEN, codes.InvalidArgument, ErrInvalidPageToken},
-	{pb.ErrorReason_ERROR_REASON_NOT_FOUND, codes.NotFound, ErrNotFound},
-	{pb.ErrorReason_ERROR_REASON_BAN_ALREADY_LIFTED, codes.FailedPrecondition, ErrBanAlreadyLifted},
-	{pb.ErrorReason_ERROR_REASON_SESSION_ALREADY_REVOKED, codes.FailedPrecondition, ErrSessionAlreadyRevoked},
-	{pb.ErrorReason_ERROR_REASON_SUBSCRIBER_TOO_SLOW, codes.ResourceExhausted, ErrSubscriberTooSlow},
-	{pb.ErrorReason_ERROR_REASON_RESOURCE_EXHAUSTED, codes.ResourceExhausted, ErrResourceExhausted},
-	{pb.ErrorReason_ERROR_REASON_UNAVAILABLE, codes.Unavailable, ErrUnavailable},
-	{pb.ErrorReason_ERROR_REASON_INTERNAL, codes.Internal, ErrInternal},
-	{pb.ErrorReason_ERROR_REASON_CONFLICT, codes.Aborted, ErrConflict},
-	{pb.ErrorReason_ERROR_REASON_SNAPSHOT_TOO_SOON, codes.ResourceExhausted, ErrSnapshotTooSoon},
-	{pb.ErrorReason_ERROR_REASON_REVISION_NOT_SENT, codes.OutOfRange, ErrRevisionNotSent},
-	{pb.ErrorReason_ERROR_REASON_LAST_ADMIN_KEY, codes.FailedPrecondition, ErrLastAdminKey},
+	{pb.ErrorReason_USER_BANNED, codes.PermissionDenied, ErrUserBanned},
+	{pb.ErrorReason_IP_BANNED, codes.PermissionDenied, ErrIPBanned},
+	{pb.ErrorReason_DEVICE_BANNED, codes.PermissionDenied, ErrDeviceBanned},
+	{pb.ErrorReason_CAPABILITY_RESTRICTED, codes.PermissionDenied, ErrCapabilityRestricted},
+	{pb.ErrorReason_SESSION_REVOKED, codes.Unauthenticated, ErrSessionRevoked},
+	{pb.ErrorReason_SESSION_EXPIRED, codes.Unauthenticated, ErrSessionExpired},
+	{pb.ErrorReason_TOKEN_EXPIRED, codes.Unauthenticated, ErrTokenExpired},
+	{pb.ErrorReason_TOKEN_INVALID, codes.Unauthenticated, ErrTokenInvalid},
+	{pb.ErrorReason_TOKEN_THEFT_DETECTED, codes.Unauthenticated, ErrTheftDetected},
+	{pb.ErrorReason_REVISION_COMPACTED, codes.OutOfRange, ErrRevisionCompacted},
+	{pb.ErrorReason_MIRROR_STALE, codes.Unavailable, ErrMirrorStale},
+	{pb.ErrorReason_PERMISSION_DENIED, codes.PermissionDenied, ErrPermissionDenied},
+	{pb.ErrorReason_API_KEY_INVALID, codes.Unauthenticated, ErrAPIKeyInvalid},
+	{pb.ErrorReason_INVALID_ARGUMENT, codes.InvalidArgument, ErrInvalidArgument},
+	{pb.ErrorReason_INVALID_PAGE_TOKEN, codes.InvalidArgument, ErrInvalidPageToken},
+	{pb.ErrorReason_NOT_FOUND, codes.NotFound, ErrNotFound},
+	{pb.ErrorReason_BAN_ALREADY_LIFTED, codes.FailedPrecondition, ErrBanAlreadyLifted},
+	{pb.ErrorReason_SESSION_ALREADY_REVOKED, codes.FailedPrecondition, ErrSessionAlreadyRevoked},
+	{pb.ErrorReason_SUBSCRIBER_TOO_SLOW, codes.ResourceExhausted, ErrSubscriberTooSlow},
+	{pb.ErrorReason_RESOURCE_EXHAUSTED, codes.ResourceExhausted, ErrResourceExhausted},
+	{pb.ErrorReason_UNAVAILABLE, codes.Unavailable, ErrUnavailable},
+	{pb.ErrorReason_INTERNAL, codes.Internal, ErrInternal},
+	{pb.ErrorReason_CONFLICT, codes.Aborted, ErrConflict},
+	{pb.ErrorReason_SNAPSHOT_TOO_SOON, codes.ResourceExhausted, ErrSnapshotTooSoon},
+	{pb.ErrorReason_REVISION_NOT_SENT, codes.OutOfRange, ErrRevisionNotSent},
+	{pb.ErrorReason_LAST_ADMIN_KEY, codes.FailedPrecondition, ErrLastAdminKey},
 }
 
 // aliases are errors of other packages that Status maps like a sentinel:
@@ -124,9 +123,10 @@ var byCode = map[codes.Code]error{
 	codes.Aborted:           ErrConflict,
 }
 
-// Reason returns the ErrorInfo reason string of r: its name without the
-// "ERROR_REASON_" prefix, e.g. "USER_BANNED".
-func Reason(r pb.ErrorReason) string { return strings.TrimPrefix(r.String(), "ERROR_REASON_") }
+// Reason returns the ErrorInfo reason string of r: its enum value name,
+// e.g. "USER_BANNED" (errors.proto names the values after their wire
+// reasons, so any language's generated enum maps them by name).
+func Reason(r pb.ErrorReason) string { return r.String() }
 
 // Metadata keys of ban refusals.
 const (
@@ -153,13 +153,13 @@ type BanError struct {
 func (e *BanError) Error() string {
 	what := "banned"
 	switch e.Reason {
-	case pb.ErrorReason_ERROR_REASON_USER_BANNED:
+	case pb.ErrorReason_USER_BANNED:
 		what = "user is banned"
-	case pb.ErrorReason_ERROR_REASON_DEVICE_BANNED:
+	case pb.ErrorReason_DEVICE_BANNED:
 		what = "device is banned"
-	case pb.ErrorReason_ERROR_REASON_IP_BANNED:
+	case pb.ErrorReason_IP_BANNED:
 		what = "client IP is banned"
-	case pb.ErrorReason_ERROR_REASON_CAPABILITY_RESTRICTED:
+	case pb.ErrorReason_CAPABILITY_RESTRICTED:
 		what = fmt.Sprintf("capability %q is restricted", e.Capability)
 	}
 	until := "permanently"
@@ -250,7 +250,7 @@ func FromStatus(err error) error {
 	}
 	if info != nil {
 		e.Reason, e.Metadata = info.GetReason(), info.GetMetadata()
-		if r, ok := pb.ErrorReason_value["ERROR_REASON_"+info.GetReason()]; ok {
+		if r, ok := pb.ErrorReason_value[info.GetReason()]; ok && r != 0 {
 			e.sentinel = sentinelOf(pb.ErrorReason(r))
 			e.Ban = banFromInfo(pb.ErrorReason(r), info.GetMetadata())
 		}
@@ -263,8 +263,8 @@ func FromStatus(err error) error {
 
 func banFromInfo(r pb.ErrorReason, meta map[string]string) *BanError {
 	switch r {
-	case pb.ErrorReason_ERROR_REASON_USER_BANNED, pb.ErrorReason_ERROR_REASON_IP_BANNED,
-		pb.ErrorReason_ERROR_REASON_DEVICE_BANNED, pb.ErrorReason_ERROR_REASON_CAPABILITY_RESTRICTED:
+	case pb.ErrorReason_USER_BANNED, pb.ErrorReason_IP_BANNED,
+		pb.ErrorReason_DEVICE_BANNED, pb.ErrorReason_CAPABILITY_RESTRICTED:
 	default:
 		return nil
 	}
@@ -312,7 +312,7 @@ func Status(err error) error {
 	if st, ok := status.FromError(err); ok {
 		if st.Code() == codes.Unknown {
 			// Not from Portcullis, and not fit to answer with.
-			return newStatus(codes.Internal, pb.ErrorReason_ERROR_REASON_INTERNAL, "internal error", nil)
+			return newStatus(codes.Internal, pb.ErrorReason_INTERNAL, "internal error", nil)
 		}
 		return st.Err()
 	}
@@ -335,9 +335,9 @@ func Status(err error) error {
 	}
 	if errors.Is(err, ErrBanned) {
 		// A bare ErrBanned names no ban: refuse without one.
-		return newStatus(codes.PermissionDenied, pb.ErrorReason_ERROR_REASON_PERMISSION_DENIED, err.Error(), nil)
+		return newStatus(codes.PermissionDenied, pb.ErrorReason_PERMISSION_DENIED, err.Error(), nil)
 	}
-	return newStatus(codes.Internal, pb.ErrorReason_ERROR_REASON_INTERNAL, "internal error", nil)
+	return newStatus(codes.Internal, pb.ErrorReason_INTERNAL, "internal error", nil)
 }
 
 func newStatus(c codes.Code, r pb.ErrorReason, msg string, meta map[string]string) error {

@@ -40,7 +40,7 @@ func ExampleFromStatus() {
 // A service answers a refused request with the status the authority would
 // give.
 func ExampleStatus() {
-	err := client.Status(&client.BanError{Reason: pb.ErrorReason_ERROR_REASON_IP_BANNED, BanID: "ban_06h0ghqy00m88xadz8fw9sfehg"})
+	err := client.Status(&client.BanError{Reason: pb.ErrorReason_IP_BANNED, BanID: "ban_06h0ghqy00m88xadz8fw9sfehg"})
 	st, _ := status.FromError(err)
 	info := st.Details()[0].(*errdetails.ErrorInfo)
 	fmt.Println(st.Code(), info.GetReason(), info.GetDomain(), info.GetMetadata()["ban_id"], fmt.Sprintf("%q", info.GetMetadata()["expire_time"]))

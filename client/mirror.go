@@ -15,6 +15,10 @@ type MirrorOptions struct {
 	// Issuer is the "iss" tokens must carry (default "portcullis", the
 	// authority's default).
 	Issuer string
+	// Audience is the value the "aud" of tokens must hold (default
+	// "portcullis", the authority's default; set it to the authority's
+	// `serve --audience`).
+	Audience string
 	// StaleAfter is how long the mirror may go without hearing from the
 	// authority (an event or a checkpoint) before checks fail with
 	// ErrMirrorStale (default 30s). It must exceed the authority's
@@ -75,6 +79,7 @@ type MirrorOptions struct {
 // Defaults of MirrorOptions.
 const (
 	DefaultIssuer        = "portcullis"
+	DefaultAudience      = "portcullis"
 	DefaultStaleAfter    = 30 * time.Second
 	DefaultCacheSize     = 100_000
 	DefaultMinBackoff    = 100 * time.Millisecond
@@ -86,6 +91,9 @@ const (
 func (o MirrorOptions) withDefaults() MirrorOptions {
 	if o.Issuer == "" {
 		o.Issuer = DefaultIssuer
+	}
+	if o.Audience == "" {
+		o.Audience = DefaultAudience
 	}
 	if o.StaleAfter <= 0 {
 		o.StaleAfter = DefaultStaleAfter
@@ -152,7 +160,7 @@ type Mirror struct {
 	running  atomic.Bool
 
 	stats struct {
-		resets, changes, events, checkpoints, connects, prunes atomic.Int64
+		resets, changes, events, checkpoints, connects, prunes, caughtUp atomic.Int64
 	}
 	writeMu   sync.Mutex    // held by the one writer of state (apply, prune)
 	lastPrune int64         // unix ns; under writeMu
@@ -237,6 +245,14 @@ type MirrorStats struct {
 	Keys        int   // verification keys held
 	Tracked     int   // streams tracked
 	Cached      int   // tokens in the cache (counting walks the cache)
+
+	// CaughtUp counts the streams that delivered their caught-up
+	// checkpoint: the authority sends one as soon as a stream has
+	// delivered everything up to the store's revision at its start (right
+	// after a snapshot, or after a resume's missed changes), so once it
+	// equals Connects the mirror has caught up on its current stream,
+	// without waiting a checkpoint interval.
+	CaughtUp int64
 }
 
 // Stats returns the mirror's counters and sizes.
@@ -245,7 +261,7 @@ func (m *Mirror) Stats() MirrorStats {
 		Resets: m.stats.resets.Load(), Changes: m.stats.changes.Load(), Events: m.stats.events.Load(),
 		Checkpoints: m.stats.checkpoints.Load(), Connects: m.stats.connects.Load(), Prunes: m.stats.prunes.Load(),
 		Reports: m.progress.reports.Load(),
-		Tracked: m.tracker.len(), Cached: m.cache.len(),
+		Tracked: m.tracker.len(), Cached: m.cache.len(), CaughtUp: m.stats.caughtUp.Load(),
 	}
 	if st := m.state.Load(); st != nil {
 		s.Revision, s.StoreID = st.rev, st.storeID

@@ -79,7 +79,7 @@ func TestTrack(t *testing.T) {
 		defer m.Track(os, client.CheckInput{ClientIP: ip}, other.cancel)()
 		b := e.ban(&pb.CreateBanRequest{Subject: userSubject("alice")})
 		be := wantBan(t, c.wait(t), client.ErrUserBanned, b.GetBanId())
-		if be.Reason != pb.ErrorReason_ERROR_REASON_USER_BANNED {
+		if be.Reason != pb.ErrorReason_USER_BANNED {
 			t.Fatalf("reason %v", be.Reason)
 		}
 		m.waitEvent(banCreated(b.GetBanId()))

@@ -98,6 +98,8 @@ func (m *Mirror) follow(ctx context.Context) (heard bool, err error) {
 	defer m.dropParts() // a snapshot this stream left unfinished never applies
 	m.stats.connects.Add(1)
 	var rep *reporter // progress reports of this stream (progress.go)
+	var changes int   // applied on this stream before it caught up
+	caughtUp := false
 	for {
 		resp, err := stream.Recv()
 		if err != nil {
@@ -118,6 +120,18 @@ func (m *Mirror) follow(ctx context.Context) (heard bool, err error) {
 		}
 		if err := m.apply(resp); err != nil {
 			return heard, err
+		}
+		switch {
+		case caughtUp:
+		case resp.GetChange() != nil:
+			changes++
+		case resp.GetCheckpoint() != nil:
+			// The stream's first checkpoint is the authority's caught-up
+			// marker: everything up to its revision at the stream's start
+			// has been applied.
+			caughtUp = true
+			m.stats.caughtUp.Add(1)
+			m.log.Info("portcullis: mirror caught up", "revision", m.Revision(), "changes_on_catch_up", changes)
 		}
 		if !resp.GetSnapshot().GetMore() { // a snapshot's earlier parts change nothing yet
 			rep.setLoading(false)

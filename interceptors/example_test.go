@@ -43,7 +43,7 @@ func (c *exampleChecker) Check(_ context.Context, token string, in client.CheckI
 	case "bob-token":
 		return nil, fmt.Errorf("%w: bob's token expired at 12:15", client.ErrTokenExpired)
 	case "mallory-token":
-		return nil, &client.BanError{Reason: pb.ErrorReason_ERROR_REASON_USER_BANNED, BanID: "ban_42",
+		return nil, &client.BanError{Reason: pb.ErrorReason_USER_BANNED, BanID: "ban_42",
 			ExpireTime: time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)}
 	}
 	return nil, fmt.Errorf("%w: unknown token", client.ErrTokenInvalid)

@@ -138,11 +138,11 @@ func TestRefusalIsTheClientStatus(t *testing.T) {
 		reason string
 		meta   map[string]string
 	}{
-		{&client.BanError{Reason: pb.ErrorReason_ERROR_REASON_USER_BANNED, BanID: "ban_1", ExpireTime: expire},
+		{&client.BanError{Reason: pb.ErrorReason_USER_BANNED, BanID: "ban_1", ExpireTime: expire},
 			codes.PermissionDenied, "USER_BANNED", map[string]string{"ban_id": "ban_1", "expire_time": "2026-11-30T12:00:00Z"}},
-		{&client.BanError{Reason: pb.ErrorReason_ERROR_REASON_IP_BANNED, BanID: "ban_2"},
+		{&client.BanError{Reason: pb.ErrorReason_IP_BANNED, BanID: "ban_2"},
 			codes.PermissionDenied, "IP_BANNED", map[string]string{"ban_id": "ban_2", "expire_time": ""}},
-		{&client.BanError{Reason: pb.ErrorReason_ERROR_REASON_CAPABILITY_RESTRICTED, BanID: "ban_3", Capability: "post"},
+		{&client.BanError{Reason: pb.ErrorReason_CAPABILITY_RESTRICTED, BanID: "ban_3", Capability: "post"},
 			codes.PermissionDenied, "CAPABILITY_RESTRICTED", map[string]string{"ban_id": "ban_3", "expire_time": "", "capability": "post"}},
 		{fmt.Errorf("check: %w", client.ErrTokenExpired), codes.Unauthenticated, "TOKEN_EXPIRED", nil},
 		{client.ErrTokenInvalid, codes.Unauthenticated, "TOKEN_INVALID", nil},

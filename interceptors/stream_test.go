@@ -26,7 +26,7 @@ import (
 
 var (
 	errRevoked = fmt.Errorf("session ses_alice was revoked: %w", client.ErrSessionRevoked)
-	errBanned  = &client.BanError{Reason: pb.ErrorReason_ERROR_REASON_USER_BANNED, BanID: "ban_1"}
+	errBanned  = &client.BanError{Reason: pb.ErrorReason_USER_BANNED, BanID: "ban_1"}
 )
 
 // openOutput opens a StreamingOutputCall and waits for its first message,

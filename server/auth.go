@@ -117,7 +117,7 @@ func (a *authenticator) authenticate(ctx context.Context) (context.Context, erro
 	r, ok := rules[method]
 	if !ok {
 		// Fail closed: a method nobody wrote a rule for is nobody's.
-		return nil, newStatus(codes.PermissionDenied, pb.ErrorReason_ERROR_REASON_PERMISSION_DENIED,
+		return nil, newStatus(codes.PermissionDenied, pb.ErrorReason_PERMISSION_DENIED,
 			fmt.Sprintf("no access rule for %s", method), nil)
 	}
 	if r.refreshToken {
@@ -125,7 +125,7 @@ func (a *authenticator) authenticate(ctx context.Context) (context.Context, erro
 	}
 	secret, err := auth.AuthFromMD(ctx, "bearer")
 	if err != nil {
-		return nil, a.denied(ctx, method, "no bearer credential", newStatus(codes.Unauthenticated, pb.ErrorReason_ERROR_REASON_API_KEY_INVALID,
+		return nil, a.denied(ctx, method, "no bearer credential", newStatus(codes.Unauthenticated, pb.ErrorReason_API_KEY_INVALID,
 			`send an API key as "authorization: Bearer <key>"`, nil))
 	}
 	key, err := a.auth.Authenticate(ctx, secret)
@@ -138,7 +138,7 @@ func (a *authenticator) authenticate(ctx context.Context) (context.Context, erro
 	logging.AddFields(ctx, logging.Fields{"caller", key.Name})
 	if !authority.HasScope(key, r.scope) {
 		a.audits.record(ctx, actorFrom(ctx), peerIP(ctx), method, "missing scope "+r.scope, false)
-		return nil, newStatus(codes.PermissionDenied, pb.ErrorReason_ERROR_REASON_PERMISSION_DENIED,
+		return nil, newStatus(codes.PermissionDenied, pb.ErrorReason_PERMISSION_DENIED,
 			fmt.Sprintf("API key %q lacks scope %q needed by %s", key.Name, r.scope, method), nil)
 	}
 	return ctx, nil

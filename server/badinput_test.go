@@ -102,7 +102,7 @@ func foreignToken(t *testing.T, e *env, sess *pb.Session, kid string) string {
 	tok, err := token.Sign(&token.Claims{
 		SessionID: sess.GetSessionId(), TenantID: sess.GetTenantId(), DeviceID: sess.GetDeviceId(),
 		RegisteredClaims: jwt.RegisteredClaims{
-			Issuer: authority.DefaultIssuer, Subject: sess.GetUserId(),
+			Issuer: authority.DefaultIssuer, Subject: sess.GetUserId(), Audience: jwt.ClaimStrings{authority.DefaultAudience},
 			IssuedAt: jwt.NewNumericDate(now), ExpiresAt: jwt.NewNumericDate(now.Add(5 * time.Minute)),
 		},
 	}, kid, priv)

@@ -6,8 +6,8 @@
 //
 //   - The mapping of errors to statuses, in one place (errors.go): domain
 //     and storage errors become gRPC statuses with a google.rpc.ErrorInfo
-//     (domain "portcullis.dev", reason from portcullis.v1.ErrorReason
-//     without its prefix; docs/design.md section 5). Anything it does not
+//     (domain "portcullis.dev", reason the name of a
+//     portcullis.v1.ErrorReason value; docs/design.md section 5). Anything it does not
 //     recognise becomes Internal with a generic message, and the cause is
 //     logged; no handler returns codes.Unknown.
 //   - Authentication and authorisation (docs/design.md section 6): API
@@ -18,8 +18,9 @@
 //     into periodic summary records past it, so that every denied call is
 //     in the trail once, alone or in a count.
 //   - The event stream (docs/design.md section 3): Watch, snapshot then
-//     changes over the store's watch primitive, with checkpoints and a
-//     bound on slow subscribers. A snapshot is sent in parts, each encoded
+//     changes over the store's watch primitive, with checkpoints (the
+//     first of a stream, sent as soon as it has caught up with the store,
+//     is the caught-up marker) and a bound on slow subscribers. A snapshot is sent in parts, each encoded
 //     once for every subscriber that needs it as the authority reads the
 //     store (no record or message of it is held whole), as is each change;
 //     a subscriber's position moves only with the last part. A

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"log/slog"
 	"strconv"
-	"strings"
 	"time"
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
@@ -22,11 +21,9 @@ import (
 // ErrorDomain is the ErrorInfo domain of every Portcullis error.
 const ErrorDomain = "portcullis.dev"
 
-// ReasonString is the ErrorInfo reason of r: its name without the
-// "ERROR_REASON_" prefix, e.g. "USER_BANNED".
-func ReasonString(r pb.ErrorReason) string {
-	return strings.TrimPrefix(r.String(), "ERROR_REASON_")
-}
+// ReasonString is the ErrorInfo reason of r: its enum value name, e.g.
+// "USER_BANNED" (errors.proto names the values after their wire reasons).
+func ReasonString(r pb.ErrorReason) string { return r.String() }
 
 // newStatus builds a status with an ErrorInfo.
 func newStatus(c codes.Code, r pb.ErrorReason, msg string, meta map[string]string) error {
@@ -57,35 +54,35 @@ var sentinels = []struct {
 	code   codes.Code
 	reason pb.ErrorReason
 }{
-	{authority.ErrInvalidPageToken, codes.InvalidArgument, pb.ErrorReason_ERROR_REASON_INVALID_PAGE_TOKEN},
-	{authority.ErrInvalidArgument, codes.InvalidArgument, pb.ErrorReason_ERROR_REASON_INVALID_ARGUMENT},
-	{authority.ErrNotFound, codes.NotFound, pb.ErrorReason_ERROR_REASON_NOT_FOUND},
-	{authority.ErrTokenExpired, codes.Unauthenticated, pb.ErrorReason_ERROR_REASON_TOKEN_EXPIRED},
-	{authority.ErrTokenInvalid, codes.Unauthenticated, pb.ErrorReason_ERROR_REASON_TOKEN_INVALID},
-	{authority.ErrSessionRevoked, codes.Unauthenticated, pb.ErrorReason_ERROR_REASON_SESSION_REVOKED},
-	{authority.ErrSessionExpired, codes.Unauthenticated, pb.ErrorReason_ERROR_REASON_SESSION_EXPIRED},
-	{authority.ErrTheftDetected, codes.Unauthenticated, pb.ErrorReason_ERROR_REASON_TOKEN_THEFT_DETECTED},
-	{authority.ErrAPIKeyInvalid, codes.Unauthenticated, pb.ErrorReason_ERROR_REASON_API_KEY_INVALID},
-	{authority.ErrPermissionDenied, codes.PermissionDenied, pb.ErrorReason_ERROR_REASON_PERMISSION_DENIED},
-	{authority.ErrBanAlreadyLifted, codes.FailedPrecondition, pb.ErrorReason_ERROR_REASON_BAN_ALREADY_LIFTED},
-	{authority.ErrSessionAlreadyRevoked, codes.FailedPrecondition, pb.ErrorReason_ERROR_REASON_SESSION_ALREADY_REVOKED},
-	{authority.ErrLastAdminKey, codes.FailedPrecondition, pb.ErrorReason_ERROR_REASON_LAST_ADMIN_KEY},
-	{storage.ErrCompacted, codes.OutOfRange, pb.ErrorReason_ERROR_REASON_REVISION_COMPACTED},
-	{storage.ErrClosed, codes.Unavailable, pb.ErrorReason_ERROR_REASON_UNAVAILABLE},
+	{authority.ErrInvalidPageToken, codes.InvalidArgument, pb.ErrorReason_INVALID_PAGE_TOKEN},
+	{authority.ErrInvalidArgument, codes.InvalidArgument, pb.ErrorReason_INVALID_ARGUMENT},
+	{authority.ErrNotFound, codes.NotFound, pb.ErrorReason_NOT_FOUND},
+	{authority.ErrTokenExpired, codes.Unauthenticated, pb.ErrorReason_TOKEN_EXPIRED},
+	{authority.ErrTokenInvalid, codes.Unauthenticated, pb.ErrorReason_TOKEN_INVALID},
+	{authority.ErrSessionRevoked, codes.Unauthenticated, pb.ErrorReason_SESSION_REVOKED},
+	{authority.ErrSessionExpired, codes.Unauthenticated, pb.ErrorReason_SESSION_EXPIRED},
+	{authority.ErrTheftDetected, codes.Unauthenticated, pb.ErrorReason_TOKEN_THEFT_DETECTED},
+	{authority.ErrAPIKeyInvalid, codes.Unauthenticated, pb.ErrorReason_API_KEY_INVALID},
+	{authority.ErrPermissionDenied, codes.PermissionDenied, pb.ErrorReason_PERMISSION_DENIED},
+	{authority.ErrBanAlreadyLifted, codes.FailedPrecondition, pb.ErrorReason_BAN_ALREADY_LIFTED},
+	{authority.ErrSessionAlreadyRevoked, codes.FailedPrecondition, pb.ErrorReason_SESSION_ALREADY_REVOKED},
+	{authority.ErrLastAdminKey, codes.FailedPrecondition, pb.ErrorReason_LAST_ADMIN_KEY},
+	{storage.ErrCompacted, codes.OutOfRange, pb.ErrorReason_REVISION_COMPACTED},
+	{storage.ErrClosed, codes.Unavailable, pb.ErrorReason_UNAVAILABLE},
 	// Retryable: nothing was written.
-	{storage.ErrConflict, codes.Aborted, pb.ErrorReason_ERROR_REASON_CONFLICT},
+	{storage.ErrConflict, codes.Aborted, pb.ErrorReason_CONFLICT},
 	// A write the domain could not split that is beyond what the store
 	// commits at once (a cluster whose --max-txn-ops is too small even for
 	// one revocation); nothing was written.
-	{storage.ErrTxnTooLarge, codes.ResourceExhausted, pb.ErrorReason_ERROR_REASON_RESOURCE_EXHAUSTED},
-	{errShuttingDown, codes.Unavailable, pb.ErrorReason_ERROR_REASON_UNAVAILABLE},
-	{errTooSlow, codes.ResourceExhausted, pb.ErrorReason_ERROR_REASON_SUBSCRIBER_TOO_SLOW},
-	{errNoProgress, codes.Unavailable, pb.ErrorReason_ERROR_REASON_UNAVAILABLE},
-	{errLoadTimeout, codes.Unavailable, pb.ErrorReason_ERROR_REASON_UNAVAILABLE},
+	{storage.ErrTxnTooLarge, codes.ResourceExhausted, pb.ErrorReason_RESOURCE_EXHAUSTED},
+	{errShuttingDown, codes.Unavailable, pb.ErrorReason_UNAVAILABLE},
+	{errTooSlow, codes.ResourceExhausted, pb.ErrorReason_SUBSCRIBER_TOO_SLOW},
+	{errNoProgress, codes.Unavailable, pb.ErrorReason_UNAVAILABLE},
+	{errLoadTimeout, codes.Unavailable, pb.ErrorReason_UNAVAILABLE},
 	// With a RetryInfo (snapbackoff.go).
-	{errSnapshotTooSoon, codes.ResourceExhausted, pb.ErrorReason_ERROR_REASON_SNAPSHOT_TOO_SOON},
+	{errSnapshotTooSoon, codes.ResourceExhausted, pb.ErrorReason_SNAPSHOT_TOO_SOON},
 	// With metadata sent_revision (progress.go).
-	{errRevisionNotSent, codes.OutOfRange, pb.ErrorReason_ERROR_REASON_REVISION_NOT_SENT},
+	{errRevisionNotSent, codes.OutOfRange, pb.ErrorReason_REVISION_NOT_SENT},
 }
 
 // detailedError is an error that adds ErrorInfo metadata and, when delay
@@ -96,10 +93,10 @@ type detailedError interface {
 }
 
 var banReasons = map[authority.BanReason]pb.ErrorReason{
-	authority.BannedUser:           pb.ErrorReason_ERROR_REASON_USER_BANNED,
-	authority.BannedDevice:         pb.ErrorReason_ERROR_REASON_DEVICE_BANNED,
-	authority.BannedIP:             pb.ErrorReason_ERROR_REASON_IP_BANNED,
-	authority.CapabilityRestricted: pb.ErrorReason_ERROR_REASON_CAPABILITY_RESTRICTED,
+	authority.BannedUser:           pb.ErrorReason_USER_BANNED,
+	authority.BannedDevice:         pb.ErrorReason_DEVICE_BANNED,
+	authority.BannedIP:             pb.ErrorReason_IP_BANNED,
+	authority.CapabilityRestricted: pb.ErrorReason_CAPABILITY_RESTRICTED,
 }
 
 // toStatus converts any error a handler meets into the status the caller
@@ -130,7 +127,7 @@ func toStatus(ctx context.Context, log *slog.Logger, err error) error {
 		}
 		return newStatus(codes.PermissionDenied, banReasons[banErr.Reason], banErr.Error(), meta)
 	case errors.As(err, &fieldErr):
-		return newStatus(codes.InvalidArgument, pb.ErrorReason_ERROR_REASON_INVALID_ARGUMENT, fieldErr.Error(),
+		return newStatus(codes.InvalidArgument, pb.ErrorReason_INVALID_ARGUMENT, fieldErr.Error(),
 			map[string]string{"field": fieldErr.Field})
 	case errors.Is(err, context.Canceled):
 		return status.Error(codes.Canceled, "the call was canceled")
@@ -148,7 +145,7 @@ func toStatus(ctx context.Context, log *slog.Logger, err error) error {
 		}
 	}
 	log.ErrorContext(ctx, "internal error", "error", err)
-	return newStatus(codes.Internal, pb.ErrorReason_ERROR_REASON_INTERNAL, "internal error; the authority logged the cause", nil)
+	return newStatus(codes.Internal, pb.ErrorReason_INTERNAL, "internal error; the authority logged the cause", nil)
 }
 
 // incompleteStatus is the status of a call that committed part of its work
@@ -161,7 +158,7 @@ func toStatus(ctx context.Context, log *slog.Logger, err error) error {
 // not finish.
 func incompleteStatus(ctx context.Context, log *slog.Logger, e *authority.IncompleteError) error {
 	cause := status.Convert(toStatus(ctx, log, e.Err))
-	info := &errdetails.ErrorInfo{Reason: ReasonString(pb.ErrorReason_ERROR_REASON_UNAVAILABLE), Domain: ErrorDomain, Metadata: map[string]string{}}
+	info := &errdetails.ErrorInfo{Reason: ReasonString(pb.ErrorReason_UNAVAILABLE), Domain: ErrorDomain, Metadata: map[string]string{}}
 	for _, d := range cause.Details() {
 		if ci, ok := d.(*errdetails.ErrorInfo); ok {
 			info.Reason = ci.GetReason()

@@ -179,7 +179,28 @@ func (s eventService) watchLoop(ctx context.Context, req *pb.WatchRequest, strea
 	defer w.Close()
 	sub.revision.Store(w.Revision())
 
+	// The caught-up marker: once the watcher has delivered everything up to
+	// the store's revision as of now (right after a snapshot's last part,
+	// or after a resume's missed changes), a checkpoint goes out at once,
+	// so that a subscriber knows its catch-up is complete without waiting
+	// a checkpoint interval. Read after the watcher exists, so that the
+	// watcher is sure to reach it.
+	caughtUpAt, err := currentRevision(ctx, store)
+	if err != nil {
+		return err
+	}
+	caughtUp := false
+	checkpoint := func() error {
+		caughtUp = true
+		return deliver(w.Revision(), &pb.WatchResponse{Payload: &pb.WatchResponse_Checkpoint{Checkpoint: &pb.Checkpoint{}}}, nil)
+	}
+
 	for {
+		if !caughtUp && w.Revision() >= caughtUpAt {
+			if err := checkpoint(); err != nil {
+				return err
+			}
+		}
 		waitCtx, cancel := context.WithTimeout(ctx, s.opts.CheckpointInterval)
 		change, err := w.Next(waitCtx)
 		cancel()
@@ -193,7 +214,7 @@ func (s eventService) watchLoop(ctx context.Context, req *pb.WatchRequest, strea
 		case errors.Is(err, context.DeadlineExceeded):
 			// Nothing new within the interval: tell the subscriber how fresh
 			// it is.
-			if err := deliver(w.Revision(), &pb.WatchResponse{Payload: &pb.WatchResponse_Checkpoint{Checkpoint: &pb.Checkpoint{}}}, nil); err != nil {
+			if err := checkpoint(); err != nil {
 				return err
 			}
 		case errors.Is(err, storage.ErrCompacted):

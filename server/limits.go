@@ -149,7 +149,7 @@ func newLimitError(limit, msg string, meta map[string]string) error {
 	for k, v := range meta {
 		m[k] = v
 	}
-	return newStatus(codes.ResourceExhausted, pb.ErrorReason_ERROR_REASON_RESOURCE_EXHAUSTED, msg, m)
+	return newStatus(codes.ResourceExhausted, pb.ErrorReason_RESOURCE_EXHAUSTED, msg, m)
 }
 
 // keyedLimiter is a token bucket (golang.org/x/time/rate) per key. Buckets

@@ -62,11 +62,14 @@ func comment(t *testing.T, files *protoregistry.Files, name string) string {
 
 // Reflection serves the protos' comments, so that grpcurl describe shows
 // them: for a service, a method, a message, a field and an enum value, and
-// for the message that errors carry.
+// for the message that errors carry, and the vendored google.rpc messages
+// that carry it (a client in another language decodes errors from them).
 func TestReflectionServesComments(t *testing.T) {
 	e := newEnv(t, envOptions{})
 	bans := reflectedFiles(t, e, "portcullis.v1.BanService")
 	errs := reflectedFiles(t, e, "portcullis.v1.ErrorReason")
+	info := reflectedFiles(t, e, "google.rpc.ErrorInfo")
+	st := reflectedFiles(t, e, "google.rpc.Status")
 	for _, c := range []struct {
 		files        *protoregistry.Files
 		name, phrase string
@@ -76,8 +79,11 @@ func TestReflectionServesComments(t *testing.T) {
 		{bans, "portcullis.v1.CreateBanRequest", "describes the ban"},
 		{bans, "portcullis.v1.CreateBanRequest.duration", "Go duration syntax"},
 		{errs, "portcullis.v1.ErrorReason", "machine-readable reason of every error"},
-		{errs, "portcullis.v1.ERROR_REASON_USER_BANNED", "active full ban"},
-		{errs, "portcullis.v1.ERROR_REASON_CONFLICT", "lost the race against concurrent writers"},
+		{errs, "portcullis.v1.USER_BANNED", "active full ban"},
+		{errs, "portcullis.v1.CONFLICT", "lost the race against concurrent writers"},
+		{info, "google.rpc.ErrorInfo", "Describes the cause of the error"},
+		{info, "google.rpc.RetryInfo", "Describes when the clients can retry"},
+		{st, "google.rpc.Status", "logical error model"},
 	} {
 		if got := comment(t, c.files, c.name); !strings.Contains(got, c.phrase) {
 			t.Errorf("%s: comment %q, want one containing %q", c.name, got, c.phrase)

@@ -127,7 +127,7 @@ func (s *Server) ServerOptions() []grpc.ServerOption {
 	})
 	recoverFn := recovery.WithRecoveryHandlerContext(func(ctx context.Context, p any) error {
 		s.log.ErrorContext(ctx, "panic in handler", "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
-		return newStatus(codes.Internal, pb.ErrorReason_ERROR_REASON_INTERNAL, "internal error; the authority logged the cause", nil)
+		return newStatus(codes.Internal, pb.ErrorReason_INTERNAL, "internal error; the authority logged the cause", nil)
 	})
 	logger := logging.LoggerFunc(func(ctx context.Context, lvl logging.Level, msg string, fields ...any) {
 		s.log.Log(ctx, callLevel(ctx, slog.Level(lvl), fields), msg, fields...)

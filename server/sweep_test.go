@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	"log/slog"
 	"slices"
-	"strings"
 	"testing"
 	"time"
 
@@ -136,19 +135,19 @@ func TestSweepDeletesOnlyEndedSessions(t *testing.T) {
 	wantRefresh := func(what, tok string, want pb.ErrorReason) {
 		t.Helper()
 		_, err := e.sessions.RefreshSession(context.Background(), &pb.RefreshSessionRequest{RefreshToken: tok})
-		if _, reason := reasonOf(err); reason != strings.TrimPrefix(want.String(), "ERROR_REASON_") {
+		if _, reason := reasonOf(err); reason != want.String() {
 			t.Errorf("refresh with %s: %v, want %s", what, err, want)
 		}
 	}
 	for i := range f.expired {
 		for _, tok := range f.expiredTokens[i] {
 			// Swept: no longer a token of this authority.
-			wantRefresh("a swept session's token", tok, pb.ErrorReason_ERROR_REASON_TOKEN_INVALID)
+			wantRefresh("a swept session's token", tok, pb.ErrorReason_TOKEN_INVALID)
 		}
 	}
-	wantRefresh("a session ended within the retention", f.recentToken, pb.ErrorReason_ERROR_REASON_SESSION_EXPIRED)
-	wantRefresh("a revoked session's current token", f.revokedTokens[1], pb.ErrorReason_ERROR_REASON_SESSION_REVOKED)
-	wantRefresh("a revoked session's superseded token", f.revokedTokens[0], pb.ErrorReason_ERROR_REASON_TOKEN_THEFT_DETECTED)
+	wantRefresh("a session ended within the retention", f.recentToken, pb.ErrorReason_SESSION_EXPIRED)
+	wantRefresh("a revoked session's current token", f.revokedTokens[1], pb.ErrorReason_SESSION_REVOKED)
+	wantRefresh("a revoked session's superseded token", f.revokedTokens[0], pb.ErrorReason_TOKEN_THEFT_DETECTED)
 	if _, err := e.sessions.RefreshSession(context.Background(), &pb.RefreshSessionRequest{RefreshToken: f.liveToken}); err != nil {
 		t.Errorf("refresh of the live session after the sweep: %v", err)
 	}

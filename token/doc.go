@@ -4,9 +4,12 @@
 // client's Mirror verifies with it, so both always agree on the format.
 //
 // Access tokens are compact JWTs signed with EdDSA (Ed25519), with a "kid"
-// header and the claims iss, sub (user), sid (session), tid (tenant), did
-// (device, when known), iat and exp. Any JWT library that supports EdDSA
-// verifies them with the public keys from KeyService or the JWKS document.
+// header and the claims iss, aud (an array of one, the authority's
+// --audience), sub (user), sid (session), tid (tenant), did (device, when
+// known), iat and exp. Any JWT library that supports EdDSA verifies them
+// with the public keys from KeyService or the JWKS document, checking the
+// issuer and the audience. Parse and Verify check the audience when given
+// WithAudience: the authority's VerifySession and the client's Mirror do.
 //
 // Sign and Parse are built on github.com/golang-jwt/jwt/v5: the most
 // widely used Go JWT library, maintained, with EdDSA support and strict

@@ -57,11 +57,43 @@ func Sign(claims *Claims, keyID string, key ed25519.PrivateKey) (string, error) 
 // KeyLookup returns the public key with the given kid, or false.
 type KeyLookup func(keyID string) (ed25519.PublicKey, bool)
 
+// Option is a further check of Parse and Verify.
+type Option struct{ audience string }
+
+// WithAudience requires the token's "aud" claim (a string, or an array of
+// strings) to contain aud, as RFC 7519 4.1.3 and RFC 8725 3.9 say a
+// recipient checks: a token minted for another audience by the same
+// issuer is refused. The authority sets it from its --audience (default
+// "portcullis"); the Mirror checks MirrorOptions.Audience (same default).
+// An empty aud checks nothing.
+func WithAudience(aud string) Option { return Option{audience: aud} }
+
+// audienceOf is the audience the options require ("" for none).
+func audienceOf(opts []Option) string {
+	var aud string
+	for _, o := range opts {
+		if o.audience != "" {
+			aud = o.audience
+		}
+	}
+	return aud
+}
+
 // Parse verifies token's signature with the key its kid names, checks that
-// it was issued by issuer and has not expired at now, and returns its
-// claims. Errors wrap ErrExpired or ErrInvalid.
-func Parse(tok, issuer string, now time.Time, keys KeyLookup) (*Claims, error) {
+// it was issued by issuer, has not expired at now and passes opts, and
+// returns its claims. Errors wrap ErrExpired or ErrInvalid.
+func Parse(tok, issuer string, now time.Time, keys KeyLookup, opts ...Option) (*Claims, error) {
 	claims := &Claims{}
+	checks := []jwt.ParserOption{
+		jwt.WithValidMethods([]string{Algorithm}),
+		jwt.WithIssuer(issuer),
+		jwt.WithExpirationRequired(),
+		jwt.WithIssuedAt(),
+		jwt.WithTimeFunc(func() time.Time { return now }),
+	}
+	if aud := audienceOf(opts); aud != "" {
+		checks = append(checks, jwt.WithAudience(aud))
+	}
 	_, err := jwt.ParseWithClaims(tok, claims, func(t *jwt.Token) (any, error) {
 		if _, ok := t.Header["crit"]; ok {
 			// RFC 7515 4.1.11: crit names extensions the verifier must
@@ -77,13 +109,7 @@ func Parse(tok, issuer string, now time.Time, keys KeyLookup) (*Claims, error) {
 			return nil, fmt.Errorf("unknown signing key %q", kid)
 		}
 		return key, nil
-	},
-		jwt.WithValidMethods([]string{Algorithm}),
-		jwt.WithIssuer(issuer),
-		jwt.WithExpirationRequired(),
-		jwt.WithIssuedAt(),
-		jwt.WithTimeFunc(func() time.Time { return now }),
-	)
+	}, checks...)
 	switch {
 	case err == nil:
 	case errors.Is(err, jwt.ErrTokenExpired):

@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 	"unsafe"
@@ -26,7 +27,8 @@ import (
 // string "EdDSA" and whose "kid" is a non-empty string the lookup knows; an
 // Ed25519 signature over the first two segments; JSON claims with exp
 // present and after now, nbf and iat (when present) not after now, iss
-// equal to issuer (unless issuer is ""), and non-empty sid, sub and tid. As
+// equal to issuer (unless issuer is ""), aud containing the WithAudience
+// option's audience (when given), and non-empty sid, sub and tid. As
 // with Parse, an expired token is reported as ErrExpired even when another
 // claim is also wrong, but only once its signature has been verified.
 //
@@ -34,7 +36,7 @@ import (
 // plain form the authority writes (flat objects, ASCII strings without
 // escapes, integer times); anything else goes to encoding/json, decoded
 // exactly as golang-jwt decodes it, so the fast path can only agree.
-func Verify(tok, issuer string, now time.Time, keys KeyLookup) (*Claims, error) {
+func Verify(tok, issuer string, now time.Time, keys KeyLookup, opts ...Option) (*Claims, error) {
 	dot1 := strings.IndexByte(tok, '.')
 	if dot1 < 0 {
 		return nil, invalidf("token contains an invalid number of segments")
@@ -90,12 +92,12 @@ func Verify(tok, issuer string, now time.Time, keys KeyLookup) (*Claims, error) 
 	if len(key) != ed25519.PublicKeySize || !ed25519.Verify(key, view(tok[:dot2]), sig) {
 		return nil, invalidf("signature is invalid")
 	}
-	return claims, validate(claims, issuer, now)
+	return claims, validate(claims, issuer, audienceOf(opts), now)
 }
 
 // validate applies the claim checks of Parse, in golang-jwt's precedence:
 // expiry wins over every other claim error.
-func validate(c *Claims, issuer string, now time.Time) error {
+func validate(c *Claims, issuer, audience string, now time.Time) error {
 	var problem string
 	switch {
 	case c.ExpiresAt == nil:
@@ -106,6 +108,10 @@ func validate(c *Claims, issuer string, now time.Time) error {
 		problem = "token is not valid yet"
 	case c.IssuedAt != nil && now.Before(c.IssuedAt.Time):
 		problem = "token used before issued"
+	case audience != "" && (len(c.Audience) == 0 || len(c.Audience) == 1 && c.Audience[0] == ""):
+		problem = "aud claim is required"
+	case audience != "" && !slices.Contains(c.Audience, audience):
+		problem = "token has invalid audience"
 	case issuer != "" && c.Issuer == "":
 		problem = "iss claim is required"
 	case issuer != "" && c.Issuer != issuer:
@@ -204,8 +210,9 @@ func decodeClaims(b []byte) (*Claims, error) {
 }
 
 // plainClaims reads claims that use only sid, tid, did, iss, sub (plain
-// strings) and exp, iat, nbf (integers): what the authority writes. A
-// duplicate key overwrites, as in encoding/json.
+// strings), aud (a plain string, or an array of one, as golang-jwt writes
+// it) and exp, iat, nbf (integers): what the authority writes. A duplicate
+// key overwrites, as in encoding/json.
 func plainClaims(b []byte) (*Claims, bool) {
 	s := scanner{b: b}
 	if !s.open() {
@@ -220,9 +227,18 @@ func plainClaims(b []byte) (*Claims, bool) {
 		if !more {
 			return c, s.end()
 		}
+		if s.arr && string(key) != "aud" {
+			return nil, false // an array where only aud may have one
+		}
 		var dst *string
 		var date **jwt.NumericDate
 		switch string(key) {
+		case "aud":
+			if !str && !s.arr {
+				return nil, false
+			}
+			c.Audience = jwt.ClaimStrings{string(val)}
+			continue
 		case "sid":
 			dst = &c.SessionID
 		case "tid":
@@ -292,6 +308,7 @@ type scanner struct {
 	b       []byte
 	i       int
 	started bool // a member has been read: the next needs a comma
+	arr     bool // the last member's value was an array of one plain string
 }
 
 func (s *scanner) ws() {
@@ -348,9 +365,26 @@ func (s *scanner) member() (key, val []byte, str, more, ok bool) {
 	}
 	s.i++
 	s.ws()
+	s.arr = false
 	if s.i < len(s.b) && s.b[s.i] == '"' {
 		val, ok = s.str()
 		return key, val, true, ok, ok
+	}
+	if s.i < len(s.b) && s.b[s.i] == '[' {
+		// An array of exactly one plain string (golang-jwt writes "aud"
+		// so): val is the string, str false, s.arr true.
+		s.i++
+		s.ws()
+		if val, ok = s.str(); !ok {
+			return nil, nil, false, false, false
+		}
+		s.ws()
+		if s.i >= len(s.b) || s.b[s.i] != ']' {
+			return nil, nil, false, false, false
+		}
+		s.i++
+		s.arr = true
+		return key, val, false, true, true
 	}
 	start := s.i
 	for s.i < len(s.b) && (s.b[s.i] == '-' || (s.b[s.i] >= '0' && s.b[s.i] <= '9')) {

@@ -16,6 +16,10 @@ import (
 
 const issuer = "portcullis"
 
+// audience is the aud the audience checks require (not the issuer, so
+// that a mix-up of the two shows).
+const audience = "portcullis-api"
+
 var (
 	now     = time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
 	seed    = []byte("0123456789abcdef0123456789abcdef")
@@ -47,7 +51,7 @@ func validClaims() *token.Claims {
 	return &token.Claims{
 		SessionID: "ses_1", TenantID: "public", DeviceID: "d1",
 		RegisteredClaims: jwt.RegisteredClaims{
-			Issuer: issuer, Subject: "alice",
+			Issuer: issuer, Subject: "alice", Audience: jwt.ClaimStrings{audience},
 			IssuedAt:  jwt.NewNumericDate(now.Add(-time.Minute)),
 			ExpiresAt: jwt.NewNumericDate(now.Add(14 * time.Minute)),
 		},
@@ -84,16 +88,63 @@ func outcome(c *token.Claims, err error) string {
 		date(c.ExpiresAt), date(c.IssuedAt), date(c.NotBefore))
 }
 
-// agree fails unless Verify and Parse give the same outcome for tok, and
-// returns it.
+// agree fails unless Verify and Parse give the same outcome for tok, with
+// and without an audience to check, and returns the outcome without.
 func agree(t testing.TB, tok string, at time.Time) string {
 	t.Helper()
-	want := outcome(token.Parse(tok, issuer, at, lookup))
-	got := outcome(token.Verify(tok, issuer, at, lookup))
+	agreeWith(t, tok, at, token.WithAudience(audience))
+	return agreeWith(t, tok, at)
+}
+
+// agreeWith is agree with the given options only.
+func agreeWith(t testing.TB, tok string, at time.Time, opts ...token.Option) string {
+	t.Helper()
+	want := outcome(token.Parse(tok, issuer, at, lookup, opts...))
+	got := outcome(token.Verify(tok, issuer, at, lookup, opts...))
 	if got != want {
-		t.Fatalf("token %q:\n Verify: %s\n Parse:  %s", tok, got, want)
+		t.Fatalf("token %q (options %v):\n Verify: %s\n Parse:  %s", tok, opts, got, want)
 	}
 	return got
+}
+
+// TestVerifyAudience (issue 20): with WithAudience, both verifiers accept
+// only a token whose aud is, or contains, the audience; the authority's
+// tokens (aud as golang-jwt writes it, an array of one) take the fast
+// path's plain form and pass.
+func TestVerifyAudience(t *testing.T) {
+	const hdr = `{"alg":"EdDSA","kid":"k1"}`
+	exp := fmt.Sprint(now.Add(10 * time.Minute).Unix())
+	claims := func(aud string) string {
+		return `{"sid":"s","tid":"t","iss":"portcullis","sub":"u","exp":` + exp + aud + `}`
+	}
+	signedAud := validClaims() // with the audience, as the authority signs
+	for _, tc := range []struct {
+		name, tok, want string
+	}{
+		{"signed by Sign", mustSign(t, signedAud, "k1", privKey), "ok"},
+		{"string", signed(privKey, hdr, claims(`,"aud":"portcullis-api"`)), "ok"},
+		{"array of one", signed(privKey, hdr, claims(`,"aud":["portcullis-api"]`)), "ok"},
+		{"array of one, spaces", signed(privKey, hdr, claims(`,"aud": [ "portcullis-api" ] `)), "ok"},
+		{"array containing it", signed(privKey, hdr, claims(`,"aud":["other","portcullis-api"]`)), "ok"},
+		{"no aud", signed(privKey, hdr, claims(``)), "invalid"},
+		{"empty aud", signed(privKey, hdr, claims(`,"aud":""`)), "invalid"},
+		{"empty array", signed(privKey, hdr, claims(`,"aud":[]`)), "invalid"},
+		{"other audience", signed(privKey, hdr, claims(`,"aud":"other"`)), "invalid"},
+		{"other audiences", signed(privKey, hdr, claims(`,"aud":["other","x"]`)), "invalid"},
+		{"case differs", signed(privKey, hdr, claims(`,"aud":"Portcullis-API"`)), "invalid"},
+		{"aud null", signed(privKey, hdr, claims(`,"aud":null`)), "invalid"},
+		{"aud number in array", signed(privKey, hdr, claims(`,"aud":[1]`)), "invalid"},
+		{"array on another claim", signed(privKey, hdr, `{"sid":["s"],"tid":"t","iss":"portcullis","sub":"u","aud":"portcullis-api","exp":`+exp+`}`), "invalid"},
+		{"exp in an array", signed(privKey, hdr, `{"sid":"s","tid":"t","iss":"portcullis","sub":"u","aud":"portcullis-api","exp":["`+exp+`"]}`), "invalid"},
+		{"expired, other audience", signed(privKey, hdr, `{"sid":"s","tid":"t","iss":"portcullis","sub":"u","aud":"other","exp":`+fmt.Sprint(now.Unix())+`}`), "expired"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := agreeWith(t, tc.tok, now, token.WithAudience(audience)); !strings.HasPrefix(got, tc.want) {
+				t.Fatalf("outcome %s, want %s", got, tc.want)
+			}
+			agreeWith(t, tc.tok, now)
+		})
+	}
 }
 
 func TestVerifyAgreesWithParse(t *testing.T) {
@@ -235,6 +286,8 @@ func FuzzVerify(f *testing.F) {
 	f.Add(`{"alg":"EdDSA","kid":"k1"}`, `{"sid":"s","tid":"t","iss":"portcullis","sub":"u","exp":"`+exp+`"}`, 0, byte(0))
 	f.Add(` {"alg" : "EdDSA", "kid":"k1"} `, `{"SID":"s","tid":"t","iss":"portcullis","sub":"u","exp":`+exp+`,"aud":"x"}`, 0, byte(0))
 	f.Add(`{"alg":"EdDSA","kid":"k1"}`, `{"sid":"s","tid":"t","iss":"portcullis","sub":"u","exp":-0}`, 0, byte(0))
+	f.Add(`{"alg":"EdDSA","kid":"k1"}`, `{"sid":"s","tid":"t","iss":"portcullis","aud":["portcullis-api"],"sub":"u","exp":`+exp+`}`, 0, byte(0))
+	f.Add(`{"alg":"EdDSA","kid":"k1","x":["y"]}`, `{"sid":"s","tid":"t","iss":"portcullis","aud":[ "a" ,"portcullis-api"],"sub":"u","exp":`+exp+`}`, 0, byte(0))
 	f.Add(`{"alg":"EdDSA","kid":"k1"}`, `{"sid":"s","tid":"t","iss":"portcullis","sub":"u","exp":`+exp+`,"nbf":`+exp+`}`, 0, byte(0))
 	f.Fuzz(func(t *testing.T, header, claims string, at int, b byte) {
 		tok := signed(privKey, header, claims)

@@ -30,7 +30,9 @@ snapshot (a large one comes in parts of about 1 MiB; all but the last have
 "more": true). After a disconnect, watch reconnects with backoff and resumes
 after the last revision it printed, on the same store: no event is printed
 twice and none is skipped (a snapshot cut off midway is sent again, whole).
-It runs until interrupted.`,
+Once a resumed stream has delivered what was missed, watch says so on
+stderr ("caught up at revision N"), from the authority's caught-up
+checkpoint. It runs until interrupted.`,
 		Example: `  portcullis watch
   portcullis watch -o json --after-revision 1200 | your-siem-forwarder`,
 		Args: usageArgs(cobra.NoArgs),
@@ -64,6 +66,13 @@ type watcher struct {
 	storeID  string // store of that revision
 
 	snap snapTally // the snapshot being received, printed at its last part
+
+	// The current stream, when it resumed after resumedAfter (> 0): until
+	// its first checkpoint (the authority's caught-up marker), missed
+	// counts the changes it delivered.
+	resumedAfter int64
+	caughtUp     bool
+	missed       int
 }
 
 // snapTally counts what the parts of a snapshot received so far hold.
@@ -115,7 +124,7 @@ func (w *watcher) follow(ctx context.Context, cl *client.Client) (progressed boo
 	if err != nil {
 		return false, err
 	}
-	w.snap = snapTally{} // a snapshot cut off midway starts over
+	w.startStream()
 	for {
 		resp, err := stream.Recv()
 		if err != nil {
@@ -131,6 +140,12 @@ func (w *watcher) follow(ctx context.Context, cl *client.Client) (progressed boo
 	}
 }
 
+// startStream resets what belongs to one stream.
+func (w *watcher) startStream() {
+	w.snap = snapTally{} // a snapshot cut off midway starts over
+	w.resumedAfter, w.caughtUp, w.missed = w.revision, false, 0
+}
+
 // handle prints one message and, once the revision is complete (for a
 // snapshot, at its last part), moves the position watch resumes from.
 func (w *watcher) handle(resp *pb.WatchResponse) error {
@@ -139,6 +154,19 @@ func (w *watcher) handle(resp *pb.WatchResponse) error {
 	}
 	if !resp.GetSnapshot().GetMore() {
 		w.revision, w.storeID = resp.GetRevision(), resp.GetStoreId()
+	}
+	switch {
+	case w.caughtUp:
+	case resp.GetChange() != nil:
+		w.missed++
+	case resp.GetCheckpoint() != nil:
+		// A stream's first checkpoint comes as soon as it has delivered
+		// everything up to the store's revision at its start.
+		w.caughtUp = true
+		if w.resumedAfter > 0 {
+			fmt.Fprintf(w.errOut, "portcullis: watch: caught up at revision %d (%s since revision %d)\n",
+				w.revision, plural(w.missed, "change", "changes"), w.resumedAfter)
+		}
 	}
 	return nil
 }

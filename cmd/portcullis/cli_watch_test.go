@@ -84,3 +84,41 @@ func TestWatchSnapshotParts(t *testing.T) {
 		}
 	}
 }
+
+// TestWatchSaysCaughtUp (issue 20): a resumed stream's first checkpoint
+// (the authority's caught-up marker) makes watch say on stderr that it is
+// caught up, with the number of changes it missed; later checkpoints, and
+// a stream that started from a snapshot, say nothing.
+func TestWatchSaysCaughtUp(t *testing.T) {
+	change := func(rev int64) *pb.WatchResponse {
+		return &pb.WatchResponse{StoreId: "s1", Revision: rev, ServerTime: timestamppb.Now(),
+			Payload: &pb.WatchResponse_Change{Change: &pb.Change{}}}
+	}
+	checkpoint := func(rev int64) *pb.WatchResponse {
+		return &pb.WatchResponse{StoreId: "s1", Revision: rev, ServerTime: timestamppb.Now(),
+			Payload: &pb.WatchResponse_Checkpoint{Checkpoint: &pb.Checkpoint{}}}
+	}
+	var errOut bytes.Buffer
+	w := &watcher{out: io.Discard, errOut: &errOut, revision: 3, storeID: "s1"}
+	w.startStream()
+	for _, resp := range []*pb.WatchResponse{change(4), change(5), checkpoint(5), change(6), checkpoint(6)} {
+		if err := w.handle(resp); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got, want := errOut.String(), "portcullis: watch: caught up at revision 5 (2 changes since revision 3)\n"; got != want {
+		t.Fatalf("stderr %q, want %q", got, want)
+	}
+
+	errOut.Reset()
+	w = &watcher{out: io.Discard, errOut: &errOut}
+	w.startStream()
+	for _, resp := range []*pb.WatchResponse{snapshotPart(false, 1, 0, 1), checkpoint(9)} {
+		if err := w.handle(resp); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if errOut.Len() != 0 {
+		t.Fatalf("a stream from a snapshot printed %q on stderr", errOut.String())
+	}
+}

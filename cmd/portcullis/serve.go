@@ -28,6 +28,7 @@ type serveConfig struct {
 	logFormat          string
 	logLevel           string
 	issuer             string
+	audience           string
 	accessTTL          time.Duration
 	sessionTTL         time.Duration
 	checkpointInterval time.Duration
@@ -72,6 +73,7 @@ signing key and an API key named bootstrap-admin with scope admin, written to
 	f.StringVar(&c.logFormat, "log-format", "json", "log format: json or text")
 	f.StringVar(&c.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	f.StringVar(&c.issuer, "issuer", authority.DefaultIssuer, `the "iss" of access tokens`)
+	f.StringVar(&c.audience, "audience", authority.DefaultAudience, `the "aud" of access tokens, which verifiers check (client.MirrorOptions.Audience)`)
 	f.DurationVar(&c.accessTTL, "access-ttl", authority.DefaultAccessTTL, "access token lifetime")
 	f.DurationVar(&c.sessionTTL, "session-ttl", authority.DefaultSessionTTL, "session (refresh token) lifetime")
 	f.DurationVar(&c.checkpointInterval, "checkpoint-interval", 5*time.Second, "how often idle Watch streams get a checkpoint")
@@ -149,7 +151,7 @@ func serve(ctx context.Context, c serveConfig, logOut io.Writer) error {
 
 	metrics := server.NewMetrics() // served on /metrics; the store wrapper times commits
 	auth := authority.New(metrics.InstrumentStore(store), authority.Config{
-		Issuer: c.issuer, AccessTTL: c.accessTTL, SessionTTL: c.sessionTTL, Logger: log,
+		Issuer: c.issuer, Audience: c.audience, AccessTTL: c.accessTTL, SessionTTL: c.sessionTTL, Logger: log,
 	})
 	if err := auth.EnsureSigningKey(ctx); err != nil {
 		return fmt.Errorf("signing key: %w", err)

@@ -14,6 +14,9 @@ import (
 type Config struct {
 	// Issuer is the "iss" of access tokens (default "portcullis").
 	Issuer string
+	// Audience is the "aud" of access tokens, which VerifySession and the
+	// Mirror require (default "portcullis").
+	Audience string
 	// AccessTTL is the lifetime of an access token (default 15m).
 	AccessTTL time.Duration
 	// SessionTTL is the lifetime of a session and its refresh tokens
@@ -28,6 +31,7 @@ type Config struct {
 // Defaults of Config.
 const (
 	DefaultIssuer     = "portcullis"
+	DefaultAudience   = "portcullis"
 	DefaultAccessTTL  = 15 * time.Minute
 	DefaultSessionTTL = 30 * 24 * time.Hour
 )
@@ -60,6 +64,9 @@ type Authority struct {
 func New(store storage.Store, cfg Config) *Authority {
 	if cfg.Issuer == "" {
 		cfg.Issuer = DefaultIssuer
+	}
+	if cfg.Audience == "" {
+		cfg.Audience = DefaultAudience
 	}
 	if cfg.AccessTTL <= 0 {
 		cfg.AccessTTL = DefaultAccessTTL

@@ -61,7 +61,7 @@ func (a *Authority) sign(key storage.SigningKey, s storage.Session, now time.Tim
 	tok, err := token.Sign(&token.Claims{
 		SessionID: s.ID, TenantID: s.TenantID, DeviceID: s.DeviceID,
 		RegisteredClaims: jwt.RegisteredClaims{
-			Issuer: a.cfg.Issuer, Subject: s.UserID,
+			Issuer: a.cfg.Issuer, Subject: s.UserID, Audience: jwt.ClaimStrings{a.cfg.Audience},
 			IssuedAt: jwt.NewNumericDate(now), ExpiresAt: jwt.NewNumericDate(exp),
 		},
 	}, key.ID, a.privateKey(key))
@@ -345,7 +345,7 @@ func (a *Authority) VerifySession(ctx context.Context, in VerifyInput) (storage.
 				}
 			}
 			return nil, false
-		})
+		}, token.WithAudience(a.cfg.Audience))
 		switch {
 		case errors.Is(err, token.ErrExpired):
 			return ErrTokenExpired

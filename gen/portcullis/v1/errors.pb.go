@@ -23,9 +23,17 @@ const (
 
 // ErrorReason is the machine-readable reason of every error Portcullis
 // returns. It travels as a google.rpc.ErrorInfo detail with domain
-// "portcullis.dev"; the ErrorInfo reason is the value's name without the
-// "ERROR_REASON_" prefix (for example "USER_BANNED"). Clients branch on the
-// reason, never on the message text.
+// "portcullis.dev" inside the google.rpc.Status that gRPC sends, serialized,
+// in the `grpc-status-details-bin` trailer (google/rpc/status.proto and
+// google/rpc/error_details.proto are published next to this file). The
+// ErrorInfo reason is exactly the value's name (for example "USER_BANNED"),
+// so generated code in any language maps it both ways with the enum's own
+// name lookup (Python ErrorReason.Value(reason), Java
+// ErrorReason.valueOf(reason), Go ErrorReason_value[reason]). That is why
+// the values, except the unused zero, carry no "ERROR_REASON_" prefix
+// (buf.yaml lets this file alone skip ENUM_VALUE_PREFIX). Clients branch on
+// the reason, never on the message text; a reason they do not know is
+// treated by its gRPC code.
 type ErrorReason int32
 
 const (
@@ -33,61 +41,61 @@ const (
 	ErrorReason_ERROR_REASON_UNSPECIFIED ErrorReason = 0
 	// The user has an active full ban (PermissionDenied). Metadata: ban_id,
 	// expire_time (RFC 3339, empty when permanent).
-	ErrorReason_ERROR_REASON_USER_BANNED ErrorReason = 1
+	ErrorReason_USER_BANNED ErrorReason = 1
 	// The caller's IP address is inside a banned prefix (PermissionDenied).
 	// Metadata: ban_id, expire_time.
-	ErrorReason_ERROR_REASON_IP_BANNED ErrorReason = 2
+	ErrorReason_IP_BANNED ErrorReason = 2
 	// The device has an active full ban (PermissionDenied). Metadata: ban_id,
 	// expire_time.
-	ErrorReason_ERROR_REASON_DEVICE_BANNED ErrorReason = 3
+	ErrorReason_DEVICE_BANNED ErrorReason = 3
 	// A ban restricts the requested capability (PermissionDenied). Metadata:
 	// ban_id, expire_time, capability.
-	ErrorReason_ERROR_REASON_CAPABILITY_RESTRICTED ErrorReason = 4
+	ErrorReason_CAPABILITY_RESTRICTED ErrorReason = 4
 	// The session was revoked (Unauthenticated); log in again.
-	ErrorReason_ERROR_REASON_SESSION_REVOKED ErrorReason = 5
+	ErrorReason_SESSION_REVOKED ErrorReason = 5
 	// The session reached its end of life (Unauthenticated); log in again.
-	ErrorReason_ERROR_REASON_SESSION_EXPIRED ErrorReason = 6
+	ErrorReason_SESSION_EXPIRED ErrorReason = 6
 	// The access token has expired (Unauthenticated); refresh it.
-	ErrorReason_ERROR_REASON_TOKEN_EXPIRED ErrorReason = 7
+	ErrorReason_TOKEN_EXPIRED ErrorReason = 7
 	// The token is malformed, truncated, forged or signed by an unknown key
 	// (Unauthenticated).
-	ErrorReason_ERROR_REASON_TOKEN_INVALID ErrorReason = 8
+	ErrorReason_TOKEN_INVALID ErrorReason = 8
 	// A superseded refresh token was presented: the whole session has been
 	// revoked (Unauthenticated). Both the thief and the victim must log in
 	// again.
-	ErrorReason_ERROR_REASON_TOKEN_THEFT_DETECTED ErrorReason = 9
+	ErrorReason_TOKEN_THEFT_DETECTED ErrorReason = 9
 	// The requested revision is no longer in the event log; start again from
 	// a snapshot (OutOfRange).
-	ErrorReason_ERROR_REASON_REVISION_COMPACTED ErrorReason = 10
+	ErrorReason_REVISION_COMPACTED ErrorReason = 10
 	// The local mirror has not heard from the authority within its staleness
 	// bound (Unavailable).
-	ErrorReason_ERROR_REASON_MIRROR_STALE ErrorReason = 11
+	ErrorReason_MIRROR_STALE ErrorReason = 11
 	// The API key lacks the scope this RPC needs (PermissionDenied).
-	ErrorReason_ERROR_REASON_PERMISSION_DENIED ErrorReason = 12
+	ErrorReason_PERMISSION_DENIED ErrorReason = 12
 	// No credential was sent, or the API key is unknown, revoked or expired
 	// (Unauthenticated).
-	ErrorReason_ERROR_REASON_API_KEY_INVALID ErrorReason = 13
+	ErrorReason_API_KEY_INVALID ErrorReason = 13
 	// A request field is missing or malformed (InvalidArgument). Metadata:
 	// field.
-	ErrorReason_ERROR_REASON_INVALID_ARGUMENT ErrorReason = 14
+	ErrorReason_INVALID_ARGUMENT ErrorReason = 14
 	// The page_token does not belong to this listing (InvalidArgument).
-	ErrorReason_ERROR_REASON_INVALID_PAGE_TOKEN ErrorReason = 15
+	ErrorReason_INVALID_PAGE_TOKEN ErrorReason = 15
 	// The named ban, session or key does not exist (NotFound).
-	ErrorReason_ERROR_REASON_NOT_FOUND ErrorReason = 16
+	ErrorReason_NOT_FOUND ErrorReason = 16
 	// The ban has already been lifted (FailedPrecondition).
-	ErrorReason_ERROR_REASON_BAN_ALREADY_LIFTED ErrorReason = 17
+	ErrorReason_BAN_ALREADY_LIFTED ErrorReason = 17
 	// The session was already revoked (FailedPrecondition).
-	ErrorReason_ERROR_REASON_SESSION_ALREADY_REVOKED ErrorReason = 18
+	ErrorReason_SESSION_ALREADY_REVOKED ErrorReason = 18
 	// The subscriber fell too far behind the event stream and was cut off
 	// (ResourceExhausted); resume from the last revision it received.
-	ErrorReason_ERROR_REASON_SUBSCRIBER_TOO_SLOW ErrorReason = 19
+	ErrorReason_SUBSCRIBER_TOO_SLOW ErrorReason = 19
 	// A limit was exceeded (ResourceExhausted).
-	ErrorReason_ERROR_REASON_RESOURCE_EXHAUSTED ErrorReason = 20
+	ErrorReason_RESOURCE_EXHAUSTED ErrorReason = 20
 	// The authority is shutting down or its store is unavailable
 	// (Unavailable); retry elsewhere or later.
-	ErrorReason_ERROR_REASON_UNAVAILABLE ErrorReason = 21
+	ErrorReason_UNAVAILABLE ErrorReason = 21
 	// An internal error; the authority logged the cause (Internal).
-	ErrorReason_ERROR_REASON_INTERNAL ErrorReason = 22
+	ErrorReason_INTERNAL ErrorReason = 22
 	// The write lost the race against concurrent writers of the same records
 	// too many times and was not applied (Aborted); only a store shared by
 	// several replicas (etcd) answers it. Nothing was written; retrying the
@@ -95,79 +103,79 @@ const (
 	// revoked_sessions (and ban_id), a CreateBan or RevokeUserSessions that
 	// split its revocations committed part of its work first; the message
 	// says what stands and what to call.
-	ErrorReason_ERROR_REASON_CONFLICT ErrorReason = 23
+	ErrorReason_CONFLICT ErrorReason = 23
 	// The subscriber asked for another full snapshot too soon after one it
 	// did not finish applying (ResourceExhausted). Reconnect after the
 	// google.rpc.RetryInfo delay in the same status.
-	ErrorReason_ERROR_REASON_SNAPSHOT_TOO_SOON ErrorReason = 24
+	ErrorReason_SNAPSHOT_TOO_SOON ErrorReason = 24
 	// A progress report names a revision beyond the last one the authority
 	// sent on that subscriber's Watch stream (OutOfRange). Metadata:
 	// sent_revision.
-	ErrorReason_ERROR_REASON_REVISION_NOT_SENT ErrorReason = 25
+	ErrorReason_REVISION_NOT_SENT ErrorReason = 25
 	// The call would leave the authority without an unexpired API key with
 	// scope admin (FailedPrecondition).
-	ErrorReason_ERROR_REASON_LAST_ADMIN_KEY ErrorReason = 26
+	ErrorReason_LAST_ADMIN_KEY ErrorReason = 26
 )
 
 // Enum value maps for ErrorReason.
 var (
 	ErrorReason_name = map[int32]string{
 		0:  "ERROR_REASON_UNSPECIFIED",
-		1:  "ERROR_REASON_USER_BANNED",
-		2:  "ERROR_REASON_IP_BANNED",
-		3:  "ERROR_REASON_DEVICE_BANNED",
-		4:  "ERROR_REASON_CAPABILITY_RESTRICTED",
-		5:  "ERROR_REASON_SESSION_REVOKED",
-		6:  "ERROR_REASON_SESSION_EXPIRED",
-		7:  "ERROR_REASON_TOKEN_EXPIRED",
-		8:  "ERROR_REASON_TOKEN_INVALID",
-		9:  "ERROR_REASON_TOKEN_THEFT_DETECTED",
-		10: "ERROR_REASON_REVISION_COMPACTED",
-		11: "ERROR_REASON_MIRROR_STALE",
-		12: "ERROR_REASON_PERMISSION_DENIED",
-		13: "ERROR_REASON_API_KEY_INVALID",
-		14: "ERROR_REASON_INVALID_ARGUMENT",
-		15: "ERROR_REASON_INVALID_PAGE_TOKEN",
-		16: "ERROR_REASON_NOT_FOUND",
-		17: "ERROR_REASON_BAN_ALREADY_LIFTED",
-		18: "ERROR_REASON_SESSION_ALREADY_REVOKED",
-		19: "ERROR_REASON_SUBSCRIBER_TOO_SLOW",
-		20: "ERROR_REASON_RESOURCE_EXHAUSTED",
-		21: "ERROR_REASON_UNAVAILABLE",
-		22: "ERROR_REASON_INTERNAL",
-		23: "ERROR_REASON_CONFLICT",
-		24: "ERROR_REASON_SNAPSHOT_TOO_SOON",
-		25: "ERROR_REASON_REVISION_NOT_SENT",
-		26: "ERROR_REASON_LAST_ADMIN_KEY",
+		1:  "USER_BANNED",
+		2:  "IP_BANNED",
+		3:  "DEVICE_BANNED",
+		4:  "CAPABILITY_RESTRICTED",
+		5:  "SESSION_REVOKED",
+		6:  "SESSION_EXPIRED",
+		7:  "TOKEN_EXPIRED",
+		8:  "TOKEN_INVALID",
+		9:  "TOKEN_THEFT_DETECTED",
+		10: "REVISION_COMPACTED",
+		11: "MIRROR_STALE",
+		12: "PERMISSION_DENIED",
+		13: "API_KEY_INVALID",
+		14: "INVALID_ARGUMENT",
+		15: "INVALID_PAGE_TOKEN",
+		16: "NOT_FOUND",
+		17: "BAN_ALREADY_LIFTED",
+		18: "SESSION_ALREADY_REVOKED",
+		19: "SUBSCRIBER_TOO_SLOW",
+		20: "RESOURCE_EXHAUSTED",
+		21: "UNAVAILABLE",
+		22: "INTERNAL",
+		23: "CONFLICT",
+		24: "SNAPSHOT_TOO_SOON",
+		25: "REVISION_NOT_SENT",
+		26: "LAST_ADMIN_KEY",
 	}
 	ErrorReason_value = map[string]int32{
-		"ERROR_REASON_UNSPECIFIED":             0,
-		"ERROR_REASON_USER_BANNED":             1,
-		"ERROR_REASON_IP_BANNED":               2,
-		"ERROR_REASON_DEVICE_BANNED":           3,
-		"ERROR_REASON_CAPABILITY_RESTRICTED":   4,
-		"ERROR_REASON_SESSION_REVOKED":         5,
-		"ERROR_REASON_SESSION_EXPIRED":         6,
-		"ERROR_REASON_TOKEN_EXPIRED":           7,
-		"ERROR_REASON_TOKEN_INVALID":           8,
-		"ERROR_REASON_TOKEN_THEFT_DETECTED":    9,
-		"ERROR_REASON_REVISION_COMPACTED":      10,
-		"ERROR_REASON_MIRROR_STALE":            11,
-		"ERROR_REASON_PERMISSION_DENIED":       12,
-		"ERROR_REASON_API_KEY_INVALID":         13,
-		"ERROR_REASON_INVALID_ARGUMENT":        14,
-		"ERROR_REASON_INVALID_PAGE_TOKEN":      15,
-		"ERROR_REASON_NOT_FOUND":               16,
-		"ERROR_REASON_BAN_ALREADY_LIFTED":      17,
-		"ERROR_REASON_SESSION_ALREADY_REVOKED": 18,
-		"ERROR_REASON_SUBSCRIBER_TOO_SLOW":     19,
-		"ERROR_REASON_RESOURCE_EXHAUSTED":      20,
-		"ERROR_REASON_UNAVAILABLE":             21,
-		"ERROR_REASON_INTERNAL":                22,
-		"ERROR_REASON_CONFLICT":                23,
-		"ERROR_REASON_SNAPSHOT_TOO_SOON":       24,
-		"ERROR_REASON_REVISION_NOT_SENT":       25,
-		"ERROR_REASON_LAST_ADMIN_KEY":          26,
+		"ERROR_REASON_UNSPECIFIED": 0,
+		"USER_BANNED":              1,
+		"IP_BANNED":                2,
+		"DEVICE_BANNED":            3,
+		"CAPABILITY_RESTRICTED":    4,
+		"SESSION_REVOKED":          5,
+		"SESSION_EXPIRED":          6,
+		"TOKEN_EXPIRED":            7,
+		"TOKEN_INVALID":            8,
+		"TOKEN_THEFT_DETECTED":     9,
+		"REVISION_COMPACTED":       10,
+		"MIRROR_STALE":             11,
+		"PERMISSION_DENIED":        12,
+		"API_KEY_INVALID":          13,
+		"INVALID_ARGUMENT":         14,
+		"INVALID_PAGE_TOKEN":       15,
+		"NOT_FOUND":                16,
+		"BAN_ALREADY_LIFTED":       17,
+		"SESSION_ALREADY_REVOKED":  18,
+		"SUBSCRIBER_TOO_SLOW":      19,
+		"RESOURCE_EXHAUSTED":       20,
+		"UNAVAILABLE":              21,
+		"INTERNAL":                 22,
+		"CONFLICT":                 23,
+		"SNAPSHOT_TOO_SOON":        24,
+		"REVISION_NOT_SENT":        25,
+		"LAST_ADMIN_KEY":           26,
 	}
 )
 
@@ -202,36 +210,36 @@ var File_portcullis_v1_errors_proto protoreflect.FileDescriptor
 
 const file_portcullis_v1_errors_proto_rawDesc = "" +
 	"\n" +
-	"\x1aportcullis/v1/errors.proto\x12\rportcullis.v1*\x9d\a\n" +
+	"\x1aportcullis/v1/errors.proto\x12\rportcullis.v1*\xcb\x04\n" +
 	"\vErrorReason\x12\x1c\n" +
-	"\x18ERROR_REASON_UNSPECIFIED\x10\x00\x12\x1c\n" +
-	"\x18ERROR_REASON_USER_BANNED\x10\x01\x12\x1a\n" +
-	"\x16ERROR_REASON_IP_BANNED\x10\x02\x12\x1e\n" +
-	"\x1aERROR_REASON_DEVICE_BANNED\x10\x03\x12&\n" +
-	"\"ERROR_REASON_CAPABILITY_RESTRICTED\x10\x04\x12 \n" +
-	"\x1cERROR_REASON_SESSION_REVOKED\x10\x05\x12 \n" +
-	"\x1cERROR_REASON_SESSION_EXPIRED\x10\x06\x12\x1e\n" +
-	"\x1aERROR_REASON_TOKEN_EXPIRED\x10\a\x12\x1e\n" +
-	"\x1aERROR_REASON_TOKEN_INVALID\x10\b\x12%\n" +
-	"!ERROR_REASON_TOKEN_THEFT_DETECTED\x10\t\x12#\n" +
-	"\x1fERROR_REASON_REVISION_COMPACTED\x10\n" +
-	"\x12\x1d\n" +
-	"\x19ERROR_REASON_MIRROR_STALE\x10\v\x12\"\n" +
-	"\x1eERROR_REASON_PERMISSION_DENIED\x10\f\x12 \n" +
-	"\x1cERROR_REASON_API_KEY_INVALID\x10\r\x12!\n" +
-	"\x1dERROR_REASON_INVALID_ARGUMENT\x10\x0e\x12#\n" +
-	"\x1fERROR_REASON_INVALID_PAGE_TOKEN\x10\x0f\x12\x1a\n" +
-	"\x16ERROR_REASON_NOT_FOUND\x10\x10\x12#\n" +
-	"\x1fERROR_REASON_BAN_ALREADY_LIFTED\x10\x11\x12(\n" +
-	"$ERROR_REASON_SESSION_ALREADY_REVOKED\x10\x12\x12$\n" +
-	" ERROR_REASON_SUBSCRIBER_TOO_SLOW\x10\x13\x12#\n" +
-	"\x1fERROR_REASON_RESOURCE_EXHAUSTED\x10\x14\x12\x1c\n" +
-	"\x18ERROR_REASON_UNAVAILABLE\x10\x15\x12\x19\n" +
-	"\x15ERROR_REASON_INTERNAL\x10\x16\x12\x19\n" +
-	"\x15ERROR_REASON_CONFLICT\x10\x17\x12\"\n" +
-	"\x1eERROR_REASON_SNAPSHOT_TOO_SOON\x10\x18\x12\"\n" +
-	"\x1eERROR_REASON_REVISION_NOT_SENT\x10\x19\x12\x1f\n" +
-	"\x1bERROR_REASON_LAST_ADMIN_KEY\x10\x1aBEZCgithub.com/portcullis-dev/portcullis/gen/portcullis/v1;portcullisv1b\x06proto3"
+	"\x18ERROR_REASON_UNSPECIFIED\x10\x00\x12\x0f\n" +
+	"\vUSER_BANNED\x10\x01\x12\r\n" +
+	"\tIP_BANNED\x10\x02\x12\x11\n" +
+	"\rDEVICE_BANNED\x10\x03\x12\x19\n" +
+	"\x15CAPABILITY_RESTRICTED\x10\x04\x12\x13\n" +
+	"\x0fSESSION_REVOKED\x10\x05\x12\x13\n" +
+	"\x0fSESSION_EXPIRED\x10\x06\x12\x11\n" +
+	"\rTOKEN_EXPIRED\x10\a\x12\x11\n" +
+	"\rTOKEN_INVALID\x10\b\x12\x18\n" +
+	"\x14TOKEN_THEFT_DETECTED\x10\t\x12\x16\n" +
+	"\x12REVISION_COMPACTED\x10\n" +
+	"\x12\x10\n" +
+	"\fMIRROR_STALE\x10\v\x12\x15\n" +
+	"\x11PERMISSION_DENIED\x10\f\x12\x13\n" +
+	"\x0fAPI_KEY_INVALID\x10\r\x12\x14\n" +
+	"\x10INVALID_ARGUMENT\x10\x0e\x12\x16\n" +
+	"\x12INVALID_PAGE_TOKEN\x10\x0f\x12\r\n" +
+	"\tNOT_FOUND\x10\x10\x12\x16\n" +
+	"\x12BAN_ALREADY_LIFTED\x10\x11\x12\x1b\n" +
+	"\x17SESSION_ALREADY_REVOKED\x10\x12\x12\x17\n" +
+	"\x13SUBSCRIBER_TOO_SLOW\x10\x13\x12\x16\n" +
+	"\x12RESOURCE_EXHAUSTED\x10\x14\x12\x0f\n" +
+	"\vUNAVAILABLE\x10\x15\x12\f\n" +
+	"\bINTERNAL\x10\x16\x12\f\n" +
+	"\bCONFLICT\x10\x17\x12\x15\n" +
+	"\x11SNAPSHOT_TOO_SOON\x10\x18\x12\x15\n" +
+	"\x11REVISION_NOT_SENT\x10\x19\x12\x12\n" +
+	"\x0eLAST_ADMIN_KEY\x10\x1aBEZCgithub.com/portcullis-dev/portcullis/gen/portcullis/v1;portcullisv1b\x06proto3"
 
 var (
 	file_portcullis_v1_errors_proto_rawDescOnce sync.Once

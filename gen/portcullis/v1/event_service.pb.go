@@ -434,7 +434,9 @@ func (x *Change) GetEvents() []*Event {
 	return nil
 }
 
-// Checkpoint says that nothing newer than the response's revision exists.
+// Checkpoint says that nothing newer than the response's revision exists
+// (as of server_time). The first checkpoint of a stream is also the
+// caught-up marker: see Watch.
 type Checkpoint struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields

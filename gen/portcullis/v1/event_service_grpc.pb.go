@@ -40,6 +40,14 @@ type EventServiceClient interface {
 	// changes after the snapshot's revision. While nothing changes it sends
 	// checkpoints.
 	//
+	// Caught up: every stream sends a checkpoint as soon as it has delivered
+	// everything up to the store's revision as of the moment it started (or
+	// resumed): right after the last part of a snapshot, right after the
+	// changes a resume missed, or first thing when a resume missed nothing.
+	// So the first checkpoint of a stream says the catch-up is complete,
+	// without waiting a checkpoint interval. It is an ordinary Checkpoint;
+	// later ones come when nothing changes for a checkpoint interval.
+	//
 	// A subscriber with an identity that needs a snapshot so soon after
 	// snapshots it never acknowledged (reported their revision) is refused
 	// with ResourceExhausted / SNAPSHOT_TOO_SOON and a google.rpc.RetryInfo:
@@ -195,6 +203,14 @@ type EventServiceServer interface {
 	// (a reset), in one or more parts (see Snapshot.more), and then the
 	// changes after the snapshot's revision. While nothing changes it sends
 	// checkpoints.
+	//
+	// Caught up: every stream sends a checkpoint as soon as it has delivered
+	// everything up to the store's revision as of the moment it started (or
+	// resumed): right after the last part of a snapshot, right after the
+	// changes a resume missed, or first thing when a resume missed nothing.
+	// So the first checkpoint of a stream says the catch-up is complete,
+	// without waiting a checkpoint interval. It is an ordinary Checkpoint;
+	// later ones come when nothing changes for a checkpoint interval.
 	//
 	// A subscriber with an identity that needs a snapshot so soon after
 	// snapshots it never acknowledged (reported their revision) is refused
