@@ -225,14 +225,6 @@ func (s eventService) watchLoop(ctx context.Context, req *pb.WatchRequest, strea
 	}
 }
 
-func snapshotPB(snap authority.Snapshot) *pb.Snapshot {
-	out := &pb.Snapshot{Bans: bansPB(snap.Bans, snap.Time), Keys: keysPB(snap.Keys)}
-	for _, rs := range snap.RevokedSessions {
-		out.RevokedSessions = append(out.RevokedSessions, revokedSessionPB(rs))
-	}
-	return out
-}
-
 func changePB(c storage.Change, now time.Time) *pb.Change {
 	out := &pb.Change{Events: make([]*pb.Event, 0, len(c.Events))}
 	for _, e := range c.Events {
