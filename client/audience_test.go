@@ -9,7 +9,7 @@ import (
 	pb "github.com/portcullis-dev/portcullis/gen/portcullis/v1"
 )
 
-// TestMirrorChecksAudience (issue 20): the mirror accepts the authority's
+// TestMirrorChecksAudience: the mirror accepts the authority's
 // tokens with the default audience, and refuses them as ErrTokenInvalid
 // when told to expect another.
 func TestMirrorChecksAudience(t *testing.T) {

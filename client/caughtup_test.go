@@ -10,7 +10,7 @@ import (
 	pb "github.com/portcullis-dev/portcullis/gen/portcullis/v1"
 )
 
-// TestMirrorCaughtUpMarker (issue 20): with a checkpoint interval no test
+// TestMirrorCaughtUpMarker: with a checkpoint interval no test
 // waits out, the mirror still learns that it has caught up right after
 // its snapshot and right after a resume, from the authority's caught-up
 // checkpoint, and is fresh at the authority's revision.

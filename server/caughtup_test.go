@@ -16,7 +16,7 @@ func (w *watchStream) wantCheckpoint(rev int64) {
 	}
 }
 
-// TestWatchCaughtUpMarker (issue 20): with a checkpoint interval no test
+// TestWatchCaughtUpMarker: with a checkpoint interval no test
 // waits out, a stream still sends a checkpoint right after a snapshot's
 // last part, right after a resume's missed changes, and at once when a
 // resume missed nothing; then only new changes, no further checkpoint.

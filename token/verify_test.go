@@ -107,7 +107,7 @@ func agreeWith(t testing.TB, tok string, at time.Time, opts ...token.Option) str
 	return got
 }
 
-// TestVerifyAudience (issue 20): with WithAudience, both verifiers accept
+// TestVerifyAudience: with WithAudience, both verifiers accept
 // only a token whose aud is, or contains, the audience; the authority's
 // tokens (aud as golang-jwt writes it, an array of one) take the fast
 // path's plain form and pass.

@@ -85,7 +85,7 @@ func TestWatchSnapshotParts(t *testing.T) {
 	}
 }
 
-// TestWatchSaysCaughtUp (issue 20): a resumed stream's first checkpoint
+// TestWatchSaysCaughtUp: a resumed stream's first checkpoint
 // (the authority's caught-up marker) makes watch say on stderr that it is
 // caught up, with the number of changes it missed; later checkpoints, and
 // a stream that started from a snapshot, say nothing.

@@ -49,7 +49,7 @@ func pythonTools(t *testing.T) (protoc, plugin, python string) {
 	return
 }
 
-// TestPythonSubscriber (issue 20) runs examples/python-subscriber against
+// TestPythonSubscriber runs examples/python-subscriber against
 // `serve` on loopback, with Python stubs generated now from proto/ (the
 // vendored google/rpc included) by Debian's protoc: a token verified with
 // PyJWT from the JWKS (issuer and audience), Watch from 0 through a ban,

@@ -17,7 +17,7 @@ import (
 	"github.com/portcullis-dev/portcullis/token"
 )
 
-// TestAccessTokenAudience (issue 20): access tokens carry the configured
+// TestAccessTokenAudience: access tokens carry the configured
 // "aud" (default "portcullis"), and VerifySession refuses a token, signed
 // by the same key and issuer, that names another audience.
 func TestAccessTokenAudience(t *testing.T) {
