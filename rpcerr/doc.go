@@ -10,6 +10,7 @@
 // package's (client/errors.go), so that the two cannot disagree.
 //
 // It is a leaf: it imports only gen/, gRPC's status and codes, genproto's
-// errdetails, protobuf's durationpb and the standard library, so that both
-// client/ (which may import nothing internal) and server/ can use it.
+// errdetails, protobuf (for RetryInfo's duration) and the standard library
+// (a test checks), so that both client/ (which may import nothing
+// internal) and server/ can use it.
 package rpcerr
