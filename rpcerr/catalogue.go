@@ -24,47 +24,48 @@ const (
 )
 
 // Sentinel errors, one per reason (plus ErrBanned, which every ban reason
-// matches). Compare with errors.Is.
+// matches), each declared with its row of the catalogue: reason, gRPC code
+// and the sentinel's text. Compare with errors.Is.
 var (
 	ErrBanned               = errors.New("banned")
-	ErrUserBanned           = errors.New("user is banned")
-	ErrIPBanned             = errors.New("client IP is banned")
-	ErrDeviceBanned         = errors.New("device is banned")
-	ErrCapabilityRestricted = errors.New("capability is restricted")
+	ErrUserBanned           = def(pb.ErrorReason_USER_BANNED, codes.PermissionDenied, "user is banned")
+	ErrIPBanned             = def(pb.ErrorReason_IP_BANNED, codes.PermissionDenied, "client IP is banned")
+	ErrDeviceBanned         = def(pb.ErrorReason_DEVICE_BANNED, codes.PermissionDenied, "device is banned")
+	ErrCapabilityRestricted = def(pb.ErrorReason_CAPABILITY_RESTRICTED, codes.PermissionDenied, "capability is restricted")
 
-	ErrSessionRevoked = errors.New("session revoked")
-	ErrSessionExpired = errors.New("session expired")
-	ErrTokenExpired   = errors.New("access token expired")
-	ErrTokenInvalid   = errors.New("access token invalid")
-	ErrTheftDetected  = errors.New("refresh token reuse detected: session revoked")
+	ErrSessionRevoked = def(pb.ErrorReason_SESSION_REVOKED, codes.Unauthenticated, "session revoked")
+	ErrSessionExpired = def(pb.ErrorReason_SESSION_EXPIRED, codes.Unauthenticated, "session expired")
+	ErrTokenExpired   = def(pb.ErrorReason_TOKEN_EXPIRED, codes.Unauthenticated, "access token expired")
+	ErrTokenInvalid   = def(pb.ErrorReason_TOKEN_INVALID, codes.Unauthenticated, "access token invalid")
+	ErrTheftDetected  = def(pb.ErrorReason_TOKEN_THEFT_DETECTED, codes.Unauthenticated, "refresh token reuse detected: session revoked")
 
-	ErrRevisionCompacted = errors.New("revision compacted")
+	ErrRevisionCompacted = def(pb.ErrorReason_REVISION_COMPACTED, codes.OutOfRange, "revision compacted")
 	// ErrMirrorStale: a client's Mirror has not heard from the authority
 	// within its staleness bound, or has not loaded its first snapshot.
-	ErrMirrorStale = errors.New("mirror stale: no word from the authority within the staleness bound")
+	ErrMirrorStale = def(pb.ErrorReason_MIRROR_STALE, codes.Unavailable, "mirror stale: no word from the authority within the staleness bound")
 
-	ErrPermissionDenied      = errors.New("permission denied")
-	ErrAPIKeyInvalid         = errors.New("API key missing, unknown, revoked or expired")
-	ErrInvalidArgument       = errors.New("invalid argument")
-	ErrInvalidPageToken      = errors.New("invalid page token")
-	ErrNotFound              = errors.New("not found")
-	ErrBanAlreadyLifted      = errors.New("ban already lifted")
-	ErrSessionAlreadyRevoked = errors.New("session already revoked")
-	ErrSubscriberTooSlow     = errors.New("subscriber too slow")
-	ErrResourceExhausted     = errors.New("resource exhausted")
-	ErrUnavailable           = errors.New("unavailable")
-	ErrInternal              = errors.New("internal error")
+	ErrPermissionDenied      = def(pb.ErrorReason_PERMISSION_DENIED, codes.PermissionDenied, "permission denied")
+	ErrAPIKeyInvalid         = def(pb.ErrorReason_API_KEY_INVALID, codes.Unauthenticated, "API key missing, unknown, revoked or expired")
+	ErrInvalidArgument       = def(pb.ErrorReason_INVALID_ARGUMENT, codes.InvalidArgument, "invalid argument")
+	ErrInvalidPageToken      = def(pb.ErrorReason_INVALID_PAGE_TOKEN, codes.InvalidArgument, "invalid page token")
+	ErrNotFound              = def(pb.ErrorReason_NOT_FOUND, codes.NotFound, "not found")
+	ErrBanAlreadyLifted      = def(pb.ErrorReason_BAN_ALREADY_LIFTED, codes.FailedPrecondition, "ban already lifted")
+	ErrSessionAlreadyRevoked = def(pb.ErrorReason_SESSION_ALREADY_REVOKED, codes.FailedPrecondition, "session already revoked")
+	ErrSubscriberTooSlow     = def(pb.ErrorReason_SUBSCRIBER_TOO_SLOW, codes.ResourceExhausted, "subscriber too slow")
+	ErrResourceExhausted     = def(pb.ErrorReason_RESOURCE_EXHAUSTED, codes.ResourceExhausted, "resource exhausted")
+	ErrUnavailable           = def(pb.ErrorReason_UNAVAILABLE, codes.Unavailable, "unavailable")
+	ErrInternal              = def(pb.ErrorReason_INTERNAL, codes.Internal, "internal error")
 	// ErrConflict: the write lost to concurrent writers and was not
 	// applied; retrying it is safe.
-	ErrConflict = errors.New("write conflict: not applied, retry")
+	ErrConflict = def(pb.ErrorReason_CONFLICT, codes.Aborted, "write conflict: not applied, retry")
 	// ErrSnapshotTooSoon: the authority refused another full snapshot so
 	// soon after one that was not finished; retry after its RetryInfo delay.
-	ErrSnapshotTooSoon = errors.New("snapshot requested too soon")
+	ErrSnapshotTooSoon = def(pb.ErrorReason_SNAPSHOT_TOO_SOON, codes.ResourceExhausted, "snapshot requested too soon")
 	// ErrRevisionNotSent: a progress report named a revision the authority
 	// never sent on that stream.
-	ErrRevisionNotSent = errors.New("reported revision was never sent")
+	ErrRevisionNotSent = def(pb.ErrorReason_REVISION_NOT_SENT, codes.OutOfRange, "reported revision was never sent")
 	// ErrLastAdminKey: the call would leave no unexpired admin key.
-	ErrLastAdminKey = errors.New("last admin API key")
+	ErrLastAdminKey = def(pb.ErrorReason_LAST_ADMIN_KEY, codes.FailedPrecondition, "last admin API key")
 )
 
 // Entry is one row of the catalogue.
@@ -74,35 +75,16 @@ type Entry struct {
 	Err    error // the sentinel
 }
 
-// catalogue has one row per ErrorReason but the unused zero; a test fails
-// when the enum gains a value without a row.
-var catalogue = []Entry{
-	{pb.ErrorReason_USER_BANNED, codes.PermissionDenied, ErrUserBanned},
-	{pb.ErrorReason_IP_BANNED, codes.PermissionDenied, ErrIPBanned},
-	{pb.ErrorReason_DEVICE_BANNED, codes.PermissionDenied, ErrDeviceBanned},
-	{pb.ErrorReason_CAPABILITY_RESTRICTED, codes.PermissionDenied, ErrCapabilityRestricted},
-	{pb.ErrorReason_SESSION_REVOKED, codes.Unauthenticated, ErrSessionRevoked},
-	{pb.ErrorReason_SESSION_EXPIRED, codes.Unauthenticated, ErrSessionExpired},
-	{pb.ErrorReason_TOKEN_EXPIRED, codes.Unauthenticated, ErrTokenExpired},
-	{pb.ErrorReason_TOKEN_INVALID, codes.Unauthenticated, ErrTokenInvalid},
-	{pb.ErrorReason_TOKEN_THEFT_DETECTED, codes.Unauthenticated, ErrTheftDetected},
-	{pb.ErrorReason_REVISION_COMPACTED, codes.OutOfRange, ErrRevisionCompacted},
-	{pb.ErrorReason_MIRROR_STALE, codes.Unavailable, ErrMirrorStale},
-	{pb.ErrorReason_PERMISSION_DENIED, codes.PermissionDenied, ErrPermissionDenied},
-	{pb.ErrorReason_API_KEY_INVALID, codes.Unauthenticated, ErrAPIKeyInvalid},
-	{pb.ErrorReason_INVALID_ARGUMENT, codes.InvalidArgument, ErrInvalidArgument},
-	{pb.ErrorReason_INVALID_PAGE_TOKEN, codes.InvalidArgument, ErrInvalidPageToken},
-	{pb.ErrorReason_NOT_FOUND, codes.NotFound, ErrNotFound},
-	{pb.ErrorReason_BAN_ALREADY_LIFTED, codes.FailedPrecondition, ErrBanAlreadyLifted},
-	{pb.ErrorReason_SESSION_ALREADY_REVOKED, codes.FailedPrecondition, ErrSessionAlreadyRevoked},
-	{pb.ErrorReason_SUBSCRIBER_TOO_SLOW, codes.ResourceExhausted, ErrSubscriberTooSlow},
-	{pb.ErrorReason_RESOURCE_EXHAUSTED, codes.ResourceExhausted, ErrResourceExhausted},
-	{pb.ErrorReason_UNAVAILABLE, codes.Unavailable, ErrUnavailable},
-	{pb.ErrorReason_INTERNAL, codes.Internal, ErrInternal},
-	{pb.ErrorReason_CONFLICT, codes.Aborted, ErrConflict},
-	{pb.ErrorReason_SNAPSHOT_TOO_SOON, codes.ResourceExhausted, ErrSnapshotTooSoon},
-	{pb.ErrorReason_REVISION_NOT_SENT, codes.OutOfRange, ErrRevisionNotSent},
-	{pb.ErrorReason_LAST_ADMIN_KEY, codes.FailedPrecondition, ErrLastAdminKey},
+// catalogue has one row per ErrorReason but the unused zero, in the order
+// of the declarations above; a test fails when the enum gains a value
+// without a row.
+var catalogue []Entry
+
+// def declares a sentinel and its row.
+func def(r pb.ErrorReason, c codes.Code, text string) error {
+	err := errors.New(text)
+	catalogue = append(catalogue, Entry{Reason: r, Code: c, Err: err})
+	return err
 }
 
 // Lookup returns the row of reason r.
