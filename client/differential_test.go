@@ -231,7 +231,7 @@ func TestMirrorMatchesModel(t *testing.T) {
 			var be *client.BanError
 			switch {
 			case errors.As(err, &be):
-				gotReason, gotID = client.Reason(be.Reason), be.BanID
+				gotReason, gotID = be.Reason.String(), be.BanID
 			case errors.Is(err, client.ErrSessionRevoked):
 				gotReason = "SESSION_REVOKED"
 			case err != nil:

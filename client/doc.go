@@ -10,9 +10,10 @@
 //     connection uses one replica at a time, so that a Watch stream and
 //     its progress reports reach the same one, and moves to another,
 //     tried in a fresh random order, when it fails.
-//   - The error contract on the Go side (docs/design.md section 5): the
-//     one table between ErrorInfo reasons, gRPC codes and sentinels, both
-//     ways (FromStatus, Status), applied to every call's status so that
+//   - The error contract on the Go side (docs/design.md section 5): its
+//     sentinels and BanError are those of the error catalogue (package
+//     rpcerr, which holds the table reason -> code -> sentinel); FromStatus
+//     and Status apply it both ways to every call's status, so that
 //     errors.Is(err, ErrUserBanned) works on any call.
 //   - Mirror: a local copy of what a verifier needs (keys, active bans,
 //     revoked sessions whose tokens may still be valid), kept by following

@@ -15,6 +15,7 @@ import (
 
 	"github.com/portcullis-dev/portcullis/client"
 	pb "github.com/portcullis-dev/portcullis/gen/portcullis/v1"
+	"github.com/portcullis-dev/portcullis/rpcerr"
 	"github.com/portcullis-dev/portcullis/token"
 )
 
@@ -42,7 +43,7 @@ func asStatus(err error) (statusView, bool) {
 }
 
 func infoStatus(c codes.Code, reason string, meta map[string]string) error {
-	st, err := status.New(c, "from the authority").WithDetails(&errdetails.ErrorInfo{Reason: reason, Domain: client.ErrorDomain, Metadata: meta})
+	st, err := status.New(c, "from the authority").WithDetails(&errdetails.ErrorInfo{Reason: reason, Domain: rpcerr.Domain, Metadata: meta})
 	if err != nil {
 		panic(err)
 	}
@@ -91,7 +92,7 @@ func TestErrorRowsCoverTheEnum(t *testing.T) {
 		if v == 0 {
 			continue
 		}
-		r := client.Reason(pb.ErrorReason(v))
+		r := pb.ErrorReason(v).String()
 		if r != name {
 			t.Fatalf("Reason(%s) = %s", name, r)
 		}
@@ -137,7 +138,7 @@ func TestFromStatus(t *testing.T) {
 				t.Fatalf("errors.As BanError = %v", !row.ban)
 			}
 			if row.ban && (be.BanID != "ban_1" || !be.ExpireTime.Equal(exp) || be.Capability != "post" || e.Ban != be ||
-				client.Reason(be.Reason) != row.reason) {
+				be.Reason.String() != row.reason) {
 				t.Fatalf("BanError %+v", be)
 			}
 		})
@@ -218,7 +219,7 @@ func TestStatus(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			got, ok := asStatus(client.Status(tc.err))
-			if !ok || got.code != tc.want.code || got.reason != tc.want.reason || got.domain != client.ErrorDomain ||
+			if !ok || got.code != tc.want.code || got.reason != tc.want.reason || got.domain != rpcerr.Domain ||
 				!maps.Equal(got.meta, tc.want.meta) {
 				t.Fatalf("Status(%v) = %+v, want %+v", tc.err, got, tc.want)
 			}

@@ -11,7 +11,6 @@ import (
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/logging"
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/selector"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/peer"
 	reflectionv1 "google.golang.org/grpc/reflection/grpc_reflection_v1"
@@ -20,6 +19,7 @@ import (
 	pb "github.com/portcullis-dev/portcullis/gen/portcullis/v1"
 	"github.com/portcullis-dev/portcullis/internal/authority"
 	"github.com/portcullis-dev/portcullis/internal/storage"
+	"github.com/portcullis-dev/portcullis/rpcerr"
 )
 
 // rule is what a method needs from its caller.
@@ -117,7 +117,7 @@ func (a *authenticator) authenticate(ctx context.Context) (context.Context, erro
 	r, ok := rules[method]
 	if !ok {
 		// Fail closed: a method nobody wrote a rule for is nobody's.
-		return nil, newStatus(codes.PermissionDenied, pb.ErrorReason_PERMISSION_DENIED,
+		return nil, rpcerr.New(pb.ErrorReason_PERMISSION_DENIED,
 			fmt.Sprintf("no access rule for %s", method), nil)
 	}
 	if r.refreshToken {
@@ -125,7 +125,7 @@ func (a *authenticator) authenticate(ctx context.Context) (context.Context, erro
 	}
 	secret, err := auth.AuthFromMD(ctx, "bearer")
 	if err != nil {
-		return nil, a.denied(ctx, method, "no bearer credential", newStatus(codes.Unauthenticated, pb.ErrorReason_API_KEY_INVALID,
+		return nil, a.denied(ctx, method, "no bearer credential", rpcerr.New(pb.ErrorReason_API_KEY_INVALID,
 			`send an API key as "authorization: Bearer <key>"`, nil))
 	}
 	key, err := a.auth.Authenticate(ctx, secret)
@@ -138,7 +138,7 @@ func (a *authenticator) authenticate(ctx context.Context) (context.Context, erro
 	logging.AddFields(ctx, logging.Fields{"caller", key.Name})
 	if !authority.HasScope(key, r.scope) {
 		a.audits.record(ctx, actorFrom(ctx), peerIP(ctx), method, "missing scope "+r.scope, false)
-		return nil, newStatus(codes.PermissionDenied, pb.ErrorReason_PERMISSION_DENIED,
+		return nil, rpcerr.New(pb.ErrorReason_PERMISSION_DENIED,
 			fmt.Sprintf("API key %q lacks scope %q needed by %s", key.Name, r.scope, method), nil)
 	}
 	return ctx, nil

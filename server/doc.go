@@ -4,10 +4,10 @@
 //
 // It owns:
 //
-//   - The mapping of errors to statuses, in one place (errors.go): domain
-//     and storage errors become gRPC statuses with a google.rpc.ErrorInfo
-//     (domain "portcullis.dev", reason the name of a
-//     portcullis.v1.ErrorReason value; docs/design.md section 5). Anything it does not
+//   - The mapping of errors to statuses, in one place (errors.go): each
+//     domain, storage and server error names an entry of the error
+//     catalogue (package rpcerr: reason, code, ErrorInfo, RetryInfo;
+//     docs/design.md section 5), which builds the status. Anything it does not
 //     recognise becomes Internal with a generic message, and the cause is
 //     logged; no handler returns codes.Unknown.
 //   - Authentication and authorisation (docs/design.md section 6): API

@@ -7,7 +7,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
-	"github.com/portcullis-dev/portcullis/server"
+	"github.com/portcullis-dev/portcullis/rpcerr"
 )
 
 // wantStatus fails unless err is a status with code c and an ErrorInfo of
@@ -23,8 +23,8 @@ func wantStatus(t testing.TB, err error, c codes.Code, reason string) *errdetail
 	}
 	for _, d := range st.Details() {
 		if info, ok := d.(*errdetails.ErrorInfo); ok {
-			if info.GetDomain() != server.ErrorDomain || info.GetReason() != reason {
-				t.Fatalf("got ErrorInfo %s/%s, want %s/%s (%s)", info.GetDomain(), info.GetReason(), server.ErrorDomain, reason, st.Message())
+			if info.GetDomain() != rpcerr.Domain || info.GetReason() != reason {
+				t.Fatalf("got ErrorInfo %s/%s, want %s/%s (%s)", info.GetDomain(), info.GetReason(), rpcerr.Domain, reason, st.Message())
 			}
 			return info
 		}

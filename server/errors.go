@@ -7,82 +7,51 @@ import (
 	"strconv"
 	"time"
 
-	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
-	"google.golang.org/protobuf/protoadapt"
-	"google.golang.org/protobuf/types/known/durationpb"
 
 	pb "github.com/portcullis-dev/portcullis/gen/portcullis/v1"
 	"github.com/portcullis-dev/portcullis/internal/authority"
 	"github.com/portcullis-dev/portcullis/internal/storage"
+	"github.com/portcullis-dev/portcullis/rpcerr"
 )
 
-// ErrorDomain is the ErrorInfo domain of every Portcullis error.
-const ErrorDomain = "portcullis.dev"
-
-// ReasonString is the ErrorInfo reason of r: its enum value name, e.g.
-// "USER_BANNED" (errors.proto names the values after their wire reasons).
-func ReasonString(r pb.ErrorReason) string { return r.String() }
-
-// newStatus builds a status with an ErrorInfo.
-func newStatus(c codes.Code, r pb.ErrorReason, msg string, meta map[string]string) error {
-	st := status.New(c, msg)
-	if d, err := st.WithDetails(&errdetails.ErrorInfo{Reason: ReasonString(r), Domain: ErrorDomain, Metadata: meta}); err == nil {
-		st = d
-	}
-	return st.Err()
-}
-
-// newStatusRetry is newStatus with a RetryInfo when delay is positive.
-func newStatusRetry(c codes.Code, r pb.ErrorReason, msg string, meta map[string]string, delay time.Duration) error {
-	st := status.New(c, msg)
-	details := []protoadapt.MessageV1{&errdetails.ErrorInfo{Reason: ReasonString(r), Domain: ErrorDomain, Metadata: meta}}
-	if delay > 0 {
-		details = append(details, &errdetails.RetryInfo{RetryDelay: durationpb.New(delay)})
-	}
-	if d, err := st.WithDetails(details...); err == nil {
-		st = d
-	}
-	return st.Err()
-}
-
-// sentinels maps domain sentinels to their code and reason. The message is
-// the error's own text, which the domain writes for the caller.
+// sentinels maps domain, storage and server errors onto the catalogue
+// (package rpcerr), which gives each reason its code. The message is the
+// error's own text, which the domain writes for the caller.
 var sentinels = []struct {
 	err    error
-	code   codes.Code
 	reason pb.ErrorReason
 }{
-	{authority.ErrInvalidPageToken, codes.InvalidArgument, pb.ErrorReason_INVALID_PAGE_TOKEN},
-	{authority.ErrInvalidArgument, codes.InvalidArgument, pb.ErrorReason_INVALID_ARGUMENT},
-	{authority.ErrNotFound, codes.NotFound, pb.ErrorReason_NOT_FOUND},
-	{authority.ErrTokenExpired, codes.Unauthenticated, pb.ErrorReason_TOKEN_EXPIRED},
-	{authority.ErrTokenInvalid, codes.Unauthenticated, pb.ErrorReason_TOKEN_INVALID},
-	{authority.ErrSessionRevoked, codes.Unauthenticated, pb.ErrorReason_SESSION_REVOKED},
-	{authority.ErrSessionExpired, codes.Unauthenticated, pb.ErrorReason_SESSION_EXPIRED},
-	{authority.ErrTheftDetected, codes.Unauthenticated, pb.ErrorReason_TOKEN_THEFT_DETECTED},
-	{authority.ErrAPIKeyInvalid, codes.Unauthenticated, pb.ErrorReason_API_KEY_INVALID},
-	{authority.ErrPermissionDenied, codes.PermissionDenied, pb.ErrorReason_PERMISSION_DENIED},
-	{authority.ErrBanAlreadyLifted, codes.FailedPrecondition, pb.ErrorReason_BAN_ALREADY_LIFTED},
-	{authority.ErrSessionAlreadyRevoked, codes.FailedPrecondition, pb.ErrorReason_SESSION_ALREADY_REVOKED},
-	{authority.ErrLastAdminKey, codes.FailedPrecondition, pb.ErrorReason_LAST_ADMIN_KEY},
-	{storage.ErrCompacted, codes.OutOfRange, pb.ErrorReason_REVISION_COMPACTED},
-	{storage.ErrClosed, codes.Unavailable, pb.ErrorReason_UNAVAILABLE},
+	{authority.ErrInvalidPageToken, pb.ErrorReason_INVALID_PAGE_TOKEN},
+	{authority.ErrInvalidArgument, pb.ErrorReason_INVALID_ARGUMENT},
+	{authority.ErrNotFound, pb.ErrorReason_NOT_FOUND},
+	{authority.ErrTokenExpired, pb.ErrorReason_TOKEN_EXPIRED},
+	{authority.ErrTokenInvalid, pb.ErrorReason_TOKEN_INVALID},
+	{authority.ErrSessionRevoked, pb.ErrorReason_SESSION_REVOKED},
+	{authority.ErrSessionExpired, pb.ErrorReason_SESSION_EXPIRED},
+	{authority.ErrTheftDetected, pb.ErrorReason_TOKEN_THEFT_DETECTED},
+	{authority.ErrAPIKeyInvalid, pb.ErrorReason_API_KEY_INVALID},
+	{authority.ErrPermissionDenied, pb.ErrorReason_PERMISSION_DENIED},
+	{authority.ErrBanAlreadyLifted, pb.ErrorReason_BAN_ALREADY_LIFTED},
+	{authority.ErrSessionAlreadyRevoked, pb.ErrorReason_SESSION_ALREADY_REVOKED},
+	{authority.ErrLastAdminKey, pb.ErrorReason_LAST_ADMIN_KEY},
+	{storage.ErrCompacted, pb.ErrorReason_REVISION_COMPACTED},
+	{storage.ErrClosed, pb.ErrorReason_UNAVAILABLE},
 	// Retryable: nothing was written.
-	{storage.ErrConflict, codes.Aborted, pb.ErrorReason_CONFLICT},
+	{storage.ErrConflict, pb.ErrorReason_CONFLICT},
 	// A write the domain could not split that is beyond what the store
 	// commits at once (a cluster whose --max-txn-ops is too small even for
 	// one revocation); nothing was written.
-	{storage.ErrTxnTooLarge, codes.ResourceExhausted, pb.ErrorReason_RESOURCE_EXHAUSTED},
-	{errShuttingDown, codes.Unavailable, pb.ErrorReason_UNAVAILABLE},
-	{errTooSlow, codes.ResourceExhausted, pb.ErrorReason_SUBSCRIBER_TOO_SLOW},
-	{errNoProgress, codes.Unavailable, pb.ErrorReason_UNAVAILABLE},
-	{errLoadTimeout, codes.Unavailable, pb.ErrorReason_UNAVAILABLE},
+	{storage.ErrTxnTooLarge, pb.ErrorReason_RESOURCE_EXHAUSTED},
+	{errShuttingDown, pb.ErrorReason_UNAVAILABLE},
+	{errTooSlow, pb.ErrorReason_SUBSCRIBER_TOO_SLOW},
+	{errNoProgress, pb.ErrorReason_UNAVAILABLE},
+	{errLoadTimeout, pb.ErrorReason_UNAVAILABLE},
 	// With a RetryInfo (snapbackoff.go).
-	{errSnapshotTooSoon, codes.ResourceExhausted, pb.ErrorReason_SNAPSHOT_TOO_SOON},
+	{errSnapshotTooSoon, pb.ErrorReason_SNAPSHOT_TOO_SOON},
 	// With metadata sent_revision (progress.go).
-	{errRevisionNotSent, codes.OutOfRange, pb.ErrorReason_REVISION_NOT_SENT},
+	{errRevisionNotSent, pb.ErrorReason_REVISION_NOT_SENT},
 }
 
 // detailedError is an error that adds ErrorInfo metadata and, when delay
@@ -118,17 +87,11 @@ func toStatus(ctx context.Context, log *slog.Logger, err error) error {
 	var fieldErr *authority.FieldError
 	switch {
 	case errors.As(err, &banErr):
-		meta := map[string]string{"ban_id": banErr.BanID, "expire_time": ""}
-		if !banErr.ExpireTime.IsZero() {
-			meta["expire_time"] = banErr.ExpireTime.UTC().Format(time.RFC3339)
-		}
-		if banErr.Capability != "" {
-			meta["capability"] = banErr.Capability
-		}
-		return newStatus(codes.PermissionDenied, banReasons[banErr.Reason], banErr.Error(), meta)
+		return (&rpcerr.BanError{Reason: banReasons[banErr.Reason], BanID: banErr.BanID,
+			ExpireTime: banErr.ExpireTime, Capability: banErr.Capability}).Status()
 	case errors.As(err, &fieldErr):
-		return newStatus(codes.InvalidArgument, pb.ErrorReason_INVALID_ARGUMENT, fieldErr.Error(),
-			map[string]string{"field": fieldErr.Field})
+		return rpcerr.New(pb.ErrorReason_INVALID_ARGUMENT, fieldErr.Error(),
+			map[string]string{rpcerr.MetaField: fieldErr.Field})
 	case errors.Is(err, context.Canceled):
 		return status.Error(codes.Canceled, "the call was canceled")
 	case errors.Is(err, context.DeadlineExceeded):
@@ -136,16 +99,18 @@ func toStatus(ctx context.Context, log *slog.Logger, err error) error {
 	}
 	for _, s := range sentinels {
 		if errors.Is(err, s.err) {
+			var meta map[string]string
+			var delay time.Duration
 			var d detailedError
 			if errors.As(err, &d) {
-				meta, delay := d.statusDetails()
-				return newStatusRetry(s.code, s.reason, err.Error(), meta, delay)
+				meta, delay = d.statusDetails()
 			}
-			return newStatus(s.code, s.reason, err.Error(), nil)
+			row, _ := rpcerr.Lookup(s.reason)
+			return rpcerr.NewStatus(row.Code, s.reason, err.Error(), meta, delay).Err()
 		}
 	}
 	log.ErrorContext(ctx, "internal error", "error", err)
-	return newStatus(codes.Internal, pb.ErrorReason_INTERNAL, "internal error; the authority logged the cause", nil)
+	return rpcerr.New(pb.ErrorReason_INTERNAL, "internal error; the authority logged the cause", nil)
 }
 
 // incompleteStatus is the status of a call that committed part of its work
@@ -158,22 +123,16 @@ func toStatus(ctx context.Context, log *slog.Logger, err error) error {
 // not finish.
 func incompleteStatus(ctx context.Context, log *slog.Logger, e *authority.IncompleteError) error {
 	cause := status.Convert(toStatus(ctx, log, e.Err))
-	info := &errdetails.ErrorInfo{Reason: ReasonString(pb.ErrorReason_UNAVAILABLE), Domain: ErrorDomain, Metadata: map[string]string{}}
-	for _, d := range cause.Details() {
-		if ci, ok := d.(*errdetails.ErrorInfo); ok {
-			info.Reason = ci.GetReason()
-			for k, v := range ci.GetMetadata() {
-				info.Metadata[k] = v
-			}
+	reason, meta := pb.ErrorReason_UNAVAILABLE, map[string]string{}
+	if p := rpcerr.Parse(cause); p.Entry.Err != nil {
+		reason = p.Entry.Reason
+		for k, v := range p.Info.GetMetadata() {
+			meta[k] = v
 		}
 	}
 	if e.BanID != "" {
-		info.Metadata["ban_id"] = e.BanID
+		meta[rpcerr.MetaBanID] = e.BanID
 	}
-	info.Metadata["revoked_sessions"] = strconv.Itoa(e.Revoked)
-	st := status.New(cause.Code(), e.Message(cause.Message()))
-	if d, err := st.WithDetails(info); err == nil {
-		st = d
-	}
-	return st.Err()
+	meta[rpcerr.MetaRevoked] = strconv.Itoa(e.Revoked)
+	return rpcerr.NewStatus(cause.Code(), reason, e.Message(cause.Message()), meta, 0).Err()
 }

@@ -17,6 +17,7 @@ import (
 
 	pb "github.com/portcullis-dev/portcullis/gen/portcullis/v1"
 	"github.com/portcullis-dev/portcullis/internal/storage"
+	"github.com/portcullis-dev/portcullis/rpcerr"
 )
 
 // Limits bound what one caller or one connection may cost the authority.
@@ -145,11 +146,11 @@ func limitError(limit, msg string) error { return newLimitError(limit, msg, nil)
 
 // newLimitError is limitError with more metadata.
 func newLimitError(limit, msg string, meta map[string]string) error {
-	m := map[string]string{"limit": limit}
+	m := map[string]string{rpcerr.MetaLimit: limit}
 	for k, v := range meta {
 		m[k] = v
 	}
-	return newStatus(codes.ResourceExhausted, pb.ErrorReason_RESOURCE_EXHAUSTED, msg, m)
+	return rpcerr.New(pb.ErrorReason_RESOURCE_EXHAUSTED, msg, m)
 }
 
 // keyedLimiter is a token bucket (golang.org/x/time/rate) per key. Buckets

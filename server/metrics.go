@@ -10,12 +10,12 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
-	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/status"
 
 	pb "github.com/portcullis-dev/portcullis/gen/portcullis/v1"
 	"github.com/portcullis-dev/portcullis/internal/storage"
+	"github.com/portcullis-dev/portcullis/rpcerr"
 )
 
 // Metrics are the authority's Prometheus metrics, served on /metrics of
@@ -153,11 +153,8 @@ func (m *Metrics) rejected(err error) {
 	if !ok {
 		return
 	}
-	for _, d := range st.Details() {
-		if info, ok := d.(*errdetails.ErrorInfo); ok && info.GetDomain() == ErrorDomain {
-			m.rejections.WithLabelValues(info.GetReason()).Inc()
-			return
-		}
+	if info := rpcerr.Parse(st).Info; info != nil {
+		m.rejections.WithLabelValues(info.GetReason()).Inc()
 	}
 }
 

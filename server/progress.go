@@ -23,6 +23,7 @@ import (
 	pb "github.com/portcullis-dev/portcullis/gen/portcullis/v1"
 	"github.com/portcullis-dev/portcullis/internal/authority"
 	"github.com/portcullis-dev/portcullis/internal/storage"
+	"github.com/portcullis-dev/portcullis/rpcerr"
 )
 
 // The progress protocol (see ReportProgress in event_service.proto): a
@@ -182,7 +183,7 @@ func (e *revisionNotSentError) Error() string {
 func (e *revisionNotSentError) Unwrap() error { return errRevisionNotSent }
 
 func (e *revisionNotSentError) statusDetails() (map[string]string, time.Duration) {
-	return map[string]string{"sent_revision": strconv.FormatInt(e.sent, 10)}, 0
+	return map[string]string{rpcerr.MetaSentRev: strconv.FormatInt(e.sent, 10)}, 0
 }
 
 // reportingSet returns the reporting subscribers connected now.

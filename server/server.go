@@ -15,13 +15,13 @@ import (
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/recovery"
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/selector"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/health"
 	"google.golang.org/grpc/health/grpc_health_v1"
 
 	pb "github.com/portcullis-dev/portcullis/gen/portcullis/v1"
 	"github.com/portcullis-dev/portcullis/internal/authority"
 	"github.com/portcullis-dev/portcullis/internal/storage"
+	"github.com/portcullis-dev/portcullis/rpcerr"
 )
 
 // Options tune the server. Zero fields take the defaults.
@@ -127,7 +127,7 @@ func (s *Server) ServerOptions() []grpc.ServerOption {
 	})
 	recoverFn := recovery.WithRecoveryHandlerContext(func(ctx context.Context, p any) error {
 		s.log.ErrorContext(ctx, "panic in handler", "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
-		return newStatus(codes.Internal, pb.ErrorReason_INTERNAL, "internal error; the authority logged the cause", nil)
+		return rpcerr.New(pb.ErrorReason_INTERNAL, "internal error; the authority logged the cause", nil)
 	})
 	logger := logging.LoggerFunc(func(ctx context.Context, lvl logging.Level, msg string, fields ...any) {
 		s.log.Log(ctx, callLevel(ctx, slog.Level(lvl), fields), msg, fields...)

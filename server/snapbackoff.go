@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"sync"
 	"time"
+
+	"github.com/portcullis-dev/portcullis/rpcerr"
 )
 
 // A mirror that cannot acknowledge its snapshot (it loses its stream while
@@ -49,7 +51,7 @@ func (e *snapshotTooSoonError) Error() string {
 func (e *snapshotTooSoonError) Unwrap() error { return errSnapshotTooSoon }
 
 func (e *snapshotTooSoonError) statusDetails() (map[string]string, time.Duration) {
-	return map[string]string{"unacknowledged_snapshots": strconv.Itoa(e.unacked)}, e.delay
+	return map[string]string{rpcerr.MetaUnackedSnap: strconv.Itoa(e.unacked)}, e.delay
 }
 
 type unackedSnapshots struct {

@@ -101,8 +101,8 @@
 // free text and IPv4 forms it shares with the interceptors) and the
 // standard library (plus golang-jwt through token, x/text through ident).
 // It knows nothing of gRPC or of the generated
-// API types: server/ converts requests into the inputs here and the errors
-// here into gRPC statuses (server/errors.go).
+// API types: server/ converts requests into the inputs here and maps the
+// errors here onto the error catalogue, package rpcerr (server/errors.go).
 //
 // Time comes from Config.Clock, never from time.Now directly, so expiry is
 // decided by comparing times and tests control the clock. Expiry never

@@ -8,8 +8,9 @@ import (
 	"github.com/portcullis-dev/portcullis/internal/storage"
 )
 
-// Sentinel errors of the domain. server/errors.go maps each to a gRPC status
-// and ErrorInfo reason; compare with errors.Is.
+// Sentinel errors of the domain, which imports no gRPC: server/errors.go
+// maps each onto an entry of the error catalogue (package rpcerr, the proto
+// enum ErrorReason); compare with errors.Is.
 var (
 	ErrInvalidArgument       = errors.New("invalid argument")
 	ErrInvalidPageToken      = errors.New("invalid page token")
@@ -56,6 +57,8 @@ const (
 )
 
 // BanError is a request refused by an active ban. It matches ErrBanned.
+// server/errors.go maps it onto the catalogue's BanError (package rpcerr),
+// whose Error() is the one text a caller reads; this one is for logs.
 type BanError struct {
 	Reason     BanReason
 	BanID      string
@@ -63,19 +66,7 @@ type BanError struct {
 	Capability string    // for CapabilityRestricted
 }
 
-func (e *BanError) Error() string {
-	what := map[BanReason]string{
-		BannedUser:           "user is banned",
-		BannedDevice:         "device is banned",
-		BannedIP:             "client IP is banned",
-		CapabilityRestricted: fmt.Sprintf("capability %q is restricted", e.Capability),
-	}[e.Reason]
-	until := "permanently"
-	if !e.ExpireTime.IsZero() {
-		until = "until " + e.ExpireTime.UTC().Format(time.RFC3339)
-	}
-	return fmt.Sprintf("%s (ban %s, %s)", what, e.BanID, until)
-}
+func (e *BanError) Error() string { return "refused by ban " + e.BanID }
 
 // Is makes errors.Is(err, ErrBanned) true.
 func (e *BanError) Is(target error) bool { return target == ErrBanned }
