@@ -132,7 +132,8 @@ func decodeWatchResponseWire(buf []byte, resp *pb.WatchResponse) (bans []wireBan
 	if snapshot == nil {
 		return nil, false
 	}
-	var others []byte // the snapshot's fields but its bans
+	bans = make([]wireBan, 0, countBans(snapshot)) // grown, the slice was the reader's largest cost
+	var others []byte                              // the snapshot's fields but its bans
 	for b := snapshot; len(b) > 0; {
 		num, typ, n := protowire.ConsumeTag(b)
 		if n < 0 {
@@ -166,6 +167,27 @@ func decodeWatchResponseWire(buf []byte, resp *pb.WatchResponse) (bans []wireBan
 	}
 	resp.Payload = &pb.WatchResponse_Snapshot{Snapshot: snap}
 	return bans, true
+}
+
+// countBans counts the bans field's elements in an encoded Snapshot (a
+// malformed one is found by the reader after).
+func countBans(b []byte) int {
+	n := 0
+	for len(b) > 0 {
+		num, typ, k := protowire.ConsumeTag(b)
+		if k < 0 {
+			return n
+		}
+		m := protowire.ConsumeFieldValue(num, typ, b[k:])
+		if m < 0 {
+			return n
+		}
+		if num == wireSnapshotBans {
+			n++
+		}
+		b = b[k+m:]
+	}
+	return n
 }
 
 // decodeBanWire reads what the state keeps of one encoded pb.Ban, with
