@@ -154,3 +154,33 @@ func FuzzBanWire(f *testing.F) {
 		checkBanWire(t, b, time.Unix(1_800_000_000, 0))
 	})
 }
+
+// BenchmarkBanEncode: one snapshot ban, as the snapshot encoded it before
+// (banPB, then proto.Marshal) and as it does now (appendBanWire).
+func BenchmarkBanEncode(b *testing.B) {
+	now := time.Date(2026, 12, 6, 7, 0, 0, 0, time.UTC)
+	ban := storage.Ban{
+		ID: "ban_01JEXAMPLE0000000000000000", TenantID: "acme", Kind: storage.SubjectUser, Value: "user-123456",
+		Reason: "spam", Policy: "tos-4.2", CreatedBy: "bench", CreateTime: now.Add(-time.Hour),
+	}
+	b.Run("message", func(b *testing.B) {
+		b.ReportAllocs()
+		var buf []byte
+		for b.Loop() {
+			var err error
+			if buf, err = (proto.MarshalOptions{}).MarshalAppend(buf[:0], banPB(ban, now)); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("wire", func(b *testing.B) {
+		b.ReportAllocs()
+		var buf []byte
+		for b.Loop() {
+			var err error
+			if buf, err = appendBanWire(buf[:0], &ban, now); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
