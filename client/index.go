@@ -5,6 +5,7 @@ import (
 	"hash/maphash"
 	"math/bits"
 	"slices"
+	"sync"
 )
 
 // shardBits sizes an index: 1024 shards, so that 100k entries make shards
@@ -141,14 +142,33 @@ func (p *index[K, V]) add(h uint64, k K, v V) {
 	p.n++
 }
 
-// freeze sorts the shards built by add and builds their filters.
+// freeze sorts the shards built by add and builds their filters. A large
+// index is frozen by two goroutines, half the shards each: freeze is what
+// is left to do once a snapshot's last part has arrived, when the
+// authority has finished sending and its core is free.
 func (p *index[K, V]) freeze() {
 	if p.shards == nil {
 		return
 	}
+	if p.n < parallelFreeze {
+		p.freezeShards(0, nShards)
+		return
+	}
+	var wg sync.WaitGroup
+	wg.Go(func() { p.freezeShards(0, nShards/2) })
+	p.freezeShards(nShards/2, nShards)
+	wg.Wait()
+}
+
+// parallelFreeze is the size from which freeze uses two goroutines: below
+// it, one freezes in well under a millisecond.
+const parallelFreeze = 1 << 16
+
+// freezeShards freezes the shards [from, to).
+func (p *index[K, V]) freezeShards(from, to int) {
 	var order []hashAt
-	for i, s := range p.shards {
-		if s != nil && s.filter == nil {
+	for i := from; i < to; i++ {
+		if s := p.shards[i]; s != nil && s.filter == nil {
 			order = sortedOrder(s.ents, order)
 			// An exact-size copy (add grew the slice by doubling), in order.
 			ents := make([]entry[K, V], len(s.ents))

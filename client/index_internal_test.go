@@ -11,11 +11,12 @@ import (
 func TestFreezeStableOrder(t *testing.T) {
 	r := rand.New(rand.NewPCG(7, 8))
 	var p index[string, int]
-	hashes := make([]uint64, 300) // few distinct hashes, in few shards: long runs of equal ones
+	hashes := make([]uint64, 300) // few distinct hashes, in few shards of both halves: long runs of equal ones
+	shards := []uint64{0, 1, nShards/2 - 1, nShards / 2, nShards - 1}
 	for i := range hashes {
-		hashes[i] = uint64(r.IntN(4))<<(64-shardBits) | uint64(r.IntN(50))
+		hashes[i] = shards[r.IntN(len(shards))]<<(64-shardBits) | uint64(r.IntN(50))
 	}
-	const n = 20000
+	const n = parallelFreeze + 20000 // frozen by two goroutines
 	for seq := range n {
 		p.add(hashes[r.IntN(len(hashes))], "k", seq)
 	}
