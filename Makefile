@@ -71,7 +71,7 @@ FUZZ_TARGETS := \
 	./token:FuzzVerify ./token:FuzzForgery \
 	./internal/authority:FuzzParseDuration ./internal/authority:FuzzParseSubjectIP \
 	./internal/authority:FuzzPageToken ./server:FuzzWatchResume \
-	./internal/storage:FuzzBanDecoder
+	./internal/storage:FuzzBanDecoder ./server:FuzzBanWire ./client:FuzzWatchCodec
 FUZZTIME_SHORT ?= 3s
 FUZZTIME       ?= 30s
 

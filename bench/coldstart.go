@@ -18,6 +18,8 @@ import (
 	"syscall"
 	"time"
 
+	"google.golang.org/grpc"
+
 	"github.com/portcullis-dev/portcullis/client"
 	pb "github.com/portcullis-dev/portcullis/gen/portcullis/v1"
 	"github.com/portcullis-dev/portcullis/internal/storage"
@@ -25,7 +27,7 @@ import (
 
 // coldStartRow is one mirror starting against an authority that holds a
 // large ban set: how long until it is synced, split at the moments its
-// BeforeApply hook sees the snapshot's first and last parts, and the heap
+// stream receives the snapshot's first and last parts, and the heap
 // the process (authority and mirror) needed meanwhile.
 type coldStartRow struct {
 	bans, parts int
@@ -90,7 +92,28 @@ func coldStart(store, dir string, bans, runs int, profile string) ([]coldStartRo
 // coldStartOnce starts one mirror on a and measures its first snapshot.
 func coldStartOnce(a *authorityEnv) (coldStartRow, error) {
 	var row coldStartRow
-	mc, err := a.dial()
+	var firstPart, lastPart atomic.Int64 // ns since start
+	var parts atomic.Int64
+	var start time.Time
+	// The parts are seen as the stream receives them (decoded), by an
+	// interceptor: a BeforeApply hook would make the mirror decode every
+	// ban as a message (MirrorOptions.BeforeApply), which is not what a
+	// mirror does.
+	onPart := func(r *pb.WatchResponse) {
+		snap := r.GetSnapshot()
+		if snap == nil {
+			return
+		}
+		at := int64(time.Since(start))
+		if parts.Add(1) == 1 {
+			firstPart.Store(at)
+		}
+		if !snap.GetMore() {
+			lastPart.CompareAndSwap(0, at)
+		}
+	}
+	mc, err := client.Dial(a.addr, client.WithAPIKey(a.key), client.WithInsecure(),
+		client.WithDialOptions(grpc.WithChainStreamInterceptor(watchPartsInterceptor(onPart))))
 	if err != nil {
 		return row, err
 	}
@@ -99,26 +122,10 @@ func coldStartOnce(a *authorityEnv) (coldStartRow, error) {
 	base := heapObjects()
 	allocs0 := heapAllocs()
 	cpu0 := processCPU()
-	var firstPart, lastPart atomic.Int64 // ns since start
-	var parts atomic.Int64
-	var start time.Time
 	// No progress reports: the harness's authority would end a stream that
 	// reports none for 3 checkpoint intervals, which a snapshot longer than
 	// that takes; the row measures one snapshot, not retries (connects).
-	m := client.NewMirror(mc, client.MirrorOptions{Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError})), CacheSize: 1024, DisableProgress: true,
-		BeforeApply: func(r *pb.WatchResponse) {
-			snap := r.GetSnapshot()
-			if snap == nil {
-				return
-			}
-			at := int64(time.Since(start))
-			if parts.Add(1) == 1 {
-				firstPart.Store(at)
-			}
-			if !snap.GetMore() {
-				lastPart.CompareAndSwap(0, at)
-			}
-		}})
+	m := client.NewMirror(mc, client.MirrorOptions{Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError})), CacheSize: 1024, DisableProgress: true})
 	peak := sampleHeap(base)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
@@ -257,4 +264,29 @@ func runColdStart(cfg config, dir string, runs int, out io.Writer) ([]coldStartR
 	fmt.Fprintf(out, "(bans seeded straight into the store in %v; first and last part: when the mirror had each (the authority sends each part as soon as it is encoded, so the last part is also the authority's reading and encoding); CPU, peak heap and allocated: the whole process, authority and mirror%s)\n\n",
 		ms(seeded), note)
 	return rows, nil
+}
+
+// watchPartsInterceptor calls fn with each Watch response a stream
+// receives, once decoded.
+func watchPartsInterceptor(fn func(*pb.WatchResponse)) grpc.StreamClientInterceptor {
+	return func(ctx context.Context, desc *grpc.StreamDesc, cc *grpc.ClientConn, method string, streamer grpc.Streamer, opts ...grpc.CallOption) (grpc.ClientStream, error) {
+		cs, err := streamer(ctx, desc, cc, method, opts...)
+		if err != nil {
+			return nil, err
+		}
+		return observedStream{ClientStream: cs, fn: fn}, nil
+	}
+}
+
+type observedStream struct {
+	grpc.ClientStream
+	fn func(*pb.WatchResponse)
+}
+
+func (s observedStream) RecvMsg(m any) error {
+	err := s.ClientStream.RecvMsg(m)
+	if r, ok := m.(*pb.WatchResponse); ok && err == nil {
+		s.fn(r)
+	}
+	return err
 }

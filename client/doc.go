@@ -19,7 +19,9 @@
 //     revoked sessions whose tokens may still be valid), kept by following
 //     Watch (docs/design.md sections 3 and 4). It builds a snapshot's new
 //     state aside, part by part as the parts arrive, and applies it only
-//     once all of them have, resumes from its revision and
+//     once all of them have (its Watch codec, snapwire.go, reads a part's
+//     bans with protowire, only the fields the state keeps, and leaves
+//     anything unexpected to the generic decoder), resumes from its revision and
 //     store_id on any replica, knows it has caught up at the stream's
 //     first checkpoint (sent as soon as it has), backs off when the authority asks it to
 //     (SNAPSHOT_TOO_SOON), and reports the revision it has applied so that

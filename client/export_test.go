@@ -22,7 +22,7 @@ func NewTestMirror(storeID string, rev int64, snap *pb.Snapshot, opts MirrorOpti
 }
 
 // Apply applies one message of the stream, as Run does.
-func (m *Mirror) Apply(resp *pb.WatchResponse) error { return m.apply(resp) }
+func (m *Mirror) Apply(resp *pb.WatchResponse) error { return m.apply(resp, nil) }
 
 // EndStream does what Run does when a stream ends: it drops the parts of
 // an unfinished snapshot.

@@ -27,20 +27,27 @@ type snapshotParts struct {
 	b       *partBuilder
 }
 
+// part is one snapshot part for the builder: its message and, when the
+// watch codec read them apart, its bans.
+type part struct {
+	snap *pb.Snapshot
+	bans []wireBan
+}
+
 // partBuilder is the goroutine building one snapshot's state.
 type partBuilder struct {
-	queue     chan *pb.Snapshot
+	queue     chan part
 	done      chan *snapshotBuilder // the builder, once every part is added
 	abandoned atomic.Bool           // the stream ended mid-snapshot: skip the rest
 }
 
 func startPartBuilder(storeID string, rev int64) *partBuilder {
-	pbd := &partBuilder{queue: make(chan *pb.Snapshot, partQueue), done: make(chan *snapshotBuilder, 1)}
+	pbd := &partBuilder{queue: make(chan part, partQueue), done: make(chan *snapshotBuilder, 1)}
 	go func() {
 		sb := newSnapshotBuilder(storeID, rev)
 		for part := range pbd.queue {
 			if !pbd.abandoned.Load() {
-				sb.addPart(part)
+				sb.addPart(part.snap, part.bans)
 			}
 		}
 		pbd.done <- sb
@@ -48,13 +55,14 @@ func startPartBuilder(storeID string, rev int64) *partBuilder {
 	return pbd
 }
 
-// add takes the next snapshot part and returns the new state and the
+// add takes the next snapshot part, with its bans when the watch codec
+// read them apart (watchCodec.take), and returns the new state and the
 // snapshot's number of parts once resp is its last part (nil before).
 // prevKeyGen is the key generation of the state it replaces. A part of
 // another revision or store than the first is a protocol error; the state
 // being built is dropped.
-func (p *snapshotParts) add(resp *pb.WatchResponse, prevKeyGen uint64) (*state, int, error) {
-	part := resp.GetSnapshot()
+func (p *snapshotParts) add(resp *pb.WatchResponse, bans []wireBan, prevKeyGen uint64) (*state, int, error) {
+	snap := resp.GetSnapshot()
 	if p.n == 0 {
 		p.storeID, p.rev, p.b = resp.GetStoreId(), resp.GetRevision(), startPartBuilder(resp.GetStoreId(), resp.GetRevision())
 	} else if resp.GetStoreId() != p.storeID || resp.GetRevision() != p.rev {
@@ -64,8 +72,8 @@ func (p *snapshotParts) add(resp *pb.WatchResponse, prevKeyGen uint64) (*state, 
 		return nil, 0, err
 	}
 	p.n++
-	p.b.queue <- part
-	if part.GetMore() {
+	p.b.queue <- part{snap: snap, bans: bans}
+	if snap.GetMore() {
 		return nil, 0, nil
 	}
 	close(p.b.queue)

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	pb "github.com/portcullis-dev/portcullis/gen/portcullis/v1"
@@ -205,13 +206,27 @@ const (
 func banSubject(b *pb.Ban) (kind subjectKind, value string, prefix netip.Prefix, ok bool) {
 	switch s := b.GetSubject().GetKind().(type) {
 	case *pb.Subject_UserId:
-		return subjectUser, s.UserId, netip.Prefix{}, s.UserId != ""
+		return subjectOf(wireSubjectUserID, s.UserId)
 	case *pb.Subject_DeviceId:
-		return subjectDevice, s.DeviceId, netip.Prefix{}, s.DeviceId != ""
+		return subjectOf(wireSubjectDeviceID, s.DeviceId)
 	case *pb.Subject_Ip:
-		p, err := netip.ParsePrefix(s.Ip)
+		return subjectOf(wireSubjectIP, s.Ip)
+	}
+	return subjectNone, "", netip.Prefix{}, false
+}
+
+// subjectOf is banSubject of the Subject whose field num (wireSubject*; 0:
+// none) is v.
+func subjectOf(num protowire.Number, v string) (kind subjectKind, value string, prefix netip.Prefix, ok bool) {
+	switch num {
+	case wireSubjectUserID:
+		return subjectUser, v, netip.Prefix{}, v != ""
+	case wireSubjectDeviceID:
+		return subjectDevice, v, netip.Prefix{}, v != ""
+	case wireSubjectIP:
+		p, err := netip.ParsePrefix(v)
 		if err != nil {
-			a, err := netip.ParseAddr(s.Ip)
+			a, err := netip.ParseAddr(v)
 			if err != nil {
 				return subjectNone, "", netip.Prefix{}, false
 			}
@@ -309,14 +324,20 @@ func newSnapshotBuilder(storeID string, rev int64) *snapshotBuilder {
 }
 
 // addPart indexes one part's keys, bans and revoked sessions (a ban or
-// session already added, by ID, is ignored).
-func (sb *snapshotBuilder) addPart(snap *pb.Snapshot) {
+// session already added, by ID, is ignored). wire holds the part's bans
+// when the watch codec read them apart (snap then has none; nil
+// otherwise): the keys come first, then the bans, then the revoked
+// sessions, as the authority sends them.
+func (sb *snapshotBuilder) addPart(snap *pb.Snapshot, wire []wireBan) {
 	b := &sb.b
 	for _, k := range snap.GetKeys() {
 		b.putKey(k)
 	}
 	for _, x := range snap.GetBans() {
 		b.addBan(x)
+	}
+	for i := range wire {
+		b.addWireBan(&wire[i])
 	}
 	for _, r := range snap.GetRevokedSessions() {
 		if !sb.revoked[r.GetSessionId()] {
@@ -341,7 +362,7 @@ func (sb *snapshotBuilder) finish(prevKeyGen uint64) *state {
 // newSnapshotState builds the state of a snapshot received whole.
 func newSnapshotState(storeID string, rev int64, snap *pb.Snapshot, prevKeyGen uint64) *state {
 	sb := newSnapshotBuilder(storeID, rev)
-	sb.addPart(snap)
+	sb.addPart(snap, nil)
 	return sb.finish(prevKeyGen)
 }
 
@@ -373,6 +394,7 @@ func (b *builder) tenant(name string) uint32 {
 	if i == noSuchTenant {
 		n := b.ownNames()
 		i = uint32(len(n.tenants))
+		name = strings.Clone(name) // kept: not a view into a message (wireBan)
 		n.tenantIdx[name] = i
 		n.tenants = append(n.tenants, name)
 	}
@@ -419,7 +441,19 @@ func (b *builder) putKey(k *pb.VerificationKey) {
 // addBan indexes a ban (one already held, by ID, is ignored).
 func (b *builder) addBan(x *pb.Ban) {
 	kind, value, prefix, ok := banSubject(x)
-	id := x.GetBanId()
+	b.addBanFields(x.GetBanId(), x.GetTenantId(), kind, value, prefix, ok, x.GetCapabilities(), unixNanos(x.GetExpireTime()))
+}
+
+// addWireBan indexes a ban read by the watch codec (snapwire.go), as
+// addBan does the same ban decoded as a message.
+func (b *builder) addWireBan(x *wireBan) {
+	kind, value, prefix, ok := subjectOf(x.subject, x.value)
+	b.addBanFields(x.id, x.tenant, kind, value, prefix, ok, x.caps, x.expire)
+}
+
+// addBanFields is addBan of a ban's fields. The strings may point into a
+// received message (wireBan): what the state keeps of them is copied.
+func (b *builder) addBanFields(id, tenant string, kind subjectKind, value string, prefix netip.Prefix, ok bool, caps []string, expire int64) {
 	if !ok || id == "" {
 		return
 	}
@@ -427,14 +461,14 @@ func (b *builder) addBan(x *pb.Ban) {
 	if b.inPlace && !b.addBanID(id, c, compact) {
 		return
 	}
-	rec := banRec{tenant: b.tenant(x.GetTenantId()), expire: unixNanos(x.GetExpireTime())}
+	rec := banRec{tenant: b.tenant(tenant), expire: expire}
 	extID := ""
 	if compact {
 		rec.id = c
 	} else {
-		extID = id
+		extID = strings.Clone(id)
 	}
-	rec.ext = b.ext(extID, x.GetCapabilities())
+	rec.ext = b.ext(extID, caps)
 	if b.inPlace {
 		value = b.keys.copy(value)
 	}

@@ -68,8 +68,8 @@ func TestSnapshotBuilderDuplicateIDs(t *testing.T) {
 		return &pb.Ban{BanId: id(n), TenantId: "t", Subject: &pb.Subject{Kind: &pb.Subject_UserId{UserId: user}}}
 	}
 	sb := newSnapshotBuilder("s", 1)
-	sb.addPart(&pb.Snapshot{Bans: []*pb.Ban{ban(1, "a"), ban(2, "b"), ban(5, "c"), ban(2, "dup-in-order")}, More: true})
-	sb.addPart(&pb.Snapshot{Bans: []*pb.Ban{ban(3, "d"), ban(1, "dup-out-of-order"), ban(5, "dup-later"), ban(4, "e"), ban(4, "dup-after-map")}})
+	sb.addPart(&pb.Snapshot{Bans: []*pb.Ban{ban(1, "a"), ban(2, "b"), ban(5, "c"), ban(2, "dup-in-order")}, More: true}, nil)
+	sb.addPart(&pb.Snapshot{Bans: []*pb.Ban{ban(3, "d"), ban(1, "dup-out-of-order"), ban(5, "dup-later"), ban(4, "e"), ban(4, "dup-after-map")}}, nil)
 	s := sb.finish(0)
 	if s.nBans != 5 {
 		t.Errorf("nBans = %d, want 5", s.nBans)

@@ -91,7 +91,15 @@ func (m *Mirror) follow(ctx context.Context) (heard bool, err error) {
 	// parts of about 1 MiB, but a change is one message however many
 	// sessions its write revoked, and an authority older than the parts
 	// sends a snapshot as one message.
-	stream, err := m.events.Watch(ctx, req, grpc.WaitForReady(true), grpc.MaxCallRecvMsgSize(m.opts.MaxMessageSize))
+	opts := []grpc.CallOption{grpc.WaitForReady(true), grpc.MaxCallRecvMsgSize(m.opts.MaxMessageSize)}
+	// The watch codec reads a snapshot's bans apart from their messages
+	// (snapwire.go), unless BeforeApply is to see every message whole.
+	var codec *watchCodec
+	if m.opts.BeforeApply == nil {
+		codec = &watchCodec{}
+		opts = append(opts, grpc.ForceCodecV2(codec))
+	}
+	stream, err := m.events.Watch(ctx, req, opts...)
 	if err != nil {
 		return false, err
 	}
@@ -104,6 +112,10 @@ func (m *Mirror) follow(ctx context.Context) (heard bool, err error) {
 		resp, err := stream.Recv()
 		if err != nil {
 			return heard, err
+		}
+		var bans []wireBan // the bans of a snapshot part, read apart
+		if codec != nil {
+			bans = codec.take()
 		}
 		heard = true
 		if id := resp.GetSubscriberId(); id != "" && rep == nil && !m.opts.DisableProgress {
@@ -118,7 +130,7 @@ func (m *Mirror) follow(ctx context.Context) (heard bool, err error) {
 		if m.opts.BeforeApply != nil {
 			m.opts.BeforeApply(resp)
 		}
-		if err := m.apply(resp); err != nil {
+		if err := m.apply(resp, bans); err != nil {
 			return heard, err
 		}
 		switch {
@@ -161,9 +173,11 @@ func (m *Mirror) dropParts() {
 	m.writeMu.Unlock()
 }
 
-// apply applies one message of the stream, in Run's goroutine. writeMu
-// makes it the one writer of the state (readers take no lock).
-func (m *Mirror) apply(resp *pb.WatchResponse) error {
+// apply applies one message of the stream, in Run's goroutine, with the
+// bans of a snapshot part that the watch codec read apart (nil when
+// none). writeMu makes it the one writer of the state (readers take no
+// lock).
+func (m *Mirror) apply(resp *pb.WatchResponse, bans []wireBan) error {
 	m.writeMu.Lock()
 	defer m.writeMu.Unlock()
 	now := m.clock().UnixNano()
@@ -179,7 +193,7 @@ func (m *Mirror) apply(resp *pb.WatchResponse) error {
 		if cur != nil {
 			gen = cur.keyGen
 		}
-		next, parts, err := m.parts.add(resp, gen)
+		next, parts, err := m.parts.add(resp, bans, gen)
 		if err != nil || next == nil {
 			return err
 		}

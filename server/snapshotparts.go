@@ -45,8 +45,9 @@ const (
 // small), then the bans, then the revoked sessions. All but the last have
 // more set; an empty snapshot is one part.
 //
-// Each element is converted and encoded as it is read, into the bytes of
-// the part being filled; the converted message is garbage at once. So a
+// Each element is encoded as it is read, into the bytes of the part being
+// filled: a ban straight from its store record (appendBanWire), the keys
+// and revoked sessions through their messages, garbage at once. So a
 // snapshot of a million bans is held only once, encoded (about 100 bytes
 // a ban), never also as store records and protobuf messages, and the
 // encoding that every stream sends is done here, once.
@@ -60,6 +61,7 @@ type snapshotWriter struct {
 	reserve int    // bytes left free at the start of each body for its head
 	budget  int    // of a part's Snapshot fields
 	body    []byte // the part being filled: reserve bytes, then its Snapshot fields, encoded
+	elem    []byte // the ban being encoded (appendBanWire), reused
 }
 
 // newSnapshotWriter returns a writer for store storeID whose parts'
@@ -93,8 +95,17 @@ func (w *snapshotWriter) Begin(rev int64, now time.Time, keys []storage.SigningK
 	return nil
 }
 
+// Ban encodes b straight from the store's record (appendBanWire), not
+// through banPB and proto.Marshal: most of a large snapshot is bans.
 func (w *snapshotWriter) Ban(b *storage.Ban) error {
-	return w.add(fieldSnapshotBans, banPB(*b, w.now), true)
+	var err error
+	if w.elem, err = appendBanWire(w.elem[:0], b, w.now); err != nil {
+		return err
+	}
+	w.cutFor(fieldSnapshotBans, len(w.elem))
+	w.body = protowire.AppendTag(w.body, fieldSnapshotBans, protowire.BytesType)
+	w.body = protowire.AppendBytes(w.body, w.elem)
+	return nil
 }
 
 func (w *snapshotWriter) RevokedSession(s *storage.Session) error {
@@ -106,17 +117,25 @@ func (w *snapshotWriter) RevokedSession(s *storage.Session) error {
 // the keys all go in the first part).
 func (w *snapshotWriter) add(num protowire.Number, m proto.Message, cut bool) error {
 	n := proto.Size(m)
-	if used, elem := len(w.body)-w.reserve, protowire.SizeTag(num)+protowire.SizeBytes(n); cut && used > 0 && used+elem > w.budget {
-		w.publish(true)
-		// Parts after the first are as full as it is: allocated once, with
-		// room for the more flag.
-		w.body = make([]byte, w.reserve, w.reserve+max(w.budget, elem)+2)
+	if cut {
+		w.cutFor(num, n)
 	}
 	w.body = protowire.AppendTag(w.body, num, protowire.BytesType)
 	w.body = protowire.AppendVarint(w.body, uint64(n))
 	var err error
 	w.body, err = proto.MarshalOptions{UseCachedSize: true}.MarshalAppend(w.body, m) // sized just above
 	return err
+}
+
+// cutFor publishes the part being filled when an element of field num,
+// n bytes encoded, does not fit in what is left of it.
+func (w *snapshotWriter) cutFor(num protowire.Number, n int) {
+	if used, elem := len(w.body)-w.reserve, protowire.SizeTag(num)+protowire.SizeBytes(n); used > 0 && used+elem > w.budget {
+		w.publish(true)
+		// Parts after the first are as full as it is: allocated once, with
+		// room for the more flag.
+		w.body = make([]byte, w.reserve, w.reserve+max(w.budget, elem)+2)
+	}
 }
 
 // finish publishes the last part.
