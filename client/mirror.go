@@ -172,6 +172,9 @@ type Mirror struct {
 	// reconnectHook, set by tests before Run (export_test.go), sees each
 	// ended stream's error and the wait Run chose before reconnecting.
 	reconnectHook func(err error, wait time.Duration)
+	// refused, set by StartMirror before Run, is told of an error that no
+	// reconnection fixes (a refused API key).
+	refused func(error)
 }
 
 // NewMirror returns a mirror that follows c's event stream once Run is

@@ -49,6 +49,9 @@ func (m *Mirror) Run(ctx context.Context) error {
 		level := slog.LevelWarn
 		if errors.Is(err, ErrAPIKeyInvalid) || errors.Is(err, ErrPermissionDenied) {
 			level = slog.LevelError // will not fix itself
+			if m.refused != nil {
+				m.refused(err)
+			}
 		}
 		// Equal jitter: half the backoff, plus up to as much again, so
 		// that mirrors cut off together do not reconnect together.
