@@ -55,7 +55,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 		return nil
 	})
 	fs.DurationVar(&c.syncTimeout, "sync-timeout", 30*time.Second, "how long to wait for the mirror's first snapshot")
-	fs.DurationVar(&c.staleAfter, "stale-after", client.DefaultStaleAfter, "refuse calls (MIRROR_STALE) after this long without word from the authority")
+	fs.DurationVar(&c.staleAfter, "stale-after", 30*time.Second, "refuse calls (MIRROR_STALE) after this long without word from the authority")
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}
