@@ -18,6 +18,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/portcullis-dev/portcullis/authoritytest"
 	"github.com/portcullis-dev/portcullis/client"
 	pb "github.com/portcullis-dev/portcullis/gen/portcullis/v1"
 	"github.com/portcullis-dev/portcullis/internal/storage"
@@ -25,7 +26,7 @@ import (
 
 // coldStartRow is one mirror starting against an authority that holds a
 // large ban set: how long until it is synced, split at the moments its
-// BeforeApply hook sees the snapshot's first and last parts, and the heap
+// Watch stream receives the snapshot's first and last parts, and the heap
 // the process (authority and mirror) needed meanwhile.
 type coldStartRow struct {
 	bans, parts int
@@ -90,7 +91,24 @@ func coldStart(store, dir string, bans, runs int, profile string) ([]coldStartRo
 // coldStartOnce starts one mirror on a and measures its first snapshot.
 func coldStartOnce(a *authorityEnv) (coldStartRow, error) {
 	var row coldStartRow
-	mc, err := a.dial()
+	var firstPart, lastPart atomic.Int64 // ns since start
+	var parts atomic.Int64
+	var start time.Time
+	// The parts are timed as the mirror receives them, before it applies
+	// each.
+	mc, err := a.dial(authoritytest.BeforeWatchMessage(func(r *pb.WatchResponse) {
+		snap := r.GetSnapshot()
+		if snap == nil {
+			return
+		}
+		at := int64(time.Since(start))
+		if parts.Add(1) == 1 {
+			firstPart.Store(at)
+		}
+		if !snap.GetMore() {
+			lastPart.CompareAndSwap(0, at)
+		}
+	}))
 	if err != nil {
 		return row, err
 	}
@@ -99,26 +117,10 @@ func coldStartOnce(a *authorityEnv) (coldStartRow, error) {
 	base := heapObjects()
 	allocs0 := heapAllocs()
 	cpu0 := processCPU()
-	var firstPart, lastPart atomic.Int64 // ns since start
-	var parts atomic.Int64
-	var start time.Time
 	// No progress reports: the harness's authority would end a stream that
 	// reports none for 3 checkpoint intervals, which a snapshot longer than
 	// that takes; the row measures one snapshot, not retries (connects).
-	m := client.NewMirror(mc, client.MirrorOptions{Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError})), CacheSize: 1024, DisableProgress: true,
-		BeforeApply: func(r *pb.WatchResponse) {
-			snap := r.GetSnapshot()
-			if snap == nil {
-				return
-			}
-			at := int64(time.Since(start))
-			if parts.Add(1) == 1 {
-				firstPart.Store(at)
-			}
-			if !snap.GetMore() {
-				lastPart.CompareAndSwap(0, at)
-			}
-		}})
+	m := client.NewMirror(mc, client.MirrorOptions{Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError})), CacheSize: 1024, DisableProgress: true})
 	peak := sampleHeap(base)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})

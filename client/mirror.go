@@ -69,11 +69,13 @@ type MirrorOptions struct {
 	// DisableProgress sends no identity and no progress reports: the
 	// authority lists the mirror without one and never waits for it.
 	DisableProgress bool
-	// BeforeApply, when set, is called in Run's goroutine with each message
-	// of the stream before the mirror applies it. While it blocks, the
-	// mirror applies nothing and reports no progress: tests use it to hold
-	// one mirror back.
-	BeforeApply func(*pb.WatchResponse)
+
+	// beforeApply, set by tests (export_test.go), is called in Run's
+	// goroutine with each message of the stream before the mirror applies
+	// it; while it blocks, the mirror applies nothing and reports no
+	// progress. Tests of other packages hold a mirror back with a stream
+	// interceptor instead (authoritytest.BeforeWatchMessage).
+	beforeApply func(*pb.WatchResponse)
 }
 
 // Defaults of MirrorOptions.

@@ -118,8 +118,8 @@ func (m *Mirror) follow(ctx context.Context) (heard bool, err error) {
 			// authority knows a slow load from a dead mirror.
 			rep.setLoading(true)
 		}
-		if m.opts.BeforeApply != nil {
-			m.opts.BeforeApply(resp)
+		if m.opts.beforeApply != nil {
+			m.opts.beforeApply(resp)
 		}
 		if err := m.apply(resp); err != nil {
 			return heard, err
