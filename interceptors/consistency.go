@@ -36,9 +36,9 @@ const (
 	authority
 )
 
-// CatchUpChecker is a Checker that can catch up with the authority's
+// catchUpChecker is a Checker that can catch up with the authority's
 // current revision before a check. *client.Mirror implements it.
-type CatchUpChecker interface {
+type catchUpChecker interface {
 	Checker
 	// CatchUp returns once the checker has applied every write committed
 	// before the call, or fails with an error wrapping
@@ -46,7 +46,7 @@ type CatchUpChecker interface {
 	CatchUp(ctx context.Context) error
 }
 
-var _ CatchUpChecker = (*client.Mirror)(nil)
+var _ catchUpChecker = (*client.Mirror)(nil)
 
 type consistencyConfig struct {
 	methods  map[string]consistency
@@ -68,8 +68,8 @@ func (c *consistencyConfig) set(mode consistency, methods []string) {
 // revision, within the strict timeout (WithStrictTimeout), or the call
 // fails closed with MIRROR_STALE. Mark strict what must not run for a
 // user banned a moment ago (a payment, a payout, an irreversible admin
-// action); leave the rest local. The Checker must implement
-// CatchUpChecker (a *client.Mirror does); otherwise ServerOptions fails.
+// action); leave the rest local. The Checker must have a method
+// CatchUp(ctx) error (a *client.Mirror has); otherwise ServerOptions fails.
 // Repeatable.
 func WithStrictMethods(fullMethodNames ...string) Option {
 	return func(c *config) { c.consistency.set(catchUp, fullMethodNames) }
@@ -111,7 +111,7 @@ func (a *authenticator) checkWith(ctx context.Context, method, tok string, in cl
 	defer cancel()
 	switch mode {
 	case catchUp:
-		cu, ok := a.checker.(CatchUpChecker)
+		cu, ok := a.checker.(catchUpChecker)
 		if !ok {
 			return nil, fmt.Errorf("%w: %s is strict but the checker cannot catch up with the authority", client.ErrMirrorStale, method)
 		}

@@ -66,7 +66,7 @@
 // no network call, and a ban applies once the mirror has applied it. A
 // method named by [WithStrictMethods] (catch-up) first asks the authority
 // for its current revision (EventService.GetRevision), waits until the
-// mirror has applied it (a CatchUpChecker; *client.Mirror is one), then
+// mirror has applied it (a Checker with a CatchUp method, as *client.Mirror has), then
 // checks locally; if the mirror does not catch up within
 // [WithStrictTimeout] (default 1s) the call fails closed with
 // MIRROR_STALE. A method named by [WithAuthorityMethods] is checked by the

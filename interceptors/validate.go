@@ -34,8 +34,8 @@ func (c *config) validate(checker Checker) error {
 		}
 		strict = strict || mode == catchUp
 	}
-	if _, ok := checker.(CatchUpChecker); strict && checker != nil && !ok {
-		errs = append(errs, fmt.Errorf("WithStrictMethods: the checker (%T) cannot catch up with the authority (it is no CatchUpChecker)", checker))
+	if _, ok := checker.(catchUpChecker); strict && checker != nil && !ok {
+		errs = append(errs, fmt.Errorf("WithStrictMethods: the checker (%T) cannot catch up with the authority (it has no CatchUp method)", checker))
 	}
 	for m := range c.capabilities {
 		if _, public := c.public[splitMethod(m)]; public {
