@@ -16,13 +16,9 @@ import (
 )
 
 // Run follows the authority's event stream until ctx ends, and returns
-// ctx's error. Start it once, in its own goroutine:
-//
-//	go m.Run(ctx)
-//	if err := m.WaitSynced(ctx); err != nil { ... }
-//
-// It loads a snapshot (gathering its parts, and building the state once
-// the last has arrived), applies changes, and, when the stream ends
+// ctx's error. Start it once, in its own goroutine, then WaitSynced;
+// StartMirror does both. It loads a snapshot (gathering its parts, and
+// building the state once the last has arrived), applies changes, and, when the stream ends
 // (authority restart, network, SUBSCRIBER_TOO_SLOW), reconnects after a
 // jittered, capped exponential backoff and resumes from its revision and
 // store_id: the authority sends the missed changes, or a snapshot (a
