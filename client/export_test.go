@@ -87,3 +87,11 @@ func WithBeforeApply(o MirrorOptions, f func(*pb.WatchResponse)) MirrorOptions {
 	o.beforeApply = f
 	return o
 }
+
+// StoreID is Stats().StoreID without the counting Stats does.
+func (m *Mirror) StoreID() string {
+	if st := m.state.Load(); st != nil {
+		return st.storeID
+	}
+	return ""
+}

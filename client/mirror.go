@@ -215,15 +215,6 @@ func (m *Mirror) Revision() int64 {
 	return 0
 }
 
-// StoreID returns the store the mirror's revisions belong to ("" before
-// the first snapshot).
-func (m *Mirror) StoreID() string {
-	if st := m.state.Load(); st != nil {
-		return st.storeID
-	}
-	return ""
-}
-
 // staleness returns how long ago, by the mirror's clock, it last heard
 // from the authority (an event, a snapshot or a checkpoint); before that,
 // how long ago it was created.
