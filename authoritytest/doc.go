@@ -11,14 +11,15 @@
 //	a := authoritytest.Start(t, authoritytest.Options{})
 //	admin := a.Dial()                                   // admin key
 //	watcher := a.Dial(client.WithAPIKey(a.NewAPIKey("svc", "events:watch")))
-//	m := client.NewMirror(watcher, client.MirrorOptions{Clock: a.Clock().Now})
+//	m, stop, err := client.StartMirror(ctx, watcher, client.MirrorOptions{Clock: a.Clock().Now})
 //
 // What it owns: the store (a bbolt file in t.TempDir(), or, under
 // Options.EtcdEndpoints, a key prefix in etcd), the authority's signing
 // key and bootstrap admin key (AdminKey), the server and its listeners,
 // and every client Dial returned, which it closes when the authority
-// closes. Mirrors and services the test starts are the test's. Whenever
-// the authority stops (Stop, Restart, the test's end) it checks the bbolt
+// closes. Mirrors and services the test starts are the test's
+// (BeforeWatchMessage holds a mirror back from outside it). Whenever the
+// authority stops (Stop, Restart, the test's end) it checks the bbolt
 // file, as internal/storage/bolt/bolttest does: bbolt's page check and the
 // store's invariants, failing the test on any inconsistency.
 //

@@ -23,14 +23,11 @@ func Example() {
 
 	// A service's mirror, with a key that may only watch.
 	watcher := a.Dial(client.WithAPIKey(a.NewAPIKey("guestbook", "events:watch")))
-	m := client.NewMirror(watcher, client.MirrorOptions{Clock: a.Clock().Now})
-	runCtx, stop := context.WithCancel(ctx)
-	ran := make(chan error, 1)
-	go func() { ran <- m.Run(runCtx) }()
-	defer func() { stop(); <-ran }()
-	if err := m.WaitSynced(ctx); err != nil {
+	m, stop, err := client.StartMirror(ctx, watcher, client.MirrorOptions{Clock: a.Clock().Now})
+	if err != nil {
 		panic(err)
 	}
+	defer stop()
 
 	s, err := admin.Sessions.CreateSession(ctx, &pb.CreateSessionRequest{UserId: "alice"})
 	if err != nil {

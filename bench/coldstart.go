@@ -18,8 +18,7 @@ import (
 	"syscall"
 	"time"
 
-	"google.golang.org/grpc"
-
+	"github.com/portcullis-dev/portcullis/authoritytest"
 	"github.com/portcullis-dev/portcullis/client"
 	pb "github.com/portcullis-dev/portcullis/gen/portcullis/v1"
 	"github.com/portcullis-dev/portcullis/internal/storage"
@@ -27,7 +26,7 @@ import (
 
 // coldStartRow is one mirror starting against an authority that holds a
 // large ban set: how long until it is synced, split at the moments its
-// stream receives the snapshot's first and last parts, and the heap
+// Watch stream receives the snapshot's first and last parts, and the heap
 // the process (authority and mirror) needed meanwhile.
 type coldStartRow struct {
 	bans, parts int
@@ -95,11 +94,9 @@ func coldStartOnce(a *authorityEnv) (coldStartRow, error) {
 	var firstPart, lastPart atomic.Int64 // ns since start
 	var parts atomic.Int64
 	var start time.Time
-	// The parts are seen as the stream receives them (decoded), by an
-	// interceptor: a BeforeApply hook would make the mirror decode every
-	// ban as a message (MirrorOptions.BeforeApply), which is not what a
-	// mirror does.
-	onPart := func(r *pb.WatchResponse) {
+	// The parts are timed as the mirror receives them, before it applies
+	// each.
+	mc, err := a.dial(authoritytest.BeforeWatchMessage(func(r *pb.WatchResponse) {
 		snap := r.GetSnapshot()
 		if snap == nil {
 			return
@@ -111,9 +108,7 @@ func coldStartOnce(a *authorityEnv) (coldStartRow, error) {
 		if !snap.GetMore() {
 			lastPart.CompareAndSwap(0, at)
 		}
-	}
-	mc, err := client.Dial(a.addr, client.WithAPIKey(a.key), client.WithInsecure(),
-		client.WithDialOptions(grpc.WithChainStreamInterceptor(watchPartsInterceptor(onPart))))
+	}))
 	if err != nil {
 		return row, err
 	}
@@ -264,29 +259,4 @@ func runColdStart(cfg config, dir string, runs int, out io.Writer) ([]coldStartR
 	fmt.Fprintf(out, "(bans seeded straight into the store in %v; first and last part: when the mirror had each (the authority sends each part as soon as it is encoded, so the last part is also the authority's reading and encoding); CPU, peak heap and allocated: the whole process, authority and mirror%s)\n\n",
 		ms(seeded), note)
 	return rows, nil
-}
-
-// watchPartsInterceptor calls fn with each Watch response a stream
-// receives, once decoded.
-func watchPartsInterceptor(fn func(*pb.WatchResponse)) grpc.StreamClientInterceptor {
-	return func(ctx context.Context, desc *grpc.StreamDesc, cc *grpc.ClientConn, method string, streamer grpc.Streamer, opts ...grpc.CallOption) (grpc.ClientStream, error) {
-		cs, err := streamer(ctx, desc, cc, method, opts...)
-		if err != nil {
-			return nil, err
-		}
-		return observedStream{ClientStream: cs, fn: fn}, nil
-	}
-}
-
-type observedStream struct {
-	grpc.ClientStream
-	fn func(*pb.WatchResponse)
-}
-
-func (s observedStream) RecvMsg(m any) error {
-	err := s.ClientStream.RecvMsg(m)
-	if r, ok := m.(*pb.WatchResponse); ok && err == nil {
-		s.fn(r)
-	}
-	return err
 }

@@ -156,8 +156,8 @@ func (a *authorityEnv) close() {
 	a.closeStore()
 }
 
-func (a *authorityEnv) dial() (*client.Client, error) {
-	return client.Dial(a.addr, client.WithAPIKey(a.key), client.WithInsecure())
+func (a *authorityEnv) dial(opts ...client.Option) (*client.Client, error) {
+	return client.Dial(a.addr, append([]client.Option{client.WithAPIKey(a.key), client.WithInsecure()}, opts...)...)
 }
 
 func run(cfg config, out io.Writer) (*results, error) {

@@ -129,16 +129,14 @@ func newInterceptorBench(a *authorityEnv) (b *interceptorBench, err error) {
 	}
 	b.closers = append(b.closers, func() { mc.Close() })
 	// A production mirror: the default cache size (100,000 tokens).
-	b.mirror = client.NewMirror(mc, client.MirrorOptions{Logger: slog.New(slog.DiscardHandler)})
-	mctx, cancel := context.WithCancel(ctx)
-	mdone := make(chan struct{})
-	go func() { defer close(mdone); b.mirror.Run(mctx) }()
-	b.closers = append(b.closers, func() { cancel(); <-mdone })
 	sctx, scancel := context.WithTimeout(ctx, time.Minute)
 	defer scancel()
-	if err := b.mirror.WaitSynced(sctx); err != nil {
+	m, stopMirror, err := client.StartMirror(sctx, mc, client.MirrorOptions{Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
 		return nil, fmt.Errorf("mirror sync: %w", err)
 	}
+	b.mirror = m
+	b.closers = append(b.closers, stopMirror)
 
 	serve := func(opts ...grpc.ServerOption) (testgrpc.TestServiceClient, error) {
 		g := grpc.NewServer(opts...)
@@ -159,7 +157,11 @@ func newInterceptorBench(a *authorityEnv) (b *interceptorBench, err error) {
 	if b.bare, err = serve(); err != nil {
 		return nil, err
 	}
-	if b.guarded, err = serve(grpc.ChainUnaryInterceptor(interceptors.UnaryServerInterceptor(b.mirror))); err != nil {
+	guard, err := interceptors.ServerOptions(b.mirror)
+	if err != nil {
+		return nil, err
+	}
+	if b.guarded, err = serve(guard...); err != nil {
 		return nil, err
 	}
 

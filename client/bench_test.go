@@ -100,7 +100,7 @@ func benchToken(tb testing.TB, user string) string {
 	tok, err := token.Sign(&token.Claims{
 		SessionID: synthID("ses_", 1<<30), TenantID: "public", DeviceID: user + "-phone",
 		RegisteredClaims: jwt.RegisteredClaims{
-			Issuer: "portcullis", Subject: user, Audience: jwt.ClaimStrings{client.DefaultAudience},
+			Issuer: "portcullis", Subject: user, Audience: jwt.ClaimStrings{"portcullis"},
 			IssuedAt: jwt.NewNumericDate(now), ExpiresAt: jwt.NewNumericDate(now.Add(time.Hour)),
 		},
 	}, "key_bench", benchKey)

@@ -66,7 +66,7 @@ const (
 // checks of one token: do not modify it. ctx is not used yet (a check
 // never blocks); it is there so that the signature can stay when it does.
 //
-// Every check is counted by its result (CheckCounts).
+// Every check is counted by its result (MirrorStats.Checks).
 func (m *Mirror) Check(ctx context.Context, tok string, in CheckInput) (*Session, error) {
 	s, err := m.check(tok, in)
 	m.checks.add(resultOf(err))

@@ -7,45 +7,24 @@ import (
 	"sync/atomic"
 )
 
-// CheckResult is how a Check ended, for metrics.
-type CheckResult int
+// checkResult is how a Check ended, for metrics (MirrorStats.Checks).
+type checkResult int
 
-// The results of Check, in CheckCounts order.
+// The results of Check.
 const (
-	CheckAllowed        CheckResult = iota // the token is valid and nothing refuses it
-	CheckStale                             // ErrMirrorStale (not synced, or stale and not fail-open)
-	CheckTokenInvalid                      // ErrTokenInvalid
-	CheckTokenExpired                      // ErrTokenExpired
-	CheckBanned                            // a full ban: ErrUserBanned, ErrDeviceBanned, ErrIPBanned
-	CheckSessionRevoked                    // ErrSessionRevoked
-	CheckRestricted                        // ErrCapabilityRestricted
+	checkAllowed        checkResult = iota // the token is valid and nothing refuses it
+	checkStale                             // ErrMirrorStale (not synced, or stale and not fail-open)
+	checkTokenInvalid                      // ErrTokenInvalid
+	checkTokenExpired                      // ErrTokenExpired
+	checkBanned                            // a full ban: ErrUserBanned, ErrDeviceBanned, ErrIPBanned
+	checkSessionRevoked                    // ErrSessionRevoked
+	checkRestricted                        // ErrCapabilityRestricted
 	numCheckResults
 )
 
 var checkResultNames = [numCheckResults]string{
 	"allowed", "stale", "token_invalid", "token_expired", "banned", "session_revoked", "capability_restricted",
 }
-
-// String is the result's metric label ("allowed", "banned", ...).
-func (r CheckResult) String() string {
-	if r < 0 || r >= numCheckResults {
-		return "unknown"
-	}
-	return checkResultNames[r]
-}
-
-// CheckResults lists every result, in order.
-func CheckResults() []CheckResult {
-	out := make([]CheckResult, numCheckResults)
-	for i := range out {
-		out[i] = CheckResult(i)
-	}
-	return out
-}
-
-// CheckCounts counts the checks of a mirror by result, indexed by
-// CheckResult.
-type CheckCounts [numCheckResults]uint64
 
 // checkCounters counts checks without writing anything that the checks
 // of other cores write: each P (a goroutine's processor, about a core)
@@ -95,7 +74,7 @@ func numCheckShards() int {
 	return n
 }
 
-func (c *checkCounters) add(r CheckResult) {
+func (c *checkCounters) add(r checkResult) {
 	p := c.shards.Load()
 	if p == nil {
 		p = c.alloc()
@@ -116,16 +95,20 @@ func (c *checkCounters) alloc() *[]checkShard {
 	return c.shards.Load()
 }
 
-func (c *checkCounters) load() CheckCounts {
-	var out CheckCounts
-	p := c.shards.Load()
-	if p == nil {
-		return out
-	}
-	for i := range *p {
-		for r := range out {
-			out[r] += (*p)[i].n[r].Load()
+// load sums the shards into MirrorStats.Checks: every result, by its
+// label, zero included, so that a metric exists before its first check.
+func (c *checkCounters) load() map[string]uint64 {
+	var sum [numCheckResults]uint64
+	if p := c.shards.Load(); p != nil {
+		for i := range *p {
+			for r := range sum {
+				sum[r] += (*p)[i].n[r].Load()
+			}
 		}
+	}
+	out := make(map[string]uint64, numCheckResults)
+	for r, n := range sum {
+		out[checkResultNames[r]] = n
 	}
 	return out
 }
@@ -133,31 +116,28 @@ func (c *checkCounters) load() CheckCounts {
 // resultOf classifies the error of a Check. The allowed case is kept
 // apart so that it stays free of allocation (errors.As makes its target
 // escape).
-func resultOf(err error) CheckResult {
+func resultOf(err error) checkResult {
 	if err == nil {
-		return CheckAllowed
+		return checkAllowed
 	}
 	return refusalOf(err)
 }
 
-func refusalOf(err error) CheckResult {
+func refusalOf(err error) checkResult {
 	var be *BanError
 	switch {
 	case errors.As(err, &be):
 		if be.Reason == reasonCap {
-			return CheckRestricted
+			return checkRestricted
 		}
-		return CheckBanned
+		return checkBanned
 	case errors.Is(err, ErrSessionRevoked):
-		return CheckSessionRevoked
+		return checkSessionRevoked
 	case errors.Is(err, ErrTokenExpired):
-		return CheckTokenExpired
+		return checkTokenExpired
 	case errors.Is(err, ErrMirrorStale):
-		return CheckStale
+		return checkStale
 	default:
-		return CheckTokenInvalid
+		return checkTokenInvalid
 	}
 }
-
-// CheckCounts returns how many checks the mirror has answered, by result.
-func (m *Mirror) CheckCounts() CheckCounts { return m.checks.load() }

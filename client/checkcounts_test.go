@@ -1,6 +1,7 @@
 package client_test
 
 import (
+	"maps"
 	"runtime"
 	"sync"
 	"testing"
@@ -14,7 +15,7 @@ import (
 
 // TestCheckCountsConcurrent: checks from many goroutines at once (one hot
 // token, a banned one, garbage) are all counted, whichever per-P shard
-// each landed on; CheckCounts and the collector sum the shards.
+// each landed on; Stats and the collector sum the shards.
 func TestCheckCountsConcurrent(t *testing.T) {
 	e := newEnv(t, envOptions{})
 	m := newMirror(t, e, client.MirrorOptions{})
@@ -48,20 +49,19 @@ func TestCheckCountsConcurrent(t *testing.T) {
 	wg.Wait()
 
 	n := uint64(goroutines)
-	want := client.CheckCounts{}
-	want[client.CheckAllowed] = n * (perGoroutine - perGoroutine/10 - perGoroutine/30)
-	want[client.CheckBanned] = n * perGoroutine / 10
-	want[client.CheckTokenInvalid] = n * perGoroutine / 30
-	if got := m.CheckCounts(); got != want {
-		t.Fatalf("CheckCounts = %v, want %v", got, want)
+	want := map[string]uint64{"allowed": n * (perGoroutine - perGoroutine/10 - perGoroutine/30),
+		"banned": n * perGoroutine / 10, "token_invalid": n * perGoroutine / 30,
+		"stale": 0, "token_expired": 0, "session_revoked": 0, "capability_restricted": 0}
+	if got := m.Stats().Checks; !maps.Equal(got, want) {
+		t.Fatalf("Stats().Checks = %v, want %v", got, want)
 	}
 	reg := prometheus.NewPedanticRegistry()
 	reg.MustRegister(mirrormetrics.NewCollector(m.Mirror))
 	got := gather(t, reg)
-	for _, r := range client.CheckResults() {
-		name := `portcullis_mirror_checks_total{result="` + r.String() + `"}`
-		if got[name] != float64(want[r]) {
-			t.Errorf("%s = %v, want %d", name, got[name], want[r])
+	for r, n := range want {
+		name := `portcullis_mirror_checks_total{result="` + r + `"}`
+		if v, ok := got[name]; !ok || v != float64(n) {
+			t.Errorf("%s = %v (present %v), want %d", name, v, ok, n)
 		}
 	}
 }

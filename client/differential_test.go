@@ -136,7 +136,7 @@ func TestMirrorMatchesModel(t *testing.T) {
 			return tok
 		}
 		tok, err := token.Sign(&token.Claims{SessionID: sid, TenantID: tenant, DeviceID: device,
-			RegisteredClaims: jwt.RegisteredClaims{Issuer: "portcullis", Subject: user, Audience: jwt.ClaimStrings{client.DefaultAudience},
+			RegisteredClaims: jwt.RegisteredClaims{Issuer: "portcullis", Subject: user, Audience: jwt.ClaimStrings{"portcullis"},
 				IssuedAt: jwt.NewNumericDate(start), ExpiresAt: jwt.NewNumericDate(start.Add(1000 * time.Hour))}}, "k", key)
 		if err != nil {
 			t.Fatal(err)

@@ -31,7 +31,9 @@
 //     shared cache line. Verified tokens are cached, so a repeated token
 //     costs no signature verification, while bans and revocations are
 //     looked up on every check. Track ends open streams when a ban or a
-//     revocation concerning them arrives.
+//     revocation concerning them arrives. StartMirror runs one and waits
+//     until it has loaded, failing fast on a refused API key; NewMirror
+//     and Run are for a service (or test) that runs it itself.
 //
 // It imports gen/ (the API), token/ (the access-token format it shares
 // with the authority), gRPC, protobuf and the standard library; never

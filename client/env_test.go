@@ -204,7 +204,7 @@ func (m *mirror) catchUp(e *env) {
 func (m *mirror) advance(e *env, d time.Duration) {
 	m.t.Helper()
 	e.Clock().Advance(d)
-	eventually(m.t, "a checkpoint", func() bool { return m.Staleness() < time.Second })
+	eventually(m.t, "a checkpoint", func() bool { return m.Stats().Staleness < time.Second })
 }
 
 // check is Check with a background context.

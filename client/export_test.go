@@ -80,3 +80,18 @@ func (m *Mirror) HeldBans(now time.Time) []HeldBan {
 	})
 	return out
 }
+
+// WithBeforeApply returns o with a hook called with each message of the
+// stream before the mirror applies it (MirrorOptions.beforeApply).
+func WithBeforeApply(o MirrorOptions, f func(*pb.WatchResponse)) MirrorOptions {
+	o.beforeApply = f
+	return o
+}
+
+// StoreID is Stats().StoreID without the counting Stats does.
+func (m *Mirror) StoreID() string {
+	if st := m.state.Load(); st != nil {
+		return st.storeID
+	}
+	return ""
+}

@@ -59,7 +59,7 @@ type MirrorOptions struct {
 	// only bounds memory.
 	PruneInterval time.Duration
 	// Identity names the mirror to the authority; empty fields take
-	// DefaultIdentity's. The mirror sends it when it opens a Watch stream
+	// the binary's name, hostname-pid and the module version. The mirror sends it when it opens a Watch stream
 	// and then reports the revision it has applied (as messages of an
 	// EventService.StreamProgress stream, or ReportProgress calls when the
 	// authority has no such method) after each snapshot, change and
@@ -69,37 +69,38 @@ type MirrorOptions struct {
 	// DisableProgress sends no identity and no progress reports: the
 	// authority lists the mirror without one and never waits for it.
 	DisableProgress bool
-	// BeforeApply, when set, is called in Run's goroutine with each message
-	// of the stream before the mirror applies it. While it blocks, the
-	// mirror applies nothing and reports no progress: tests use it to hold
-	// one mirror back. With it set, the mirror decodes every message whole
-	// for the hook to see, a snapshot's bans included, rather than reading
-	// the bans apart with its own codec, which costs more CPU on large
-	// snapshots.
-	BeforeApply func(*pb.WatchResponse)
+
+	// beforeApply, set by tests (export_test.go), is called in Run's
+	// goroutine with each message of the stream before the mirror applies
+	// it; while it blocks, the mirror applies nothing and reports no
+	// progress. With it set, the mirror decodes every message whole for
+	// the hook to see, rather than reading a snapshot's bans apart with its
+	// own codec (snapwire.go). Tests of other packages hold a mirror back
+	// with a stream interceptor instead (authoritytest.BeforeWatchMessage).
+	beforeApply func(*pb.WatchResponse)
 }
 
 // Defaults of MirrorOptions.
 const (
-	DefaultIssuer        = "portcullis"
-	DefaultAudience      = "portcullis"
-	DefaultStaleAfter    = 30 * time.Second
-	DefaultCacheSize     = 100_000
-	DefaultMinBackoff    = 100 * time.Millisecond
-	DefaultMaxBackoff    = 10 * time.Second
-	DefaultPruneInterval = 10 * time.Second
-	DefaultMaxMessage    = 256 << 20
+	defaultIssuer        = "portcullis"
+	defaultAudience      = "portcullis"
+	defaultStaleAfter    = 30 * time.Second
+	defaultCacheSize     = 100_000
+	defaultMinBackoff    = 100 * time.Millisecond
+	defaultMaxBackoff    = 10 * time.Second
+	defaultPruneInterval = 10 * time.Second
+	defaultMaxMessage    = 256 << 20
 )
 
 func (o MirrorOptions) withDefaults() MirrorOptions {
 	if o.Issuer == "" {
-		o.Issuer = DefaultIssuer
+		o.Issuer = defaultIssuer
 	}
 	if o.Audience == "" {
-		o.Audience = DefaultAudience
+		o.Audience = defaultAudience
 	}
 	if o.StaleAfter <= 0 {
-		o.StaleAfter = DefaultStaleAfter
+		o.StaleAfter = defaultStaleAfter
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
@@ -109,24 +110,24 @@ func (o MirrorOptions) withDefaults() MirrorOptions {
 	}
 	switch {
 	case o.CacheSize == 0:
-		o.CacheSize = DefaultCacheSize
+		o.CacheSize = defaultCacheSize
 	case o.CacheSize < 0:
 		o.CacheSize = 0
 	}
 	if o.MinBackoff <= 0 {
-		o.MinBackoff = DefaultMinBackoff
+		o.MinBackoff = defaultMinBackoff
 	}
 	if o.MaxBackoff <= 0 {
-		o.MaxBackoff = DefaultMaxBackoff
+		o.MaxBackoff = defaultMaxBackoff
 	}
 	if o.MaxBackoff < o.MinBackoff {
 		o.MaxBackoff = o.MinBackoff
 	}
 	if o.PruneInterval <= 0 {
-		o.PruneInterval = DefaultPruneInterval
+		o.PruneInterval = defaultPruneInterval
 	}
 	if o.MaxMessageSize <= 0 {
-		o.MaxMessageSize = DefaultMaxMessage
+		o.MaxMessageSize = defaultMaxMessage
 	}
 	if !o.DisableProgress {
 		o.Identity = o.Identity.withDefaults()
@@ -175,6 +176,9 @@ type Mirror struct {
 	// reconnectHook, set by tests before Run (export_test.go), sees each
 	// ended stream's error and the wait Run chose before reconnecting.
 	reconnectHook func(err error, wait time.Duration)
+	// refused, set by StartMirror before Run, is told of an error that no
+	// reconnection fixes (a refused API key).
+	refused func(error)
 }
 
 // NewMirror returns a mirror that follows c's event stream once Run is
@@ -213,19 +217,10 @@ func (m *Mirror) Revision() int64 {
 	return 0
 }
 
-// StoreID returns the store the mirror's revisions belong to ("" before
-// the first snapshot).
-func (m *Mirror) StoreID() string {
-	if st := m.state.Load(); st != nil {
-		return st.storeID
-	}
-	return ""
-}
-
-// Staleness returns how long ago, by the mirror's clock, it last heard
+// staleness returns how long ago, by the mirror's clock, it last heard
 // from the authority (an event, a snapshot or a checkpoint); before that,
 // how long ago it was created.
-func (m *Mirror) Staleness() time.Duration {
+func (m *Mirror) staleness() time.Duration {
 	return time.Duration(m.clock().UnixNano() - m.lastHeard.Load())
 }
 
@@ -256,6 +251,18 @@ type MirrorStats struct {
 	// equals Connects the mirror has caught up on its current stream,
 	// without waiting a checkpoint interval.
 	CaughtUp int64
+
+	// AuthorityRevision is the latest revision of the authority the mirror
+	// has heard of (at least Revision): Revision lags it while the mirror
+	// applies.
+	AuthorityRevision int64
+	// Staleness is how long the mirror has gone without word from the
+	// authority (MirrorOptions.StaleAfter bounds it).
+	Staleness time.Duration
+	// Checks counts the checks answered, by result: "allowed", "stale",
+	// "token_invalid", "token_expired", "banned", "session_revoked",
+	// "capability_restricted" (every key present).
+	Checks map[string]uint64
 }
 
 // Stats returns the mirror's counters and sizes.
@@ -265,6 +272,7 @@ func (m *Mirror) Stats() MirrorStats {
 		Checkpoints: m.stats.checkpoints.Load(), Connects: m.stats.connects.Load(), Prunes: m.stats.prunes.Load(),
 		Reports: m.progress.reports.Load(),
 		Tracked: m.tracker.len(), Cached: m.cache.len(), CaughtUp: m.stats.caughtUp.Load(),
+		AuthorityRevision: m.authorityRevision(), Staleness: m.staleness(), Checks: m.checks.load(),
 	}
 	if st := m.state.Load(); st != nil {
 		s.Revision, s.StoreID = st.rev, st.storeID

@@ -31,9 +31,9 @@ type MirrorIdentity struct {
 	Version string
 }
 
-// DefaultIdentity is the identity a mirror reports when
+// defaultIdentity is the identity a mirror reports when
 // MirrorOptions.Identity leaves fields empty.
-func DefaultIdentity() MirrorIdentity {
+func defaultIdentity() MirrorIdentity {
 	id := MirrorIdentity{Service: filepath.Base(os.Args[0])}
 	if bi, ok := debug.ReadBuildInfo(); ok {
 		if id.Service == "" || id.Service == "." {
@@ -50,7 +50,7 @@ func DefaultIdentity() MirrorIdentity {
 }
 
 func (id MirrorIdentity) withDefaults() MirrorIdentity {
-	d := DefaultIdentity()
+	d := defaultIdentity()
 	if id.Service == "" {
 		id.Service = d.Service
 	}
@@ -93,9 +93,6 @@ func (p *progress) changedCh() <-chan struct{} {
 	}
 	return p.changed
 }
-
-// Identity returns the identity the mirror reports.
-func (m *Mirror) Identity() MirrorIdentity { return m.opts.Identity }
 
 func (m *Mirror) identityPB() *pb.MirrorIdentity {
 	if m.opts.DisableProgress {
@@ -242,10 +239,10 @@ func (m *Mirror) noteAuthorityRevision(rev int64) {
 	}
 }
 
-// AuthorityRevision returns the authority's current revision as the
+// authorityRevision returns the authority's current revision as the
 // mirror last learnt it (from a checkpoint or the answer to a progress
 // report); Revision() less than it means the mirror is behind.
-func (m *Mirror) AuthorityRevision() int64 { return max(m.progress.authority.Load(), m.Revision()) }
+func (m *Mirror) authorityRevision() int64 { return max(m.progress.authority.Load(), m.Revision()) }
 
 // WaitRevision waits until the mirror's state includes revision rev of
 // the store it follows, or ctx ends (then it returns an error wrapping

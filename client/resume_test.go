@@ -173,7 +173,7 @@ func TestMirrorStaleness(t *testing.T) {
 
 	e1.Stop()
 	clock.Advance(31 * time.Second)
-	if s := closed.Staleness(); s <= 30*time.Second {
+	if s := closed.Stats().Staleness; s <= 30*time.Second {
 		t.Fatalf("staleness %v with the authority stopped 31s ago", s)
 	}
 	if _, err := closed.check(tok, client.CheckInput{}); !errors.Is(err, client.ErrMirrorStale) {

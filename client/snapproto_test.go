@@ -90,7 +90,7 @@ func progressTimeoutsPass(t *testing.T, a *authoritytest.Authority, n int) {
 }
 
 // TestMirrorSlowSnapshotLoad: a mirror whose first snapshot takes several
-// progress timeouts to load (held in BeforeApply at its first part until
+// progress timeouts to load (held by a beforeApply hook at its first part until
 // the authority's own timer has cut five canaries) syncs on that
 // snapshot: one stream, one snapshot sent, Resets 1. Before the fix the
 // authority cut it mid-load, it reconnected for a fresh snapshot, and was
@@ -111,7 +111,7 @@ func TestMirrorSlowSnapshotLoad(t *testing.T) {
 	var snapshots, parts atomic.Int64
 	loading := make(chan struct{})
 	release := make(chan struct{})
-	m := runMirror(t, a, a.Dial(), client.MirrorOptions{BeforeApply: func(resp *pb.WatchResponse) {
+	m := runMirror(t, a, a.Dial(), client.WithBeforeApply(client.MirrorOptions{}, func(resp *pb.WatchResponse) {
 		s := resp.GetSnapshot()
 		if s == nil {
 			return
@@ -125,7 +125,7 @@ func TestMirrorSlowSnapshotLoad(t *testing.T) {
 			close(loading)
 			<-release
 		}
-	}}, nil)
+	}), nil)
 
 	select {
 	case <-loading:

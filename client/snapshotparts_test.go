@@ -223,14 +223,14 @@ func TestMirrorSnapshotCutMidway(t *testing.T) {
 	reached, release := make(chan struct{}), make(chan struct{})
 	afterMore := false // touched only in Run's goroutine
 	var logs syncBuffer
-	m := newMirror(t, a, client.MirrorOptions{Logger: slog.New(slog.NewTextHandler(&logs, nil)),
-		BeforeApply: func(resp *pb.WatchResponse) {
+	m := newMirror(t, a, client.WithBeforeApply(client.MirrorOptions{Logger: slog.New(slog.NewTextHandler(&logs, nil))},
+		func(resp *pb.WatchResponse) {
 			if resp.GetSnapshot() != nil && afterMore && armed.CompareAndSwap(true, false) {
 				close(reached)
 				<-release
 			}
 			afterMore = resp.GetSnapshot().GetMore()
-		}}, grpc.WithInitialWindowSize(64<<10), grpc.WithInitialConnWindowSize(64<<10))
+		}), grpc.WithInitialWindowSize(64<<10), grpc.WithInitialConnWindowSize(64<<10))
 	t.Cleanup(sync.OnceFunc(func() { close(release) })) // before the mirror's cleanup, which waits for Run
 	storeA, revA := m.StoreID(), m.Revision()
 	bansA := m.HeldBans(clock.Now())

@@ -16,13 +16,9 @@ import (
 )
 
 // Run follows the authority's event stream until ctx ends, and returns
-// ctx's error. Start it once, in its own goroutine:
-//
-//	go m.Run(ctx)
-//	if err := m.WaitSynced(ctx); err != nil { ... }
-//
-// It loads a snapshot (gathering its parts, and building the state once
-// the last has arrived), applies changes, and, when the stream ends
+// ctx's error. Start it once, in its own goroutine, then WaitSynced;
+// StartMirror does both. It loads a snapshot (gathering its parts, and
+// building the state once the last has arrived), applies changes, and, when the stream ends
 // (authority restart, network, SUBSCRIBER_TOO_SLOW), reconnects after a
 // jittered, capped exponential backoff and resumes from its revision and
 // store_id: the authority sends the missed changes, or a snapshot (a
@@ -49,6 +45,9 @@ func (m *Mirror) Run(ctx context.Context) error {
 		level := slog.LevelWarn
 		if errors.Is(err, ErrAPIKeyInvalid) || errors.Is(err, ErrPermissionDenied) {
 			level = slog.LevelError // will not fix itself
+			if m.refused != nil {
+				m.refused(err)
+			}
 		}
 		// Equal jitter: half the backoff, plus up to as much again, so
 		// that mirrors cut off together do not reconnect together.
@@ -93,9 +92,9 @@ func (m *Mirror) follow(ctx context.Context) (heard bool, err error) {
 	// sends a snapshot as one message.
 	opts := []grpc.CallOption{grpc.WaitForReady(true), grpc.MaxCallRecvMsgSize(m.opts.MaxMessageSize)}
 	// The watch codec reads a snapshot's bans apart from their messages
-	// (snapwire.go), unless BeforeApply is to see every message whole.
+	// (snapwire.go), unless beforeApply is to see every message whole.
 	var codec *watchCodec
-	if m.opts.BeforeApply == nil {
+	if m.opts.beforeApply == nil {
 		codec = &watchCodec{}
 		opts = append(opts, grpc.ForceCodecV2(codec))
 	}
@@ -127,8 +126,8 @@ func (m *Mirror) follow(ctx context.Context) (heard bool, err error) {
 			// authority knows a slow load from a dead mirror.
 			rep.setLoading(true)
 		}
-		if m.opts.BeforeApply != nil {
-			m.opts.BeforeApply(resp)
+		if m.opts.beforeApply != nil {
+			m.opts.beforeApply(resp)
 		}
 		if err := m.apply(resp, bans); err != nil {
 			return heard, err

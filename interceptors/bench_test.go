@@ -45,7 +45,11 @@ func serveTCP(b *testing.B, opts ...grpc.ServerOption) testgrpc.TestServiceClien
 // difference in a mean.
 func benchOverhead(b *testing.B, c interceptors.Checker, token string) {
 	plain := serveTCP(b)
-	guarded := serveTCP(b, grpc.UnaryInterceptor(interceptors.UnaryServerInterceptor(c)))
+	guard, err := interceptors.ServerOptions(c)
+	if err != nil {
+		b.Fatal(err)
+	}
+	guarded := serveTCP(b, guard...)
 	ctx := bearer(token)
 	req := &testgrpc.SimpleRequest{}
 	call := func(cl testgrpc.TestServiceClient) time.Duration {

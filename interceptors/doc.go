@@ -1,7 +1,7 @@
 // Package interceptors enforces Portcullis sessions and bans in any gRPC
 // service, locally, with no network call per request.
 //
-// The server interceptors read the caller's access token from
+// The server interceptors ([ServerOptions]) read the caller's access token from
 // "authorization: Bearer <token>", work out the caller's IP address and
 // device, and ask a [Checker] (in production a *client.Mirror, which keeps a
 // live copy of the authority's bans and revocations) whether the call may
@@ -42,9 +42,16 @@
 //     ident.EmbeddedIPv4) are checked as the IPv4 address and zones
 //     dropped, so IPv4 bans match and the authority, which refuses those
 //     forms, accepts the address.
-//   - Capability names given to [WithCapabilities] must be lower-case
-//     ASCII tokens, as the authority accepts in bans; another name panics
-//     at construction.
+//   - [ServerOptions] gives both interceptors from one option set, so the
+//     unary and the stream check cannot disagree, and validates the set
+//     there: configuration mistakes (a capability name that is no
+//     lower-case ASCII token, as the authority accepts in bans; an invalid
+//     proxy prefix; strict methods with a checker that cannot catch up; a
+//     public method also given a capability or strictness; with
+//     [WithServices], a method name no service has) are an error at
+//     start-up rather than refused or unchecked calls. Method names are
+//     checked against descriptors given with WithServices rather than a
+//     *grpc.Server, because the options exist before the server does.
 //   - The device checked is the token's did claim and, when
 //     [WithDeviceIDMetadata] is configured and the call sends that key, the
 //     device it names as well (a device ban on either refuses the call).
@@ -55,16 +62,16 @@
 //
 // # Consistency per method
 //
-// By default ([Local]) a method is checked against the mirror as it is:
+// By default (local) a method is checked against the mirror as it is:
 // no network call, and a ban applies once the mirror has applied it. A
-// method named by [WithStrictMethods] ([CatchUp]) first asks the authority
+// method named by [WithStrictMethods] (catch-up) first asks the authority
 // for its current revision (EventService.GetRevision), waits until the
-// mirror has applied it (a CatchUpChecker; *client.Mirror is one), then
+// mirror has applied it (a Checker with a CatchUp method, as *client.Mirror has), then
 // checks locally; if the mirror does not catch up within
 // [WithStrictTimeout] (default 1s) the call fails closed with
-// MIRROR_STALE. A method named by [WithAuthorityMethods] ([Authority]) is
-// checked by the authority's VerifySession. CatchUp adds one round trip to
-// the authority per call, Authority a round trip and the authority's full
+// MIRROR_STALE. A method named by [WithAuthorityMethods] is checked by the
+// authority's VerifySession. Catch-up adds one round trip to the authority
+// per call, VerifySession a round trip and the authority's full
 // check (BENCHMARKS.md, "Consistency per method", BenchmarkConsistency).
 // Mark strict the methods that must not run for a
 // user banned a moment ago (payments, payouts, irreversible actions); the

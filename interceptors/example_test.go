@@ -106,7 +106,7 @@ func reason(err error) string {
 // A service protected by the interceptors: health is public, every other
 // method needs a valid access token, and an open stream ends when its
 // session is revoked.
-func Example() {
+func Example_streamRevoked() {
 	checker := &exampleChecker{streams: map[*client.Session]func(error){}, tracked: make(chan struct{}, 1)}
 	opts := []interceptors.Option{
 		interceptors.WithPublicMethods(grpc_health_v1.Health_Check_FullMethodName),

@@ -38,11 +38,11 @@ func startFleet(t testing.TB, opts authoritytest.Options) *fleet {
 // mirror starts a mirror named instance on its own connection, waits
 // until it is synced, and returns it with the function that stops it
 // (and waits until Run has returned).
-func (f *fleet) mirror(instance string, opts client.MirrorOptions) (*client.Mirror, func()) {
+func (f *fleet) mirror(instance string, opts client.MirrorOptions, dial ...client.Option) (*client.Mirror, func()) {
 	f.t.Helper()
 	opts.Clock, opts.Logger = f.a.Clock().Now, f.log
 	opts.Identity = client.MirrorIdentity{Service: "fleet-test", InstanceID: instance, Version: "v0.0.1"}
-	return runMirror(f.t, f.a.Dial(), opts)
+	return runMirror(f.t, f.a.Dial(dial...), opts)
 }
 
 func (f *fleet) login(user string) string {
@@ -161,7 +161,7 @@ func TestWaitedBanNamesThePausedMirror(t *testing.T) {
 		m, _ := f.mirror(fmt.Sprintf("fast-%d", i), client.MirrorOptions{})
 		fast = append(fast, m)
 	}
-	slow, _ := f.mirror("slow", client.MirrorOptions{BeforeApply: g.beforeApply})
+	slow, _ := f.mirror("slow", client.MirrorOptions{}, authoritytest.BeforeWatchMessage(g.beforeApply))
 	tok := f.login("mallory")
 
 	g.close()
@@ -232,7 +232,7 @@ func TestDisconnectedMirrorDropsOut(t *testing.T) {
 	f.mirror("stays", client.MirrorOptions{})
 	_, stop := f.mirror("leaves", client.MirrorOptions{})
 	var g gate
-	f.mirror("stuck", client.MirrorOptions{BeforeApply: g.beforeApply, MinBackoff: time.Hour, MaxBackoff: time.Hour})
+	f.mirror("stuck", client.MirrorOptions{MinBackoff: time.Hour, MaxBackoff: time.Hour}, authoritytest.BeforeWatchMessage(g.beforeApply))
 	defer g.open()
 	stop()
 	g.close()
@@ -260,7 +260,7 @@ func TestDisconnectedMirrorDropsOut(t *testing.T) {
 func TestStrictMethodRefusesWhileDefaultMayAdmit(t *testing.T) {
 	f := startFleet(t, authoritytest.Options{ProgressTimeout: time.Minute})
 	var g gate
-	m, _ := f.mirror("payments", client.MirrorOptions{BeforeApply: g.beforeApply})
+	m, _ := f.mirror("payments", client.MirrorOptions{}, authoritytest.BeforeWatchMessage(g.beforeApply))
 	const pay, browse = "/grpc.testing.TestService/UnaryCall", "/grpc.testing.TestService/EmptyCall"
 	// short fails closed quickly once the mirror cannot catch up; svc has
 	// a strict timeout that a busy machine meets, for the calls that must

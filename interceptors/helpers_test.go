@@ -163,10 +163,11 @@ func (s *testService) FullDuplexCall(ss testgrpc.TestService_FullDuplexCallServe
 // returns a client; client options (interceptors) may be added.
 func serve(t testing.TB, c interceptors.Checker, svc *testService, opts []interceptors.Option, dialOpts ...grpc.DialOption) testgrpc.TestServiceClient {
 	t.Helper()
-	g := grpc.NewServer(
-		grpc.ChainUnaryInterceptor(interceptors.UnaryServerInterceptor(c, opts...)),
-		grpc.ChainStreamInterceptor(interceptors.StreamServerInterceptor(c, opts...)),
-	)
+	sopts, err := interceptors.ServerOptions(c, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := grpc.NewServer(sopts...)
 	testgrpc.RegisterTestServiceServer(g, svc)
 	lis := bufconn.Listen(1 << 20)
 	go g.Serve(lis)

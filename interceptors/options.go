@@ -6,6 +6,8 @@ import (
 	"net/netip"
 	"strings"
 
+	"google.golang.org/grpc"
+
 	"github.com/portcullis-dev/portcullis/ident"
 )
 
@@ -36,6 +38,8 @@ type config struct {
 	deviceKey    string
 	log          *slog.Logger
 	consistency  consistencyConfig // consistency.go
+	services     []*grpc.ServiceDesc
+	errs         []error // configuration mistakes, reported by validate
 }
 
 func newConfig(opts []Option) *config {
@@ -69,17 +73,15 @@ func WithPublicMethods(fullMethodNames ...string) Option {
 //
 // Capability names are compared byte for byte, and the authority accepts
 // only lower-case ASCII names ([a-z0-9][a-z0-9._:-]{0,63}, see
-// ident.CheckName) in bans. WithCapabilities panics on any other name:
+// ident.CheckName) in bans. ServerOptions fails on any other name:
 // "POST" mapped here could never be matched by a ban, and the method would
 // silently escape every capability ban; the mistake must stop start-up.
 func WithCapabilities(methodToCapability map[string]string) Option {
-	for m, capability := range methodToCapability {
-		if err := ident.CheckName(capability); err != nil {
-			panic(fmt.Sprintf("interceptors.WithCapabilities: capability %q of %s %v", capability, m, err)) // panic-ok: like regexp.MustCompile, a configuration mistake at construction
-		}
-	}
 	return func(c *config) {
 		for m, capability := range methodToCapability {
+			if err := ident.CheckName(capability); err != nil {
+				c.errs = append(c.errs, fmt.Errorf("WithCapabilities: capability %q of %s %w", capability, m, err))
+			}
 			c.capabilities[m] = capability
 		}
 	}
@@ -87,13 +89,15 @@ func WithCapabilities(methodToCapability map[string]string) Option {
 
 // WithTrustedProxies names the proxies and load balancers whose client IP
 // header is believed. A call from a peer outside these prefixes is checked
-// against the peer's own address, whatever it sends. Repeatable. It panics
-// on an invalid prefix: a misconfigured proxy list must not start.
+// against the peer's own address, whatever it sends. Repeatable.
+// ServerOptions fails on an invalid prefix: a misconfigured proxy list must
+// not start.
 func WithTrustedProxies(prefixes ...netip.Prefix) Option {
 	return func(c *config) {
 		for _, p := range prefixes {
 			if !p.IsValid() {
-				panic(fmt.Sprintf("interceptors.WithTrustedProxies: invalid prefix %v", p)) // panic-ok: like regexp.MustCompile, a configuration mistake at construction
+				c.errs = append(c.errs, fmt.Errorf("WithTrustedProxies: invalid prefix %v", p))
+				continue
 			}
 			// A prefix of an IPv6 form of IPv4 is the IPv4 prefix, as
 			// normalize names peers (clientip.go).

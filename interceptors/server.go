@@ -13,12 +13,33 @@ import (
 	"github.com/portcullis-dev/portcullis/client"
 )
 
-// UnaryServerInterceptor returns a unary interceptor that admits a call
-// only if c accepts its bearer token for the caller's IP address, device
-// and the method's capability. Methods named by WithPublicMethods skip it.
-func UnaryServerInterceptor(c Checker, opts ...Option) grpc.UnaryServerInterceptor {
-	a := newAuthenticator(c, opts)
-	return selector.UnaryServerInterceptor(auth.UnaryServerInterceptor(a.authenticate), a)
+// ServerOptions returns the server options that protect a gRPC server
+// with c (in production the *client.Mirror of client.StartMirror): a unary
+// and a stream interceptor built from the one option set. A unary call is
+// admitted only if c accepts its bearer token for the caller's IP address,
+// device and the method's capability; a stream is admitted likewise, then
+// kept under watch (stream.go). Methods named by WithPublicMethods skip
+// both.
+//
+// They chain with a service's own interceptors: grpc.NewServer runs every
+// grpc.ChainUnaryInterceptor and grpc.ChainStreamInterceptor option it is
+// given, in order, so put these where the check belongs (after a recovery
+// interceptor, before those that need the session).
+//
+// A configuration mistake is an error here, at start-up, rather than a
+// refused call later (validate.go): a capability name no ban can match, an
+// invalid trusted proxy, strict methods with a checker that cannot catch
+// up, and, when WithServices gives the service descriptors, a method name
+// that no service has.
+func ServerOptions(c Checker, opts ...Option) ([]grpc.ServerOption, error) {
+	a, err := newAuthenticator(c, opts)
+	if err != nil {
+		return nil, err
+	}
+	return []grpc.ServerOption{
+		grpc.ChainUnaryInterceptor(a.unaryInterceptor()),
+		grpc.ChainStreamInterceptor(a.streamInterceptor()),
+	}, nil
 }
 
 // authenticator is the check shared by the unary and stream interceptors.
@@ -27,11 +48,16 @@ type authenticator struct {
 	cfg     *config
 }
 
-func newAuthenticator(c Checker, opts []Option) *authenticator {
-	if c == nil {
-		panic("interceptors: nil Checker") // panic-ok: a wiring mistake, at construction
+func newAuthenticator(c Checker, opts []Option) (*authenticator, error) {
+	cfg := newConfig(opts)
+	if err := cfg.validate(c); err != nil {
+		return nil, err
 	}
-	return &authenticator{checker: c, cfg: newConfig(opts)}
+	return &authenticator{checker: c, cfg: cfg}, nil
+}
+
+func (a *authenticator) unaryInterceptor() grpc.UnaryServerInterceptor {
+	return selector.UnaryServerInterceptor(auth.UnaryServerInterceptor(a.authenticate), a)
 }
 
 // Match implements selector.Matcher: every method but the public ones is

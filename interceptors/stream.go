@@ -12,15 +12,13 @@ import (
 	"github.com/portcullis-dev/portcullis/client"
 )
 
-// StreamServerInterceptor returns a stream interceptor that admits a
-// stream like UnaryServerInterceptor admits a call, then keeps it under
-// watch: when c reports (through the cancel function given to Track) that
+// streamInterceptor admits a stream as the unary interceptor admits a
+// call, then keeps it under watch: when the checker reports (through the cancel function given to Track) that
 // a ban or revocation now applies to the stream, the handler's Context()
 // is cancelled with that reason, its further SendMsg and RecvMsg fail, and
 // the RPC ends with the reason's status (client.Status) whatever the
 // handler returns. The stream is untracked when the handler returns.
-func StreamServerInterceptor(c Checker, opts ...Option) grpc.StreamServerInterceptor {
-	a := newAuthenticator(c, opts)
+func (a *authenticator) streamInterceptor() grpc.StreamServerInterceptor {
 	return selector.StreamServerInterceptor(a.stream, a)
 }
 

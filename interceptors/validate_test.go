@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 
+	testgrpc "google.golang.org/grpc/interop/grpc_testing"
+
 	"github.com/portcullis-dev/portcullis/interceptors"
 )
 
@@ -54,17 +56,53 @@ func TestClientIPForms(t *testing.T) {
 func TestWithCapabilitiesRefusesBadNames(t *testing.T) {
 	for _, name := range []string{"POST", "Post", "\u0440ost", "post comment", "", "post\u200b"} {
 		t.Run(name, func(t *testing.T) {
-			defer func() {
-				r := recover()
-				if r == nil {
-					t.Fatal("no panic")
-				}
-				if msg, _ := r.(string); !strings.Contains(msg, "/svc.S/Post") {
-					t.Fatalf("panic %v does not name the method", r)
-				}
-			}()
-			interceptors.WithCapabilities(map[string]string{"/svc.S/Post": name})
+			_, err := interceptors.ServerOptions(newFakeChecker(), interceptors.WithCapabilities(map[string]string{"/svc.S/Post": name}))
+			if err == nil || !strings.Contains(err.Error(), "/svc.S/Post") {
+				t.Fatalf("ServerOptions: %v, want an error naming the method", err)
+			}
 		})
 	}
-	interceptors.WithCapabilities(map[string]string{"/svc.S/Post": "post", "/svc.S/Watch": "events:watch"}) // valid: no panic
+	if _, err := interceptors.ServerOptions(newFakeChecker(),
+		interceptors.WithCapabilities(map[string]string{"/svc.S/Post": "post", "/svc.S/Watch": "events:watch"})); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestServerOptionsRefusesMistakes: each configuration mistake fails
+// ServerOptions with an error that names it, instead of a refused (or
+// silently unchecked) call later.
+func TestServerOptionsRefusesMistakes(t *testing.T) {
+	services := interceptors.WithServices(&testgrpc.TestService_ServiceDesc)
+	for _, c := range []struct {
+		name    string
+		checker interceptors.Checker
+		opts    []interceptors.Option
+		want    string
+	}{
+		{"nil checker", nil, nil, "nil Checker"},
+		{"strict without catch-up", newFakeChecker(), []interceptors.Option{
+			interceptors.WithStrictMethods(testgrpc.TestService_UnaryCall_FullMethodName)}, "cannot catch up"},
+		{"nil sessions client", newFakeChecker(), []interceptors.Option{
+			interceptors.WithAuthorityMethods(nil, testgrpc.TestService_UnaryCall_FullMethodName)}, "nil SessionServiceClient"},
+		{"public and capability", newFakeChecker(), []interceptors.Option{
+			interceptors.WithPublicMethods(testgrpc.TestService_UnaryCall_FullMethodName),
+			interceptors.WithCapabilities(map[string]string{testgrpc.TestService_UnaryCall_FullMethodName: "post"})}, "is public"},
+		{"unknown public method", newFakeChecker(), []interceptors.Option{services,
+			interceptors.WithPublicMethods("/grpc.testing.TestService/EmptyCal")}, "WithPublicMethods: /grpc.testing.TestService/EmptyCal is no method"},
+		{"unknown capability method", newFakeChecker(), []interceptors.Option{services,
+			interceptors.WithCapabilities(map[string]string{"/grpc.testing.TestService/Unary": "post"})}, "WithCapabilities: /grpc.testing.TestService/Unary is no method"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			_, err := interceptors.ServerOptions(c.checker, c.opts...)
+			if err == nil || !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("ServerOptions: %v, want an error containing %q", err, c.want)
+			}
+		})
+	}
+	// The same options, right, pass: every name is a method of the service.
+	if _, err := interceptors.ServerOptions(newFakeChecker(), services,
+		interceptors.WithPublicMethods(testgrpc.TestService_EmptyCall_FullMethodName),
+		interceptors.WithCapabilities(map[string]string{testgrpc.TestService_FullDuplexCall_FullMethodName: "chat"})); err != nil {
+		t.Fatal(err)
+	}
 }

@@ -11,6 +11,7 @@ import (
 
 	"google.golang.org/grpc"
 
+	"github.com/portcullis-dev/portcullis/authoritytest"
 	"github.com/portcullis-dev/portcullis/client"
 	pb "github.com/portcullis-dev/portcullis/gen/portcullis/v1"
 	"github.com/portcullis-dev/portcullis/internal/storage"
@@ -20,10 +21,10 @@ import (
 
 // mirrorOn starts a mirror following r with the key secret, waits until it
 // is synced and returns it with the function that stops it.
-func mirrorOn(t testing.TB, r *replica, secret, instance string, clock func() time.Time, opts client.MirrorOptions) (*client.Mirror, func()) {
+func mirrorOn(t testing.TB, r *replica, secret, instance string, clock func() time.Time, opts client.MirrorOptions, dial ...client.Option) (*client.Mirror, func()) {
 	t.Helper()
-	c, err := client.Dial("passthrough:///bufnet", client.WithInsecure(), client.WithAPIKey(secret),
-		client.WithDialOptions(grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return r.lis.DialContext(ctx) })))
+	c, err := client.Dial("passthrough:///bufnet", append([]client.Option{client.WithInsecure(), client.WithAPIKey(secret),
+		client.WithDialOptions(grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return r.lis.DialContext(ctx) }))}, dial...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -130,11 +131,11 @@ func TestWaitCountsEveryReplica(t *testing.T) {
 	var h hold
 	var stopR2 []func()
 	for i := range 2 {
-		opts := client.MirrorOptions{}
+		var dial []client.Option
 		if i == 1 {
-			opts.BeforeApply = h.beforeApply
+			dial = append(dial, authoritytest.BeforeWatchMessage(h.beforeApply))
 		}
-		mm, stop := mirrorOn(t, r2, admin, fmt.Sprintf("r2-m%d", i), clock.Now, opts)
+		mm, stop := mirrorOn(t, r2, admin, fmt.Sprintf("r2-m%d", i), clock.Now, client.MirrorOptions{}, dial...)
 		mirrors = append(mirrors, mm)
 		stopR2 = append(stopR2, stop)
 	}

@@ -12,7 +12,7 @@ import (
 // Algorithm is the JWT "alg" of every Portcullis access token.
 const Algorithm = "EdDSA"
 
-// Errors returned by Parse. Compare with errors.Is.
+// Errors returned by Verify. Compare with errors.Is.
 var (
 	// ErrExpired: the token was valid but its exp has passed.
 	ErrExpired = errors.New("access token expired")
@@ -57,7 +57,7 @@ func Sign(claims *Claims, keyID string, key ed25519.PrivateKey) (string, error) 
 // KeyLookup returns the public key with the given kid, or false.
 type KeyLookup func(keyID string) (ed25519.PublicKey, bool)
 
-// Option is a further check of Parse and Verify.
+// Option is a further check of Verify.
 type Option struct{ audience string }
 
 // WithAudience requires the token's "aud" claim (a string, or an array of
@@ -77,48 +77,4 @@ func audienceOf(opts []Option) string {
 		}
 	}
 	return aud
-}
-
-// Parse verifies token's signature with the key its kid names, checks that
-// it was issued by issuer, has not expired at now and passes opts, and
-// returns its claims. Errors wrap ErrExpired or ErrInvalid.
-func Parse(tok, issuer string, now time.Time, keys KeyLookup, opts ...Option) (*Claims, error) {
-	claims := &Claims{}
-	checks := []jwt.ParserOption{
-		jwt.WithValidMethods([]string{Algorithm}),
-		jwt.WithIssuer(issuer),
-		jwt.WithExpirationRequired(),
-		jwt.WithIssuedAt(),
-		jwt.WithTimeFunc(func() time.Time { return now }),
-	}
-	if aud := audienceOf(opts); aud != "" {
-		checks = append(checks, jwt.WithAudience(aud))
-	}
-	_, err := jwt.ParseWithClaims(tok, claims, func(t *jwt.Token) (any, error) {
-		if _, ok := t.Header["crit"]; ok {
-			// RFC 7515 4.1.11: crit names extensions the verifier must
-			// understand, and this one understands none.
-			return nil, errCrit
-		}
-		kid, _ := t.Header["kid"].(string)
-		if kid == "" {
-			return nil, errors.New("no kid header")
-		}
-		key, ok := keys(kid)
-		if !ok {
-			return nil, fmt.Errorf("unknown signing key %q", kid)
-		}
-		return key, nil
-	}, checks...)
-	switch {
-	case err == nil:
-	case errors.Is(err, jwt.ErrTokenExpired):
-		return nil, ErrExpired
-	default:
-		return nil, fmt.Errorf("%w: %v", ErrInvalid, err)
-	}
-	if claims.SessionID == "" || claims.Subject == "" || claims.TenantID == "" {
-		return nil, fmt.Errorf("%w: missing sid, sub or tid claim", ErrInvalid)
-	}
-	return claims, nil
 }

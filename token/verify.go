@@ -14,14 +14,16 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 )
 
-// Verify is Parse without golang-jwt: the same checks, the same errors
-// (wrapping ErrExpired or ErrInvalid), the same claims, at little more than
-// the cost of ed25519.Verify. The client's Mirror verifies every token it
+// Verify verifies tok's signature with the key its kid names, checks that
+// it was issued by issuer, has not expired at now and passes opts, and
+// returns its claims; errors wrap ErrExpired or ErrInvalid. It makes the
+// checks of golang-jwt's strict parser (the reference Parse of the tests)
+// without it, at little more than the cost of ed25519.Verify. The client's Mirror verifies every token it
 // has not seen before with it; golang-jwt's parse costs noticeably more
 // than the bare signature check (a map-typed header, reflection over the
 // claims, dozens of allocations; BENCHMARKS.md, "Checks in a service").
 //
-// It agrees with Parse on every input (token/verify_test.go checks it
+// It agrees with the reference Parse on every input (token/verify_test.go checks it
 // differentially and by fuzzing): exactly three segments; base64url without
 // padding, decoded by the same decoder; a JSON header whose "alg" is the
 // string "EdDSA" and whose "kid" is a non-empty string the lookup knows; an

@@ -59,11 +59,11 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	counter := func(d *prometheus.Desc, v float64, labels ...string) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, v, labels...)
 	}
-	authority := c.m.AuthorityRevision()
+	authority := st.AuthorityRevision
 	gauge(revisionDesc, float64(st.Revision))
 	gauge(authorityRevisionDesc, float64(authority))
 	gauge(lagDesc, float64(max(authority-st.Revision, 0)))
-	gauge(stalenessDesc, c.m.Staleness().Seconds())
+	gauge(stalenessDesc, st.Staleness.Seconds())
 	synced := 0.0
 	if st.StoreID != "" {
 		synced = 1
@@ -79,8 +79,7 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	counter(changesDesc, float64(st.Changes))
 	counter(eventsDesc, float64(st.Events))
 	counter(reportsDesc, float64(st.Reports))
-	counts := c.m.CheckCounts()
-	for _, r := range client.CheckResults() {
-		counter(checksDesc, float64(counts[r]), r.String())
+	for result, n := range st.Checks {
+		counter(checksDesc, float64(n), result)
 	}
 }

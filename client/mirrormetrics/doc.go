@@ -2,7 +2,7 @@
 // that a service registers on its own registry, next to its other metrics.
 //
 // Everything is read from the mirror when the registry is scraped (Stats,
-// CheckCounts, Staleness, AuthorityRevision), so the collector adds nothing
+// Checks, Staleness, AuthorityRevision), so the collector adds nothing
 // to the cost of a check beyond the mirror's own per-result counters.
 //
 //	reg.MustRegister(mirrormetrics.NewCollector(mirror))

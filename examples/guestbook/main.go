@@ -55,7 +55,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 		return nil
 	})
 	fs.DurationVar(&c.syncTimeout, "sync-timeout", 30*time.Second, "how long to wait for the mirror's first snapshot")
-	fs.DurationVar(&c.staleAfter, "stale-after", client.DefaultStaleAfter, "refuse calls (MIRROR_STALE) after this long without word from the authority")
+	fs.DurationVar(&c.staleAfter, "stale-after", 30*time.Second, "refuse calls (MIRROR_STALE) after this long without word from the authority")
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}
@@ -104,31 +104,24 @@ func run(ctx context.Context, cfg config, log *slog.Logger, ready func(net.Addr)
 	}
 	defer authority.Close()
 
-	mirror := client.NewMirror(authority, client.MirrorOptions{Logger: log, StaleAfter: cfg.staleAfter})
-	mirrorCtx, stopMirror := context.WithCancel(ctx)
-	mirrorDone := make(chan struct{})
-	go func() {
-		defer close(mirrorDone)
-		mirror.Run(mirrorCtx)
-	}()
-	defer func() {
-		stopMirror()
-		<-mirrorDone
-	}()
 	log.Info("waiting for the authority's snapshot", "authority", cfg.authority)
 	syncCtx, cancel := context.WithTimeout(ctx, cfg.syncTimeout)
-	err = mirror.WaitSynced(syncCtx)
+	mirror, stopMirror, err := client.StartMirror(syncCtx, authority, client.MirrorOptions{Logger: log, StaleAfter: cfg.staleAfter})
 	cancel()
 	if err != nil {
-		return fmt.Errorf("mirror of %s not synced: %w", cfg.authority, err)
+		return fmt.Errorf("mirror of %s: %w", cfg.authority, err)
 	}
+	defer stopMirror()
 
 	lis, err := net.Listen("tcp", cfg.listen)
 	if err != nil {
 		return err
 	}
 	b := newBook()
-	g := newServer(mirror, b, log, cfg.trustedProxies)
+	g, err := newServer(mirror, b, log, cfg.trustedProxies)
+	if err != nil {
+		return err
+	}
 	served := make(chan error, 1)
 	go func() { served <- g.Serve(lis) }()
 	log.Info("guestbook serving", "listen", lis.Addr().String(), "revision", mirror.Revision())
@@ -158,8 +151,10 @@ func run(ctx context.Context, cfg config, log *slog.Logger, ready func(net.Addr)
 
 // newServer returns the guestbook's gRPC server: the Portcullis
 // interceptors in front of the book, health and reflection public.
-func newServer(c interceptors.Checker, b *book, log *slog.Logger, trustedProxies []netip.Prefix) *grpc.Server {
-	opts := []interceptors.Option{
+func newServer(c interceptors.Checker, b *book, log *slog.Logger, trustedProxies []netip.Prefix) (*grpc.Server, error) {
+	guard, err := interceptors.ServerOptions(c,
+		interceptors.WithServices(&testgrpc.TestService_ServiceDesc, &grpc_health_v1.Health_ServiceDesc,
+			&reflectionv1.ServerReflection_ServiceDesc, &reflectionv1alpha.ServerReflection_ServiceDesc),
 		interceptors.WithPublicMethods(
 			grpc_health_v1.Health_Check_FullMethodName,
 			grpc_health_v1.Health_List_FullMethodName,
@@ -174,15 +169,15 @@ func newServer(c interceptors.Checker, b *book, log *slog.Logger, trustedProxies
 		interceptors.WithTrustedProxies(trustedProxies...),
 		interceptors.WithDeviceIDMetadata("x-device-id"),
 		interceptors.WithLogger(log),
-	}
-	g := grpc.NewServer(
-		grpc.ChainUnaryInterceptor(interceptors.UnaryServerInterceptor(c, opts...)),
-		grpc.ChainStreamInterceptor(interceptors.StreamServerInterceptor(c, opts...)),
 	)
+	if err != nil {
+		return nil, err
+	}
+	g := grpc.NewServer(guard...)
 	testgrpc.RegisterTestServiceServer(g, b)
 	grpc_health_v1.RegisterHealthServer(g, health.NewServer())
 	reflection.Register(g)
-	return g
+	return g, nil
 }
 
 // isLoopback reports whether addr ("host:port") names this machine.

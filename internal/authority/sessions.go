@@ -338,7 +338,7 @@ func (a *Authority) VerifySession(ctx context.Context, in VerifyInput) (storage.
 		if err != nil {
 			return err
 		}
-		claims, err := token.Parse(in.AccessToken, a.cfg.Issuer, now, func(kid string) (ed25519.PublicKey, bool) {
+		claims, err := token.Verify(in.AccessToken, a.cfg.Issuer, now, func(kid string) (ed25519.PublicKey, bool) {
 			for _, k := range keys {
 				if k.ID == kid {
 					return ed25519.PublicKey(k.PublicKey), true

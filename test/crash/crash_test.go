@@ -161,7 +161,7 @@ func TestCrashKill9(t *testing.T) {
 		}
 	}
 	firstRev := mirror.Revision()
-	storeID := mirror.StoreID()
+	storeID := mirror.Stats().StoreID
 
 	// up is closed while the authority serves; writers that fail wait on it.
 	var up atomic.Pointer[chan struct{}]
