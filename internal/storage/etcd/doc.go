@@ -19,9 +19,8 @@
 //	<prefix>/guard/<bucket> rewritten by every delete in <bucket>
 //
 // The layout has a schema version, in meta/store. Open refuses a store of
-// another version than its own, except an older one it knows how to migrate
-// in place (migrate.go says how, and why every replica must be upgraded
-// together).
+// another version than its own, older or newer: there is no migration
+// before 1.0 (README, Compatibility).
 //
 // # Transactions
 //
