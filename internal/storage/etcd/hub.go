@@ -51,7 +51,7 @@ func (h *hub) start(head, etcdRev int64) {
 func (h *hub) after(rev int64) (c storage.Change, ok bool, wake <-chan struct{}, covered bool) {
 	h.mu.RLock()
 	defer h.mu.RUnlock()
-	if !h.started || rev < h.floor {
+	if !h.coversLocked(rev) {
 		return storage.Change{}, false, nil, false
 	}
 	i := sort.Search(len(h.changes), func(i int) bool { return h.changes[i].Revision > rev })
@@ -65,7 +65,20 @@ func (h *hub) after(rev int64) (c storage.Change, ok bool, wake <-chan struct{},
 func (h *hub) covers(rev int64) bool {
 	h.mu.RLock()
 	defer h.mu.RUnlock()
-	return h.started && rev >= h.floor
+	return h.coversLocked(rev)
+}
+
+// coversLocked is covers with h.mu held. A watcher past the hub's last
+// change reads for itself too: either the hub lags behind it for a moment,
+// or the hub started over at a head before the watcher's revision, which
+// means the log was deleted, and only the watcher's own watch from its
+// revision sees that.
+func (h *hub) coversLocked(rev int64) bool {
+	last := h.floor
+	if n := len(h.changes); n > 0 {
+		last = h.changes[n-1].Revision
+	}
+	return h.started && rev >= h.floor && rev <= last
 }
 
 func (h *hub) add(cs []storage.Change) {
