@@ -149,7 +149,7 @@ func (f *follower) pause(ctx context.Context) error {
 	if f.restarts == 0 {
 		return nil
 	}
-	t := time.NewTimer(min(50*time.Millisecond<<min(f.restarts-1, 6), 2*time.Second))
+	t := time.NewTimer(restartDelay(f.restarts))
 	defer t.Stop()
 	select {
 	case <-t.C:
@@ -160,4 +160,10 @@ func (f *follower) pause(ctx context.Context) error {
 		f.fail(storage.ErrClosed)
 		return f.err
 	}
+}
+
+// restartDelay is the pause before the nth attempt in a row to follow the
+// log again: 50ms, doubling to 2s.
+func restartDelay(n int) time.Duration {
+	return min(50*time.Millisecond<<min(n-1, 6), 2*time.Second)
 }

@@ -127,7 +127,7 @@ func (h *hub) run(head, from int64) {
 			s.log.Warn("the event log's shared watch failed; starting over at the head", "err", err)
 		}
 		if failures > 0 {
-			t := time.NewTimer(min(50*time.Millisecond<<min(failures-1, 6), 2*time.Second))
+			t := time.NewTimer(restartDelay(failures))
 			select {
 			case <-t.C:
 			case <-s.ctx.Done():
