@@ -51,7 +51,7 @@ func (h *hub) start(head, etcdRev int64) {
 func (h *hub) after(rev int64) (c storage.Change, ok bool, wake <-chan struct{}, covered bool) {
 	h.mu.RLock()
 	defer h.mu.RUnlock()
-	if !h.coversLocked(rev) {
+	if !h.started || rev < h.floor {
 		return storage.Change{}, false, nil, false
 	}
 	i := sort.Search(len(h.changes), func(i int) bool { return h.changes[i].Revision > rev })
@@ -65,20 +65,7 @@ func (h *hub) after(rev int64) (c storage.Change, ok bool, wake <-chan struct{},
 func (h *hub) covers(rev int64) bool {
 	h.mu.RLock()
 	defer h.mu.RUnlock()
-	return h.coversLocked(rev)
-}
-
-// coversLocked is covers with h.mu held. A watcher past the hub's last
-// change reads for itself too: either the hub lags behind it for a moment,
-// or the hub started over at a head before the watcher's revision, which
-// means the log was deleted, and only the watcher's own watch from its
-// revision sees that.
-func (h *hub) coversLocked(rev int64) bool {
-	last := h.floor
-	if n := len(h.changes); n > 0 {
-		last = h.changes[n-1].Revision
-	}
-	return h.started && rev >= h.floor && rev <= last
+	return h.started && rev >= h.floor
 }
 
 func (h *hub) add(cs []storage.Change) {
@@ -96,14 +83,26 @@ func (h *hub) add(cs []storage.Change) {
 	h.wake = make(chan struct{})
 }
 
-// reset empties the window after changes were lost to etcd's compaction:
-// the hub now holds every change after head.
-func (h *hub) reset(head int64) {
+// reset empties the window after its follower failed: the hub now holds
+// every change after head. When head is before the last change the hub
+// had, the log was deleted (a wiped prefix): the floor goes past that
+// change instead, so that no watcher the hub served waits on it for a log
+// that is gone; each reads for itself and sees the deletion. It returns
+// the new floor.
+func (h *hub) reset(head int64) int64 {
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	last := h.floor
+	if n := len(h.changes); n > 0 {
+		last = h.changes[n-1].Revision
+	}
+	if head < last {
+		head = last + 1 // no change has that revision: the log is absent
+	}
 	h.floor, h.changes = head, nil
 	close(h.wake)
 	h.wake = make(chan struct{})
+	return head
 }
 
 // run follows the log after head, from etcd revision from, until the store
@@ -140,7 +139,7 @@ func (h *hub) run(head, from int64) {
 			failures++
 			continue
 		}
-		h.reset(st.head)
-		f, failures = s.newFollower(s.ctx, st.head, st.etcdRev+1), 0
+		floor := h.reset(st.head)
+		f, failures = s.newFollower(s.ctx, floor, st.etcdRev+1), 0
 	}
 }
