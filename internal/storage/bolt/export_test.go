@@ -24,5 +24,3 @@ var (
 	ErrTxDone            = errTxDone
 	IndexKey             = indexKey
 )
-
-var BucketRefreshTokensBySession = bucketRefreshTokensBySession

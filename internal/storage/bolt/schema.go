@@ -10,8 +10,10 @@ package bolt
 // indexed fields, so a prefix scan can never run into a neighbour's key.
 // Index values are empty; the record lives in the primary bucket only.
 
-// schemaVersion is the version of the layout below. Version 1 had no
-// bucketRefreshTokensBySession; Open upgrades such a file (migrate.go).
+// schemaVersion is the version of the layout below. Open refuses a file of
+// any other version, older or newer: before 1.0 there is no migration (see
+// the README's Compatibility section). Files of version 1 (written by
+// development builds, without bucketRefreshTokensBySession) are refused too.
 const schemaVersion uint64 = 2
 
 // sep separates the parts of an index key.

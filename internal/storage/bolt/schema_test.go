@@ -3,6 +3,7 @@ package bolt_test
 import (
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -61,14 +62,24 @@ func copyStore(t *testing.T) string {
 	return dst
 }
 
-func TestOpenRefusesUnknownSchemaVersion(t *testing.T) {
-	path := copyStore(t)
-	rawUpdate(t, path, func(tx *bbolt.Tx) error {
-		return tx.Bucket(bolt.BucketMeta).Put(bolt.MetaSchemaVersion, binary.BigEndian.AppendUint64(nil, 99))
-	})
-	_, err := bolt.Open(path, bolt.Options{})
-	if err == nil || !strings.Contains(err.Error(), "unsupported schema version 99") {
-		t.Fatalf("Open of a version-99 file: %v", err)
+// A file of any other schema version is refused, an older one included:
+// before 1.0 there is no migration. The file is left as it was.
+func TestOpenRefusesOtherSchemaVersions(t *testing.T) {
+	for _, v := range []uint64{1, 99} {
+		path := copyStore(t)
+		rawUpdate(t, path, func(tx *bbolt.Tx) error {
+			return tx.Bucket(bolt.BucketMeta).Put(bolt.MetaSchemaVersion, binary.BigEndian.AppendUint64(nil, v))
+		})
+		_, err := bolt.Open(path, bolt.Options{})
+		if want := fmt.Sprintf("unsupported schema version %d", v); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("Open of a version-%d file: %v, want an error containing %q", v, err, want)
+		}
+		rawUpdate(t, path, func(tx *bbolt.Tx) error {
+			if got := binary.BigEndian.Uint64(tx.Bucket(bolt.BucketMeta).Get(bolt.MetaSchemaVersion)); got != v {
+				t.Errorf("the refused file now says version %d, want %d", got, v)
+			}
+			return nil
+		})
 	}
 }
 

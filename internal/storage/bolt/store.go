@@ -72,10 +72,6 @@ func Open(path string, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("storage/bolt: open %s: %w", path, err)
 	}
-	if err := migrate(db); err != nil {
-		_ = db.Close()
-		return nil, fmt.Errorf("storage/bolt: open %s: %w", path, err)
-	}
 	m, err := initSchema(db)
 	if err != nil {
 		_ = db.Close()

@@ -19,9 +19,8 @@
 //	<prefix>/guard/<bucket> rewritten by every delete in <bucket>
 //
 // The layout has a schema version, in meta/store. Open refuses a store of
-// another version than its own, except an older one it knows how to migrate
-// in place (migrate.go says how, and why every replica must be upgraded
-// together).
+// another version than its own, older or newer: there is no migration
+// before 1.0 (README, Compatibility).
 //
 // # Transactions
 //
@@ -81,11 +80,16 @@
 // replica serving many Watch streams costs etcd one watch, not one per
 // stream. Watch(after) starts from the hub when it holds every change after
 // after; otherwise the watcher follows an etcd watch of its own from
-// after+1 and moves to the hub once it has caught up. The etcd client
-// resumes a watch after a lost connection from the revision after the last
-// one it delivered, and watchers drop anything at or before their own
-// revision, so nothing is delivered twice. When etcd ends a watch (a member
-// without a leader), it is opened again after the last revision.
+// after+1 and moves to the hub once it has caught up. The hub and such a
+// watcher read the log the same way, through one follower (follow.go):
+// the etcd client resumes a watch after a lost connection from the
+// revision after the last one it delivered, and the follower drops
+// anything at or before its last revision, so nothing is delivered twice;
+// when etcd ends a watch (a member without a leader), it is opened again
+// after the last revision; a deleted log key (a wiped prefix) fails it with
+// storage.ErrCompacted. When the hub's follower fails, the hub starts over
+// at the head, and the watchers it no longer covers meet the failure
+// through their own.
 //
 // etcd's history is compacted by etcd itself (--auto-compaction-mode and
 // --auto-compaction-retention; etcd's default is never, which an operator
@@ -102,9 +106,9 @@
 // The store implements storage.Presence: PublishPresence puts
 // <prefix>/presence/<id> under one etcd lease per store (TTL
 // Options.PresenceTTL, default 10s), granted at the first publish and kept
-// alive by the client while the store is open. Close revokes the lease, so
-// the values go at once; a process that dies, or loses etcd for longer
-// than the TTL, loses them when the lease expires. When the keep-alive ends
+// alive by a concurrency.Session while the store is open. Close revokes
+// the lease, so the values go at once; a process that dies, or loses etcd for longer
+// than the TTL, loses them when the lease expires. When the session ends
 // while the store is open (the lease expired during a partition), the store
 // grants a new lease and puts its values again. WatchPresence reads the
 // prefix once and follows it with an etcd watch from that revision,

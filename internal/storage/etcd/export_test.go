@@ -7,11 +7,3 @@ func SetHubSize(n int) (restore func()) {
 	hubSize = n
 	return func() { hubSize = old }
 }
-
-// SetMigrateBatchRead makes the schema migration call f after reading
-// each batch of refresh tokens and before committing it, for the test's
-// duration.
-func SetMigrateBatchRead(f func()) (restore func()) {
-	migrateBatchRead = f
-	return func() { migrateBatchRead = nil }
-}

@@ -1,14 +1,9 @@
 package etcd
 
 import (
-	"context"
-	"errors"
 	"sort"
 	"sync"
 	"time"
-
-	"go.etcd.io/etcd/api/v3/mvccpb"
-	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/portcullis-dev/portcullis/internal/storage"
 )
@@ -47,7 +42,7 @@ func (h *hub) start(head, etcdRev int64) {
 		return
 	}
 	h.started, h.floor = true, head
-	go h.run(etcdRev + 1)
+	go h.run(head, etcdRev+1)
 }
 
 // after returns the first change after rev, or (when there is none yet) the
@@ -88,32 +83,50 @@ func (h *hub) add(cs []storage.Change) {
 	h.wake = make(chan struct{})
 }
 
-// reset empties the window after changes were lost to etcd's compaction:
-// the hub now holds every change after head.
-func (h *hub) reset(head int64) {
+// reset empties the window after its follower failed: the hub now holds
+// every change after head. When head is before the last change the hub
+// had, the log was deleted (a wiped prefix): the floor goes past that
+// change instead, so that no watcher the hub served waits on it for a log
+// that is gone; each reads for itself and sees the deletion. It returns
+// the new floor.
+func (h *hub) reset(head int64) int64 {
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	last := h.floor
+	if n := len(h.changes); n > 0 {
+		last = h.changes[n-1].Revision
+	}
+	if head < last {
+		head = last + 1 // no change has that revision: the log is absent
+	}
 	h.floor, h.changes = head, nil
 	close(h.wake)
 	h.wake = make(chan struct{})
+	return head
 }
 
-func (h *hub) last() int64 {
-	h.mu.RLock()
-	defer h.mu.RUnlock()
-	if n := len(h.changes); n > 0 {
-		return h.changes[n-1].Revision
-	}
-	return h.floor
-}
-
-// run follows the log from etcd revision from until the store closes.
-func (h *hub) run(from int64) {
+// run follows the log after head, from etcd revision from, until the store
+// closes. When its follower fails (a change lost to etcd's compaction, the
+// log deleted, or an undecodable change), the hub starts over at the head:
+// watchers behind it read for themselves, and meet the failure themselves.
+func (h *hub) run(head, from int64) {
 	s := h.s
+	f := s.newFollower(s.ctx, head, from)
 	failures := 0
-	for s.ctx.Err() == nil {
+	for {
+		cs, err := f.next(s.ctx)
+		if s.ctx.Err() != nil {
+			return
+		}
+		if err == nil {
+			h.add(cs)
+			continue
+		}
+		if failures == 0 {
+			s.log.Warn("the event log's shared watch failed; starting over at the head", "err", err)
+		}
 		if failures > 0 {
-			t := time.NewTimer(min(50*time.Millisecond<<min(failures-1, 6), 2*time.Second))
+			t := time.NewTimer(restartDelay(failures))
 			select {
 			case <-t.C:
 			case <-s.ctx.Done():
@@ -121,73 +134,12 @@ func (h *hub) run(from int64) {
 				return
 			}
 		}
-		next, err := h.follow(from)
-		switch {
-		case s.ctx.Err() != nil:
-			return
-		case errors.Is(err, storage.ErrCompacted):
-			// Changes were lost between the last one held and etcd's
-			// compaction: start over at the head (watchers behind it
-			// read for themselves and learn what they missed).
-			st, err := s.readLogState(s.ctx)
-			if err != nil {
-				failures++
-				continue
-			}
-			h.reset(st.head)
-			from, failures = st.etcdRev+1, 0
-		case err != nil:
-			s.log.Warn("the event log's shared watch ended; watching again", "after", h.last(), "err", err)
-			from = next
+		st, err := s.readLogState(s.ctx)
+		if err != nil {
 			failures++
-		default:
-			from = next
-			failures = 0
+			continue
 		}
+		floor := h.reset(st.head)
+		f, failures = s.newFollower(s.ctx, floor, st.etcdRev+1), 0
 	}
-}
-
-// follow runs one etcd watch from the given revision until it ends, and
-// returns where the next one must start.
-func (h *hub) follow(from int64) (int64, error) {
-	s := h.s
-	ctx, cancel := context.WithCancel(clientv3.WithRequireLeader(s.ctx))
-	defer cancel()
-	for resp := range s.cli.Watch(ctx, s.k.log, clientv3.WithRev(from)) {
-		last := h.last()
-		if resp.CompactRevision != 0 {
-			k, err := s.resumeAfterCompaction(s.ctx, last, resp.CompactRevision)
-			if err != nil {
-				return from, storage.ErrCompacted
-			}
-			return max(k, last+1), nil
-		}
-		if err := resp.Err(); err != nil || resp.Canceled {
-			return last + 1, err
-		}
-		var cs []storage.Change
-		for _, ev := range resp.Events {
-			if ev.Kv.ModRevision <= last {
-				continue
-			}
-			if ev.Type == mvccpb.DELETE {
-				return ev.Kv.ModRevision + 1, storage.ErrCompacted // the prefix was wiped
-			}
-			c, err := decodeChange(ev.Kv.ModRevision, ev.Kv.Value)
-			if err != nil {
-				// Leave it to the watchers (each reads it and fails):
-				// the window starts after it.
-				s.log.Error("undecodable change in the event log", "revision", ev.Kv.ModRevision, "err", err)
-				h.add(cs)
-				h.reset(ev.Kv.ModRevision)
-				cs, last = nil, ev.Kv.ModRevision
-				continue
-			}
-			cs = append(cs, c)
-			last = c.Revision
-		}
-		h.add(cs)
-		from = last + 1
-	}
-	return from, s.ctx.Err()
 }

@@ -81,8 +81,7 @@ func (k keyspace) refresh(hash []byte) string {
 }
 
 // refreshBySession returns the index key of a refresh token under its
-// session (bucketRefreshBySession). The writes and the schema 1 -> 2
-// migration (migrate.go) both use it, so they cannot disagree.
+// session (bucketRefreshBySession).
 func (k keyspace) refreshBySession(hash []byte, sessionID string) string {
 	return k.indexKey(bucketRefreshBySession, hex.EncodeToString(hash), sessionID)
 }

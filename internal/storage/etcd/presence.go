@@ -13,6 +13,7 @@ import (
 	"go.etcd.io/etcd/api/v3/mvccpb"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.etcd.io/etcd/client/v3/concurrency"
 
 	"github.com/portcullis-dev/portcullis/internal/storage"
 )
@@ -20,9 +21,10 @@ import (
 var _ storage.Presence = (*Store)(nil)
 
 // presence is this store's side of storage.Presence: its values live under
-// one etcd lease, which the client keeps alive while the store is open.
-// When the process stops (or loses etcd for longer than the TTL) the lease
-// expires and etcd deletes the values: no reader waits on a dead replica.
+// the lease of one etcd session (concurrency.Session), kept alive while the
+// store is open. When the process stops (or loses etcd for longer than the
+// TTL) the lease expires and etcd deletes the values: no reader waits on a
+// dead replica.
 type presence struct {
 	mu     sync.Mutex
 	lease  clientv3.LeaseID  // 0: none granted yet, or lost
@@ -73,35 +75,37 @@ func (s *Store) PublishPresence(ctx context.Context, id string, value []byte) er
 	return s.mapErr("publish presence", err)
 }
 
-// presenceLeaseLocked returns the store's lease, granting it (and starting
-// its keep-alive) when there is none. p.mu is held.
+// presenceLeaseLocked returns the store's lease, starting a session when
+// there is none. p.mu is held.
 func (s *Store) presenceLeaseLocked(ctx context.Context) (clientv3.LeaseID, error) {
 	p := &s.presence
 	if p.lease != 0 {
 		return p.lease, nil
 	}
+	// The lease is granted here, bounded by ctx (a session would grant it
+	// under its own context); the session keeps it alive until the store
+	// closes (s.ctx), not until this call ends.
 	ttl := int64((s.opts.PresenceTTL + time.Second - 1) / time.Second)
 	g, err := s.cli.Grant(ctx, ttl)
 	if err != nil {
 		return 0, err
 	}
-	// The keep-alive ends with the store (s.ctx), not with this call.
-	ch, err := s.cli.KeepAlive(s.ctx, g.ID)
+	sess, err := concurrency.NewSession(s.cli, concurrency.WithLease(g.ID), concurrency.WithContext(s.ctx))
 	if err != nil {
 		return 0, err
 	}
 	p.lease = g.ID
-	go s.keepPresence(g.ID, ch)
+	go s.keepPresence(sess)
 	return g.ID, nil
 }
 
-// keepPresence drains the keep-alive responses of lease. When they end
-// while the store is open, the lease is gone (expired while etcd was out of
-// reach): the values are put again under a new one, so that this replica
-// reappears for the others without waiting for its next publish.
-func (s *Store) keepPresence(lease clientv3.LeaseID, ch <-chan *clientv3.LeaseKeepAliveResponse) {
-	for range ch {
-	}
+// keepPresence waits for the end of the session. When it ends while the
+// store is open, the lease is gone (expired while etcd was out of reach):
+// the values are put again under a new one, so that this replica reappears
+// for the others without waiting for its next publish.
+func (s *Store) keepPresence(sess *concurrency.Session) {
+	<-sess.Done()
+	lease := sess.Lease()
 	for !s.closed() {
 		err := s.republishPresence(lease)
 		if err == nil {

@@ -23,9 +23,11 @@ import (
 	"github.com/portcullis-dev/portcullis/internal/storage"
 )
 
-// schemaVersion is the layout of the keys under the prefix (keys.go).
-// Version 2 added the refresh-token index by session for every token;
-// Open migrates a version-1 store (migrate.go).
+// schemaVersion is the layout of the keys under the prefix (keys.go). Open
+// refuses a store of any other version, older or newer: before 1.0 there is
+// no migration (see the README's Compatibility section). Version-1 stores,
+// written by development builds without the refresh-token index by
+// session, are refused too.
 const schemaVersion = 2
 
 // Store is a storage.Store over an etcd cluster, under one key prefix.
@@ -65,10 +67,7 @@ type metaRecord struct {
 
 // Open connects to the etcd cluster at opts.Endpoints and opens (creating
 // on first use) the store under opts.Prefix. The store owns the client and
-// closes it with Close. ctx bounds only the opening, which includes the
-// migration of a store an earlier build wrote (migrate.go): one pass over
-// the refresh tokens, which can take longer than DialTimeout on a large
-// store.
+// closes it with Close. ctx bounds only the opening.
 func Open(ctx context.Context, opts Options) (*Store, error) {
 	opts, err := opts.withDefaults()
 	if err != nil {
@@ -128,12 +127,11 @@ func newStore(ctx context.Context, cli *clientv3.Client, opts Options, own bool)
 	return s, nil
 }
 
-// initMeta creates <prefix>/meta/store unless it exists, migrates a
-// schema-1 store (migrate.go), checks the schema and derives the store ID
-// from the cluster ID, the prefix and the nonce created with the store:
-// stable for every replica and across restarts, and new when the prefix is
-// wiped or the data moves to another cluster. ctx bounds the migration;
-// each request is bounded by Options.DialTimeout.
+// initMeta creates <prefix>/meta/store unless it exists, checks the schema
+// and derives the store ID from the cluster ID, the prefix and the nonce
+// created with the store: stable for every replica and across restarts, and
+// new when the prefix is wiped or the data moves to another cluster. The
+// request is bounded by ctx and Options.DialTimeout.
 func (s *Store) initMeta(ctx context.Context) (string, error) {
 	var nonce [16]byte
 	if _, err := rand.Read(nonce[:]); err != nil {
@@ -157,19 +155,11 @@ func (s *Store) initMeta(ctx context.Context) (string, error) {
 	if resp.Succeeded {
 		m = metaRecord{Schema: schemaVersion, Nonce: hex.EncodeToString(nonce[:])}
 	} else {
-		var rev int64
-		if m, rev, err = s.decodeMeta(resp.Responses[0].GetResponseRange().GetKvs()); err != nil {
+		if m, err = s.decodeMeta(resp.Responses[0].GetResponseRange().GetKvs()); err != nil {
 			return "", err
 		}
-		if m.Schema == 1 {
-			if m, err = s.migrate1to2(ctx, m, rev); err != nil {
-				return "", err
-			}
-		}
 	}
-	// A store of a newer build is refused: its layout may differ in ways
-	// this build would corrupt. Builds of schema 1 refuse a schema-2 store
-	// the same way, which is why every replica is upgraded together.
+	// A store of another layout is refused: this build would corrupt it.
 	if m.Schema != schemaVersion {
 		return "", fmt.Errorf("storage/etcd: unsupported schema version %d under %s (this build reads version %d)", m.Schema, s.prefix, schemaVersion)
 	}
@@ -181,17 +171,16 @@ func (s *Store) initMeta(ctx context.Context) (string, error) {
 	return hex.EncodeToString(h.Sum(nil))[:32], nil
 }
 
-// decodeMeta decodes the meta record from the result of a read of it and
-// returns it with its ModRevision.
-func (s *Store) decodeMeta(kvs []*mvccpb.KeyValue) (metaRecord, int64, error) {
+// decodeMeta decodes the meta record from the result of a read of it.
+func (s *Store) decodeMeta(kvs []*mvccpb.KeyValue) (metaRecord, error) {
 	if len(kvs) != 1 {
-		return metaRecord{}, 0, fmt.Errorf("%w: %s vanished while opening", errCorrupt, s.k.metaStore)
+		return metaRecord{}, fmt.Errorf("%w: %s vanished while opening", errCorrupt, s.k.metaStore)
 	}
 	var m metaRecord
 	if err := json.Unmarshal(kvs[0].Value, &m); err != nil || m.Nonce == "" {
-		return metaRecord{}, 0, fmt.Errorf("%w: %s is not a Portcullis store's meta record (%q)", errCorrupt, s.k.metaStore, kvs[0].Value)
+		return metaRecord{}, fmt.Errorf("%w: %s is not a Portcullis store's meta record (%q)", errCorrupt, s.k.metaStore, kvs[0].Value)
 	}
-	return m, kvs[0].ModRevision, nil
+	return m, nil
 }
 
 // StoreID identifies the store's history: derived from the etcd cluster

@@ -7,9 +7,7 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
-	"time"
 
-	"go.etcd.io/etcd/api/v3/mvccpb"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
@@ -143,12 +141,8 @@ func (s *Store) resumeAfterCompaction(ctx context.Context, rev, k int64) (int64,
 
 // watcher takes the changes from the store's hub while the hub holds every
 // change after the watcher's revision (a watcher at or near the head).
-// Otherwise it follows the log key with an etcd watch of its own, until it
-// has caught up with the hub's window. The etcd client resumes a watch by
-// itself after a lost connection (from the revision after the last one it
-// delivered); when etcd ends the watch (a compaction, a member without a
-// leader) the watcher opens a new one after its own last revision. Changes
-// at or before that revision are dropped, so none is delivered twice.
+// Otherwise it reads them with a follower of its own (follow.go), until it
+// has caught up with the hub's window.
 type watcher struct {
 	s         *Store
 	rev       atomic.Int64
@@ -157,12 +151,10 @@ type watcher struct {
 	closeOnce sync.Once
 
 	// Owned by Next's goroutine.
-	from      int64 // where the next etcd watch starts
-	ch        clientv3.WatchChan
-	stopWatch context.CancelFunc
-	buf       []storage.Change
-	pos       int
-	restarts  int
+	from int64     // where an etcd watch of the log would start
+	own  *follower // nil while the hub covers the watcher
+	buf  []storage.Change
+	pos  int
 }
 
 var _ storage.Watcher = (*watcher)(nil)
@@ -179,24 +171,24 @@ func (w *watcher) Close() {
 func (w *watcher) Next(ctx context.Context) (storage.Change, error) {
 	for {
 		if w.ctx.Err() != nil {
-			w.stop()
+			w.leave()
 			return storage.Change{}, storage.ErrClosed
 		}
 		if w.pos < len(w.buf) {
 			c := w.buf[w.pos]
-			w.buf[w.pos] = storage.Change{}
 			w.pos++
 			w.rev.Store(c.Revision)
+			w.from = c.Revision + 1
 			return c, nil
 		}
 		if err := ctx.Err(); err != nil {
 			return storage.Change{}, err
 		}
 		rev := w.rev.Load()
-		if w.ch != nil && w.s.hub.covers(rev) {
-			w.stop() // caught up: the hub has everything from here on
+		if w.own != nil && w.s.hub.covers(rev) {
+			w.leave() // caught up: the hub has everything from here on
 		}
-		if w.ch == nil {
+		if w.own == nil {
 			c, ok, wake, covered := w.s.hub.after(rev)
 			if covered {
 				if ok {
@@ -213,107 +205,23 @@ func (w *watcher) Next(ctx context.Context) (storage.Change, error) {
 					return storage.Change{}, storage.ErrClosed
 				}
 			}
-			if w.restarts > 0 {
-				if err := w.pause(ctx); err != nil {
-					return storage.Change{}, err
-				}
-			}
-			wctx, stop := context.WithCancel(clientv3.WithRequireLeader(w.ctx))
-			w.ch, w.stopWatch = w.s.cli.Watch(wctx, w.s.k.log, clientv3.WithRev(w.from)), stop
+			w.own = w.s.newFollower(w.ctx, rev, w.from)
 		}
-		select {
-		case resp, ok := <-w.ch:
-			if !ok {
-				w.stop()
-				w.restarts++
-				continue
-			}
-			if err := w.handle(ctx, resp); err != nil {
-				return storage.Change{}, err
-			}
-		case <-ctx.Done():
-			return storage.Change{}, ctx.Err()
-		case <-w.ctx.Done():
-			w.stop()
-			return storage.Change{}, storage.ErrClosed
-		}
-	}
-}
-
-// handle takes one etcd watch response.
-func (w *watcher) handle(ctx context.Context, resp clientv3.WatchResponse) error {
-	last := w.rev.Load()
-	if n := len(w.buf); n > w.pos {
-		last = w.buf[n-1].Revision
-	}
-	switch {
-	case resp.CompactRevision != 0:
-		w.stop()
-		from, err := w.s.resumeAfterCompaction(ctx, last, resp.CompactRevision)
+		cs, err := w.own.next(ctx)
 		if err != nil {
-			if w.ctx.Err() != nil {
-				return storage.ErrClosed
-			}
-			return err
+			return storage.Change{}, err
 		}
-		w.from = max(from, last+1)
-		return nil
-	case resp.Canceled || resp.Err() != nil:
-		if w.ctx.Err() == nil {
-			w.s.log.Warn("etcd ended a watch of the event log; watching again", "after", last, "err", resp.Err())
-		}
-		w.stop()
-		w.restarts++
-		return nil
+		w.buf, w.pos = cs, 0
 	}
-	if w.pos == len(w.buf) {
-		w.buf, w.pos = w.buf[:0], 0
-	}
-	for _, ev := range resp.Events {
-		if ev.Kv.ModRevision <= last {
-			continue // delivered already (a resumed watch)
-		}
-		if ev.Type == mvccpb.DELETE {
-			w.stop()
-			return fmt.Errorf("storage/etcd: the event log was deleted at revision %d (the prefix was wiped): %w", ev.Kv.ModRevision, storage.ErrCompacted)
-		}
-		c, err := decodeChange(ev.Kv.ModRevision, ev.Kv.Value)
-		if err != nil {
-			return err
-		}
-		w.buf = append(w.buf, c)
-		last = c.Revision
-	}
-	w.from = last + 1
-	if len(resp.Events) > 0 {
-		w.restarts = 0
-	}
-	return nil
 }
 
-// stop ends the current etcd watch, if any.
-func (w *watcher) stop() {
-	if w.stopWatch != nil {
-		w.stopWatch()
-		w.stopWatch = nil
+// leave ends the watcher's own follower, if any.
+func (w *watcher) leave() {
+	if w.own != nil {
+		w.own.close()
+		w.own = nil
 	}
-	w.ch = nil
-}
-
-// pause waits before watching again after etcd ended a watch: 50ms at
-// first, doubling to 2s while it keeps doing so.
-func (w *watcher) pause(ctx context.Context) error {
-	d := min(50*time.Millisecond<<min(w.restarts-1, 6), 2*time.Second)
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-w.ctx.Done():
-		return storage.ErrClosed
-	}
+	w.buf, w.pos = nil, 0
 }
 
 // Compact raises the store's compaction mark to revision: afterwards Watch
