@@ -49,9 +49,8 @@ type MirrorOptions struct {
 	// MaxMessageSize bounds a message of the stream (default 256 MiB). The
 	// authority sends a snapshot in parts of about 1 MiB, but a change is
 	// one message with every event of its write (an IP ban on a busy
-	// prefix revokes all the sessions created from it), and an authority
-	// older than the parts sends a whole snapshot as one message, about
-	// 120 bytes a ban: gRPC's own 4 MiB default would refuse either.
+	// prefix revokes all the sessions created from it): gRPC's own 4 MiB
+	// default would refuse a large one.
 	MaxMessageSize int
 	// PruneInterval is how often, at most, the mirror drops expired bans,
 	// revoked sessions whose tokens have expired and keys past their
@@ -61,8 +60,7 @@ type MirrorOptions struct {
 	// Identity names the mirror to the authority; empty fields take
 	// the binary's name, hostname-pid and the module version. The mirror sends it when it opens a Watch stream
 	// and then reports the revision it has applied (as messages of an
-	// EventService.StreamProgress stream, or ReportProgress calls when the
-	// authority has no such method) after each snapshot, change and
+	// EventService.StreamProgress stream) after each snapshot, change and
 	// checkpoint, so that the authority can list it and writes with a wait
 	// can wait for it.
 	Identity MirrorIdentity
@@ -237,7 +235,7 @@ type MirrorStats struct {
 	Checkpoints int64
 	Connects    int64 // Watch streams opened
 	Prunes      int64 // prunes that dropped something
-	Reports     int64 // progress reports sent on the progress stream, or accepted by ReportProgress (progress.go)
+	Reports     int64 // progress reports sent on the progress stream (progress.go)
 	Bans        int   // bans held (some may have expired since the last prune)
 	Revoked     int   // revoked sessions held
 	Keys        int   // verification keys held

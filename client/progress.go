@@ -103,8 +103,7 @@ func (m *Mirror) identityPB() *pb.MirrorIdentity {
 }
 
 // reporter sends the progress reports of one Watch stream, as messages of
-// one StreamProgress stream (one message per report), or by ReportProgress
-// calls when the authority predates StreamProgress. Reports are coalesced:
+// one StreamProgress stream (one message per report). Reports are coalesced:
 // while one is being sent, further applies leave one pending report, which
 // carries the revision of the moment it is sent.
 type reporter struct {
@@ -117,7 +116,6 @@ type reporter struct {
 	loading atomic.Bool
 
 	stream pb.EventService_StreamProgressClient // nil until the first report, or after it broke
-	unary  bool                                 // the authority has no StreamProgress
 }
 
 // startReporter starts the reporter of a stream whose first response
@@ -148,7 +146,7 @@ func (r *reporter) setLoading(v bool) {
 
 // loadHeartbeat is how often a mirror that loads a snapshot tells the
 // authority it is alive: well within the authority's load timeout (at
-// least its send timeout, 30s by default; see ReportProgress).
+// least its send timeout, 30s by default; see StreamProgress).
 const loadHeartbeat = time.Second
 
 func (r *reporter) run(ctx context.Context) {
@@ -169,7 +167,7 @@ func (r *reporter) run(ctx context.Context) {
 			// mirror's own revision may be of another store, or beyond
 			// the snapshot's: not one this stream sent.
 		}
-		err := r.report(ctx, rev)
+		err := r.send(ctx, rev)
 		if err == nil {
 			r.m.progress.reports.Add(1)
 			continue
@@ -178,10 +176,9 @@ func (r *reporter) run(ctx context.Context) {
 			return
 		}
 		switch status.Code(err) {
-		case codes.NotFound, codes.Unimplemented, codes.PermissionDenied:
-			// Another replica than the stream's, an authority without
-			// progress reports, or a key without events:watch: reports
-			// cannot work on this stream.
+		case codes.NotFound, codes.PermissionDenied:
+			// Another replica than the stream's, or a key without
+			// events:watch: reports cannot work on this stream.
 			r.m.log.Warn("portcullis: mirror cannot report progress on this stream; writes that wait will name it",
 				"subscriber_id", r.id, "error", err)
 			return
@@ -192,23 +189,7 @@ func (r *reporter) run(ctx context.Context) {
 	}
 }
 
-// report sends one report: on the progress stream, opened on first use,
-// or by a call once the authority turned out not to have one.
-func (r *reporter) report(ctx context.Context, rev int64) error {
-	if !r.unary {
-		err := r.send(ctx, rev)
-		if status.Code(err) != codes.Unimplemented {
-			return err
-		}
-		r.unary = true
-	}
-	resp, err := r.m.events.ReportProgress(ctx, &pb.ReportProgressRequest{SubscriberId: r.id, Revision: rev})
-	if err == nil {
-		r.m.noteAuthorityRevision(resp.GetCurrentRevision())
-	}
-	return err
-}
-
+// send sends one report on the progress stream, opened on first use.
 func (r *reporter) send(ctx context.Context, rev int64) error {
 	if r.stream == nil {
 		s, err := r.m.events.StreamProgress(ctx)

@@ -88,8 +88,7 @@ func (m *Mirror) follow(ctx context.Context) (heard bool, err error) {
 	// failing at once.
 	// MaxCallRecvMsgSize (MirrorOptions.MaxMessageSize): snapshots come in
 	// parts of about 1 MiB, but a change is one message however many
-	// sessions its write revoked, and an authority older than the parts
-	// sends a snapshot as one message.
+	// sessions its write revoked.
 	opts := []grpc.CallOption{grpc.WaitForReady(true), grpc.MaxCallRecvMsgSize(m.opts.MaxMessageSize)}
 	// The watch codec reads a snapshot's bans apart from their messages
 	// (snapwire.go), unless beforeApply is to see every message whole.

@@ -149,23 +149,6 @@ func reportingFleet(b *testing.B) (*fleet, *client.Mirror, string) {
 	return f, m, id
 }
 
-// BenchmarkReportProgressRPC is the cost of one progress report, caller
-// and authority together (same process, bufconn): ns/op and CPU per
-// report.
-func BenchmarkReportProgressRPC(b *testing.B) {
-	f, m, id := reportingFleet(b)
-	req := &pb.ReportProgressRequest{SubscriberId: id, Revision: m.Revision()}
-	c0 := cpuTime()
-	n := 0
-	for b.Loop() {
-		n++
-		if _, err := f.admin.Events.ReportProgress(context.Background(), req); err != nil {
-			b.Fatal(err)
-		}
-	}
-	b.ReportMetric(float64((cpuTime()-c0).Microseconds())/float64(n), "cpu-µs/report")
-}
-
 // BenchmarkStreamProgressMessage is the cost of one progress report sent
 // as a message of a StreamProgress stream (what mirrors do), caller and
 // authority together: CPU per report. The stream is closed and answered

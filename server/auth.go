@@ -52,7 +52,6 @@ var rules = map[string]rule{
 
 	pb.EventService_Watch_FullMethodName:           {scope: authority.ScopeEventsWatch},
 	pb.EventService_ListSubscribers_FullMethodName: {scope: authority.ScopeEventsWatch},
-	pb.EventService_ReportProgress_FullMethodName:  {scope: authority.ScopeEventsWatch},
 	pb.EventService_StreamProgress_FullMethodName:  {scope: authority.ScopeEventsWatch},
 	pb.EventService_GetRevision_FullMethodName:     {scope: authority.ScopeEventsWatch},
 

@@ -2,11 +2,9 @@ package server
 
 import (
 	"context"
-	"log/slog"
 
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/logging"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/codes"
 
 	pb "github.com/portcullis-dev/portcullis/gen/portcullis/v1"
 )
@@ -36,24 +34,4 @@ func tenantOf(req, resp any) string {
 		return r.GetBan().GetTenantId()
 	}
 	return ""
-}
-
-// routineMethods are logged at debug level when they succeed: every mirror
-// calls ReportProgress after every change it applies, so at info level
-// 1,000 mirrors would write 1,000 lines per ban. Their failures keep their
-// level.
-var routineMethods = map[string]bool{
-	pb.EventService_ReportProgress_FullMethodName: true,
-}
-
-// callLevel is the level of a call's log line, whose fields are given.
-func callLevel(ctx context.Context, lvl slog.Level, fields []any) slog.Level {
-	if m, _ := grpc.Method(ctx); routineMethods[m] && lvl == slog.LevelInfo {
-		for i := 0; i+1 < len(fields); i += 2 {
-			if fields[i] == "grpc.code" && fields[i+1] == codes.OK.String() {
-				return slog.LevelDebug
-			}
-		}
-	}
-	return lvl
 }

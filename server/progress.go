@@ -26,10 +26,10 @@ import (
 	"github.com/portcullis-dev/portcullis/rpcerr"
 )
 
-// The progress protocol (see ReportProgress in event_service.proto): a
+// The progress protocol (see StreamProgress in event_service.proto): a
 // Watch request with an identity gets a subscriber_id in its first
-// response; the mirror reports the revision it has applied with
-// ReportProgress; writes with a wait block on the registry below until
+// response; the mirror reports the revision it has applied on a
+// StreamProgress stream; writes with a wait block on the registry below until
 // every reporting subscriber of this replica has reached the write's
 // revision. Everything is in memory and per replica; when the store is
 // shared, each replica also publishes a summary of its mirrors' progress
@@ -241,22 +241,7 @@ func (s eventService) ListSubscribers(ctx context.Context, _ *pb.ListSubscribers
 	return out, nil
 }
 
-func (s eventService) ReportProgress(ctx context.Context, req *pb.ReportProgressRequest) (*pb.ReportProgressResponse, error) {
-	var keyID string
-	if k, ok := ctx.Value(callerKey{}).(storage.APIKey); ok {
-		keyID = k.ID
-	}
-	if _, err := s.report(req.GetSubscriberId(), keyID, req.GetRevision()); err != nil {
-		return nil, s.status(ctx, err)
-	}
-	current, err := currentRevision(ctx, s.auth.Store())
-	if err != nil {
-		return nil, s.status(ctx, err)
-	}
-	return &pb.ReportProgressResponse{CurrentRevision: current}, nil
-}
-
-// StreamProgress takes the reports of ReportProgress as messages of one
+// StreamProgress takes a mirror's progress reports as messages of one
 // stream. The receiving loop runs in its own goroutine so that this one can
 // end the stream when the Watch stream it reports for ends or the server
 // shuts down (returning unblocks the loop's Recv).
@@ -317,8 +302,8 @@ func (s eventService) StreamProgress(stream pb.EventService_StreamProgressServer
 
 var errSubscriberGone = fmt.Errorf("%w: the Watch stream this stream reports for has ended", authority.ErrNotFound)
 
-// report records one progress report, from ReportProgress or
-// StreamProgress, and returns the subscriber it was for.
+// report records one progress report of a StreamProgress stream and
+// returns the subscriber it was for.
 func (s eventService) report(id, keyID string, rev int64) (*subscriber, error) {
 	if rev < 0 {
 		return nil, &authority.FieldError{Field: "revision", Msg: "must not be negative"}

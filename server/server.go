@@ -130,7 +130,7 @@ func (s *Server) ServerOptions() []grpc.ServerOption {
 		return rpcerr.New(pb.ErrorReason_INTERNAL, "internal error; the authority logged the cause", nil)
 	})
 	logger := logging.LoggerFunc(func(ctx context.Context, lvl logging.Level, msg string, fields ...any) {
-		s.log.Log(ctx, callLevel(ctx, slog.Level(lvl), fields), msg, fields...)
+		s.log.Log(ctx, slog.Level(lvl), msg, fields...)
 	})
 	logOpts := []logging.Option{logging.WithLogOnEvents(logging.FinishCall)}
 	return []grpc.ServerOption{

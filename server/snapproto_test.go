@@ -103,6 +103,21 @@ func (e *env) watchSnapshot(ctx context.Context, instance string) (pb.EventServi
 	}
 }
 
+// report sends one progress report on a StreamProgress stream of its own
+// and closes it: nil once the report is recorded, else the status that
+// ended the stream.
+func (e *env) report(ctx context.Context, id string, rev int64) error {
+	ps, err := e.events.StreamProgress(ctx)
+	if err != nil {
+		return err
+	}
+	// Send fails with io.EOF when the authority already ended the stream;
+	// CloseAndRecv then returns the status it ended with.
+	_ = ps.Send(&pb.StreamProgressRequest{SubscriberId: id, Revision: rev})
+	_, err = ps.CloseAndRecv()
+	return err
+}
+
 // TestWatchLoadingSubscriberNotCut: a subscriber that takes several
 // progress timeouts to load its snapshot keeps its stream, and its first
 // report, of the snapshot's revision, is accepted; after that the
@@ -121,7 +136,7 @@ func TestWatchLoadingSubscriberNotCut(t *testing.T) {
 
 	e.progressTimeoutsPass(5) // "loading" all along
 
-	if _, err := e.events.ReportProgress(e.admin(), &pb.ReportProgressRequest{SubscriberId: id, Revision: rev}); err != nil {
+	if err := e.report(e.admin(), id, rev); err != nil {
 		t.Fatalf("report after a slow load: %v", err)
 	}
 	if got := counterValue(t, metrics, "portcullis_snapshots_sent_total"); got != 1 {
@@ -177,7 +192,7 @@ func TestSnapshotTooSoon(t *testing.T) {
 	for range 5 {
 		sctx, scancel := context.WithCancel(ctx)
 		_, id, rev := e.watchSnapshot(sctx, "acknowledges")
-		if _, err := e.events.ReportProgress(e.admin(), &pb.ReportProgressRequest{SubscriberId: id, Revision: rev}); err != nil {
+		if err := e.report(e.admin(), id, rev); err != nil {
 			t.Fatal(err)
 		}
 		scancel()
@@ -240,8 +255,8 @@ func TestSnapshotTooSoon(t *testing.T) {
 }
 
 // TestReportBeyondSent: a report of a revision the stream was never sent
-// is refused with OutOfRange / REVISION_NOT_SENT (metadata sent_revision),
-// on ReportProgress and StreamProgress, and never counted: a write that
+// ends the progress stream with OutOfRange / REVISION_NOT_SENT (metadata
+// sent_revision) and is never counted: a write that
 // waits still names the subscriber as a laggard.
 func TestReportBeyondSent(t *testing.T) {
 	e := newEnv(t, envOptions{server: server.Options{CheckpointInterval: 20 * time.Millisecond}})
@@ -249,20 +264,10 @@ func TestReportBeyondSent(t *testing.T) {
 	defer cancel()
 	_, id, rev := e.watchSnapshot(ctx, "liar")
 
-	_, err := e.events.ReportProgress(e.admin(), &pb.ReportProgressRequest{SubscriberId: id, Revision: 999_999_999})
-	info := wantStatus(t, err, codes.OutOfRange, "REVISION_NOT_SENT")
+	info := wantStatus(t, e.report(ctx, id, 999_999_999), codes.OutOfRange, "REVISION_NOT_SENT")
 	if sent, _ := strconv.ParseInt(info.GetMetadata()["sent_revision"], 10, 64); sent < rev {
 		t.Fatalf("sent_revision %v, want at least the snapshot's %d", info.GetMetadata(), rev)
 	}
-	ps, err := e.events.StreamProgress(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := ps.Send(&pb.StreamProgressRequest{SubscriberId: id, Revision: 999_999_999}); err != nil {
-		t.Fatal(err)
-	}
-	_, err = ps.CloseAndRecv()
-	wantStatus(t, err, codes.OutOfRange, "REVISION_NOT_SENT")
 
 	req := userBan("", "mallory")
 	req.Wait = "50ms"

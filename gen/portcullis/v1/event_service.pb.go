@@ -33,7 +33,7 @@ type WatchRequest struct {
 	// authority's, the stream starts with a reset snapshot.
 	StoreId string `protobuf:"bytes,2,opt,name=store_id,json=storeId,proto3" json:"store_id,omitempty"`
 	// Who is watching. A subscriber that sends an identity takes part in the
-	// progress protocol (see ReportProgress): it gets a subscriber_id and
+	// progress protocol (see StreamProgress): it gets a subscriber_id and
 	// writes with a `wait` wait for it. Optional.
 	Identity      *MirrorIdentity `protobuf:"bytes,3,opt,name=identity,proto3" json:"identity,omitempty"`
 	unknownFields protoimpl.UnknownFields
@@ -179,7 +179,7 @@ type WatchResponse struct {
 	//	*WatchResponse_Checkpoint
 	Payload isWatchResponse_Payload `protobuf_oneof:"payload"`
 	// Set in the first response of a stream whose request carried an
-	// identity: the ID to send in ReportProgress.
+	// identity: the ID to send in StreamProgress.
 	SubscriberId  string `protobuf:"bytes,7,opt,name=subscriber_id,json=subscriberId,proto3" json:"subscriber_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -927,107 +927,6 @@ func (x *Subscriber) GetLastReportTime() *timestamppb.Timestamp {
 	return nil
 }
 
-// ReportProgressRequest says which revision a mirror has applied.
-type ReportProgressRequest struct {
-	state protoimpl.MessageState `protogen:"open.v1"`
-	// The subscriber_id from the first WatchResponse of the stream.
-	SubscriberId string `protobuf:"bytes,1,opt,name=subscriber_id,json=subscriberId,proto3" json:"subscriber_id,omitempty"`
-	// The revision whose state the mirror now checks against.
-	Revision      int64 `protobuf:"varint,2,opt,name=revision,proto3" json:"revision,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
-}
-
-func (x *ReportProgressRequest) Reset() {
-	*x = ReportProgressRequest{}
-	mi := &file_portcullis_v1_event_service_proto_msgTypes[11]
-	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-	ms.StoreMessageInfo(mi)
-}
-
-func (x *ReportProgressRequest) String() string {
-	return protoimpl.X.MessageStringOf(x)
-}
-
-func (*ReportProgressRequest) ProtoMessage() {}
-
-func (x *ReportProgressRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_v1_event_service_proto_msgTypes[11]
-	if x != nil {
-		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-		if ms.LoadMessageInfo() == nil {
-			ms.StoreMessageInfo(mi)
-		}
-		return ms
-	}
-	return mi.MessageOf(x)
-}
-
-// Deprecated: Use ReportProgressRequest.ProtoReflect.Descriptor instead.
-func (*ReportProgressRequest) Descriptor() ([]byte, []int) {
-	return file_portcullis_v1_event_service_proto_rawDescGZIP(), []int{11}
-}
-
-func (x *ReportProgressRequest) GetSubscriberId() string {
-	if x != nil {
-		return x.SubscriberId
-	}
-	return ""
-}
-
-func (x *ReportProgressRequest) GetRevision() int64 {
-	if x != nil {
-		return x.Revision
-	}
-	return 0
-}
-
-// ReportProgressResponse acknowledges a progress report.
-type ReportProgressResponse struct {
-	state protoimpl.MessageState `protogen:"open.v1"`
-	// The store's current revision when the report arrived.
-	CurrentRevision int64 `protobuf:"varint,1,opt,name=current_revision,json=currentRevision,proto3" json:"current_revision,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
-}
-
-func (x *ReportProgressResponse) Reset() {
-	*x = ReportProgressResponse{}
-	mi := &file_portcullis_v1_event_service_proto_msgTypes[12]
-	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-	ms.StoreMessageInfo(mi)
-}
-
-func (x *ReportProgressResponse) String() string {
-	return protoimpl.X.MessageStringOf(x)
-}
-
-func (*ReportProgressResponse) ProtoMessage() {}
-
-func (x *ReportProgressResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_v1_event_service_proto_msgTypes[12]
-	if x != nil {
-		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-		if ms.LoadMessageInfo() == nil {
-			ms.StoreMessageInfo(mi)
-		}
-		return ms
-	}
-	return mi.MessageOf(x)
-}
-
-// Deprecated: Use ReportProgressResponse.ProtoReflect.Descriptor instead.
-func (*ReportProgressResponse) Descriptor() ([]byte, []int) {
-	return file_portcullis_v1_event_service_proto_rawDescGZIP(), []int{12}
-}
-
-func (x *ReportProgressResponse) GetCurrentRevision() int64 {
-	if x != nil {
-		return x.CurrentRevision
-	}
-	return 0
-}
-
 // StreamProgressRequest is one progress report on a StreamProgress stream.
 type StreamProgressRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1041,7 +940,7 @@ type StreamProgressRequest struct {
 
 func (x *StreamProgressRequest) Reset() {
 	*x = StreamProgressRequest{}
-	mi := &file_portcullis_v1_event_service_proto_msgTypes[13]
+	mi := &file_portcullis_v1_event_service_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1053,7 +952,7 @@ func (x *StreamProgressRequest) String() string {
 func (*StreamProgressRequest) ProtoMessage() {}
 
 func (x *StreamProgressRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_v1_event_service_proto_msgTypes[13]
+	mi := &file_portcullis_v1_event_service_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1066,7 +965,7 @@ func (x *StreamProgressRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StreamProgressRequest.ProtoReflect.Descriptor instead.
 func (*StreamProgressRequest) Descriptor() ([]byte, []int) {
-	return file_portcullis_v1_event_service_proto_rawDescGZIP(), []int{13}
+	return file_portcullis_v1_event_service_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *StreamProgressRequest) GetSubscriberId() string {
@@ -1095,7 +994,7 @@ type StreamProgressResponse struct {
 
 func (x *StreamProgressResponse) Reset() {
 	*x = StreamProgressResponse{}
-	mi := &file_portcullis_v1_event_service_proto_msgTypes[14]
+	mi := &file_portcullis_v1_event_service_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1107,7 +1006,7 @@ func (x *StreamProgressResponse) String() string {
 func (*StreamProgressResponse) ProtoMessage() {}
 
 func (x *StreamProgressResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_v1_event_service_proto_msgTypes[14]
+	mi := &file_portcullis_v1_event_service_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1120,7 +1019,7 @@ func (x *StreamProgressResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StreamProgressResponse.ProtoReflect.Descriptor instead.
 func (*StreamProgressResponse) Descriptor() ([]byte, []int) {
-	return file_portcullis_v1_event_service_proto_rawDescGZIP(), []int{14}
+	return file_portcullis_v1_event_service_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *StreamProgressResponse) GetCurrentRevision() int64 {
@@ -1139,7 +1038,7 @@ type GetRevisionRequest struct {
 
 func (x *GetRevisionRequest) Reset() {
 	*x = GetRevisionRequest{}
-	mi := &file_portcullis_v1_event_service_proto_msgTypes[15]
+	mi := &file_portcullis_v1_event_service_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1151,7 +1050,7 @@ func (x *GetRevisionRequest) String() string {
 func (*GetRevisionRequest) ProtoMessage() {}
 
 func (x *GetRevisionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_v1_event_service_proto_msgTypes[15]
+	mi := &file_portcullis_v1_event_service_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1164,7 +1063,7 @@ func (x *GetRevisionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRevisionRequest.ProtoReflect.Descriptor instead.
 func (*GetRevisionRequest) Descriptor() ([]byte, []int) {
-	return file_portcullis_v1_event_service_proto_rawDescGZIP(), []int{15}
+	return file_portcullis_v1_event_service_proto_rawDescGZIP(), []int{13}
 }
 
 // GetRevisionResponse is the store's current revision.
@@ -1180,7 +1079,7 @@ type GetRevisionResponse struct {
 
 func (x *GetRevisionResponse) Reset() {
 	*x = GetRevisionResponse{}
-	mi := &file_portcullis_v1_event_service_proto_msgTypes[16]
+	mi := &file_portcullis_v1_event_service_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1192,7 +1091,7 @@ func (x *GetRevisionResponse) String() string {
 func (*GetRevisionResponse) ProtoMessage() {}
 
 func (x *GetRevisionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_v1_event_service_proto_msgTypes[16]
+	mi := &file_portcullis_v1_event_service_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1205,7 +1104,7 @@ func (x *GetRevisionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRevisionResponse.ProtoReflect.Descriptor instead.
 func (*GetRevisionResponse) Descriptor() ([]byte, []int) {
-	return file_portcullis_v1_event_service_proto_rawDescGZIP(), []int{16}
+	return file_portcullis_v1_event_service_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *GetRevisionResponse) GetStoreId() string {
@@ -1262,7 +1161,7 @@ type Enforcement struct {
 
 func (x *Enforcement) Reset() {
 	*x = Enforcement{}
-	mi := &file_portcullis_v1_event_service_proto_msgTypes[17]
+	mi := &file_portcullis_v1_event_service_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1274,7 +1173,7 @@ func (x *Enforcement) String() string {
 func (*Enforcement) ProtoMessage() {}
 
 func (x *Enforcement) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_v1_event_service_proto_msgTypes[17]
+	mi := &file_portcullis_v1_event_service_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1287,7 +1186,7 @@ func (x *Enforcement) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Enforcement.ProtoReflect.Descriptor instead.
 func (*Enforcement) Descriptor() ([]byte, []int) {
-	return file_portcullis_v1_event_service_proto_rawDescGZIP(), []int{17}
+	return file_portcullis_v1_event_service_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *Enforcement) GetConfirmed() int32 {
@@ -1366,7 +1265,7 @@ type ReplicaProgress struct {
 
 func (x *ReplicaProgress) Reset() {
 	*x = ReplicaProgress{}
-	mi := &file_portcullis_v1_event_service_proto_msgTypes[18]
+	mi := &file_portcullis_v1_event_service_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1378,7 +1277,7 @@ func (x *ReplicaProgress) String() string {
 func (*ReplicaProgress) ProtoMessage() {}
 
 func (x *ReplicaProgress) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_v1_event_service_proto_msgTypes[18]
+	mi := &file_portcullis_v1_event_service_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1391,7 +1290,7 @@ func (x *ReplicaProgress) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReplicaProgress.ProtoReflect.Descriptor instead.
 func (*ReplicaProgress) Descriptor() ([]byte, []int) {
-	return file_portcullis_v1_event_service_proto_rawDescGZIP(), []int{18}
+	return file_portcullis_v1_event_service_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *ReplicaProgress) GetReplicaId() string {
@@ -1492,11 +1391,6 @@ const file_portcullis_v1_event_service_proto_rawDesc = "" +
 	"\x10applied_revision\x18\a \x01(\x03R\x0fappliedRevision\x12\x10\n" +
 	"\x03lag\x18\b \x01(\x03R\x03lag\x12D\n" +
 	"\x10last_report_time\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\x0elastReportTime\"X\n" +
-	"\x15ReportProgressRequest\x12#\n" +
-	"\rsubscriber_id\x18\x01 \x01(\tR\fsubscriberId\x12\x1a\n" +
-	"\brevision\x18\x02 \x01(\x03R\brevision\"C\n" +
-	"\x16ReportProgressResponse\x12)\n" +
-	"\x10current_revision\x18\x01 \x01(\x03R\x0fcurrentRevision\"X\n" +
 	"\x15StreamProgressRequest\x12#\n" +
 	"\rsubscriber_id\x18\x01 \x01(\tR\fsubscriberId\x12\x1a\n" +
 	"\brevision\x18\x02 \x01(\x03R\brevision\"C\n" +
@@ -1521,11 +1415,10 @@ const file_portcullis_v1_event_service_proto_rawDesc = "" +
 	"replica_id\x18\x01 \x01(\tR\treplicaId\x12\x1c\n" +
 	"\tconfirmed\x18\x02 \x01(\x05R\tconfirmed\x12\x14\n" +
 	"\x05total\x18\x03 \x01(\x05R\x05total\x12\x12\n" +
-	"\x04gone\x18\x04 \x01(\bR\x04gone2\xcc\x03\n" +
+	"\x04gone\x18\x04 \x01(\bR\x04gone2\xed\x02\n" +
 	"\fEventService\x12D\n" +
 	"\x05Watch\x12\x1b.portcullis.v1.WatchRequest\x1a\x1c.portcullis.v1.WatchResponse0\x01\x12`\n" +
-	"\x0fListSubscribers\x12%.portcullis.v1.ListSubscribersRequest\x1a&.portcullis.v1.ListSubscribersResponse\x12]\n" +
-	"\x0eReportProgress\x12$.portcullis.v1.ReportProgressRequest\x1a%.portcullis.v1.ReportProgressResponse\x12_\n" +
+	"\x0fListSubscribers\x12%.portcullis.v1.ListSubscribersRequest\x1a&.portcullis.v1.ListSubscribersResponse\x12_\n" +
 	"\x0eStreamProgress\x12$.portcullis.v1.StreamProgressRequest\x1a%.portcullis.v1.StreamProgressResponse(\x01\x12T\n" +
 	"\vGetRevision\x12!.portcullis.v1.GetRevisionRequest\x1a\".portcullis.v1.GetRevisionResponseBEZCgithub.com/portcullis-dev/portcullis/gen/portcullis/v1;portcullisv1b\x06proto3"
 
@@ -1541,7 +1434,7 @@ func file_portcullis_v1_event_service_proto_rawDescGZIP() []byte {
 	return file_portcullis_v1_event_service_proto_rawDescData
 }
 
-var file_portcullis_v1_event_service_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
+var file_portcullis_v1_event_service_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
 var file_portcullis_v1_event_service_proto_goTypes = []any{
 	(*WatchRequest)(nil),            // 0: portcullis.v1.WatchRequest
 	(*MirrorIdentity)(nil),          // 1: portcullis.v1.MirrorIdentity
@@ -1554,57 +1447,53 @@ var file_portcullis_v1_event_service_proto_goTypes = []any{
 	(*ListSubscribersRequest)(nil),  // 8: portcullis.v1.ListSubscribersRequest
 	(*ListSubscribersResponse)(nil), // 9: portcullis.v1.ListSubscribersResponse
 	(*Subscriber)(nil),              // 10: portcullis.v1.Subscriber
-	(*ReportProgressRequest)(nil),   // 11: portcullis.v1.ReportProgressRequest
-	(*ReportProgressResponse)(nil),  // 12: portcullis.v1.ReportProgressResponse
-	(*StreamProgressRequest)(nil),   // 13: portcullis.v1.StreamProgressRequest
-	(*StreamProgressResponse)(nil),  // 14: portcullis.v1.StreamProgressResponse
-	(*GetRevisionRequest)(nil),      // 15: portcullis.v1.GetRevisionRequest
-	(*GetRevisionResponse)(nil),     // 16: portcullis.v1.GetRevisionResponse
-	(*Enforcement)(nil),             // 17: portcullis.v1.Enforcement
-	(*ReplicaProgress)(nil),         // 18: portcullis.v1.ReplicaProgress
-	(*timestamppb.Timestamp)(nil),   // 19: google.protobuf.Timestamp
-	(*Ban)(nil),                     // 20: portcullis.v1.Ban
-	(*VerificationKey)(nil),         // 21: portcullis.v1.VerificationKey
-	(*durationpb.Duration)(nil),     // 22: google.protobuf.Duration
+	(*StreamProgressRequest)(nil),   // 11: portcullis.v1.StreamProgressRequest
+	(*StreamProgressResponse)(nil),  // 12: portcullis.v1.StreamProgressResponse
+	(*GetRevisionRequest)(nil),      // 13: portcullis.v1.GetRevisionRequest
+	(*GetRevisionResponse)(nil),     // 14: portcullis.v1.GetRevisionResponse
+	(*Enforcement)(nil),             // 15: portcullis.v1.Enforcement
+	(*ReplicaProgress)(nil),         // 16: portcullis.v1.ReplicaProgress
+	(*timestamppb.Timestamp)(nil),   // 17: google.protobuf.Timestamp
+	(*Ban)(nil),                     // 18: portcullis.v1.Ban
+	(*VerificationKey)(nil),         // 19: portcullis.v1.VerificationKey
+	(*durationpb.Duration)(nil),     // 20: google.protobuf.Duration
 }
 var file_portcullis_v1_event_service_proto_depIdxs = []int32{
 	1,  // 0: portcullis.v1.WatchRequest.identity:type_name -> portcullis.v1.MirrorIdentity
-	19, // 1: portcullis.v1.WatchResponse.server_time:type_name -> google.protobuf.Timestamp
+	17, // 1: portcullis.v1.WatchResponse.server_time:type_name -> google.protobuf.Timestamp
 	3,  // 2: portcullis.v1.WatchResponse.snapshot:type_name -> portcullis.v1.Snapshot
 	4,  // 3: portcullis.v1.WatchResponse.change:type_name -> portcullis.v1.Change
 	5,  // 4: portcullis.v1.WatchResponse.checkpoint:type_name -> portcullis.v1.Checkpoint
-	20, // 5: portcullis.v1.Snapshot.bans:type_name -> portcullis.v1.Ban
+	18, // 5: portcullis.v1.Snapshot.bans:type_name -> portcullis.v1.Ban
 	6,  // 6: portcullis.v1.Snapshot.revoked_sessions:type_name -> portcullis.v1.RevokedSession
-	21, // 7: portcullis.v1.Snapshot.keys:type_name -> portcullis.v1.VerificationKey
+	19, // 7: portcullis.v1.Snapshot.keys:type_name -> portcullis.v1.VerificationKey
 	7,  // 8: portcullis.v1.Change.events:type_name -> portcullis.v1.Event
-	19, // 9: portcullis.v1.RevokedSession.revoke_time:type_name -> google.protobuf.Timestamp
-	19, // 10: portcullis.v1.RevokedSession.access_expire_time:type_name -> google.protobuf.Timestamp
-	19, // 11: portcullis.v1.Event.time:type_name -> google.protobuf.Timestamp
-	20, // 12: portcullis.v1.Event.ban_created:type_name -> portcullis.v1.Ban
-	20, // 13: portcullis.v1.Event.ban_lifted:type_name -> portcullis.v1.Ban
+	17, // 9: portcullis.v1.RevokedSession.revoke_time:type_name -> google.protobuf.Timestamp
+	17, // 10: portcullis.v1.RevokedSession.access_expire_time:type_name -> google.protobuf.Timestamp
+	17, // 11: portcullis.v1.Event.time:type_name -> google.protobuf.Timestamp
+	18, // 12: portcullis.v1.Event.ban_created:type_name -> portcullis.v1.Ban
+	18, // 13: portcullis.v1.Event.ban_lifted:type_name -> portcullis.v1.Ban
 	6,  // 14: portcullis.v1.Event.session_revoked:type_name -> portcullis.v1.RevokedSession
-	21, // 15: portcullis.v1.Event.key_added:type_name -> portcullis.v1.VerificationKey
-	21, // 16: portcullis.v1.Event.key_retired:type_name -> portcullis.v1.VerificationKey
+	19, // 15: portcullis.v1.Event.key_added:type_name -> portcullis.v1.VerificationKey
+	19, // 16: portcullis.v1.Event.key_retired:type_name -> portcullis.v1.VerificationKey
 	10, // 17: portcullis.v1.ListSubscribersResponse.subscribers:type_name -> portcullis.v1.Subscriber
-	19, // 18: portcullis.v1.Subscriber.connect_time:type_name -> google.protobuf.Timestamp
+	17, // 18: portcullis.v1.Subscriber.connect_time:type_name -> google.protobuf.Timestamp
 	1,  // 19: portcullis.v1.Subscriber.identity:type_name -> portcullis.v1.MirrorIdentity
-	19, // 20: portcullis.v1.Subscriber.last_report_time:type_name -> google.protobuf.Timestamp
-	22, // 21: portcullis.v1.Enforcement.elapsed:type_name -> google.protobuf.Duration
+	17, // 20: portcullis.v1.Subscriber.last_report_time:type_name -> google.protobuf.Timestamp
+	20, // 21: portcullis.v1.Enforcement.elapsed:type_name -> google.protobuf.Duration
 	10, // 22: portcullis.v1.Enforcement.laggards:type_name -> portcullis.v1.Subscriber
 	10, // 23: portcullis.v1.Enforcement.disconnected:type_name -> portcullis.v1.Subscriber
-	18, // 24: portcullis.v1.Enforcement.replicas:type_name -> portcullis.v1.ReplicaProgress
+	16, // 24: portcullis.v1.Enforcement.replicas:type_name -> portcullis.v1.ReplicaProgress
 	0,  // 25: portcullis.v1.EventService.Watch:input_type -> portcullis.v1.WatchRequest
 	8,  // 26: portcullis.v1.EventService.ListSubscribers:input_type -> portcullis.v1.ListSubscribersRequest
-	11, // 27: portcullis.v1.EventService.ReportProgress:input_type -> portcullis.v1.ReportProgressRequest
-	13, // 28: portcullis.v1.EventService.StreamProgress:input_type -> portcullis.v1.StreamProgressRequest
-	15, // 29: portcullis.v1.EventService.GetRevision:input_type -> portcullis.v1.GetRevisionRequest
-	2,  // 30: portcullis.v1.EventService.Watch:output_type -> portcullis.v1.WatchResponse
-	9,  // 31: portcullis.v1.EventService.ListSubscribers:output_type -> portcullis.v1.ListSubscribersResponse
-	12, // 32: portcullis.v1.EventService.ReportProgress:output_type -> portcullis.v1.ReportProgressResponse
-	14, // 33: portcullis.v1.EventService.StreamProgress:output_type -> portcullis.v1.StreamProgressResponse
-	16, // 34: portcullis.v1.EventService.GetRevision:output_type -> portcullis.v1.GetRevisionResponse
-	30, // [30:35] is the sub-list for method output_type
-	25, // [25:30] is the sub-list for method input_type
+	11, // 27: portcullis.v1.EventService.StreamProgress:input_type -> portcullis.v1.StreamProgressRequest
+	13, // 28: portcullis.v1.EventService.GetRevision:input_type -> portcullis.v1.GetRevisionRequest
+	2,  // 29: portcullis.v1.EventService.Watch:output_type -> portcullis.v1.WatchResponse
+	9,  // 30: portcullis.v1.EventService.ListSubscribers:output_type -> portcullis.v1.ListSubscribersResponse
+	12, // 31: portcullis.v1.EventService.StreamProgress:output_type -> portcullis.v1.StreamProgressResponse
+	14, // 32: portcullis.v1.EventService.GetRevision:output_type -> portcullis.v1.GetRevisionResponse
+	29, // [29:33] is the sub-list for method output_type
+	25, // [25:29] is the sub-list for method input_type
 	25, // [25:25] is the sub-list for extension type_name
 	25, // [25:25] is the sub-list for extension extendee
 	0,  // [0:25] is the sub-list for field type_name
@@ -1634,7 +1523,7 @@ func file_portcullis_v1_event_service_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_portcullis_v1_event_service_proto_rawDesc), len(file_portcullis_v1_event_service_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   19,
+			NumMessages:   17,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

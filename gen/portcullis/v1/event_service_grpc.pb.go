@@ -21,7 +21,6 @@ const _ = grpc.SupportPackageIsVersion9
 const (
 	EventService_Watch_FullMethodName           = "/portcullis.v1.EventService/Watch"
 	EventService_ListSubscribers_FullMethodName = "/portcullis.v1.EventService/ListSubscribers"
-	EventService_ReportProgress_FullMethodName  = "/portcullis.v1.EventService/ReportProgress"
 	EventService_StreamProgress_FullMethodName  = "/portcullis.v1.EventService/StreamProgress"
 	EventService_GetRevision_FullMethodName     = "/portcullis.v1.EventService/GetRevision"
 )
@@ -60,12 +59,16 @@ type EventServiceClient interface {
 	// ListSubscribers lists the mirrors following the stream and how far each
 	// has got. Scope: events:watch.
 	ListSubscribers(ctx context.Context, in *ListSubscribersRequest, opts ...grpc.CallOption) (*ListSubscribersResponse, error)
-	// ReportProgress tells the authority which revision a mirror has applied.
+	// StreamProgress tells the authority which revision a mirror has
+	// applied: a mirror opens it next to its Watch stream and sends a
+	// StreamProgressRequest for each report. One message per report, over
+	// one long-lived stream (no headers, no per-call authentication, no
+	// answer), because a ban makes every mirror report at once.
 	//
 	// The progress protocol: a mirror that sends an identity in its
 	// WatchRequest gets a subscriber_id in the first WatchResponse of the
-	// stream, and calls ReportProgress(subscriber_id, revision) promptly after
-	// it applies a snapshot or a change and at every checkpoint (the
+	// stream, and reports (subscriber_id, revision) promptly after it
+	// applies a snapshot or a change and at every checkpoint (the
 	// checkpoint reports double as its heartbeat). The authority replica that
 	// serves the stream keeps, in memory, each such mirror's identity, applied
 	// revision, lag and last report time (ListSubscribers), and a write with a
@@ -76,11 +79,9 @@ type EventServiceClient interface {
 	// replica publishes as a summary (see Enforcement). A mirror that has not
 	// reported for ProgressTimeout (default three checkpoint intervals, at
 	// least 1s) has its stream ended and drops out; it reconnects and
-	// resumes. Subscribers without an identity (older mirrors, `portcullis
-	// watch`) are listed but never waited for, and no timeout of reports
-	// applies to them. A subscriber_id is known only
-	// to the replica that issued it: elsewhere the call fails with NotFound,
-	// and the mirror stops reporting on that stream.
+	// resumes. Subscribers without an identity (mirrors with progress
+	// disabled, `portcullis watch`) are listed but never waited for, and no
+	// timeout of reports applies to them.
 	//
 	// Loading: a stream that starts with a snapshot is loading from then
 	// (the authority building the snapshot included) until the mirror
@@ -92,26 +93,18 @@ type EventServiceClient interface {
 	// may report revision 0 as a heartbeat (the Go mirror does, every
 	// second); a mirror that stops reading is cut by the send timeout.
 	//
-	// A report can confirm only what was sent: a revision beyond the last
-	// one the authority offered on that subscriber's stream (the revision of
-	// its last change or checkpoint, or of its snapshot once the last part
-	// is being sent) is refused with OutOfRange / REVISION_NOT_SENT, ErrorInfo
-	// metadata sent_revision, and not recorded. Scope: events:watch.
-	ReportProgress(ctx context.Context, in *ReportProgressRequest, opts ...grpc.CallOption) (*ReportProgressResponse, error)
-	// StreamProgress is ReportProgress over one long-lived stream: a mirror
-	// opens it next to its Watch stream and sends a StreamProgressRequest
-	// wherever it would call ReportProgress. A report then costs one message
-	// instead of one call (no headers, no per-call authentication, no
-	// answer), which matters because a ban makes every mirror report at
-	// once. The rules are ReportProgress's: only the API key that opened a
-	// Watch stream may report for it, and a subscriber_id this replica does
-	// not know ends the stream with NotFound, as does the end of the Watch
-	// stream it last reported for, and a revision beyond what that stream
-	// was sent ends it with OutOfRange / REVISION_NOT_SENT (metadata
-	// sent_revision; the report is not recorded); otherwise the authority
-	// answers, with its current revision, when the mirror closes the stream.
-	// A mirror falls back to ReportProgress when this method is
-	// Unimplemented (an older authority). Scope: events:watch.
+	// The stream ends with an error, and the report that caused it is not
+	// recorded, when: the API key is not the one that opened the Watch
+	// stream, or the subscriber_id is not known to this replica (a
+	// subscriber_id is known only to the replica that issued it), or the
+	// Watch stream it last reported for has ended (NotFound; the mirror
+	// stops reporting on that Watch stream); or the revision is beyond the
+	// last one the authority offered on that subscriber's stream (the
+	// revision of its last change or checkpoint, or of its snapshot once the
+	// last part is being sent): OutOfRange / REVISION_NOT_SENT, ErrorInfo
+	// metadata sent_revision. Otherwise the authority answers, with its
+	// current revision, when the mirror closes the stream.
+	// Scope: events:watch.
 	StreamProgress(ctx context.Context, opts ...grpc.CallOption) (grpc.ClientStreamingClient[StreamProgressRequest, StreamProgressResponse], error)
 	// GetRevision returns the store's current revision: a mirror that has
 	// applied it has seen every write committed before the call. Strict
@@ -151,16 +144,6 @@ func (c *eventServiceClient) ListSubscribers(ctx context.Context, in *ListSubscr
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(ListSubscribersResponse)
 	err := c.cc.Invoke(ctx, EventService_ListSubscribers_FullMethodName, in, out, cOpts...)
-	if err != nil {
-		return nil, err
-	}
-	return out, nil
-}
-
-func (c *eventServiceClient) ReportProgress(ctx context.Context, in *ReportProgressRequest, opts ...grpc.CallOption) (*ReportProgressResponse, error) {
-	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	out := new(ReportProgressResponse)
-	err := c.cc.Invoke(ctx, EventService_ReportProgress_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -224,12 +207,16 @@ type EventServiceServer interface {
 	// ListSubscribers lists the mirrors following the stream and how far each
 	// has got. Scope: events:watch.
 	ListSubscribers(context.Context, *ListSubscribersRequest) (*ListSubscribersResponse, error)
-	// ReportProgress tells the authority which revision a mirror has applied.
+	// StreamProgress tells the authority which revision a mirror has
+	// applied: a mirror opens it next to its Watch stream and sends a
+	// StreamProgressRequest for each report. One message per report, over
+	// one long-lived stream (no headers, no per-call authentication, no
+	// answer), because a ban makes every mirror report at once.
 	//
 	// The progress protocol: a mirror that sends an identity in its
 	// WatchRequest gets a subscriber_id in the first WatchResponse of the
-	// stream, and calls ReportProgress(subscriber_id, revision) promptly after
-	// it applies a snapshot or a change and at every checkpoint (the
+	// stream, and reports (subscriber_id, revision) promptly after it
+	// applies a snapshot or a change and at every checkpoint (the
 	// checkpoint reports double as its heartbeat). The authority replica that
 	// serves the stream keeps, in memory, each such mirror's identity, applied
 	// revision, lag and last report time (ListSubscribers), and a write with a
@@ -240,11 +227,9 @@ type EventServiceServer interface {
 	// replica publishes as a summary (see Enforcement). A mirror that has not
 	// reported for ProgressTimeout (default three checkpoint intervals, at
 	// least 1s) has its stream ended and drops out; it reconnects and
-	// resumes. Subscribers without an identity (older mirrors, `portcullis
-	// watch`) are listed but never waited for, and no timeout of reports
-	// applies to them. A subscriber_id is known only
-	// to the replica that issued it: elsewhere the call fails with NotFound,
-	// and the mirror stops reporting on that stream.
+	// resumes. Subscribers without an identity (mirrors with progress
+	// disabled, `portcullis watch`) are listed but never waited for, and no
+	// timeout of reports applies to them.
 	//
 	// Loading: a stream that starts with a snapshot is loading from then
 	// (the authority building the snapshot included) until the mirror
@@ -256,26 +241,18 @@ type EventServiceServer interface {
 	// may report revision 0 as a heartbeat (the Go mirror does, every
 	// second); a mirror that stops reading is cut by the send timeout.
 	//
-	// A report can confirm only what was sent: a revision beyond the last
-	// one the authority offered on that subscriber's stream (the revision of
-	// its last change or checkpoint, or of its snapshot once the last part
-	// is being sent) is refused with OutOfRange / REVISION_NOT_SENT, ErrorInfo
-	// metadata sent_revision, and not recorded. Scope: events:watch.
-	ReportProgress(context.Context, *ReportProgressRequest) (*ReportProgressResponse, error)
-	// StreamProgress is ReportProgress over one long-lived stream: a mirror
-	// opens it next to its Watch stream and sends a StreamProgressRequest
-	// wherever it would call ReportProgress. A report then costs one message
-	// instead of one call (no headers, no per-call authentication, no
-	// answer), which matters because a ban makes every mirror report at
-	// once. The rules are ReportProgress's: only the API key that opened a
-	// Watch stream may report for it, and a subscriber_id this replica does
-	// not know ends the stream with NotFound, as does the end of the Watch
-	// stream it last reported for, and a revision beyond what that stream
-	// was sent ends it with OutOfRange / REVISION_NOT_SENT (metadata
-	// sent_revision; the report is not recorded); otherwise the authority
-	// answers, with its current revision, when the mirror closes the stream.
-	// A mirror falls back to ReportProgress when this method is
-	// Unimplemented (an older authority). Scope: events:watch.
+	// The stream ends with an error, and the report that caused it is not
+	// recorded, when: the API key is not the one that opened the Watch
+	// stream, or the subscriber_id is not known to this replica (a
+	// subscriber_id is known only to the replica that issued it), or the
+	// Watch stream it last reported for has ended (NotFound; the mirror
+	// stops reporting on that Watch stream); or the revision is beyond the
+	// last one the authority offered on that subscriber's stream (the
+	// revision of its last change or checkpoint, or of its snapshot once the
+	// last part is being sent): OutOfRange / REVISION_NOT_SENT, ErrorInfo
+	// metadata sent_revision. Otherwise the authority answers, with its
+	// current revision, when the mirror closes the stream.
+	// Scope: events:watch.
 	StreamProgress(grpc.ClientStreamingServer[StreamProgressRequest, StreamProgressResponse]) error
 	// GetRevision returns the store's current revision: a mirror that has
 	// applied it has seen every write committed before the call. Strict
@@ -297,9 +274,6 @@ func (UnimplementedEventServiceServer) Watch(*WatchRequest, grpc.ServerStreaming
 }
 func (UnimplementedEventServiceServer) ListSubscribers(context.Context, *ListSubscribersRequest) (*ListSubscribersResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListSubscribers not implemented")
-}
-func (UnimplementedEventServiceServer) ReportProgress(context.Context, *ReportProgressRequest) (*ReportProgressResponse, error) {
-	return nil, status.Error(codes.Unimplemented, "method ReportProgress not implemented")
 }
 func (UnimplementedEventServiceServer) StreamProgress(grpc.ClientStreamingServer[StreamProgressRequest, StreamProgressResponse]) error {
 	return status.Error(codes.Unimplemented, "method StreamProgress not implemented")
@@ -357,24 +331,6 @@ func _EventService_ListSubscribers_Handler(srv interface{}, ctx context.Context,
 	return interceptor(ctx, in, info, handler)
 }
 
-func _EventService_ReportProgress_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
-	in := new(ReportProgressRequest)
-	if err := dec(in); err != nil {
-		return nil, err
-	}
-	if interceptor == nil {
-		return srv.(EventServiceServer).ReportProgress(ctx, in)
-	}
-	info := &grpc.UnaryServerInfo{
-		Server:     srv,
-		FullMethod: EventService_ReportProgress_FullMethodName,
-	}
-	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
-		return srv.(EventServiceServer).ReportProgress(ctx, req.(*ReportProgressRequest))
-	}
-	return interceptor(ctx, in, info, handler)
-}
-
 func _EventService_StreamProgress_Handler(srv interface{}, stream grpc.ServerStream) error {
 	return srv.(EventServiceServer).StreamProgress(&grpc.GenericServerStream[StreamProgressRequest, StreamProgressResponse]{ServerStream: stream})
 }
@@ -410,10 +366,6 @@ var EventService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ListSubscribers",
 			Handler:    _EventService_ListSubscribers_Handler,
-		},
-		{
-			MethodName: "ReportProgress",
-			Handler:    _EventService_ReportProgress_Handler,
 		},
 		{
 			MethodName: "GetRevision",
