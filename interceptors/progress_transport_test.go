@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"google.golang.org/grpc"
 
@@ -55,7 +56,12 @@ func TestProgressReportsUseOneStream(t *testing.T) {
 	if n := calls.streams.Load(); n != 1 {
 		t.Fatalf("%d StreamProgress streams, want 1", n)
 	}
-	if r := m.Stats().Reports; r < 6 { // the snapshot and 5 bans
-		t.Fatalf("Stats().Reports = %d, want at least 6", r)
+	// The snapshot and 5 bans. The mirror counts a report once Send
+	// returns, which may be after the authority confirmed the ban: wait for
+	// the count (a minute guards against a hang).
+	for deadline := time.Now().Add(time.Minute); m.Stats().Reports < 6; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("Stats().Reports = %d, want at least 6", m.Stats().Reports)
+		}
 	}
 }

@@ -96,8 +96,11 @@ func TestStreamProgress(t *testing.T) {
 		}
 	}
 
-	// Reports are recorded; closing answers with the current revision.
+	// Reports are recorded; closing answers with the current revision. The
+	// change must have reached the stream first: a report of a revision
+	// not yet sent on it is refused (REVISION_NOT_SENT, TestReportBeyondSent).
 	ban("after")
+	w.change(first.GetRevision(), first.GetRevision()+1)
 	ps := open(e.admin())
 	send(ps, first.GetRevision())
 	send(ps, first.GetRevision()+1)
