@@ -271,3 +271,32 @@ func TestStatus(t *testing.T) {
 		}
 	})
 }
+
+// TestSentinelsAreTheCatalogues: the sentinels client re-exports are the
+// catalogue's values themselves, so errors.Is(err, client.ErrX) and
+// errors.Is(err, rpcerr.ErrX) agree on every error.
+func TestSentinelsAreTheCatalogues(t *testing.T) {
+	for _, p := range []struct {
+		name           string
+		client, rpcerr error
+	}{
+		{"ErrBanned", client.ErrBanned, rpcerr.ErrBanned},
+		{"ErrUserBanned", client.ErrUserBanned, rpcerr.ErrUserBanned},
+		{"ErrIPBanned", client.ErrIPBanned, rpcerr.ErrIPBanned},
+		{"ErrDeviceBanned", client.ErrDeviceBanned, rpcerr.ErrDeviceBanned},
+		{"ErrCapabilityRestricted", client.ErrCapabilityRestricted, rpcerr.ErrCapabilityRestricted},
+		{"ErrSessionRevoked", client.ErrSessionRevoked, rpcerr.ErrSessionRevoked},
+		{"ErrSessionExpired", client.ErrSessionExpired, rpcerr.ErrSessionExpired},
+		{"ErrTokenExpired", client.ErrTokenExpired, rpcerr.ErrTokenExpired},
+		{"ErrTokenInvalid", client.ErrTokenInvalid, rpcerr.ErrTokenInvalid},
+		{"ErrMirrorStale", client.ErrMirrorStale, rpcerr.ErrMirrorStale},
+		{"ErrSnapshotTooSoon", client.ErrSnapshotTooSoon, rpcerr.ErrSnapshotTooSoon},
+		{"ErrUnavailable", client.ErrUnavailable, rpcerr.ErrUnavailable},
+		{"ErrPermissionDenied", client.ErrPermissionDenied, rpcerr.ErrPermissionDenied},
+		{"ErrAPIKeyInvalid", client.ErrAPIKeyInvalid, rpcerr.ErrAPIKeyInvalid},
+	} {
+		if p.client != p.rpcerr {
+			t.Errorf("client.%s is not rpcerr.%s", p.name, p.name)
+		}
+	}
+}
