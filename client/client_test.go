@@ -10,6 +10,7 @@ import (
 
 	"github.com/portcullis-dev/portcullis/client"
 	pb "github.com/portcullis-dev/portcullis/gen/portcullis/v1"
+	"github.com/portcullis-dev/portcullis/rpcerr"
 )
 
 // TestClientErrors: every call's error is converted, unary and stream
@@ -20,7 +21,7 @@ func TestClientErrors(t *testing.T) {
 	ctx := e.ctx()
 
 	_, err := e.admin.Bans.GetBan(ctx, &pb.GetBanRequest{BanId: "ban_nope"})
-	if !errors.Is(err, client.ErrNotFound) || status.Code(err) != codes.NotFound {
+	if !errors.Is(err, rpcerr.ErrNotFound) || status.Code(err) != codes.NotFound {
 		t.Fatalf("GetBan: %v", err)
 	}
 	b := e.ban(&pb.CreateBanRequest{Subject: userSubject("mallory"), Duration: "1h"})
@@ -31,7 +32,7 @@ func TestClientErrors(t *testing.T) {
 	}
 	_, err = e.admin.Bans.CreateBan(ctx, &pb.CreateBanRequest{Subject: ipSubject("10.1.2.3/8")})
 	var ce *client.Error
-	if !errors.Is(err, client.ErrInvalidArgument) || !errors.As(err, &ce) || ce.Metadata["field"] != "subject.ip" {
+	if !errors.Is(err, rpcerr.ErrInvalidArgument) || !errors.As(err, &ce) || ce.Metadata["field"] != "subject.ip" {
 		t.Fatalf("CreateBan: %v (%+v)", err, ce)
 	}
 
@@ -40,7 +41,7 @@ func TestClientErrors(t *testing.T) {
 	if err == nil {
 		_, err = stream.Recv()
 	}
-	if !errors.Is(err, client.ErrInvalidArgument) {
+	if !errors.Is(err, rpcerr.ErrInvalidArgument) {
 		t.Fatalf("Watch: %v", err)
 	}
 

@@ -14,7 +14,11 @@
 //     sentinels and BanError are those of the error catalogue (package
 //     rpcerr, which holds the table reason -> code -> sentinel); FromStatus
 //     and Status apply it both ways to every call's status, so that
-//     errors.Is(err, ErrUserBanned) works on any call.
+//     errors.Is(err, ErrUserBanned) works on any call. It re-exports only
+//     the sentinels a protected service meets; every other reason is
+//     rpcerr.ErrX (rpcerr.ErrNotFound, rpcerr.ErrConflict, ...), and
+//     errors.Is works on every call's error with either, being the same
+//     values.
 //   - Mirror: a local copy of what a verifier needs (keys, active bans,
 //     revoked sessions whose tokens may still be valid), kept by following
 //     Watch (docs/design.md sections 3 and 4). It builds a snapshot's new

@@ -13,10 +13,14 @@ import (
 	"github.com/portcullis-dev/portcullis/token"
 )
 
-// Sentinel errors: those of the catalogue, package rpcerr, which owns the
-// table reason -> code -> sentinel. Every error the Client's calls return
-// and every error Mirror.Check returns matches one of them with errors.Is
-// (the Client's interceptor converts statuses with FromStatus).
+// Sentinel errors a protected service meets: refusals by Mirror.Check and
+// the interceptors, and the failures of reaching the authority. They are
+// the catalogue's own values (package rpcerr owns the table reason -> code
+// -> sentinel), so errors.Is works the same with client.ErrX and
+// rpcerr.ErrX. Every other reason (ErrNotFound, ErrConflict,
+// ErrInvalidArgument, ...) is only in rpcerr: errors.Is(err, rpcerr.ErrX)
+// works on the error of every Client call and of Mirror.Check (the
+// Client's interceptor converts statuses with FromStatus).
 var (
 	// ErrBanned matches every refusal by a ban: ErrUserBanned, ErrIPBanned,
 	// ErrDeviceBanned and ErrCapabilityRestricted. errors.As(err, &banErr)
@@ -31,28 +35,17 @@ var (
 	ErrSessionExpired = rpcerr.ErrSessionExpired
 	ErrTokenExpired   = rpcerr.ErrTokenExpired
 	ErrTokenInvalid   = rpcerr.ErrTokenInvalid
-	ErrTheftDetected  = rpcerr.ErrTheftDetected
 
-	ErrRevisionCompacted = rpcerr.ErrRevisionCompacted
 	// ErrMirrorStale: the Mirror has not heard from the authority within
 	// MirrorOptions.StaleAfter, or has not loaded its first snapshot yet.
 	ErrMirrorStale = rpcerr.ErrMirrorStale
+	// ErrSnapshotTooSoon: the authority refused a snapshot because this
+	// mirror asked again too soon; the Mirror waits and retries by itself.
+	ErrSnapshotTooSoon = rpcerr.ErrSnapshotTooSoon
 
-	ErrPermissionDenied      = rpcerr.ErrPermissionDenied
-	ErrAPIKeyInvalid         = rpcerr.ErrAPIKeyInvalid
-	ErrInvalidArgument       = rpcerr.ErrInvalidArgument
-	ErrInvalidPageToken      = rpcerr.ErrInvalidPageToken
-	ErrNotFound              = rpcerr.ErrNotFound
-	ErrBanAlreadyLifted      = rpcerr.ErrBanAlreadyLifted
-	ErrSessionAlreadyRevoked = rpcerr.ErrSessionAlreadyRevoked
-	ErrSubscriberTooSlow     = rpcerr.ErrSubscriberTooSlow
-	ErrResourceExhausted     = rpcerr.ErrResourceExhausted
-	ErrUnavailable           = rpcerr.ErrUnavailable
-	ErrInternal              = rpcerr.ErrInternal
-	ErrConflict              = rpcerr.ErrConflict
-	ErrSnapshotTooSoon       = rpcerr.ErrSnapshotTooSoon
-	ErrRevisionNotSent       = rpcerr.ErrRevisionNotSent
-	ErrLastAdminKey          = rpcerr.ErrLastAdminKey
+	ErrUnavailable      = rpcerr.ErrUnavailable
+	ErrPermissionDenied = rpcerr.ErrPermissionDenied
+	ErrAPIKeyInvalid    = rpcerr.ErrAPIKeyInvalid
 )
 
 // BanError is a refusal by a ban: Mirror.Check returns it, and FromStatus
@@ -72,13 +65,13 @@ var aliases = []struct{ err, sentinel error }{
 var byCode = map[codes.Code]error{
 	codes.Canceled:          context.Canceled,
 	codes.DeadlineExceeded:  context.DeadlineExceeded,
-	codes.InvalidArgument:   ErrInvalidArgument,
-	codes.NotFound:          ErrNotFound,
+	codes.InvalidArgument:   rpcerr.ErrInvalidArgument,
+	codes.NotFound:          rpcerr.ErrNotFound,
 	codes.PermissionDenied:  ErrPermissionDenied,
-	codes.ResourceExhausted: ErrResourceExhausted,
+	codes.ResourceExhausted: rpcerr.ErrResourceExhausted,
 	codes.Unavailable:       ErrUnavailable,
-	codes.Internal:          ErrInternal,
-	codes.Aborted:           ErrConflict,
+	codes.Internal:          rpcerr.ErrInternal,
+	codes.Aborted:           rpcerr.ErrConflict,
 }
 
 // Error is a status returned by the authority (or by gRPC), converted by

@@ -66,24 +66,24 @@ var errorRows = []struct {
 	{"SESSION_EXPIRED", codes.Unauthenticated, client.ErrSessionExpired, false},
 	{"TOKEN_EXPIRED", codes.Unauthenticated, client.ErrTokenExpired, false},
 	{"TOKEN_INVALID", codes.Unauthenticated, client.ErrTokenInvalid, false},
-	{"TOKEN_THEFT_DETECTED", codes.Unauthenticated, client.ErrTheftDetected, false},
-	{"REVISION_COMPACTED", codes.OutOfRange, client.ErrRevisionCompacted, false},
+	{"TOKEN_THEFT_DETECTED", codes.Unauthenticated, rpcerr.ErrTheftDetected, false},
+	{"REVISION_COMPACTED", codes.OutOfRange, rpcerr.ErrRevisionCompacted, false},
 	{"MIRROR_STALE", codes.Unavailable, client.ErrMirrorStale, false},
 	{"PERMISSION_DENIED", codes.PermissionDenied, client.ErrPermissionDenied, false},
 	{"API_KEY_INVALID", codes.Unauthenticated, client.ErrAPIKeyInvalid, false},
-	{"INVALID_ARGUMENT", codes.InvalidArgument, client.ErrInvalidArgument, false},
-	{"INVALID_PAGE_TOKEN", codes.InvalidArgument, client.ErrInvalidPageToken, false},
-	{"NOT_FOUND", codes.NotFound, client.ErrNotFound, false},
-	{"BAN_ALREADY_LIFTED", codes.FailedPrecondition, client.ErrBanAlreadyLifted, false},
-	{"SESSION_ALREADY_REVOKED", codes.FailedPrecondition, client.ErrSessionAlreadyRevoked, false},
-	{"SUBSCRIBER_TOO_SLOW", codes.ResourceExhausted, client.ErrSubscriberTooSlow, false},
-	{"RESOURCE_EXHAUSTED", codes.ResourceExhausted, client.ErrResourceExhausted, false},
+	{"INVALID_ARGUMENT", codes.InvalidArgument, rpcerr.ErrInvalidArgument, false},
+	{"INVALID_PAGE_TOKEN", codes.InvalidArgument, rpcerr.ErrInvalidPageToken, false},
+	{"NOT_FOUND", codes.NotFound, rpcerr.ErrNotFound, false},
+	{"BAN_ALREADY_LIFTED", codes.FailedPrecondition, rpcerr.ErrBanAlreadyLifted, false},
+	{"SESSION_ALREADY_REVOKED", codes.FailedPrecondition, rpcerr.ErrSessionAlreadyRevoked, false},
+	{"SUBSCRIBER_TOO_SLOW", codes.ResourceExhausted, rpcerr.ErrSubscriberTooSlow, false},
+	{"RESOURCE_EXHAUSTED", codes.ResourceExhausted, rpcerr.ErrResourceExhausted, false},
 	{"UNAVAILABLE", codes.Unavailable, client.ErrUnavailable, false},
-	{"INTERNAL", codes.Internal, client.ErrInternal, false},
-	{"CONFLICT", codes.Aborted, client.ErrConflict, false},
+	{"INTERNAL", codes.Internal, rpcerr.ErrInternal, false},
+	{"CONFLICT", codes.Aborted, rpcerr.ErrConflict, false},
 	{"SNAPSHOT_TOO_SOON", codes.ResourceExhausted, client.ErrSnapshotTooSoon, false},
-	{"REVISION_NOT_SENT", codes.OutOfRange, client.ErrRevisionNotSent, false},
-	{"LAST_ADMIN_KEY", codes.FailedPrecondition, client.ErrLastAdminKey, false},
+	{"REVISION_NOT_SENT", codes.OutOfRange, rpcerr.ErrRevisionNotSent, false},
+	{"LAST_ADMIN_KEY", codes.FailedPrecondition, rpcerr.ErrLastAdminKey, false},
 }
 
 // TestErrorRowsCoverTheEnum: every ErrorReason of the proto has a row.
@@ -270,4 +270,33 @@ func TestStatus(t *testing.T) {
 			t.Fatalf("Unknown went out as %v", c)
 		}
 	})
+}
+
+// TestSentinelsAreTheCatalogues: the sentinels client re-exports are the
+// catalogue's values themselves, so errors.Is(err, client.ErrX) and
+// errors.Is(err, rpcerr.ErrX) agree on every error.
+func TestSentinelsAreTheCatalogues(t *testing.T) {
+	for _, p := range []struct {
+		name           string
+		client, rpcerr error
+	}{
+		{"ErrBanned", client.ErrBanned, rpcerr.ErrBanned},
+		{"ErrUserBanned", client.ErrUserBanned, rpcerr.ErrUserBanned},
+		{"ErrIPBanned", client.ErrIPBanned, rpcerr.ErrIPBanned},
+		{"ErrDeviceBanned", client.ErrDeviceBanned, rpcerr.ErrDeviceBanned},
+		{"ErrCapabilityRestricted", client.ErrCapabilityRestricted, rpcerr.ErrCapabilityRestricted},
+		{"ErrSessionRevoked", client.ErrSessionRevoked, rpcerr.ErrSessionRevoked},
+		{"ErrSessionExpired", client.ErrSessionExpired, rpcerr.ErrSessionExpired},
+		{"ErrTokenExpired", client.ErrTokenExpired, rpcerr.ErrTokenExpired},
+		{"ErrTokenInvalid", client.ErrTokenInvalid, rpcerr.ErrTokenInvalid},
+		{"ErrMirrorStale", client.ErrMirrorStale, rpcerr.ErrMirrorStale},
+		{"ErrSnapshotTooSoon", client.ErrSnapshotTooSoon, rpcerr.ErrSnapshotTooSoon},
+		{"ErrUnavailable", client.ErrUnavailable, rpcerr.ErrUnavailable},
+		{"ErrPermissionDenied", client.ErrPermissionDenied, rpcerr.ErrPermissionDenied},
+		{"ErrAPIKeyInvalid", client.ErrAPIKeyInvalid, rpcerr.ErrAPIKeyInvalid},
+	} {
+		if p.client != p.rpcerr {
+			t.Errorf("client.%s is not rpcerr.%s", p.name, p.name)
+		}
+	}
 }

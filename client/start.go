@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"sync"
+
+	"github.com/portcullis-dev/portcullis/rpcerr"
 )
 
 // StartMirror starts a Mirror of c's authority (Run, in a goroutine of its
@@ -17,7 +19,7 @@ import (
 // errors no retry fixes), rather than leave a service refusing every call.
 func StartMirror(ctx context.Context, c *Client, opts MirrorOptions) (*Mirror, func(), error) {
 	if c == nil {
-		return nil, nil, fmt.Errorf("%w: StartMirror: nil Client", ErrInvalidArgument)
+		return nil, nil, fmt.Errorf("%w: StartMirror: nil Client", rpcerr.ErrInvalidArgument)
 	}
 	m := NewMirror(c, opts)
 	refused := make(chan error, 1)

@@ -19,6 +19,7 @@ import (
 	"github.com/portcullis-dev/portcullis/internal/storage"
 	"github.com/portcullis-dev/portcullis/internal/storage/bolt"
 	"github.com/portcullis-dev/portcullis/internal/storage/etcd/etcdtest"
+	"github.com/portcullis-dev/portcullis/rpcerr"
 )
 
 // runCLI runs the binary's command line in-process, without the caller's
@@ -143,8 +144,8 @@ func TestRecoverAdminBolt(t *testing.T) {
 		t.Fatalf("revoking the last admin key: exit %d, stderr %q", code, errs)
 	}
 	_, err = adminClient(t, addr, recovered).APIKeys.RevokeAPIKey(context.Background(), &pb.RevokeAPIKeyRequest{ApiKeyId: r.GetTargetId()})
-	if !errors.Is(err, client.ErrLastAdminKey) {
-		t.Fatalf("revoking the last admin key with the client: %v, want client.ErrLastAdminKey", err)
+	if !errors.Is(err, rpcerr.ErrLastAdminKey) {
+		t.Fatalf("revoking the last admin key with the client: %v, want rpcerr.ErrLastAdminKey", err)
 	}
 }
 
