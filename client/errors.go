@@ -39,9 +39,6 @@ var (
 	// ErrMirrorStale: the Mirror has not heard from the authority within
 	// MirrorOptions.StaleAfter, or has not loaded its first snapshot yet.
 	ErrMirrorStale = rpcerr.ErrMirrorStale
-	// ErrSnapshotTooSoon: the authority refused a snapshot because this
-	// mirror asked again too soon; the Mirror waits and retries by itself.
-	ErrSnapshotTooSoon = rpcerr.ErrSnapshotTooSoon
 
 	ErrUnavailable      = rpcerr.ErrUnavailable
 	ErrPermissionDenied = rpcerr.ErrPermissionDenied

@@ -81,7 +81,7 @@ var errorRows = []struct {
 	{"UNAVAILABLE", codes.Unavailable, client.ErrUnavailable, false},
 	{"INTERNAL", codes.Internal, rpcerr.ErrInternal, false},
 	{"CONFLICT", codes.Aborted, rpcerr.ErrConflict, false},
-	{"SNAPSHOT_TOO_SOON", codes.ResourceExhausted, client.ErrSnapshotTooSoon, false},
+	{"SNAPSHOT_TOO_SOON", codes.ResourceExhausted, rpcerr.ErrSnapshotTooSoon, false},
 	{"REVISION_NOT_SENT", codes.OutOfRange, rpcerr.ErrRevisionNotSent, false},
 	{"LAST_ADMIN_KEY", codes.FailedPrecondition, rpcerr.ErrLastAdminKey, false},
 }
@@ -290,7 +290,6 @@ func TestSentinelsAreTheCatalogues(t *testing.T) {
 		{"ErrTokenExpired", client.ErrTokenExpired, rpcerr.ErrTokenExpired},
 		{"ErrTokenInvalid", client.ErrTokenInvalid, rpcerr.ErrTokenInvalid},
 		{"ErrMirrorStale", client.ErrMirrorStale, rpcerr.ErrMirrorStale},
-		{"ErrSnapshotTooSoon", client.ErrSnapshotTooSoon, rpcerr.ErrSnapshotTooSoon},
 		{"ErrUnavailable", client.ErrUnavailable, rpcerr.ErrUnavailable},
 		{"ErrPermissionDenied", client.ErrPermissionDenied, rpcerr.ErrPermissionDenied},
 		{"ErrAPIKeyInvalid", client.ErrAPIKeyInvalid, rpcerr.ErrAPIKeyInvalid},

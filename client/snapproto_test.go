@@ -21,6 +21,7 @@ import (
 	"github.com/portcullis-dev/portcullis/authoritytest"
 	"github.com/portcullis-dev/portcullis/client"
 	pb "github.com/portcullis-dev/portcullis/gen/portcullis/v1"
+	"github.com/portcullis-dev/portcullis/rpcerr"
 )
 
 // The progress protocol around snapshots, end to end: a mirror that loads
@@ -206,7 +207,7 @@ func TestMirrorSnapshotTooSoon(t *testing.T) {
 	var waits []time.Duration    // the waits Run chose after them
 	m := runMirror(t, a, a.Dial(client.WithDialOptions(cutAtSnapshotEnd(&cut))), client.MirrorOptions{},
 		func(err error, wait time.Duration) {
-			if !errors.Is(err, client.ErrSnapshotTooSoon) {
+			if !errors.Is(err, rpcerr.ErrSnapshotTooSoon) {
 				return
 			}
 			var delay time.Duration

@@ -13,6 +13,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	pb "github.com/portcullis-dev/portcullis/gen/portcullis/v1"
+	"github.com/portcullis-dev/portcullis/rpcerr"
 )
 
 // Run follows the authority's event stream until ctx ends, and returns
@@ -52,7 +53,7 @@ func (m *Mirror) Run(ctx context.Context) error {
 		// Equal jitter: half the backoff, plus up to as much again, so
 		// that mirrors cut off together do not reconnect together.
 		wait := backoff/2 + rand.N(backoff/2+1)
-		if d, ok := retryDelay(err); ok && errors.Is(err, ErrSnapshotTooSoon) {
+		if d, ok := retryDelay(err); ok && errors.Is(err, rpcerr.ErrSnapshotTooSoon) {
 			// The authority refuses another snapshot before d (this mirror
 			// left its last ones unacknowledged): reconnecting sooner would
 			// only be refused again.
