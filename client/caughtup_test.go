@@ -38,7 +38,9 @@ func TestMirrorCaughtUpMarker(t *testing.T) {
 	}
 	eventually(t, "the caught-up checkpoint after the resume", func() bool { return m.Stats().CaughtUp == 2 })
 	eventually(t, "the ban", func() bool { return m.Revision() == a.Revision() })
-	if st := m.Stats(); st.Resets != 1 || st.Connects != 2 {
-		t.Fatalf("after the resume: %+v, want one reset and two connects", st)
+	// A resume, not a new snapshot. The mirror may open more than one
+	// stream meanwhile (one to the authority on its way down).
+	if st := m.Stats(); st.Resets != 1 || st.Connects < 2 {
+		t.Fatalf("after the resume: %+v, want one reset and at least two connects", st)
 	}
 }
