@@ -27,17 +27,10 @@
 //     a subscriber's position moves only with the last part. A
 //     mirror identity that keeps leaving snapshots unacknowledged is
 //     refused another within a doubling window (SNAPSHOT_TOO_SOON).
-//   - Progress and waited writes: the mirrors' progress reports, the
-//     registry of reporting subscribers (ListSubscribers), and the wait of
-//     a write until every reporting mirror has applied it, woken by
-//     reports, never by a timer. A report may not exceed the revision
-//     offered on its stream (REVISION_NOT_SENT); a mirror loading its
-//     snapshot is judged by the load timeout, not the progress timeout.
-//     When the store is shared by several replicas (storage.Presence,
-//     etcd), each replica publishes a summary of its reporting mirrors and
-//     follows the others', so that a wait counts the mirrors of every
-//     replica known at the write; other replicas' mirrors are counted, not
-//     named. With bbolt (one replica) none of this runs.
+//   - The handlers of the progress protocol (StreamProgress,
+//     ListSubscribers, the wait of a write): they validate, call the
+//     registry of subscribers and the waits of internal/fleet (the domain
+//     of mirrors' progress, tested without gRPC) and convert its results.
 //   - The limits per caller and per connection, including the request
 //     size, which the server's codec checks before decoding so that its
 //     refusal carries an ErrorInfo like every other limit's.
@@ -46,8 +39,8 @@
 //   - Server reflection from the descriptors that make generate keeps with
 //     their comments, so that grpcurl describe shows them.
 //
-// It may import internal/authority and internal/storage (the domain it
-// serves), gen/ (the API), gRPC and protobuf, go-grpc-middleware, the
+// It may import internal/authority, internal/fleet and internal/storage
+// (the domain it serves; the store only through the authority), gen/ (the API), gRPC and protobuf, go-grpc-middleware, the
 // Prometheus client and x/time/rate; nothing that services link (client/,
 // interceptors/), which must not depend on it either. It is imported by
 // cmd/, and by authoritytest and bench/, which run a real server.

@@ -12,6 +12,7 @@ import (
 
 	pb "github.com/portcullis-dev/portcullis/gen/portcullis/v1"
 	"github.com/portcullis-dev/portcullis/internal/authority"
+	"github.com/portcullis-dev/portcullis/internal/fleet"
 	"github.com/portcullis-dev/portcullis/internal/storage"
 	"github.com/portcullis-dev/portcullis/rpcerr"
 )
@@ -46,12 +47,14 @@ var sentinels = []struct {
 	{storage.ErrTxnTooLarge, pb.ErrorReason_RESOURCE_EXHAUSTED},
 	{errShuttingDown, pb.ErrorReason_UNAVAILABLE},
 	{errTooSlow, pb.ErrorReason_SUBSCRIBER_TOO_SLOW},
-	{errNoProgress, pb.ErrorReason_UNAVAILABLE},
-	{errLoadTimeout, pb.ErrorReason_UNAVAILABLE},
+	{fleet.ErrNoProgress, pb.ErrorReason_UNAVAILABLE},
+	{fleet.ErrLoadTimeout, pb.ErrorReason_UNAVAILABLE},
+	{fleet.ErrUnknownSubscriber, pb.ErrorReason_NOT_FOUND},
+	{fleet.ErrSubscriberGone, pb.ErrorReason_NOT_FOUND},
 	// With a RetryInfo (snapbackoff.go).
 	{errSnapshotTooSoon, pb.ErrorReason_SNAPSHOT_TOO_SOON},
-	// With metadata sent_revision (progress.go).
-	{errRevisionNotSent, pb.ErrorReason_REVISION_NOT_SENT},
+	// With metadata sent_revision (fleet.RevisionNotSentError).
+	{fleet.ErrRevisionNotSent, pb.ErrorReason_REVISION_NOT_SENT},
 }
 
 // detailedError is an error that adds ErrorInfo metadata and, when delay
@@ -102,8 +105,11 @@ func toStatus(ctx context.Context, log *slog.Logger, err error) error {
 			var meta map[string]string
 			var delay time.Duration
 			var d detailedError
+			var notSent *fleet.RevisionNotSentError
 			if errors.As(err, &d) {
 				meta, delay = d.statusDetails()
+			} else if errors.As(err, &notSent) {
+				meta = map[string]string{rpcerr.MetaSentRev: strconv.FormatInt(notSent.Sent, 10)}
 			}
 			row, _ := rpcerr.Lookup(s.reason)
 			return rpcerr.NewStatus(row.Code, s.reason, err.Error(), meta, delay).Err()

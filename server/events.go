@@ -11,13 +11,13 @@ import (
 
 	pb "github.com/portcullis-dev/portcullis/gen/portcullis/v1"
 	"github.com/portcullis-dev/portcullis/internal/authority"
+	"github.com/portcullis-dev/portcullis/internal/fleet"
 	"github.com/portcullis-dev/portcullis/internal/storage"
 )
 
 var (
 	errShuttingDown = errors.New("the authority is shutting down; reconnect and resume from your last revision")
 	errTooSlow      = errors.New("subscriber too slow: a message waited longer than the send timeout; reconnect and resume from your last revision")
-	errNoProgress   = errors.New("subscriber sent no progress report within the progress timeout; reconnect and resume from your last revision")
 )
 
 type eventService struct {
@@ -46,8 +46,8 @@ func (s eventService) Watch(req *pb.WatchRequest, stream pb.EventService_WatchSe
 		return err
 	}
 	defer release()
-	sub := &subscriber{caller: actor.Name, keyID: keyID, peer: actor.Addr, since: s.now(), connected: time.Now(), identity: cloneIdentity(req.GetIdentity())}
-	defer s.subs.add(sub)()
+	sub := &fleet.Subscriber{Caller: actor.Name, KeyID: keyID, Peer: actor.Addr, Since: s.now(), Connected: time.Now(), Identity: identity(req.GetIdentity())}
+	defer s.fleet.Add(sub)()
 
 	// The sending loop runs in its own goroutine so that this one can end
 	// the stream when a send is stuck (returning cancels the stream's
@@ -58,7 +58,7 @@ func (s eventService) Watch(req *pb.WatchRequest, stream pb.EventService_WatchSe
 	var sending atomic.Int64 // unix nanos when the current send began; 0 when idle
 	go func() { done <- s.watchLoop(ctx, req, stream, sub, &sending) }()
 
-	tick := time.NewTicker(min(s.opts.SendTimeout, s.progressTimeout()) / 4)
+	tick := time.NewTicker(min(s.opts.SendTimeout, progressTimeout(s.opts)) / 4)
 	defer tick.Stop()
 	for {
 		select {
@@ -68,29 +68,28 @@ func (s eventService) Watch(req *pb.WatchRequest, stream pb.EventService_WatchSe
 			return s.status(ctx, errShuttingDown)
 		case <-tick.C:
 			if began := sending.Load(); began != 0 && time.Since(time.Unix(0, began)) > s.opts.SendTimeout {
-				s.log.Warn("watch subscriber too slow; ending its stream", "caller", actor.Name, "peer", actor.Addr, "revision", sub.revision.Load())
+				s.log.Warn("watch subscriber too slow; ending its stream", "caller", actor.Name, "peer", actor.Addr, "revision", sub.Revision())
 				return s.status(ctx, errTooSlow)
 			}
-			if err := s.progressDeadline(sub, time.Now()); err != nil {
+			if err := s.fleet.Deadline(sub, time.Now()); err != nil {
 				s.log.Warn("watch subscriber stopped reporting progress; ending its stream", "caller", actor.Name, "peer", actor.Addr,
-					"subscriber_id", sub.id, "applied_revision", sub.applied.Load(), "loading", sub.loading.Load(), "error", err)
+					"subscriber_id", sub.ID(), "applied_revision", sub.Applied(), "loading", sub.Loading(), "error", err)
 				return s.status(ctx, err)
 			}
 		}
 	}
 }
 
-func (s eventService) watchLoop(ctx context.Context, req *pb.WatchRequest, stream pb.EventService_WatchServer, sub *subscriber, sending *atomic.Int64) error {
-	store := s.auth.Store()
-	storeID := store.StoreID()
+func (s eventService) watchLoop(ctx context.Context, req *pb.WatchRequest, stream pb.EventService_WatchServer, sub *fleet.Subscriber, sending *atomic.Int64) error {
+	storeID := s.auth.StoreID()
 	// The caller's API key is re-checked at least once per checkpoint
 	// interval, so that revoking it ends the stream within about one.
 	lastAuth := time.Now()
-	firstID := sub.id
+	firstID := sub.ID()
 	plain := sendsPlain(stream.Context())
 	// send sends a checkpoint (resp, at revision rev) or a message shared
 	// with the other subscribers (shared). The send timeout applies to each
-	// message. The caller offers a revision (sub.revision) before the
+	// message. The caller offers a revision (sub.Offer) before the
 	// message that completes it goes out: a change or checkpoint, a
 	// snapshot's last part. After the send would be too late: a fast
 	// mirror can apply and report it before SendMsg returns, and its report
@@ -119,14 +118,14 @@ func (s eventService) watchLoop(ctx context.Context, req *pb.WatchRequest, strea
 		return err
 	}
 	deliver := func(rev int64, resp *pb.WatchResponse, shared *sharedMsg) error {
-		sub.revision.Store(rev)
+		sub.Offer(rev)
 		return send(rev, resp, shared)
 	}
 
 	var w storage.Watcher
 	var err error
 	if after := req.GetAfterRevision(); after > 0 && (req.GetStoreId() == "" || req.GetStoreId() == storeID) {
-		w, err = store.Watch(ctx, after)
+		w, err = s.auth.Watch(ctx, after)
 		if err != nil && !errors.Is(err, storage.ErrCompacted) && !errors.Is(err, storage.ErrFutureRevision) {
 			return err
 		}
@@ -139,25 +138,25 @@ func (s eventService) watchLoop(ctx context.Context, req *pb.WatchRequest, strea
 	for w == nil {
 		if delay, n := s.snapBackoff.refuse(key, time.Now()); delay > 0 {
 			s.log.Warn("watch subscriber asked for a snapshot too soon after ones it did not acknowledge; refused",
-				"caller", sub.caller, "peer", sub.peer, "instance_id", sub.identity.GetInstanceId(), "unacknowledged", n, "retry_in", delay)
+				"caller", sub.Caller, "peer", sub.Peer, "instance_id", sub.Identity.InstanceID, "unacknowledged", n, "retry_in", delay)
 			return &snapshotTooSoonError{unacked: n, delay: delay}
 		}
 		// The subscriber loads from here (building a large snapshot takes
 		// time too) until it reports the snapshot's revision: the load
-		// timeout applies, not the progress timeout (progressDeadline).
-		sub.loading.Store(loadingUnknown)
+		// timeout applies, not the progress timeout (fleet.Fleet.Deadline).
+		sub.SetLoading(fleet.LoadingUnknown)
 		snap, err := s.sharedSnapshot(ctx)
 		if err != nil {
 			return err
 		}
 		rev := snap.rev
-		w, err = store.Watch(ctx, rev)
+		w, err = s.auth.Watch(ctx, rev)
 		if errors.Is(err, storage.ErrCompacted) {
 			continue
 		} else if err != nil {
 			return err
 		}
-		sub.loading.Store(rev)
+		sub.SetLoading(rev)
 		s.snapBackoff.sent(key, time.Now())
 		// The parts go out back to back, each as soon as it is encoded; the
 		// subscriber is at rev only once it has the last one, which offers
@@ -165,7 +164,7 @@ func (s eventService) watchLoop(ctx context.Context, req *pb.WatchRequest, strea
 		for part, err := range snap.each(ctx) {
 			if err == nil {
 				if part.last {
-					sub.revision.Store(rev)
+					sub.Offer(rev)
 				}
 				err = send(rev, nil, part)
 			}
@@ -177,7 +176,7 @@ func (s eventService) watchLoop(ctx context.Context, req *pb.WatchRequest, strea
 		s.metrics.snapshotsSent.Inc()
 	}
 	defer w.Close()
-	sub.revision.Store(w.Revision())
+	sub.Offer(w.Revision())
 
 	// The caught-up marker: once the watcher has delivered everything up to
 	// the store's revision as of now (right after a snapshot's last part,
@@ -185,7 +184,7 @@ func (s eventService) watchLoop(ctx context.Context, req *pb.WatchRequest, strea
 	// so that a subscriber knows its catch-up is complete without waiting
 	// a checkpoint interval. Read after the watcher exists, so that the
 	// watcher is sure to reach it.
-	caughtUpAt, err := currentRevision(ctx, store)
+	caughtUpAt, err := s.auth.Revision(ctx)
 	if err != nil {
 		return err
 	}

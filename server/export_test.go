@@ -14,9 +14,9 @@ func RuleOf(method string) (scope string, public, refreshToken, ok bool) {
 // reporting mirrors by replica ID), woken only by changes of the view.
 func AwaitFleet(ctx context.Context, s *Server, ok func(mirrors map[string]int) bool) error {
 	for {
-		changed := s.fleet.changedCh()
+		others, changed := s.fleet.Others()
 		mirrors := map[string]int{}
-		for id, sum := range s.fleet.snapshot() {
+		for id, sum := range others {
 			mirrors[id] = sum.Mirrors
 		}
 		if ok(mirrors) {

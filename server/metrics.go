@@ -182,9 +182,7 @@ func (c *scrapeCollector) Collect(ch chan<- prometheus.Metric) {
 	if s == nil {
 		return
 	}
-	s.subs.mu.Lock()
-	n := len(s.subs.all)
-	s.subs.mu.Unlock()
+	n := s.fleet.Len()
 	ch <- prometheus.MustNewConstMetric(subscribersDesc, prometheus.GaugeValue, float64(n))
 
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

@@ -20,7 +20,7 @@ import (
 
 	pb "github.com/portcullis-dev/portcullis/gen/portcullis/v1"
 	"github.com/portcullis-dev/portcullis/internal/authority"
-	"github.com/portcullis-dev/portcullis/internal/storage"
+	"github.com/portcullis-dev/portcullis/internal/fleet"
 	"github.com/portcullis-dev/portcullis/rpcerr"
 )
 
@@ -35,12 +35,12 @@ type Options struct {
 	// message for this long (default 30s).
 	SendTimeout time.Duration
 	// ProgressTimeout ends the Watch stream of a mirror that reports
-	// progress (progress.go) when it has sent no report for this long, so
+	// progress when it has sent no report for this long, so
 	// that a dead mirror drops out of ListSubscribers and of the set that
 	// writes with a wait wait for (default 3 checkpoint intervals, at least
 	// 1s; a live mirror reports at every checkpoint). While a mirror loads
 	// a snapshot, the load timeout applies instead: ten of these, at least
-	// SendTimeout (progress.go, loadTimeout).
+	// SendTimeout (internal/fleet, Fleet.Deadline).
 	ProgressTimeout time.Duration
 	// SnapshotPartSize bounds the encoded size of one message of a Watch
 	// snapshot, in bytes (default DefaultSnapshotPartSize, 1 MiB): a
@@ -62,12 +62,11 @@ type Server struct {
 	auth *authority.Authority
 	log  *slog.Logger
 	opts Options
-	subs subscribers
-	// replicaID and fleet are set when the store is shared (fleet.go).
-	replicaID string
-	fleet     fleetView
-	health    *health.Server
-	metrics   *Metrics
+	// fleet holds the Watch subscribers, their progress and the other
+	// replicas' (internal/fleet).
+	fleet   *fleet.Fleet
+	health  *health.Server
+	metrics *Metrics
 
 	closeOnce sync.Once
 	closing   chan struct{}
@@ -102,11 +101,12 @@ func New(auth *authority.Authority, opts Options) *Server {
 		opts.Metrics = NewMetrics()
 	}
 	s := &Server{auth: auth, log: opts.Logger, opts: opts, health: health.NewServer(), closing: make(chan struct{}), metrics: opts.Metrics}
+	s.fleet = fleet.New(fleet.Config{ProgressTimeout: progressTimeout(opts), LoadTimeout: loadTimeout(opts), Logger: s.log})
 	opts.Metrics.server = s
 	s.denied = newDeniedAuditor(opts.Limits, s.now, s.closing, s.log, auth.RecordDenied, auth.RecordDeniedSummary)
 	s.registerFleetMetrics()
-	if p, ok := auth.Store().(storage.Presence); ok {
-		s.startPresence(p)
+	if p, ok := auth.Presence(); ok {
+		s.fleet.Join(s.closing, p)
 	}
 	return s
 }

@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/portcullis-dev/portcullis/internal/fleet"
 	"github.com/portcullis-dev/portcullis/rpcerr"
 )
 
@@ -80,11 +81,11 @@ type snapshotBackoff struct {
 
 // backoffKey is the identity a subscriber's snapshots are counted under;
 // "" (not counted) for a subscriber without an identity.
-func backoffKey(sub *subscriber) string {
-	if !sub.reporting() {
+func backoffKey(sub *fleet.Subscriber) string {
+	if !sub.Reporting() {
 		return ""
 	}
-	return sub.keyID + "\x00" + sub.identity.GetInstanceId()
+	return sub.KeyID + "\x00" + sub.Identity.InstanceID
 }
 
 // refuse returns how long key must still wait before it gets another

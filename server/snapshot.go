@@ -6,8 +6,6 @@ import (
 	"iter"
 	"sync"
 	"time"
-
-	"github.com/portcullis-dev/portcullis/internal/storage"
 )
 
 // snapshotMaxAge bounds how long a built snapshot is kept for reuse, so an
@@ -163,8 +161,8 @@ func (s *Server) sharedSnapshot(ctx context.Context) (*snapshotBuild, error) {
 	c := &s.snapshots
 	var started *snapshotBuild
 	for {
-		var cur int64
-		if err := s.auth.Store().View(ctx, func(tx storage.ReadTx) error { cur = tx.Revision(); return nil }); err != nil {
+		cur, err := s.auth.Revision(ctx)
+		if err != nil {
 			return nil, err
 		}
 		c.mu.Lock()
@@ -211,7 +209,7 @@ func (s *Server) buildSnapshot(b *snapshotBuild) {
 		case <-ctx.Done():
 		}
 	}()
-	w := newSnapshotWriter(s.auth.Store().StoreID(), s.opts.SnapshotPartSize, b)
+	w := newSnapshotWriter(s.auth.StoreID(), s.opts.SnapshotPartSize, b)
 	err := s.auth.StreamSnapshot(ctx, w)
 	if err == nil {
 		w.finish()

@@ -146,8 +146,9 @@ func TestSweepAuditConcurrentReplicas(t *testing.T) {
 	c := &clock{now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
 	var replicas []*authority.Authority
+	var st storage.Store
 	for range 2 {
-		st := etcdtest.Open(t, etcd.Options{Prefix: prefix}, m)
+		st = etcdtest.Open(t, etcd.Options{Prefix: prefix}, m)
 		replicas = append(replicas, authority.New(st, authority.Config{Clock: c.Now, Logger: quiet}))
 	}
 	ctx := context.Background()
@@ -171,7 +172,7 @@ func TestSweepAuditConcurrentReplicas(t *testing.T) {
 	if got := results[0].Records + results[1].Records; got != old {
 		t.Errorf("replicas swept %d + %d records, want %d in all", results[0].Records, results[1].Records, old)
 	}
-	if left := auditTrail(t, replicas[0].Store()); len(left) != 1 || left[0].Reason != "recent" {
+	if left := auditTrail(t, st); len(left) != 1 || left[0].Reason != "recent" {
 		t.Errorf("left after the sweeps: %+v, want the recent record alone", left)
 	}
 }

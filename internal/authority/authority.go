@@ -83,9 +83,6 @@ func New(store storage.Store, cfg Config) *Authority {
 	return &Authority{store: store, cfg: cfg, log: cfg.Logger}
 }
 
-// Store returns the authority's store (for the event stream).
-func (a *Authority) Store() storage.Store { return a.store }
-
 // Config returns the effective configuration.
 func (a *Authority) Config() Config { return a.cfg }
 

@@ -4,6 +4,10 @@
 // the records, the audit record and the events together, with one
 // exception, below: revoking more sessions than the store commits at once.
 //
+// It alone holds the Store: the event stream reads it through the
+// authority (Watch, Revision, StoreID, StreamSnapshot, Presence), so that
+// no caller reaches past the domain.
+//
 // # The last admin key
 //
 // RevokeAPIKey refuses (ErrLastAdminKey) to revoke the last unrevoked,

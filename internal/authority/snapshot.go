@@ -7,6 +7,34 @@ import (
 	"github.com/portcullis-dev/portcullis/internal/storage"
 )
 
+// The event stream reads the store through the methods below, so that the
+// server never reaches past the domain: the changes after a revision, the
+// current revision, the store's ID, and the presence of the other replicas
+// of a shared store.
+
+// Watch returns a watcher of the store's changes after afterRevision
+// (storage.Store.Watch).
+func (a *Authority) Watch(ctx context.Context, afterRevision int64) (storage.Watcher, error) {
+	return a.store.Watch(ctx, afterRevision)
+}
+
+// Revision is the store's last committed revision.
+func (a *Authority) Revision(ctx context.Context) (int64, error) {
+	var rev int64
+	err := a.store.View(ctx, func(tx storage.ReadTx) error { rev = tx.Revision(); return nil })
+	return rev, err
+}
+
+// StoreID identifies the store's history (storage.Store.StoreID).
+func (a *Authority) StoreID() string { return a.store.StoreID() }
+
+// Presence is the store's storage.Presence when several replicas share the
+// store; ok is false for a store one process owns.
+func (a *Authority) Presence() (p storage.Presence, ok bool) {
+	p, ok = a.store.(storage.Presence)
+	return p, ok
+}
+
 // Snapshot is the state a verifier needs, as of Revision.
 type Snapshot struct {
 	Revision        int64

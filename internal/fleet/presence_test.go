@@ -1,4 +1,4 @@
-package server
+package fleet
 
 import (
 	"encoding/json"
@@ -7,10 +7,10 @@ import (
 	"github.com/portcullis-dev/portcullis/internal/storage"
 )
 
-func subsAt(revs ...int64) []*subscriber {
-	out := make([]*subscriber, len(revs))
+func subsAt(revs ...int64) []*Subscriber {
+	out := make([]*Subscriber, len(revs))
 	for i, r := range revs {
-		out[i] = &subscriber{}
+		out[i] = &Subscriber{}
 		out[i].applied.Store(r)
 	}
 	return out
@@ -49,19 +49,19 @@ func TestSummaryLowerBound(t *testing.T) {
 // A replica known at the write is waited for until all of its mirrors
 // confirm, or until it goes, when it is reported as it last published.
 func TestRemoteProgress(t *testing.T) {
-	behind := summary{Mirrors: 2, Applied: [][2]int64{{4, 1}, {9, 1}}}
-	caught := summary{Mirrors: 2, Applied: [][2]int64{{9, 2}}}
-	last := map[string]summary{"a": behind, "b": behind}
+	behind := Summary{Mirrors: 2, Applied: [][2]int64{{4, 1}, {9, 1}}}
+	caught := Summary{Mirrors: 2, Applied: [][2]int64{{9, 2}}}
+	last := map[string]Summary{"a": behind, "b": behind}
 
-	ps, done := remoteProgress([]string{"a", "b"}, last, map[string]summary{"a": caught, "b": behind, "new": behind}, 9)
-	if done || len(ps) != 2 || ps[0].GetConfirmed() != 2 || ps[1].GetConfirmed() != 1 || ps[1].GetTotal() != 2 {
+	ps, done := remoteProgress([]string{"a", "b"}, last, map[string]Summary{"a": caught, "b": behind, "new": behind}, 9)
+	if done || len(ps) != 2 || ps[0].Confirmed != 2 || ps[1].Confirmed != 1 || ps[1].Total != 2 {
 		t.Fatalf("one replica caught up, one behind: %v, done %v", ps, done)
 	}
-	ps, done = remoteProgress([]string{"a", "b"}, last, map[string]summary{"a": caught}, 9)
-	if !done || !ps[1].GetGone() || ps[1].GetConfirmed() != 1 || ps[1].GetTotal() != 2 || ps[0].GetGone() {
+	ps, done = remoteProgress([]string{"a", "b"}, last, map[string]Summary{"a": caught}, 9)
+	if !done || !ps[1].Gone || ps[1].Confirmed != 1 || ps[1].Total != 2 || ps[0].Gone {
 		t.Fatalf("the one behind gone: %v, done %v; want done, b gone at 1/2", ps, done)
 	}
-	if ps, done := remoteProgress(nil, nil, map[string]summary{"a": behind}, 9); !done || ps != nil {
+	if ps, done := remoteProgress(nil, nil, map[string]Summary{"a": behind}, 9); !done || ps != nil {
 		t.Fatalf("no replica at the write: %v, %v", ps, done)
 	}
 }

@@ -1,4 +1,4 @@
-package server
+package fleet
 
 import (
 	"context"
@@ -37,9 +37,9 @@ const (
 // stay far below storage.MaxPresenceValue.
 const maxSummaryLevels = 64
 
-// summary is what a replica publishes: its reporting mirrors and the
+// Summary is what a replica publishes: its reporting mirrors and the
 // revisions they have applied.
-type summary struct {
+type Summary struct {
 	// Mirrors is how many reporting mirrors are connected.
 	Mirrors int `json:"n"`
 	// Applied holds [revision, mirrors] pairs, by ascending revision. When
@@ -51,13 +51,13 @@ type summary struct {
 }
 
 // summarize describes the reporting subscribers in set.
-func summarize(set []*subscriber) summary {
+func summarize(set []*Subscriber) Summary {
 	counts := map[int64]int64{}
 	for _, sub := range set {
-		counts[sub.applied.Load()]++
+		counts[sub.Applied()]++
 	}
 	revs := slices.Sorted(maps.Keys(counts))
-	out := summary{Mirrors: len(set)}
+	out := Summary{Mirrors: len(set)}
 	if extra := len(revs) - maxSummaryLevels; extra > 0 {
 		lowest := [2]int64{revs[0], 0}
 		for _, r := range revs[:extra+1] {
@@ -73,7 +73,7 @@ func summarize(set []*subscriber) summary {
 }
 
 // atLeast is how many of the replica's mirrors have applied rev.
-func (s summary) atLeast(rev int64) int {
+func (s Summary) atLeast(rev int64) int {
 	var n int64
 	for _, p := range s.Applied {
 		if p[0] >= rev {
@@ -83,21 +83,21 @@ func (s summary) atLeast(rev int64) int {
 	return int(min(n, int64(s.Mirrors)))
 }
 
-func (s summary) equal(o summary) bool {
+func (s Summary) equal(o Summary) bool {
 	return s.Mirrors == o.Mirrors && slices.Equal(s.Applied, o.Applied)
 }
 
-// fleetView is what this replica knows of the others: their last
-// summaries by replica ID.
-type fleetView struct {
+// view is what this replica knows of the others: their last summaries by
+// replica ID.
+type view struct {
 	mu     sync.Mutex
-	others map[string]summary
+	others map[string]Summary
 	// changed is closed and replaced whenever the view changes, as
-	// subscribers.changed is for local reports.
+	// registry.changed is for local reports.
 	changed chan struct{}
 }
 
-func (v *fleetView) set(others map[string]summary) {
+func (v *view) set(others map[string]Summary) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	v.others = others
@@ -109,7 +109,7 @@ func (v *fleetView) set(others map[string]summary) {
 
 // changedCh returns the channel closed at the next change. Take it before
 // reading the view, so that no change is missed.
-func (v *fleetView) changedCh() <-chan struct{} {
+func (v *view) changedCh() <-chan struct{} {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	if v.changed == nil {
@@ -120,49 +120,58 @@ func (v *fleetView) changedCh() <-chan struct{} {
 
 // snapshot returns the other replicas' summaries (the map is never
 // modified after set: it can be shared).
-func (v *fleetView) snapshot() map[string]summary {
+func (v *view) snapshot() map[string]Summary {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	return v.others
 }
 
-// startPresence publishes this replica's summary and follows the others',
-// until Shutdown or until the store closes.
-func (s *Server) startPresence(p storage.Presence) {
+// Others returns the other replicas' last summaries by replica ID (not to
+// be modified), and the channel closed at their next change, taken before
+// them.
+func (f *Fleet) Others() (map[string]Summary, <-chan struct{}) {
+	changed := f.view.changedCh()
+	return f.view.snapshot(), changed
+}
+
+// Join publishes this replica's summary through p and follows the
+// others', until closing is closed or the store closes. It is called at
+// most once, before the Fleet is used.
+func (f *Fleet) Join(closing <-chan struct{}, p storage.Presence) {
 	var b [8]byte
 	rand.Read(b[:])
-	s.replicaID = "replica_" + hex.EncodeToString(b[:])
+	f.replicaID = "replica_" + hex.EncodeToString(b[:])
 	ctx, cancel := context.WithCancel(context.Background())
 	go func() {
 		select {
-		case <-s.closing:
+		case <-closing:
 		case <-ctx.Done():
 		}
 		cancel()
 	}()
 	go func() {
 		defer cancel() // the store closed: the publisher stops too
-		s.followPresence(ctx, p)
+		f.follow(ctx, p)
 	}()
-	go s.publishPresence(ctx, p)
+	go f.publish(ctx, p)
 }
 
-// publishPresence writes the summary when it changed, at most once per
+// publish writes the summary when it changed, at most once per
 // publishInterval, woken by the mirrors' reports and departures (never by
 // a timer while nothing happens).
-func (s *Server) publishPresence(ctx context.Context, p storage.Presence) {
-	var last summary
+func (f *Fleet) publish(ctx context.Context, p storage.Presence) {
+	var last Summary
 	published := false
 	var at time.Time
 	for {
-		changed := s.subs.changedCh()
-		sum := summarize(s.subs.reportingSet())
+		changed := f.subs.changedCh()
+		sum := summarize(f.Reporting())
 		if !published || !sum.equal(last) {
-			if err := s.putSummary(ctx, p, sum); err != nil {
+			if err := f.put(ctx, p, sum); err != nil {
 				if ctx.Err() != nil || errors.Is(err, storage.ErrClosed) {
 					break
 				}
-				s.log.Warn("publishing mirror progress to the other replicas failed; retrying", "err", err)
+				f.cfg.Logger.Warn("publishing mirror progress to the other replicas failed; retrying", "err", err)
 				if !sleepCtx(ctx, time.Second) {
 					break
 				}
@@ -184,43 +193,42 @@ func (s *Server) publishPresence(ctx context.Context, p storage.Presence) {
 	// may be closing too; then its lease removes the value anyway.
 	fctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
-	_ = s.putSummary(fctx, p, summary{})
+	_ = f.put(fctx, p, Summary{})
 }
 
-func (s *Server) putSummary(ctx context.Context, p storage.Presence, sum summary) error {
+func (f *Fleet) put(ctx context.Context, p storage.Presence, sum Summary) error {
 	v, err := json.Marshal(sum)
 	if err != nil {
 		return err
 	}
-	return p.PublishPresence(ctx, s.replicaID, v)
+	return p.PublishPresence(ctx, f.replicaID, v)
 }
 
-// followPresence keeps s.fleet up to date with the other replicas'
-// summaries.
-func (s *Server) followPresence(ctx context.Context, p storage.Presence) {
+// follow keeps the view up to date with the other replicas' summaries.
+func (f *Fleet) follow(ctx context.Context, p storage.Presence) {
 	for ctx.Err() == nil {
 		ch, err := p.WatchPresence(ctx)
 		if err != nil {
-			s.log.Warn("following the other replicas' mirror progress failed; retrying", "err", err)
+			f.cfg.Logger.Warn("following the other replicas' mirror progress failed; retrying", "err", err)
 			if !sleepCtx(ctx, time.Second) {
 				return
 			}
 			continue
 		}
 		for m := range ch {
-			others := make(map[string]summary, len(m))
+			others := make(map[string]Summary, len(m))
 			for id, v := range m {
-				if id == s.replicaID {
+				if id == f.replicaID {
 					continue
 				}
-				var sum summary
+				var sum Summary
 				if err := json.Unmarshal(v, &sum); err != nil {
-					s.log.Warn("ignoring an unreadable replica summary", "replica", id, "err", err)
+					f.cfg.Logger.Warn("ignoring an unreadable replica summary", "replica", id, "err", err)
 					continue
 				}
 				others[id] = sum
 			}
-			s.fleet.set(others)
+			f.view.set(others)
 		}
 		// The channel closes with ctx or with the store: either way, done.
 		return
