@@ -23,7 +23,8 @@
 //     is the caught-up marker) and a bound on slow subscribers. A snapshot is sent in parts, each encoded
 //     once for every subscriber that needs it as the authority reads the
 //     store (no record or message of it is held whole; bans are encoded
-//     straight from their records, banwire.go), as is each change;
+//     straight from their records, banwire.go), as is each change (kept in
+//     the storage.Slot of the store's ring of recent changes);
 //     a subscriber's position moves only with the last part. A
 //     mirror identity that keeps leaving snapshots unacknowledged is
 //     refused another within a doubling window (SNAPSHOT_TOO_SOON).

@@ -103,35 +103,33 @@ func rawResponse(wire []byte) *pb.WatchResponse {
 	return r
 }
 
-const (
-	changeCacheSize = 64
-	// changeMaxAge bounds how old a shared change's server_time (and the
-	// ban states computed at it) may be when a subscriber is sent it; a
-	// subscriber further behind gets a fresh one.
-	changeMaxAge = time.Second
-)
+// changeMaxAge bounds how old a shared change's server_time (and the ban
+// states computed at it) may be when a subscriber is sent it; a subscriber
+// further behind gets a fresh one.
+const changeMaxAge = time.Second
 
-// changeCache shares the encoded change of each recent revision among the
-// subscribers that send it.
-type changeCache struct {
-	mu    sync.Mutex
-	slots [changeCacheSize]*sharedMsg
-}
-
+// sharedChange returns the change c of the store storeID as a message.
+// A change the store's ring handed to every watcher near the head carries
+// a storage.Slot: the message is built once and kept there for all of
+// them. A change read for one watcher alone (one behind the ring's window)
+// is built for it.
 func (s *Server) sharedChange(storeID string, c storage.Change) *sharedMsg {
 	now := s.now()
-	cc := &s.changes
-	cc.mu.Lock()
-	defer cc.mu.Unlock()
-	slot := &cc.slots[uint64(c.Revision)%changeCacheSize]
-	old := *slot
-	if old != nil && old.resp.Revision == c.Revision && old.resp.StoreId == storeID && now.Sub(old.built) < changeMaxAge {
-		return old
+	slot := c.Slot()
+	var prev any
+	if slot != nil {
+		prev = slot.Load()
+		if m, _ := prev.(*sharedMsg); m != nil && now.Sub(m.built) < changeMaxAge {
+			return m
+		}
 	}
 	m := newSharedMsg(&pb.WatchResponse{StoreId: storeID, Revision: c.Revision,
 		Payload: &pb.WatchResponse_Change{Change: changePB(c, now)}}, now)
-	if old == nil || old.resp.Revision <= c.Revision {
-		*slot = m
+	if slot != nil && !slot.CompareAndSwap(prev, m) {
+		// Another subscriber built it meanwhile: share theirs.
+		if cur, _ := slot.Load().(*sharedMsg); cur != nil && now.Sub(cur.built) < changeMaxAge {
+			return cur
+		}
 	}
 	return m
 }

@@ -76,7 +76,6 @@ type Server struct {
 
 	watchers  watchSlots    // open Watch streams per API key
 	snapshots snapshotCache // Watch snapshots shared among subscribers
-	changes   changeCache   // Watch changes shared among subscribers
 	// snapBackoff limits the snapshots of mirrors that do not acknowledge
 	// them (snapbackoff.go).
 	snapBackoff snapshotBackoff

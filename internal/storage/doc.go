@@ -59,6 +59,10 @@
 // none duplicated. A revision older than the retained log yields
 // ErrCompacted; the caller then rebuilds its state from a snapshot read with
 // View (which reports the revision it reflects) and watches from there.
+// Both backends keep their recent changes in one Ring (ring.go): each
+// change is decoded once for every watcher near the head, and carries a
+// Slot where a consumer keeps what it derives from it once for all (the
+// server: the change encoded for the wire).
 //
 // # Presence
 //

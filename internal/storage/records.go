@@ -189,4 +189,6 @@ type Event struct {
 type Change struct {
 	Revision int64
 	Events   []Event
+
+	slot *Slot // shared by the watchers that take it from a Ring
 }

@@ -101,7 +101,7 @@ type Watcher interface {
 	// ErrCompacted when the watcher fell behind the retained log, or
 	// ErrClosed when the store closed. The returned Change (its events and
 	// their payloads) may be shared with other watchers: treat it as
-	// read-only.
+	// read-only, except its Slot.
 	Next(ctx context.Context) (Change, error)
 	// Revision is the revision of the last change returned by Next (or the
 	// afterRevision Watch was called with).

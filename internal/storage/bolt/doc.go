@@ -27,12 +27,13 @@
 // revision (8-byte big-endian key) in the same transaction as the records.
 // Each commit also deletes, in bounded chunks, the changes older than
 // Options.RetainRevisions. After a commit the writer publishes the new
-// changes to a small in-memory cache and wakes the watchers by closing a
-// channel (a broadcast that never blocks). A watcher reads in pages: from the
-// cache when it follows the head, otherwise from the events bucket in short
-// read transactions, so a slow watcher costs the writer nothing. Changes
-// taken from the cache are decoded once and shared by every watcher, which
-// is why watchers must treat a Change as read-only.
+// changes to the store's storage.Ring (Options.WatchCache changes), which
+// wakes the watchers by closing a channel (a broadcast that never blocks).
+// A watcher reads in pages: from the ring when it follows the head,
+// otherwise from the events bucket in short read transactions, so a slow
+// watcher costs the writer nothing. Changes taken from the ring are decoded
+// once and shared by every watcher, which is why watchers must treat a
+// Change as read-only.
 //
 // # Reading
 //

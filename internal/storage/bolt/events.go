@@ -75,14 +75,8 @@ func (s *Store) raiseCompacted(rev int64) {
 	}
 }
 
-// publish makes committed changes visible to watchers: cache first, then
-// head, then the wake-up, so a woken watcher finds them.
-func (s *Store) publish(changes []*cachedChange, head int64) {
-	s.cache.add(changes)
-	s.head.Store(head)
-	next := make(chan struct{})
-	close(*s.committed.Swap(&next))
-}
+// publish makes committed changes visible to watchers (and wakes them).
+func (s *Store) publish(changes []*storage.Entry) { s.ring.Append(changes...) }
 
 // Compact deletes the changes up to and including revision, in transactions
 // of bounded size. Compacting to a revision already compacted is a no-op;

@@ -31,16 +31,11 @@ type Store struct {
 	closeOnce  sync.Once
 	closeErr   error
 
-	// head is the revision of the last committed change, set after the
-	// commit and the cache; watchers compare against it to know whether to
-	// read or wait.
-	head atomic.Int64
 	// compacted only grows; Compact and the writer's retention both raise it.
 	compacted atomic.Int64
-	// committed is closed and replaced after every commit that added
-	// changes: the broadcast that wakes watchers.
-	committed atomic.Pointer[chan struct{}]
-	cache     *changeCache
+	// ring holds the last committed changes (Options.WatchCache) and
+	// wakes the watchers at the head after every commit that added some.
+	ring *storage.Ring
 
 	stats stats
 }
@@ -86,12 +81,10 @@ func Open(path string, opts Options) (*Store, error) {
 		reqs:       make(chan *request, 4*opts.MaxBatch),
 		closing:    make(chan struct{}),
 		writerDone: make(chan struct{}),
-		cache:      newChangeCache(opts.WatchCache),
+		ring:       storage.NewRing(opts.WatchCache),
 	}
-	s.head.Store(m.revision)
+	s.ring.Reset(m.revision)
 	s.compacted.Store(m.compacted)
-	ch := make(chan struct{})
-	s.committed.Store(&ch)
 	go s.writeLoop()
 	return s, nil
 }

@@ -13,11 +13,16 @@ import (
 )
 
 // watchPage is how many changes a watcher reads per read transaction (or
-// per visit to the cache).
+// per visit to the ring).
 const watchPage = 128
 
-func decodeErr(rev int64, err error) error {
-	return fmt.Errorf("%w: change %d: %w", errCorrupt, rev, err)
+// decodeChange decodes the stored change rev.
+func decodeChange(rev int64, raw []byte) (storage.Change, error) {
+	var c storage.Change
+	if err := json.Unmarshal(raw, &c); err != nil {
+		return storage.Change{}, fmt.Errorf("%w: change %d: %w", errCorrupt, rev, err)
+	}
+	return c, nil
 }
 
 // Watch returns a watcher of the changes after afterRevision. It checks the
@@ -61,7 +66,7 @@ type watcher struct {
 
 	buf    []storage.Change // read ahead, not yet returned
 	pos    int
-	cached []*cachedChange // scratch for cache lookups
+	cached []*storage.Entry // scratch for ring lookups
 }
 
 var _ storage.Watcher = (*watcher)(nil)
@@ -71,7 +76,7 @@ func (w *watcher) Revision() int64 { return w.rev.Load() }
 func (w *watcher) Close() { w.closeOnce.Do(func() { close(w.done) }) }
 
 // Next returns the next change: from what it read ahead, else from the
-// cache or the file, else it waits for the writer's next commit.
+// store's ring or the file, else it waits for the writer's next commit.
 func (w *watcher) Next(ctx context.Context) (storage.Change, error) {
 	s := w.s
 	for {
@@ -89,20 +94,32 @@ func (w *watcher) Next(ctx context.Context) (storage.Change, error) {
 			w.rev.Store(c.Revision)
 			return c, nil
 		}
-		// Take the wake-up channel before looking at head: a commit after
-		// this point closes it, so no commit goes unnoticed.
-		wake := *s.committed.Load()
 		rev := w.rev.Load()
 		if compacted := s.compacted.Load(); rev < compacted {
 			return storage.Change{}, fmt.Errorf("storage/bolt: watcher at %d, compacted up to %d: %w", rev, compacted, storage.ErrCompacted)
 		}
-		if rev < s.head.Load() {
-			if err := w.fill(rev); err != nil {
+		// The ring holds every change after its floor, or says what to wait
+		// on: a commit after this look closes wake.
+		var wake <-chan struct{}
+		var covered bool
+		w.buf, w.pos = w.buf[:0], 0
+		w.cached, wake, covered = s.ring.After(rev, w.cached[:0], watchPage)
+		for i, e := range w.cached {
+			c, err := e.Change()
+			if err != nil {
 				return storage.Change{}, err
 			}
-			if len(w.buf) > 0 {
-				continue
+			w.buf = append(w.buf, c)
+			w.cached[i] = nil
+		}
+		if !covered && len(w.buf) == 0 {
+			// Behind the ring's window: the file has the changes.
+			if err := w.readPage(rev); err != nil {
+				return storage.Change{}, err
 			}
+		}
+		if len(w.buf) > 0 {
+			continue
 		}
 		select {
 		case <-wake:
@@ -114,24 +131,6 @@ func (w *watcher) Next(ctx context.Context) (storage.Change, error) {
 			return storage.Change{}, storage.ErrClosed
 		}
 	}
-}
-
-// fill reads the next page of changes after rev into w.buf.
-func (w *watcher) fill(rev int64) error {
-	w.buf, w.pos = w.buf[:0], 0
-	w.cached = w.s.cache.after(rev, w.cached[:0], watchPage)
-	if len(w.cached) > 0 {
-		for i, cc := range w.cached {
-			c, err := cc.decode()
-			if err != nil {
-				return err
-			}
-			w.buf = append(w.buf, c)
-			w.cached[i] = nil
-		}
-		return nil
-	}
-	return w.readPage(rev)
 }
 
 // readPage reads up to watchPage changes after rev from the file, in one
@@ -151,10 +150,10 @@ func (w *watcher) readPage(rev int64) error {
 		}
 		c := b.Cursor()
 		for k, v := c.Seek(revKey(rev + 1)); k != nil && len(w.buf) < watchPage; k, v = c.Next() {
-			var ch storage.Change
-			if err := json.Unmarshal(v, &ch); err != nil {
-				r, _ := parseRev(k)
-				return decodeErr(r, err)
+			r, _ := parseRev(k)
+			ch, err := decodeChange(r, v)
+			if err != nil {
+				return err
 			}
 			w.buf = append(w.buf, ch)
 		}

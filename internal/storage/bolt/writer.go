@@ -156,7 +156,7 @@ func (s *Store) attempt(live []*request) (retry bool) {
 		return false
 	}
 	start := rev
-	var changes []*cachedChange
+	var changes []*storage.Entry
 	ran := 0
 	for _, r := range live {
 		if r.answered {
@@ -176,7 +176,7 @@ func (s *Store) attempt(live []*request) (retry bool) {
 			var raw []byte
 			if raw, err = putChange(btx, rev+1, t.events); err == nil {
 				rev++
-				changes = append(changes, &cachedChange{rev: rev, raw: raw})
+				changes = append(changes, storage.NewEntry(rev, raw, decodeChange))
 			}
 		}
 		if err != nil {
@@ -209,7 +209,7 @@ func (s *Store) attempt(live []*request) (retry bool) {
 	s.stats.commits.Add(1)
 	s.raiseCompacted(newCompacted)
 	if len(changes) > 0 {
-		s.publish(changes, rev)
+		s.publish(changes)
 	}
 	for _, r := range live {
 		if !r.answered {

@@ -75,8 +75,8 @@
 //
 // The event log is the history of the log key: each version is one
 // change. One etcd watch per store (the hub) follows it from the head,
-// decodes each change once and keeps the last 1024 for every watcher near
-// the head, which all share them (read-only, as the contract says), so a
+// decodes each change once and keeps the last 1024 in the store's
+// storage.Ring for every watcher near the head, which all share them (read-only, as the contract says), so a
 // replica serving many Watch streams costs etcd one watch, not one per
 // stream. Watch(after) starts from the hub when it holds every change after
 // after; otherwise the watcher follows an etcd watch of its own from

@@ -151,11 +151,15 @@ type watcher struct {
 	closeOnce sync.Once
 
 	// Owned by Next's goroutine.
-	from int64     // where an etcd watch of the log would start
-	own  *follower // nil while the hub covers the watcher
-	buf  []storage.Change
-	pos  int
+	from    int64     // where an etcd watch of the log would start
+	own     *follower // nil while the hub covers the watcher
+	buf     []storage.Change
+	pos     int
+	entries []*storage.Entry // scratch for ring lookups
 }
+
+// watchPage is how many changes a watcher takes from the ring at once.
+const watchPage = 128
 
 var _ storage.Watcher = (*watcher)(nil)
 
@@ -185,16 +189,21 @@ func (w *watcher) Next(ctx context.Context) (storage.Change, error) {
 			return storage.Change{}, err
 		}
 		rev := w.rev.Load()
-		if w.own != nil && w.s.hub.covers(rev) {
+		if w.own != nil && w.s.hub.ring.Covers(rev) {
 			w.leave() // caught up: the hub has everything from here on
 		}
 		if w.own == nil {
-			c, ok, wake, covered := w.s.hub.after(rev)
+			es, wake, covered := w.s.hub.ring.After(rev, w.entries[:0], watchPage)
 			if covered {
-				if ok {
-					w.rev.Store(c.Revision)
-					w.from = c.Revision + 1
-					return c, nil
+				w.entries = es
+				if len(es) > 0 {
+					w.buf, w.pos = w.buf[:0], 0
+					for i, e := range es {
+						c, _ := e.Change() // decoded by the hub already
+						w.buf = append(w.buf, c)
+						es[i] = nil
+					}
+					continue
 				}
 				select {
 				case <-wake:

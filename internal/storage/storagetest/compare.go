@@ -104,8 +104,7 @@ func normChange(c storage.Change) storage.Change {
 	for i, e := range c.Events {
 		events[i] = normEvent(e)
 	}
-	c.Events = events
-	return c
+	return storage.Change{Revision: c.Revision, Events: events} // without its Slot
 }
 
 // show renders a value for a failure message (JSON follows pointers).
