@@ -92,30 +92,16 @@ func (s Summary) equal(o Summary) bool {
 type view struct {
 	mu     sync.Mutex
 	others map[string]Summary
-	// changed is closed and replaced whenever the view changes, as
-	// registry.changed is for local reports.
-	changed chan struct{}
+	// changed fires whenever the view changes, as registry.changed does
+	// for local reports.
+	changed broadcast
 }
 
 func (v *view) set(others map[string]Summary) {
 	v.mu.Lock()
-	defer v.mu.Unlock()
 	v.others = others
-	if v.changed != nil {
-		close(v.changed)
-		v.changed = nil
-	}
-}
-
-// changedCh returns the channel closed at the next change. Take it before
-// reading the view, so that no change is missed.
-func (v *view) changedCh() <-chan struct{} {
-	v.mu.Lock()
-	defer v.mu.Unlock()
-	if v.changed == nil {
-		v.changed = make(chan struct{})
-	}
-	return v.changed
+	v.mu.Unlock()
+	v.changed.notify()
 }
 
 // snapshot returns the other replicas' summaries (the map is never
@@ -130,7 +116,7 @@ func (v *view) snapshot() map[string]Summary {
 // be modified), and the channel closed at their next change, taken before
 // them.
 func (f *Fleet) Others() (map[string]Summary, <-chan struct{}) {
-	changed := f.view.changedCh()
+	changed := f.view.changed.wait()
 	return f.view.snapshot(), changed
 }
 
@@ -164,7 +150,7 @@ func (f *Fleet) publish(ctx context.Context, p storage.Presence) {
 	published := false
 	var at time.Time
 	for {
-		changed := f.subs.changedCh()
+		changed := f.subs.changed.wait()
 		sum := summarize(f.Reporting())
 		if !published || !sum.equal(last) {
 			if err := f.put(ctx, p, sum); err != nil {

@@ -5,7 +5,9 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -132,9 +134,35 @@ type registry struct {
 	next int
 	all  map[int]*Subscriber
 	byID map[string]*Subscriber
-	// changed is closed and replaced whenever a subscriber reports or
-	// leaves: waiters re-examine their set then, and only then.
-	changed chan struct{}
+	// changed fires whenever a subscriber reports or leaves: waiters
+	// re-examine their set then, and only then.
+	changed broadcast
+}
+
+// broadcast wakes every waiter at once, without a timer or a queue.
+type broadcast struct {
+	mu sync.Mutex
+	ch chan struct{}
+}
+
+// wait returns the channel closed at the next notify. Take it before
+// examining what it announces, so that no change is missed.
+func (b *broadcast) wait() <-chan struct{} {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.ch == nil {
+		b.ch = make(chan struct{})
+	}
+	return b.ch
+}
+
+func (b *broadcast) notify() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.ch != nil {
+		close(b.ch)
+		b.ch = nil
+	}
 }
 
 // Add registers s and returns the function that removes it (when its
@@ -166,27 +194,9 @@ func (f *Fleet) Add(s *Subscriber) (remove func()) {
 			delete(r.byID, s.id)
 		}
 		close(s.gone)
-		r.notifyLocked()
 		r.mu.Unlock()
+		r.changed.notify()
 	}
-}
-
-func (r *registry) notifyLocked() {
-	if r.changed != nil {
-		close(r.changed)
-		r.changed = nil
-	}
-}
-
-// changedCh returns the channel closed at the next report or departure.
-// Take it before examining the subscribers, so that no change is missed.
-func (r *registry) changedCh() <-chan struct{} {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.changed == nil {
-		r.changed = make(chan struct{})
-	}
-	return r.changed
 }
 
 // Report records that subscriber id, of API key keyID, has applied rev at
@@ -211,32 +221,22 @@ func (f *Fleet) Report(id, keyID string, rev int64, now time.Time) (_ *Subscribe
 		loaded = s.loading.CompareAndSwap(l, 0)
 	}
 	s.reported.Store(now.UnixNano())
-	r.notifyLocked()
+	r.changed.notify()
 	return s, loaded, nil
 }
 
 // Reporting returns the reporting subscribers connected now.
 func (f *Fleet) Reporting() []*Subscriber {
-	r := &f.subs
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	out := make([]*Subscriber, 0, len(r.byID))
-	for _, s := range r.byID {
-		out = append(out, s)
-	}
-	return out
+	f.subs.mu.Lock()
+	defer f.subs.mu.Unlock()
+	return slices.Collect(maps.Values(f.subs.byID))
 }
 
 // Subscribers returns every subscriber connected now.
 func (f *Fleet) Subscribers() []*Subscriber {
-	r := &f.subs
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	out := make([]*Subscriber, 0, len(r.all))
-	for _, s := range r.all {
-		out = append(out, s)
-	}
-	return out
+	f.subs.mu.Lock()
+	defer f.subs.mu.Unlock()
+	return slices.Collect(maps.Values(f.subs.all))
 }
 
 // Len is how many subscribers are connected now.

@@ -50,7 +50,7 @@ func (f *Fleet) Wait(ctx context.Context, rev int64, wait time.Duration) Enforce
 	defer timer.Stop()
 	out := Enforcement{Revision: rev, Total: len(set)}
 	for {
-		changed, viewChanged := f.subs.changedCh(), f.view.changedCh()
+		changed, viewChanged := f.subs.changed.wait(), f.view.changed.wait()
 		out.Confirmed, out.Laggards, out.Disconnected = 0, out.Laggards[:0], out.Disconnected[:0]
 		for _, sub := range set {
 			switch {
