@@ -166,7 +166,8 @@ func (b *broadcast) notify() {
 }
 
 // Add registers s and returns the function that removes it (when its
-// stream ends). A reporting subscriber gets its ID here.
+// stream ends). A reporting subscriber gets its ID here, and its Identity
+// is replaced by a copy bounded in size.
 func (f *Fleet) Add(s *Subscriber) (remove func()) {
 	r := &f.subs
 	s.gone = make(chan struct{})

@@ -96,8 +96,8 @@ func (r *Ring) Start(floor int64) bool {
 }
 
 // Append adds the changes that follow the ring's last one, in revision
-// order, dropping the oldest beyond its size (it keeps from size to twice
-// size), and wakes the watchers.
+// order, dropping the oldest beyond its size (it keeps from size to an
+// eighth more), and wakes the watchers.
 func (r *Ring) Append(es ...*Entry) {
 	if len(es) == 0 {
 		return
@@ -105,9 +105,9 @@ func (r *Ring) Append(es ...*Entry) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.entries = append(r.entries, es...)
-	// Trimmed to size only once it holds twice as many, so that an append
-	// copies the window once per size changes, not every time.
-	if len(r.entries) > 2*r.size {
+	// Trimmed to size only once it holds an eighth more, so that an append
+	// copies the window once per size/8 changes, not every time.
+	if len(r.entries) > r.size+r.size/8 {
 		n := len(r.entries) - r.size
 		r.floor = r.entries[n-1].Revision
 		r.entries = append(r.entries[:0:0], r.entries[n:]...)

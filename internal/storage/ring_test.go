@@ -44,9 +44,9 @@ func TestRing(t *testing.T) {
 		}
 		_, wake, _ = r.After(rev, nil, 10)
 	}
-	// Five appended to a ring of two: it keeps from two to four.
-	if r.Covers(10) || !r.Covers(13) || r.Last() != 15 {
-		t.Fatalf("after 5 appends: covers 10 %v, covers 13 %v, last %d", r.Covers(10), r.Covers(13), r.Last())
+	// Five appended to a ring of two: it keeps the last two.
+	if r.Covers(12) || !r.Covers(13) || r.Last() != 15 {
+		t.Fatalf("after 5 appends: covers 12 %v, covers 13 %v, last %d", r.Covers(12), r.Covers(13), r.Last())
 	}
 	es, _, covered = r.After(13, nil, 1)
 	if !covered || len(es) != 1 || es[0].Revision != 14 {
