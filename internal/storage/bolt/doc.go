@@ -16,9 +16,13 @@
 // view and, if it emitted events, its own next revision. The transaction is
 // committed (bbolt fsyncs on commit) before any caller is answered, so one
 // fsync is shared by the whole group. If a function fails or panics, the
-// transaction is rolled back, that caller gets the error, and the others are
-// run again in a fresh transaction: this is why the storage contract
-// requires update functions to be idempotent. An update function must not
+// transaction is rolled back and the others are run again in a fresh
+// transaction: this is why the storage contract requires update functions
+// to be idempotent. The failing caller gets its error at once only if its
+// function ran first in the transaction; otherwise it may have failed on
+// the uncommitted writes of those before it, so it runs again alone after
+// they commit and gets the answer it gives then (never an error computed
+// from writes that may not commit). An update function must not
 // call Update itself (the writer would wait for itself).
 //
 // # Events and watchers

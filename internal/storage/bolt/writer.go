@@ -111,6 +111,13 @@ func (s *Store) writeLoop() {
 
 // runBatch commits the batch's functions in one transaction, retrying
 // without the ones that fail until the rest commit.
+//
+// A function that fails after others of its transaction ran may have
+// failed because of what they wrote, which the rollback undoes: answering
+// its error then would tell the caller about writes that may never commit
+// (a dirty read). Such a function runs again alone once the others have
+// committed, and its answer is the one it gives on committed state (the
+// rule bbolt's own DB.Batch follows).
 func (s *Store) runBatch(batch []*request) {
 	live := batch[:0:0]
 	for _, r := range batch {
@@ -118,31 +125,39 @@ func (s *Store) runBatch(batch []*request) {
 			live = append(live, r)
 		}
 	}
+	var alone []*request
 	for len(live) > 0 {
-		if !s.attempt(live) {
-			return
+		failed := s.attempt(live)
+		if failed == nil {
+			break
 		}
-		// One function failed and was answered; run the others again.
+		if !failed.answered {
+			alone = append(alone, failed)
+		}
 		rest := live[:0]
 		for _, r := range live {
-			if !r.answered {
+			if !r.answered && r != failed {
 				rest = append(rest, r)
 			}
 		}
 		live = rest
 	}
+	for _, r := range alone {
+		s.attempt([]*request{r}) // alone, a failure is answered: nothing ran before it
+	}
 }
 
 // attempt runs every unanswered request of live in one bbolt transaction
-// and commits it. It reports true when a function failed: that request has
-// been answered, the transaction rolled back, and the caller must retry the
-// others. Otherwise every request has been answered.
-func (s *Store) attempt(live []*request) (retry bool) {
+// and commits it. When a function fails, it rolls back and returns that
+// request, answered with its error only if no other function of the
+// transaction ran before it; the caller must then run the others again.
+// Otherwise every request has been answered and it returns nil.
+func (s *Store) attempt(live []*request) (failed *request) {
 	s.stats.attempts.Add(1)
 	btx, err := s.db.Begin(true)
 	if err != nil {
 		s.answerAll(live, fmt.Errorf("storage/bolt: begin: %w", mapClosed(err)))
-		return false
+		return nil
 	}
 	committed := false
 	defer func() {
@@ -153,7 +168,7 @@ func (s *Store) attempt(live []*request) (retry bool) {
 	rev, compacted, err := readCounters(btx)
 	if err != nil {
 		s.answerAll(live, err)
-		return false
+		return nil
 	}
 	start := rev
 	var changes []*storage.Entry
@@ -180,30 +195,32 @@ func (s *Store) attempt(live []*request) (retry bool) {
 			}
 		}
 		if err != nil {
-			r.answer(0, err)
-			return true
+			if ran == 1 {
+				r.answer(0, err) // it saw committed state only
+			}
+			return r
 		}
 		r.pending = rev
 	}
 	if ran == 0 {
-		return false // every caller gave up: nothing to commit
+		return nil // every caller gave up: nothing to commit
 	}
 	if rev != start {
 		if err := putCounter(btx, metaRevision, rev); err != nil {
 			s.answerAll(live, err)
-			return false
+			return nil
 		}
 	}
 	newCompacted, err := trimEvents(btx, rev, compacted, s.opts.RetainRevisions, retentionChunk)
 	if err != nil {
 		s.answerAll(live, err)
-		return false
+		return nil
 	}
 	if err := btx.Commit(); err != nil {
 		committed = true // bbolt rolled back already
 		s.log.Error("commit failed", "err", err, "updates", len(live))
 		s.answerAll(live, fmt.Errorf("storage/bolt: commit: %w", err))
-		return false
+		return nil
 	}
 	committed = true
 	s.stats.commits.Add(1)
@@ -216,7 +233,7 @@ func (s *Store) attempt(live []*request) (retry bool) {
 			r.answer(r.pending, nil)
 		}
 	}
-	return false
+	return nil
 }
 
 // call runs fn, turning a panic into an error so that the writer survives.

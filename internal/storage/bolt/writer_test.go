@@ -101,12 +101,14 @@ func TestGroupCommitIsolatesFailures(t *testing.T) {
 	}
 	// The blocker's transaction had begun before the counts were taken
 	// and committed after; the queued Updates then took one more commit,
-	// after one rolled-back attempt per failure.
+	// after one rolled-back attempt per failure. A failure that came
+	// after others of its transaction ran once more alone (failing again,
+	// committing nothing); only those queued before every success did not.
 	if got := s.Commits() - commitsBefore; got != 2 {
 		t.Errorf("%d commits, want 2 (the blocker and one group)", got)
 	}
-	if got := s.Attempts() - attemptsBefore; got != int64(failures)+1 {
-		t.Errorf("%d transactions, want %d", got, failures+1)
+	if got, lo, hi := s.Attempts()-attemptsBefore, int64(failures)+1, int64(2*failures)+1; got < lo || got > hi {
+		t.Errorf("%d transactions, want %d to %d", got, lo, hi)
 	}
 	// Revisions are gap-free in bolt: the group took exactly the next ones.
 	head := revision(t, s)
