@@ -144,6 +144,11 @@ type ReadTx interface {
 	APIKeys() iter.Seq2[APIKey, error]
 
 	SigningKeys() iter.Seq2[SigningKey, error]
+
+	// Issuer reads an external issuer by URL.
+	Issuer(url string) (Issuer, error)
+	// Issuers yields every external issuer, by URL.
+	Issuers() iter.Seq2[Issuer, error]
 }
 
 // Tx reads and writes within one Update.
@@ -180,6 +185,12 @@ type Tx interface {
 	PutSigningKey(SigningKey) error
 	// DeleteSigningKey removes a signing key no token can still use.
 	DeleteSigningKey(id string) error
+
+	// PutIssuer creates or replaces an external issuer.
+	PutIssuer(Issuer) error
+	// DeleteIssuer removes an external issuer; an absent one is not an
+	// error.
+	DeleteIssuer(url string) error
 
 	// Emit appends an event to this transaction's change. Its Revision is
 	// assigned at commit.

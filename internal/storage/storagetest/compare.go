@@ -96,6 +96,10 @@ func normEvent(e storage.Event) storage.Event {
 		k := normSigningKey(*e.Key)
 		e.Key = &k
 	}
+	if e.Issuer != nil {
+		i := normIssuer(*e.Issuer)
+		e.Issuer = &i
+	}
 	return e
 }
 

@@ -1,0 +1,115 @@
+package storagetest
+
+import (
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/portcullis-dev/portcullis/internal/storage"
+)
+
+func normIssuer(i storage.Issuer) storage.Issuer {
+	for _, t := range []*time.Time{&i.CreateTime, &i.UpdateTime, &i.LastSuccessTime, &i.LastErrorTime, &i.NextFetchTime} {
+		normTime(t)
+	}
+	i.Audiences = normStrings(i.Audiences)
+	i.Algorithms = normStrings(i.Algorithms)
+	if len(i.Keys) == 0 {
+		i.Keys = nil
+	}
+	for k := range i.Keys {
+		i.Keys[k].Algorithms = normStrings(i.Keys[k].Algorithms)
+		i.Keys[k].PublicKey = normBytes(i.Keys[k].PublicKey)
+	}
+	return i
+}
+
+func issuerURL(i storage.Issuer) string { return i.URL }
+
+// testIssuers: external issuers are stored by URL (any bytes a URL has,
+// "/" included), listed in URL order, replaced in place, deleted
+// idempotently, and carried by events whole.
+func testIssuers(t *testing.T, newStore func(*testing.T) storage.Store) {
+	s := newStore(t)
+	// An empty store (a bolt file from before issuers existed has no
+	// bucket for them) has none.
+	view(t, s, func(tx storage.ReadTx) error {
+		if _, err := tx.Issuer("https://idp.example"); !errors.Is(err, storage.ErrNotFound) {
+			t.Errorf("Issuer on an empty store: %v, want ErrNotFound", err)
+		}
+		got, err := collect(tx.Issuers())
+		if err != nil || len(got) != 0 {
+			t.Errorf("Issuers on an empty store: %v, %v", got, err)
+		}
+		return nil
+	})
+	a := storage.Issuer{
+		URL: "https://idp.example/realms/b", TenantID: "acme", Audiences: []string{"api", "web"},
+		UserClaim: "sub", SessionClaim: "sid", Algorithms: []string{"RS256", "ES256"},
+		Leeway: time.Minute, MaxTokenLifetime: 24 * time.Hour,
+		CreateTime: at(0), UpdateTime: at(time.Minute), CreatedBy: "admin",
+		JWKSURI: "https://idp.example/realms/b/certs",
+		Keys: []storage.IssuerKey{{ID: "k1", Algorithms: []string{"RS256"}, PublicKey: []byte{0x30, 0x00, 0xff}}},
+		LastSuccessTime: at(time.Minute), NextFetchTime: at(time.Hour),
+	}
+	b := a
+	b.URL, b.TenantID, b.Keys = "https://idp.example/realms/a", "other", nil
+	c := a
+	c.URL = "http://127.0.0.1:8080"
+	rev := update(t, s, func(tx storage.Tx) error {
+		for _, i := range []storage.Issuer{a, b, c} {
+			if err := tx.PutIssuer(i); err != nil {
+				return err
+			}
+		}
+		return tx.Emit(storage.Event{Kind: storage.EventIssuerUpdated, Time: at(0), Issuer: &a})
+	})
+	list := func() []storage.Issuer {
+		var got []storage.Issuer
+		view(t, s, func(tx storage.ReadTx) error {
+			var err error
+			got, err = collect(tx.Issuers())
+			return err
+		})
+		return got
+	}
+	sameList(t, "Issuers()", list(), []storage.Issuer{c, b, a}, normIssuer, issuerURL)
+	view(t, s, func(tx storage.ReadTx) error {
+		got, err := tx.Issuer(a.URL)
+		if err != nil {
+			t.Fatalf("Issuer(%s): %v", a.URL, err)
+		}
+		same(t, "Issuer", got, a, normIssuer)
+		return nil
+	})
+	w := watch(t, s, rev-1)
+	ch := next(t, w)
+	if len(ch.Events) != 1 || ch.Events[0].Kind != storage.EventIssuerUpdated || ch.Events[0].Issuer == nil {
+		t.Fatalf("issuer event: %s", show(ch))
+	}
+	same(t, "event's issuer", *ch.Events[0].Issuer, a, normIssuer)
+
+	// Replace one (a failed fetch), delete another (twice: idempotent).
+	a2 := a
+	a2.LastError, a2.LastErrorTime = "jwks: connection refused", at(2*time.Hour)
+	update(t, s, func(tx storage.Tx) error {
+		if err := tx.PutIssuer(a2); err != nil {
+			return err
+		}
+		if err := tx.DeleteIssuer(b.URL); err != nil {
+			return err
+		}
+		return tx.DeleteIssuer(b.URL)
+	})
+	sameList(t, "Issuers() after replace and delete", list(), []storage.Issuer{c, a2}, normIssuer, issuerURL)
+	view(t, s, func(tx storage.ReadTx) error {
+		if _, err := tx.Issuer(b.URL); !errors.Is(err, storage.ErrNotFound) {
+			t.Errorf("deleted Issuer: %v, want ErrNotFound", err)
+		}
+		return nil
+	})
+	// An issuer without a URL is refused.
+	if _, err := s.Update(t.Context(), func(tx storage.Tx) error { return tx.PutIssuer(storage.Issuer{TenantID: "x"}) }); !errors.Is(err, storage.ErrInvalidRecord) {
+		t.Errorf("PutIssuer without URL: %v, want ErrInvalidRecord", err)
+	}
+}
