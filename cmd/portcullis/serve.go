@@ -152,6 +152,7 @@ func serve(ctx context.Context, c serveConfig, logOut io.Writer) error {
 	metrics := server.NewMetrics() // served on /metrics; the store wrapper times commits
 	auth := authority.New(metrics.InstrumentStore(store), authority.Config{
 		Issuer: c.issuer, Audience: c.audience, AccessTTL: c.accessTTL, SessionTTL: c.sessionTTL, Logger: log,
+		InsecureIssuers: c.insecure, // external issuers over plain http on any host
 	})
 	if err := auth.EnsureSigningKey(ctx); err != nil {
 		return fmt.Errorf("signing key: %w", err)

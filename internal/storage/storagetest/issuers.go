@@ -48,8 +48,8 @@ func testIssuers(t *testing.T, newStore func(*testing.T) storage.Store) {
 		UserClaim: "sub", SessionClaim: "sid", Algorithms: []string{"RS256", "ES256"},
 		Leeway: time.Minute, MaxTokenLifetime: 24 * time.Hour,
 		CreateTime: at(0), UpdateTime: at(time.Minute), CreatedBy: "admin",
-		JWKSURI: "https://idp.example/realms/b/certs",
-		Keys: []storage.IssuerKey{{ID: "k1", Algorithms: []string{"RS256"}, PublicKey: []byte{0x30, 0x00, 0xff}}},
+		JWKSURI:         "https://idp.example/realms/b/certs",
+		Keys:            []storage.IssuerKey{{ID: "k1", Algorithms: []string{"RS256"}, PublicKey: []byte{0x30, 0x00, 0xff}}},
 		LastSuccessTime: at(time.Minute), NextFetchTime: at(time.Hour),
 	}
 	b := a
