@@ -34,6 +34,16 @@ type Session struct {
 	DeviceID   string    // the "did" claim; "" when the session has none
 	IssueTime  time.Time // the "iat" claim; zero when absent
 	ExpireTime time.Time // the "exp" claim
+
+	// Issuer is the "iss" of an external issuer's token (IssuerService);
+	// "" for the authority's own. For an external token, TenantID is the
+	// issuer's tenant, UserID and SessionID its user and session claims
+	// (SessionID "" when the token has none), TokenID its "jti", and
+	// Claims the token's whole JSON payload, for the claims a handler
+	// needs (roles, email): decode it with encoding/json.
+	Issuer  string
+	TokenID string
+	Claims  string
 }
 
 const (
@@ -89,7 +99,12 @@ func (m *Mirror) check(tok string, in CheckInput) (*Session, error) {
 	e := m.cache.get(tok, h)
 	if e == nil || e.keyGen != st.keyGen || (e.keyUntil != 0 && nowNs >= e.keyUntil) {
 		var err error
-		if e, err = m.verify(st, tok, h, now); err != nil {
+		if st.isExternal(tok) {
+			e, err = m.verifyExternal(st, tok, h, now) // external.go
+		} else {
+			e, err = m.verify(st, tok, h, now)
+		}
+		if err != nil {
 			return nil, err
 		}
 		m.cache.put(e, nowNs)
@@ -100,7 +115,7 @@ func (m *Mirror) check(tok string, in CheckInput) (*Session, error) {
 	s := subject{
 		tenant: e.sess.TenantID, user: e.sess.UserID, userH: e.userH,
 		device: e.sess.DeviceID, deviceH: e.deviceH,
-		session: e.sess.SessionID, sessionH: e.sessionH,
+		session: e.sessionKey(), sessionH: e.sessionH,
 		ip: in.ClientIP, capability: in.Capability,
 	}
 	if in.DeviceID != "" && in.DeviceID != s.device {

@@ -28,6 +28,9 @@ type state struct {
 
 	keys   map[string]verificationKey // small: copied whole on change
 	keyGen uint64                     // changes when a key goes away: cached tokens verify again
+	// issuers are the trusted external issuers by URL (external.go); small:
+	// copied whole on change, which also moves keyGen.
+	issuers map[string]*extIssuer
 
 	names   *interner
 	users   index[string, banRec] // by user ID, any tenant
@@ -333,6 +336,9 @@ func (sb *snapshotBuilder) addPart(snap *pb.Snapshot, wire []wireBan) {
 	for _, k := range snap.GetKeys() {
 		b.putKey(k)
 	}
+	for _, is := range snap.GetIssuers() {
+		b.putIssuer(is)
+	}
 	for _, x := range snap.GetBans() {
 		b.addBan(x)
 	}
@@ -590,6 +596,10 @@ func (b *builder) applyEvent(e *pb.Event) {
 		// A retired key keeps verifying until verify_until; a retirement
 		// of a key the mirror does not hold adds it (its tokens are valid).
 		b.putKey(k.KeyRetired)
+	case *pb.Event_IssuerUpdated:
+		b.putIssuer(k.IssuerUpdated)
+	case *pb.Event_IssuerDeleted:
+		b.deleteIssuer(k.IssuerDeleted)
 	}
 }
 

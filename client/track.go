@@ -32,7 +32,7 @@ import (
 func (m *Mirror) Track(s *Session, in CheckInput, cancel func(error)) (untrack func()) {
 	t := &tracked{cancel: cancel, subj: subject{
 		tenant: s.TenantID, user: s.UserID, userH: strHash(s.UserID),
-		device: s.DeviceID, session: s.SessionID, sessionH: strHash(s.SessionID),
+		device: s.DeviceID, session: revocationKey(s), sessionH: strHash(revocationKey(s)),
 		ip: normalAddr(in.ClientIP), capability: in.Capability,
 	}}
 	if s.DeviceID != "" {
