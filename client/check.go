@@ -115,7 +115,7 @@ func (m *Mirror) check(tok string, in CheckInput) (*Session, error) {
 	s := subject{
 		tenant: e.sess.TenantID, user: e.sess.UserID, userH: e.userH,
 		device: e.sess.DeviceID, deviceH: e.deviceH,
-		session: e.sessionKey(), sessionH: e.sessionH,
+		session: e.sessionKey(), sessionH: e.sessionH, token: e.tokKey, tokenH: e.tokH,
 		ip: in.ClientIP, capability: in.Capability,
 	}
 	if in.DeviceID != "" && in.DeviceID != s.device {
@@ -181,6 +181,8 @@ type subject struct {
 	device2H   uint64
 	session    string
 	sessionH   uint64
+	token      string // an external token's revocation key by jti ("" for none)
+	tokenH     uint64
 	ip         netip.Addr
 	capability string
 }
@@ -204,7 +206,12 @@ func (st *state) refusal(s *subject, now int64) error {
 		return banError(m.full, m.fullReason, "")
 	}
 	if until, ok := st.revoked.get(s.sessionH, s.session); ok && now < until {
-		return fmt.Errorf("%w: session %s", ErrSessionRevoked, s.session)
+		return fmt.Errorf("%w: session %s", ErrSessionRevoked, printableKey(s.session))
+	}
+	if s.token != "" {
+		if until, ok := st.revoked.get(s.tokenH, s.token); ok && now < until {
+			return fmt.Errorf("%w: token %s", ErrSessionRevoked, printableKey(s.token))
+		}
 	}
 	if m.restricted != nil {
 		return banError(m.restricted, reasonCap, s.capability)

@@ -115,6 +115,9 @@ func (m *Mirror) verifyExternal(st *state, tok string, h uint64, now time.Time) 
 	e.exp = timeNanos(claims.ExpireTime.Add(is.v.Leeway))
 	e.revKey = revocationKey(&e.sess)
 	e.sessionH = strHash(e.revKey)
+	if e.tokKey = tokenRevocationKey(&e.sess); e.tokKey != "" {
+		e.tokH = strHash(e.tokKey)
+	}
 	return e, nil
 }
 
@@ -136,9 +139,51 @@ func revocationKey(s *Session) string {
 	return externalSessionKey(s.Issuer, s.SessionID)
 }
 
+// externalSessionKey and externalTokenKey are the keys of the
+// revocations of an external issuer's session and of one of its tokens
+// (by jti) in the state's revoked index, where the authority's sessions
+// are by ID: the prefix and the NUL keep the three apart.
 func externalSessionKey(issuer, sid string) string {
 	if sid == "" {
 		return ""
 	}
-	return "ext\x00" + issuer + "\x00" + sid
+	return "ext\x00sid\x00" + issuer + "\x00" + sid
+}
+
+func externalTokenKey(issuer, jti string) string {
+	if jti == "" {
+		return ""
+	}
+	return "ext\x00jti\x00" + issuer + "\x00" + jti
+}
+
+// tokenRevocationKey is the key of the revocation of a session's token by
+// its jti: "" for the authority's tokens (revoked by session only).
+func tokenRevocationKey(s *Session) string {
+	if s.Issuer == "" {
+		return ""
+	}
+	return externalTokenKey(s.Issuer, s.TokenID)
+}
+
+// revokedKey is the key a revoked_session event or snapshot entry is held
+// under: the session ID, or for an external issuer's, the key of its
+// session or its token.
+func revokedKey(r *pb.RevokedSession) string {
+	switch {
+	case r.GetIssuer() == "":
+		return r.GetSessionId()
+	case r.GetTokenId() != "":
+		return externalTokenKey(r.GetIssuer(), r.GetTokenId())
+	}
+	return externalSessionKey(r.GetIssuer(), r.GetSessionId())
+}
+
+// printableKey shows a revocation key in an error: an external key's NUL
+// separators as spaces.
+func printableKey(k string) string {
+	if !strings.HasPrefix(k, "ext\x00") {
+		return k
+	}
+	return strings.ReplaceAll(strings.TrimPrefix(k, "ext\x00"), "\x00", " ")
 }

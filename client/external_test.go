@@ -310,3 +310,75 @@ func TestExternalIssuerRotationAndOutage(t *testing.T) {
 		t.Fatalf("a new kid while the OP is gone: %v, want ErrTokenInvalid", err)
 	}
 }
+
+// TestExternalIssuerRevocation: revoking an external session by its sid
+// refuses its tokens (at the mirror, at VerifySession, and cuts its open
+// stream) while another session of the same user stays accepted; revoking
+// one token by its jti refuses that token only; both are idempotent.
+func TestExternalIssuerRevocation(t *testing.T) {
+	x := startExternal(t)
+	ctx := t.Context()
+	first, second := login(t, x.idp, "alice"), login(t, x.idp, "alice")
+	s1, err := x.mirror.Check(ctx, first, client.CheckInput{})
+	if err != nil {
+		t.Fatalf("Check: %v", err)
+	}
+	s2, err := x.mirror.Check(ctx, second, client.CheckInput{})
+	if err != nil || s2.SessionID == s1.SessionID {
+		t.Fatalf("second session: %+v, %v", s2, err)
+	}
+	cut := make(chan error, 1)
+	defer x.mirror.Track(s1, client.CheckInput{}, func(err error) { cut <- err })()
+	for range 2 { // the second time is no error
+		resp, err := x.admin.Sessions.RevokeSession(ctx, &pb.RevokeSessionRequest{Issuer: x.idp.URL, SessionId: s1.SessionID, Reason: "stolen laptop", Wait: "30s"})
+		if err != nil || resp.GetSession().GetSessionId() != s1.SessionID || resp.GetSession().GetTenantId() != "acme" {
+			t.Fatalf("RevokeSession(issuer, sid): %v, %v", resp, err)
+		}
+	}
+	if _, err := x.mirror.Check(ctx, first, client.CheckInput{}); !errors.Is(err, client.ErrSessionRevoked) {
+		t.Fatalf("revoked session: %v, want ErrSessionRevoked", err)
+	}
+	_, err = x.admin.Sessions.VerifySession(ctx, &pb.VerifySessionRequest{AccessToken: first})
+	wantStatus(t, "VerifySession of the revoked session", err, codes.Unauthenticated, pb.ErrorReason_SESSION_REVOKED)
+	select {
+	case err := <-cut:
+		if !errors.Is(err, client.ErrSessionRevoked) {
+			t.Errorf("stream cut with %v", err)
+		}
+	case <-time.After(hang):
+		t.Fatal("the revoked session's open stream was not cut")
+	}
+	if _, err := x.mirror.Check(ctx, second, client.CheckInput{}); err != nil {
+		t.Fatalf("the user's other session: %v", err)
+	}
+
+	// One token, by jti: the next token of the same session is accepted.
+	if _, err := x.admin.Sessions.RevokeSession(ctx, &pb.RevokeSessionRequest{Issuer: x.idp.URL, TokenId: s2.TokenID, Wait: "30s"}); err != nil {
+		t.Fatalf("RevokeSession(issuer, jti): %v", err)
+	}
+	if _, err := x.mirror.Check(ctx, second, client.CheckInput{}); !errors.Is(err, client.ErrSessionRevoked) {
+		t.Fatalf("revoked token: %v, want ErrSessionRevoked", err)
+	}
+	_, err = x.admin.Sessions.VerifySession(ctx, &pb.VerifySessionRequest{AccessToken: second})
+	wantStatus(t, "VerifySession of the revoked token", err, codes.Unauthenticated, pb.ErrorReason_SESSION_REVOKED)
+	if _, err := x.mirror.Check(ctx, login(t, x.idp, "alice"), client.CheckInput{}); err != nil {
+		t.Fatalf("a new session: %v", err)
+	}
+
+	// A mirror that starts now gets the revocations in its snapshot.
+	m2, stop, err := client.StartMirror(ctx, x.auth.Dial(), client.MirrorOptions{Clock: x.auth.Clock().Now})
+	if err != nil {
+		t.Fatalf("StartMirror: %v", err)
+	}
+	defer stop()
+	for name, tok := range map[string]string{"session": first, "token": second} {
+		if _, err := m2.Check(ctx, tok, client.CheckInput{}); !errors.Is(err, client.ErrSessionRevoked) {
+			t.Errorf("new mirror, revoked %s: %v", name, err)
+		}
+	}
+
+	_, err = x.admin.Sessions.RevokeSession(ctx, &pb.RevokeSessionRequest{Issuer: "https://unknown.example", SessionId: "s"})
+	wantStatus(t, "unknown issuer", err, codes.NotFound, pb.ErrorReason_NOT_FOUND)
+	_, err = x.admin.Sessions.RevokeSession(ctx, &pb.RevokeSessionRequest{Issuer: x.idp.URL, SessionId: "s", TokenId: "t"})
+	wantStatus(t, "both sid and jti", err, codes.InvalidArgument, pb.ErrorReason_INVALID_ARGUMENT)
+}

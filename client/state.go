@@ -346,8 +346,8 @@ func (sb *snapshotBuilder) addPart(snap *pb.Snapshot, wire []wireBan) {
 		b.addWireBan(&wire[i])
 	}
 	for _, r := range snap.GetRevokedSessions() {
-		if !sb.revoked[r.GetSessionId()] {
-			sb.revoked[r.GetSessionId()] = true
+		if k := revokedKey(r); !sb.revoked[k] {
+			sb.revoked[k] = true
 			b.revoke(r)
 		}
 	}
@@ -556,7 +556,7 @@ func liftBan[K comparable](p index[K, banRec], h uint64, k K, id string) (index[
 }
 
 func (b *builder) revoke(r *pb.RevokedSession) {
-	sid := r.GetSessionId()
+	sid := revokedKey(r) // the session ID, or an external key (external.go)
 	if sid == "" {
 		return
 	}

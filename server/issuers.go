@@ -138,6 +138,8 @@ func issuerEventPB(e storage.Event, out *pb.Event) bool {
 		out.Kind = &pb.Event_IssuerUpdated{IssuerUpdated: issuerPB(*e.Issuer, false)}
 	case e.Kind == storage.EventIssuerDeleted && e.Issuer != nil:
 		out.Kind = &pb.Event_IssuerDeleted{IssuerDeleted: &pb.Issuer{Issuer: e.Issuer.URL}}
+	case e.Kind == storage.EventExternalRevoked && e.Revocation != nil:
+		out.Kind = &pb.Event_SessionRevoked{SessionRevoked: externalRevokedPB(*e.Revocation)}
 	default:
 		return false
 	}
@@ -146,6 +148,8 @@ func issuerEventPB(e storage.Event, out *pb.Event) bool {
 
 // fieldSnapshotIssuers is Snapshot.issuers.
 const fieldSnapshotIssuers = 5
+
+var _ authority.IssuerSink = (*snapshotWriter)(nil)
 
 // Issuers adds the external issuers to the snapshot's first part (with
 // the keys: a mirror needs them before any token it checks).
@@ -156,4 +160,44 @@ func (w *snapshotWriter) Issuers(list []storage.Issuer) error {
 		}
 	}
 	return nil
+}
+
+// ExternalRevocation adds a revocation of an external session or token to
+// the snapshot, as a revoked session naming its issuer.
+func (w *snapshotWriter) ExternalRevocation(r *storage.ExternalRevocation) error {
+	return w.add(fieldSnapshotRevoked, externalRevokedPB(*r), true)
+}
+
+func externalRevokedPB(r storage.ExternalRevocation) *pb.RevokedSession {
+	return &pb.RevokedSession{
+		SessionId: r.SessionID, TenantId: r.TenantID, RevokeTime: ts(r.RevokeTime),
+		AccessExpireTime: ts(r.KeepUntil), Reason: r.Reason, Issuer: r.Issuer, TokenId: r.TokenID,
+	}
+}
+
+// revokeExternal is RevokeSession with an issuer: the revocation of an
+// external issuer's session or token. The response's session has the
+// session claim's value as its ID (empty for a token), the issuer's
+// tenant, and the issuer and token ID as attributes.
+func (s sessionService) revokeExternal(ctx context.Context, req *pb.RevokeSessionRequest) (*pb.RevokeSessionResponse, error) {
+	wait, err := parseWait(req.GetWait())
+	if err != nil {
+		return nil, s.status(ctx, err)
+	}
+	r, rev, err := s.auth.RevokeExternal(ctx, actorFrom(ctx), req.GetIssuer(), req.GetSessionId(), req.GetTokenId(), req.GetReason())
+	if err != nil {
+		return nil, s.status(ctx, err)
+	}
+	attrs := map[string]string{authority.AttrIssuer: r.Issuer}
+	if r.TokenID != "" {
+		attrs["token_id"] = r.TokenID
+	}
+	resp := &pb.RevokeSessionResponse{Session: &pb.Session{
+		SessionId: r.SessionID, TenantId: r.TenantID, Attributes: attrs, RevokeTime: ts(r.RevokeTime),
+		AccessExpireTime: ts(r.KeepUntil), RevokeReason: r.Reason, RevokedBy: r.RevokedBy,
+	}}
+	if req.GetWait() != "" {
+		resp.Enforcement = s.enforcement(ctx, rev, wait)
+	}
+	return resp, nil
 }

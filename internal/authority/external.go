@@ -69,6 +69,9 @@ func (a *Authority) verifyExternal(tx storage.ReadTx, in VerifyInput, addr netip
 	if ban, err := refusal(tx, sub, "", now); err != nil || ban != nil {
 		return storage.Session{}, time.Time{}, firstErr(err, ban)
 	}
+	if err := externalRevoked(tx, rec.URL, claims.SessionID, claims.TokenID, now); err != nil {
+		return storage.Session{}, time.Time{}, err
+	}
 	if in.Capability != "" {
 		if ban, err := refusal(tx, sub, in.Capability, now); err != nil || ban != nil {
 			return storage.Session{}, time.Time{}, firstErr(err, ban)

@@ -135,8 +135,12 @@ func (a *Authority) RunIssuerFetcher(ctx context.Context) {
 }
 
 // RefreshDueIssuers fetches the keys of every issuer whose next fetch time
-// has come, or whose refetch was asked (IssuerKeyMissing).
+// has come, or whose refetch was asked (IssuerKeyMissing), and sweeps the
+// external revocations past their time.
 func (a *Authority) RefreshDueIssuers(ctx context.Context) {
+	if err := a.sweepExternalRevocations(ctx); err != nil && ctx.Err() == nil {
+		a.log.Warn("sweeping external revocations", "error", err)
+	}
 	list, err := a.ListIssuers(ctx)
 	if err != nil {
 		if ctx.Err() == nil {

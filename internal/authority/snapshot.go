@@ -31,6 +31,9 @@ type SnapshotSink interface {
 // their keys, right after Begin (before any ban).
 type IssuerSink interface {
 	Issuers(list []storage.Issuer) error
+	// ExternalRevocation takes each revocation of an external session or
+	// token still in force, after the revoked sessions.
+	ExternalRevocation(r *storage.ExternalRevocation) error
 }
 
 func streamIssuers(tx storage.ReadTx, sink IssuerSink) error {
@@ -83,6 +86,9 @@ func (a *Authority) StreamSnapshot(ctx context.Context, sink SnapshotSink) error
 					return err
 				}
 			}
+		}
+		if is, ok := sink.(IssuerSink); ok {
+			return streamExternalRevocations(tx, is, now) // extrevoke.go
 		}
 		return nil
 	})

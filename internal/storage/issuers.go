@@ -1,6 +1,9 @@
 package storage
 
-import "time"
+import (
+	"fmt"
+	"time"
+)
 
 // Issuer is a trusted external OpenID Connect issuer: its settings, the
 // public keys last fetched from its JWKS, and how the fetches went. It is
@@ -56,3 +59,61 @@ const (
 	EventIssuerUpdated EventKind = "issuer.updated"
 	EventIssuerDeleted EventKind = "issuer.deleted"
 )
+
+// ExternalRevocation revokes one session (by the issuer's session claim)
+// or one token (by its jti) of an external issuer. It is kept until
+// KeepUntil, when no token it refuses can still be valid (the issuer's
+// max token lifetime and leeway after the revocation), then swept.
+type ExternalRevocation struct {
+	Issuer     string
+	SessionID  string // the session claim's value; "" when TokenID is set
+	TokenID    string // the jti; "" when SessionID is set
+	TenantID   string // the issuer's tenant at the time
+	RevokeTime time.Time
+	KeepUntil  time.Time
+	Reason     string
+	RevokedBy  string
+}
+
+// Key is the revocation's key: issuer, kind and value joined by NUL (none
+// of them may contain one).
+func (r ExternalRevocation) Key() string {
+	if r.TokenID != "" {
+		return ExternalRevocationKey(r.Issuer, "", r.TokenID)
+	}
+	return ExternalRevocationKey(r.Issuer, r.SessionID, "")
+}
+
+// ExternalRevocationKey is the key of the revocation of an issuer's
+// session sid, or (sid "") of its token jti.
+func ExternalRevocationKey(issuer, sid, jti string) string {
+	if jti != "" {
+		return issuer + "\x00jti\x00" + jti
+	}
+	return issuer + "\x00sid\x00" + sid
+}
+
+// UTC returns r with every time in UTC.
+func (r ExternalRevocation) UTC() ExternalRevocation {
+	utc(&r.RevokeTime, &r.KeepUntil)
+	return r
+}
+
+// CheckKeys checks the fields of the revocation's key: an issuer and
+// exactly one of SessionID and TokenID.
+func (r ExternalRevocation) CheckKeys() error {
+	if err := keyParts("issuer URL", r.Issuer); err != nil {
+		return err
+	}
+	if (r.SessionID == "") == (r.TokenID == "") {
+		return fmt.Errorf("%w: an external revocation names a session or a token, exactly one", ErrInvalidRecord)
+	}
+	if err := checkKeyPart("session ID", r.SessionID, true); err != nil {
+		return err
+	}
+	return checkKeyPart("token ID", r.TokenID, true)
+}
+
+// EventExternalRevoked: an external issuer's session or token was
+// revoked. Its payload is Event.Revocation.
+const EventExternalRevoked EventKind = "external.revoked"

@@ -176,7 +176,7 @@ const (
 )
 
 // Event is one state change a verifier needs. Exactly one of Ban, Session,
-// Key and Issuer is set, according to Kind. Key never carries the private
+// Key, Issuer and Revocation is set, according to Kind. Key never carries the private
 // key.
 type Event struct {
 	Kind    EventKind
@@ -185,6 +185,8 @@ type Event struct {
 	Session *Session
 	Key     *SigningKey
 	Issuer  *Issuer `json:",omitempty"`
+	// Revocation is the payload of EventExternalRevoked.
+	Revocation *ExternalRevocation `json:",omitempty"`
 }
 
 // Change is everything one Update emitted, under one revision.

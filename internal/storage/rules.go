@@ -63,6 +63,10 @@ func (e Event) UTC() Event {
 		i := e.Issuer.UTC()
 		e.Issuer = &i
 	}
+	if e.Revocation != nil {
+		r := e.Revocation.UTC()
+		e.Revocation = &r
+	}
 	return e
 }
 
@@ -71,7 +75,7 @@ func (e Event) UTC() Event {
 // ErrInvalidEvent.
 func (e Event) Check() error {
 	n := 0
-	for _, set := range []bool{e.Ban != nil, e.Session != nil, e.Key != nil, e.Issuer != nil} {
+	for _, set := range []bool{e.Ban != nil, e.Session != nil, e.Key != nil, e.Issuer != nil, e.Revocation != nil} {
 		if set {
 			n++
 		}
@@ -89,6 +93,8 @@ func (e Event) Check() error {
 		ok = e.Key != nil
 	case EventIssuerUpdated, EventIssuerDeleted:
 		ok = e.Issuer != nil
+	case EventExternalRevoked:
+		ok = e.Revocation != nil
 	}
 	if !ok {
 		return fmt.Errorf("%w: %q carries the wrong payload", ErrInvalidEvent, e.Kind)

@@ -498,7 +498,15 @@ type RevokedSession struct {
 	// When its last access token expires: forget the session after that.
 	AccessExpireTime *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=access_expire_time,json=accessExpireTime,proto3" json:"access_expire_time,omitempty"`
 	// Why it was revoked.
-	Reason        string `protobuf:"bytes,6,opt,name=reason,proto3" json:"reason,omitempty"`
+	Reason string `protobuf:"bytes,6,opt,name=reason,proto3" json:"reason,omitempty"`
+	// Set for a session or token of an external issuer (RevokeSession with
+	// issuer): the issuer's URL. session_id is then the issuer's session
+	// claim, or empty when token_id names the one token revoked; tenant_id is
+	// the issuer's tenant, user_id empty; access_expire_time is when the
+	// revocation may be forgotten (the issuer's max_token_lifetime after it).
+	Issuer string `protobuf:"bytes,7,opt,name=issuer,proto3" json:"issuer,omitempty"`
+	// With issuer: the "jti" of the revoked token (session_id empty).
+	TokenId       string `protobuf:"bytes,8,opt,name=token_id,json=tokenId,proto3" json:"token_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -571,6 +579,20 @@ func (x *RevokedSession) GetAccessExpireTime() *timestamppb.Timestamp {
 func (x *RevokedSession) GetReason() string {
 	if x != nil {
 		return x.Reason
+	}
+	return ""
+}
+
+func (x *RevokedSession) GetIssuer() string {
+	if x != nil {
+		return x.Issuer
+	}
+	return ""
+}
+
+func (x *RevokedSession) GetTokenId() string {
+	if x != nil {
+		return x.TokenId
 	}
 	return ""
 }
@@ -1403,7 +1425,7 @@ const file_portcullis_v1_event_service_proto_rawDesc = "" +
 	"\x06Change\x12,\n" +
 	"\x06events\x18\x01 \x03(\v2\x14.portcullis.v1.EventR\x06events\"\f\n" +
 	"\n" +
-	"Checkpoint\"\x84\x02\n" +
+	"Checkpoint\"\xb7\x02\n" +
 	"\x0eRevokedSession\x12\x1d\n" +
 	"\n" +
 	"session_id\x18\x01 \x01(\tR\tsessionId\x12\x1b\n" +
@@ -1412,7 +1434,9 @@ const file_portcullis_v1_event_service_proto_rawDesc = "" +
 	"\vrevoke_time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"revokeTime\x12H\n" +
 	"\x12access_expire_time\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\x10accessExpireTime\x12\x16\n" +
-	"\x06reason\x18\x06 \x01(\tR\x06reason\"\xf7\x03\n" +
+	"\x06reason\x18\x06 \x01(\tR\x06reason\x12\x16\n" +
+	"\x06issuer\x18\a \x01(\tR\x06issuer\x12\x19\n" +
+	"\btoken_id\x18\b \x01(\tR\atokenId\"\xf7\x03\n" +
 	"\x05Event\x12.\n" +
 	"\x04time\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x125\n" +
 	"\vban_created\x18\x02 \x01(\v2\x12.portcullis.v1.BanH\x00R\n" +

@@ -57,3 +57,54 @@ func (t *writeTx) DeleteIssuer(url string) error {
 	}
 	return t.del(bucketIssuers, "issuer", []byte(url))
 }
+
+// bucketExternalRevocations: ExternalRevocation.Key() -> JSON
+// storage.ExternalRevocation; created by the first write, like
+// bucketIssuers.
+var bucketExternalRevocations = []byte("external_revocations")
+
+func (t *readTx) ExternalRevocation(key string) (storage.ExternalRevocation, error) {
+	if err := t.usable(); err != nil {
+		return storage.ExternalRevocation{}, err
+	}
+	if t.tx.Bucket(bucketExternalRevocations) == nil {
+		return storage.ExternalRevocation{}, notFound("external revocation", key)
+	}
+	r, ok, err := get[storage.ExternalRevocation](t, bucketExternalRevocations, "external revocation", []byte(key))
+	if err == nil && !ok {
+		err = notFound("external revocation", key)
+	}
+	return r, err
+}
+
+func (t *readTx) ExternalRevocations() iter.Seq2[storage.ExternalRevocation, error] {
+	if t.usable() == nil && t.tx.Bucket(bucketExternalRevocations) == nil {
+		return func(func(storage.ExternalRevocation, error) bool) {}
+	}
+	return scan(t, scanSpec{primary: bucketExternalRevocations, kind: "external revocation"}, func(*storage.ExternalRevocation) bool { return true })
+}
+
+func (t *writeTx) PutExternalRevocation(r storage.ExternalRevocation) error {
+	if err := t.usable(); err != nil {
+		return err
+	}
+	if err := r.CheckKeys(); err != nil {
+		return err
+	}
+	if _, err := t.tx.CreateBucketIfNotExists(bucketExternalRevocations); err != nil {
+		return fmt.Errorf("storage/bolt: create bucket %s: %w", bucketExternalRevocations, err)
+	}
+	return t.put(bucketExternalRevocations, "external revocation", []byte(r.Key()), r.UTC())
+}
+
+// DeleteExternalRevocation removes a revocation; an absent one is not an
+// error.
+func (t *writeTx) DeleteExternalRevocation(key string) error {
+	if err := t.usable(); err != nil {
+		return err
+	}
+	if t.tx.Bucket(bucketExternalRevocations) == nil {
+		return nil
+	}
+	return t.del(bucketExternalRevocations, "external revocation", []byte(key))
+}

@@ -46,3 +46,43 @@ func (t *txn) DeleteIssuer(url string) error {
 	t.del(bucketIssuers, t.k.issuer(url))
 	return nil
 }
+
+// bucketExternalRevocations: <prefix>/extrevoked/<hex of the key> -> JSON
+// storage.ExternalRevocation (hex: the key holds NUL bytes).
+const bucketExternalRevocations = "extrevoked"
+
+func (k keyspace) externalRevocation(key string) string {
+	return k.record(bucketExternalRevocations, hex.EncodeToString([]byte(key)))
+}
+
+func (t *txn) ExternalRevocation(key string) (storage.ExternalRevocation, error) {
+	r, ok, err := getRecord[storage.ExternalRevocation](t, bucketExternalRevocations, "external revocation", t.k.externalRevocation(key))
+	if err == nil && !ok {
+		err = notFound("external revocation", key)
+	}
+	return r, err
+}
+
+func (t *txn) ExternalRevocations() iter.Seq2[storage.ExternalRevocation, error] {
+	return scanRecords(t, bucketExternalRevocations, "external revocation", "", func(*storage.ExternalRevocation) bool { return true })
+}
+
+func (t *txn) PutExternalRevocation(r storage.ExternalRevocation) error {
+	if err := t.canWrite(); err != nil {
+		return err
+	}
+	if err := r.CheckKeys(); err != nil {
+		return err
+	}
+	return t.put("external revocation", t.k.externalRevocation(r.Key()), r.UTC())
+}
+
+// DeleteExternalRevocation removes a revocation; an absent one is not an
+// error.
+func (t *txn) DeleteExternalRevocation(key string) error {
+	if err := t.canWrite(); err != nil {
+		return err
+	}
+	t.del(bucketExternalRevocations, t.k.externalRevocation(key))
+	return nil
+}

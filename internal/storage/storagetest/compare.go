@@ -100,6 +100,10 @@ func normEvent(e storage.Event) storage.Event {
 		i := normIssuer(*e.Issuer)
 		e.Issuer = &i
 	}
+	if e.Revocation != nil {
+		r := normRevocation(*e.Revocation)
+		e.Revocation = &r
+	}
 	return e
 }
 

@@ -113,3 +113,81 @@ func testIssuers(t *testing.T, newStore func(*testing.T) storage.Store) {
 		t.Errorf("PutIssuer without URL: %v, want ErrInvalidRecord", err)
 	}
 }
+
+func normRevocation(r storage.ExternalRevocation) storage.ExternalRevocation {
+	normTime(&r.RevokeTime)
+	normTime(&r.KeepUntil)
+	return r
+}
+
+func revocationKey(r storage.ExternalRevocation) string { return r.Key() }
+
+// testExternalRevocations: revocations of external sessions and tokens
+// are keyed by issuer, kind and value (a sid and a jti of the same value
+// are two records), listed by key, carried by events, deleted
+// idempotently; a revocation naming both or neither is refused.
+func testExternalRevocations(t *testing.T, newStore func(*testing.T) storage.Store) {
+	s := newStore(t)
+	view(t, s, func(tx storage.ReadTx) error {
+		if _, err := tx.ExternalRevocation(storage.ExternalRevocationKey("https://idp.example", "s1", "")); !errors.Is(err, storage.ErrNotFound) {
+			t.Errorf("ExternalRevocation on an empty store: %v, want ErrNotFound", err)
+		}
+		got, err := collect(tx.ExternalRevocations())
+		if err != nil || len(got) != 0 {
+			t.Errorf("ExternalRevocations on an empty store: %v, %v", got, err)
+		}
+		return nil
+	})
+	sid := storage.ExternalRevocation{Issuer: "https://idp.example/r", SessionID: "x1", TenantID: "acme",
+		RevokeTime: at(0), KeepUntil: at(24 * time.Hour), Reason: "stolen laptop", RevokedBy: "admin"}
+	jti := sid
+	jti.SessionID, jti.TokenID = "", "x1"
+	other := sid
+	other.Issuer = "https://idp.example/a"
+	rev := update(t, s, func(tx storage.Tx) error {
+		for _, r := range []storage.ExternalRevocation{sid, jti, other} {
+			if err := tx.PutExternalRevocation(r); err != nil {
+				return err
+			}
+		}
+		return tx.Emit(storage.Event{Kind: storage.EventExternalRevoked, Time: at(0), Revocation: &jti})
+	})
+	list := func() []storage.ExternalRevocation {
+		var got []storage.ExternalRevocation
+		view(t, s, func(tx storage.ReadTx) error {
+			var err error
+			got, err = collect(tx.ExternalRevocations())
+			return err
+		})
+		return got
+	}
+	sameList(t, "ExternalRevocations()", list(), []storage.ExternalRevocation{other, jti, sid}, normRevocation, revocationKey)
+	view(t, s, func(tx storage.ReadTx) error {
+		got, err := tx.ExternalRevocation(storage.ExternalRevocationKey(jti.Issuer, "", "x1"))
+		if err != nil {
+			t.Fatalf("ExternalRevocation(jti): %v", err)
+		}
+		same(t, "ExternalRevocation(jti)", got, jti, normRevocation)
+		return nil
+	})
+	w := watch(t, s, rev-1)
+	ch := next(t, w)
+	if len(ch.Events) != 1 || ch.Events[0].Kind != storage.EventExternalRevoked || ch.Events[0].Revocation == nil {
+		t.Fatalf("revocation event: %s", show(ch))
+	}
+	same(t, "event's revocation", *ch.Events[0].Revocation, jti, normRevocation)
+	update(t, s, func(tx storage.Tx) error {
+		if err := tx.DeleteExternalRevocation(sid.Key()); err != nil {
+			return err
+		}
+		return tx.DeleteExternalRevocation(sid.Key())
+	})
+	sameList(t, "ExternalRevocations() after delete", list(), []storage.ExternalRevocation{other, jti}, normRevocation, revocationKey)
+	both := sid
+	both.TokenID = "t"
+	for name, r := range map[string]storage.ExternalRevocation{"both": both, "neither": {Issuer: "https://idp.example"}} {
+		if _, err := s.Update(t.Context(), func(tx storage.Tx) error { return tx.PutExternalRevocation(r) }); !errors.Is(err, storage.ErrInvalidRecord) {
+			t.Errorf("PutExternalRevocation naming %s: %v, want ErrInvalidRecord", name, err)
+		}
+	}
+}
