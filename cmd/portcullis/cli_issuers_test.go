@@ -31,6 +31,16 @@ func TestCLIIssuers(t *testing.T) {
 	if !strings.Contains(list, idp.URL) || !strings.Contains(list, idp.KeyID()) || !strings.Contains(list, "LAST_SUCCESS") {
 		t.Fatalf("issuers list: %q", list)
 	}
+	out = e.ok("revoke", "--issuer", idp.URL, "--sid", "idp-session-1", "--reason", "stolen")
+	if !strings.Contains(out, "revoked session idp-session-1 of issuer "+idp.URL+" until ") {
+		t.Fatalf("revoke --issuer --sid: %q", out)
+	}
+	if out := e.ok("revoke", "--issuer", idp.URL, "--jti", "idp-token-1"); !strings.Contains(out, "revoked token idp-token-1") {
+		t.Fatalf("revoke --issuer --jti: %q", out)
+	}
+	if code, _, errs := e.run("revoke", "--issuer", idp.URL, "--sid", "a", "--jti", "b"); code != exitUsage {
+		t.Fatalf("revoke with --sid and --jti: %d %q", code, errs)
+	}
 	idp.Close()
 	e.ok("issuers", "update", idp.URL, "--tenant", "acme", "--audience", testidp.ClientID)
 	list = e.ok("issuers", "list", "-o", "json")
