@@ -1,6 +1,7 @@
 package client_test
 
 import (
+	"context"
 	"crypto/x509"
 	"encoding/base64"
 	"errors"
@@ -381,4 +382,40 @@ func TestExternalIssuerRevocation(t *testing.T) {
 	wantStatus(t, "unknown issuer", err, codes.NotFound, pb.ErrorReason_NOT_FOUND)
 	_, err = x.admin.Sessions.RevokeSession(ctx, &pb.RevokeSessionRequest{Issuer: x.idp.URL, SessionId: "s", TokenId: "t"})
 	wantStatus(t, "both sid and jti", err, codes.InvalidArgument, pb.ErrorReason_INVALID_ARGUMENT)
+}
+
+// TestExternalIssuerReplicas: two replicas over one etcd store; an issuer
+// added through one is used by the mirror of the other, and a ban made on
+// the first refuses the token at that mirror.
+func TestExternalIssuerReplicas(t *testing.T) {
+	idp := testidp.Start(t)
+	rs, _ := startReplicas(t, 2, authoritytest.WallClock())
+	ctx := t.Context()
+	m, stop, err := client.StartMirror(ctx, rs[1].Dial(), client.MirrorOptions{Clock: rs[1].Clock().Now})
+	if err != nil {
+		t.Fatalf("StartMirror on replica 2: %v", err)
+	}
+	defer stop()
+	if _, err := rs[0].admin.Issuers.CreateIssuer(ctx, &pb.CreateIssuerRequest{Issuer: &pb.Issuer{
+		Issuer: idp.URL, TenantId: "acme", Audiences: []string{testidp.ClientID}}}); err != nil {
+		t.Fatalf("CreateIssuer on replica 1: %v", err)
+	}
+	tok := login(t, idp, "alice")
+	// The issuer's event reaches replica 2's mirror: wait for it on the
+	// authority's revision, then check.
+	wctx, cancel := context.WithTimeout(ctx, hang)
+	defer cancel()
+	if err := m.WaitRevision(wctx, rs[0].Revision()); err != nil {
+		t.Fatalf("WaitRevision: %v", err)
+	}
+	if _, err := m.Check(ctx, tok, client.CheckInput{}); err != nil {
+		t.Fatalf("replica 2's mirror, issuer added on replica 1: %v", err)
+	}
+	if _, err := rs[0].admin.Bans.CreateBan(ctx, &pb.CreateBanRequest{TenantId: "acme",
+		Subject: &pb.Subject{Kind: &pb.Subject_UserId{UserId: "alice"}}, Wait: "30s"}); err != nil {
+		t.Fatalf("CreateBan: %v", err)
+	}
+	if _, err := m.Check(ctx, tok, client.CheckInput{}); !errors.Is(err, client.ErrUserBanned) {
+		t.Fatalf("after a ban on replica 1: %v, want ErrUserBanned", err)
+	}
 }
