@@ -34,6 +34,7 @@ func (s *Server) newIssuerService() issuerService {
 			issuerFetchers.Delete(s)
 		}()
 		go s.auth.RunIssuerFetcher(ctx)
+		_ = s.metrics.reg.Register(issuerCollector{s: s}) // issuermetrics.go
 	}
 	return issuerService{Server: s}
 }
