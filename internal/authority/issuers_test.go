@@ -150,4 +150,3 @@ func TestIssuerRefetchAndSweep(t *testing.T) {
 		t.Fatalf("%d revocations after the max token lifetime, want 0", n)
 	}
 }
-
