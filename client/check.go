@@ -208,7 +208,7 @@ func (st *state) refusal(s *subject, now int64) error {
 	if until, ok := st.revoked.get(s.sessionH, s.session); ok && now < until {
 		return fmt.Errorf("%w: session %s", ErrSessionRevoked, printableKey(s.session))
 	}
-	if s.token != "" {
+	if s.token != "" && st.jtiRevoked > 0 {
 		if until, ok := st.revoked.get(s.tokenH, s.token); ok && now < until {
 			return fmt.Errorf("%w: token %s", ErrSessionRevoked, printableKey(s.token))
 		}

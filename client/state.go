@@ -37,6 +37,9 @@ type state struct {
 	devices index[string, banRec] // by device ID, any tenant
 	ips     *ipTable
 	revoked index[string, int64] // session ID -> its access_expire_time (unix ns)
+	// jtiRevoked counts (at least) the revocations of external tokens by
+	// jti in revoked: while it is 0, a check skips that lookup.
+	jtiRevoked int
 	nBans   int
 
 	// nextExpiry is no later than the earliest expiry among the temporary
@@ -564,6 +567,9 @@ func (b *builder) revoke(r *pb.RevokedSession) {
 	if until == 0 {
 		until = math.MaxInt64 // no bound given: keep it until a reset
 	}
+	if r.GetIssuer() != "" && r.GetTokenId() != "" {
+		b.s.jtiRevoked++
+	}
 	h := strHash(sid)
 	if b.inPlace {
 		b.s.revoked.add(h, b.keys.copy(sid), until) // the snapshot builder deduplicates
@@ -634,11 +640,15 @@ func (s *state) pruned(now int64) *state {
 	})
 	dropped += n
 	c.nBans -= dropped
+	c.jtiRevoked = 0
 	c.revoked, _ = s.revoked.filter(func(e *entry[string, int64]) bool {
 		if now >= e.v {
 			return false
 		}
 		b.noteExpiry(e.v)
+		if strings.HasPrefix(e.k, extTokenPrefix) {
+			c.jtiRevoked++
+		}
 		return true
 	})
 	keys := make(map[string]verificationKey, len(s.keys))

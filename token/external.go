@@ -10,6 +10,7 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"fmt"
+	"math"
 	"slices"
 	"strings"
 	"time"
@@ -111,15 +112,47 @@ type ExternalClaims struct {
 }
 
 // externalPayload is what VerifyExternal reads of the claims itself.
+// Times are read as float64 seconds (what encoding/json makes of a JSON
+// number, as jwt.NumericDate reads them) and aud as a string or an array
+// of strings (audience), without golang-jwt's per-claim allocations.
 type externalPayload struct {
-	Issuer    string           `json:"iss"`
-	Subject   string           `json:"sub"`
-	SessionID string           `json:"sid"`
-	ID        string           `json:"jti"`
-	Audience  jwt.ClaimStrings `json:"aud"`
-	ExpiresAt *jwt.NumericDate `json:"exp"`
-	NotBefore *jwt.NumericDate `json:"nbf"`
-	IssuedAt  *jwt.NumericDate `json:"iat"`
+	Issuer    string   `json:"iss"`
+	Subject   string   `json:"sub"`
+	SessionID string   `json:"sid"`
+	ID        string   `json:"jti"`
+	Audience  audience `json:"aud"`
+	ExpiresAt *float64 `json:"exp"`
+	NotBefore *float64 `json:"nbf"`
+	IssuedAt  *float64 `json:"iat"`
+}
+
+// audience is "aud": a string or an array of strings (RFC 7519 4.1.3).
+type audience []string
+
+func (a *audience) UnmarshalJSON(b []byte) error {
+	b = bytes.TrimSpace(b)
+	if len(b) > 0 && b[0] == '"' {
+		var s string
+		if err := json.Unmarshal(b, &s); err != nil {
+			return err
+		}
+		*a = audience{s}
+		return nil
+	}
+	var list []string
+	if err := json.Unmarshal(b, &list); err != nil {
+		return err
+	}
+	*a = list
+	return nil
+}
+
+// secondsTime converts NumericDate seconds into a time as golang-jwt does
+// (jwt.NewNumericDate of the seconds, at its default TimePrecision of a
+// second).
+func secondsTime(f float64) time.Time {
+	whole, frac := math.Modf(f)
+	return time.Unix(int64(whole), int64(frac*1e9)).Truncate(jwt.TimePrecision)
 }
 
 // PeekHeader returns a token's unverified "alg" and "kid" ("" when
@@ -146,10 +179,17 @@ func PeekHeader(tok string) (alg, kid string) {
 // and the user claim. Errors wrap ErrExpired or ErrInvalid. The signature
 // is checked by golang-jwt's signing methods (the same library Sign uses).
 func VerifyExternal(tok string, now time.Time, issuer func(iss string) (*ExternalIssuer, bool)) (*ExternalClaims, error) {
-	parts := strings.Split(tok, ".")
-	if len(parts) != 3 {
+	dot1 := strings.IndexByte(tok, '.')
+	dot2 := -1
+	if dot1 >= 0 {
+		if d := strings.IndexByte(tok[dot1+1:], '.'); d >= 0 {
+			dot2 = dot1 + 1 + d
+		}
+	}
+	if dot2 < 0 || strings.IndexByte(tok[dot2+1:], '.') >= 0 {
 		return nil, invalidf("token contains an invalid number of segments")
 	}
+	parts := [3]string{tok[:dot1], tok[dot1+1 : dot2], tok[dot2+1:]}
 	var hbuf [256]byte
 	header, err := decodeSegment(hbuf[:], parts[0])
 	if err != nil {
@@ -163,8 +203,8 @@ func VerifyExternal(tok string, now time.Time, issuer func(iss string) (*Externa
 	if err != nil {
 		return nil, invalidf("could not base64 decode claims: %v", err)
 	}
-	var p externalPayload
-	if err := json.Unmarshal(payload, &p); err != nil {
+	p, err := decodePayload(payload) // extclaims.go
+	if err != nil {
 		return nil, invalidf("could not JSON decode claims: %v", err)
 	}
 	is, ok := issuer(p.Issuer)
@@ -184,7 +224,8 @@ func VerifyExternal(tok string, now time.Time, issuer func(iss string) (*Externa
 	if !slices.Contains(key.Algorithms, alg) {
 		return nil, invalidf("signing method %.20q is not one of key %s: %v", alg, kid, key.Algorithms)
 	}
-	sig, err := decodeSegment(nil, parts[2])
+	var sbuf [512]byte // an RSA-4096 signature
+	sig, err := decodeSegment(sbuf[:], parts[2])
 	if err != nil {
 		return nil, invalidf("could not base64 decode signature: %v", err)
 	}
@@ -192,16 +233,16 @@ func VerifyExternal(tok string, now time.Time, issuer func(iss string) (*Externa
 	if method == nil {
 		return nil, invalidf("signing method %q is not available", alg)
 	}
-	if err := method.Verify(tok[:len(parts[0])+1+len(parts[1])], sig, key.Key); err != nil {
+	if err := method.Verify(tok[:dot2], sig, key.Key); err != nil {
 		return nil, invalidf("signature is invalid")
 	}
 	c := &ExternalClaims{Issuer: p.Issuer, TokenID: p.ID, Raw: json.RawMessage(payload)}
 	if err := checkExternal(&p, is, now); err != nil {
 		return nil, err
 	}
-	c.ExpireTime = p.ExpiresAt.Time.UTC()
+	c.ExpireTime = secondsTime(*p.ExpiresAt).UTC()
 	if p.IssuedAt != nil {
-		c.IssueTime = p.IssuedAt.Time.UTC()
+		c.IssueTime = secondsTime(*p.IssuedAt).UTC()
 	}
 	c.UserID, c.SessionID = p.Subject, p.SessionID
 	if (is.UserClaim != "" && is.UserClaim != "sub") || (is.SessionClaim != "" && is.SessionClaim != "sid") {
@@ -225,22 +266,24 @@ func VerifyExternal(tok string, now time.Time, issuer func(iss string) (*Externa
 // checkExternal applies the time, lifetime and audience checks.
 func checkExternal(p *externalPayload, is *ExternalIssuer, now time.Time) error {
 	lee := is.Leeway
-	switch {
-	case p.ExpiresAt == nil:
+	if p.ExpiresAt == nil {
 		return invalidf("exp claim is required")
-	case !now.Before(p.ExpiresAt.Time.Add(lee)):
+	}
+	exp := secondsTime(*p.ExpiresAt)
+	switch {
+	case !now.Before(exp.Add(lee)):
 		return ErrExpired
-	case p.NotBefore != nil && now.Add(lee).Before(p.NotBefore.Time):
+	case p.NotBefore != nil && now.Add(lee).Before(secondsTime(*p.NotBefore)):
 		return invalidf("token is not valid yet")
-	case p.IssuedAt != nil && now.Add(lee).Before(p.IssuedAt.Time):
+	case p.IssuedAt != nil && now.Add(lee).Before(secondsTime(*p.IssuedAt)):
 		return invalidf("token used before issued")
 	}
 	if is.MaxLifetime > 0 {
 		from := now
 		if p.IssuedAt != nil {
-			from = p.IssuedAt.Time
+			from = secondsTime(*p.IssuedAt)
 		}
-		if p.ExpiresAt.Time.Sub(from) > is.MaxLifetime+lee {
+		if exp.Sub(from) > is.MaxLifetime+lee {
 			return invalidf("token lives longer than the issuer's max token lifetime %s", is.MaxLifetime)
 		}
 	}

@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -124,4 +125,32 @@ func TestExternalRefusals(t *testing.T) {
 	if _, err := token.VerifyExternal(toks[0], extNow, none); err == nil {
 		t.Error("accepted an unknown issuer")
 	}
+}
+
+// FuzzExternalClaims: the fast reader of external claims (extclaims.go)
+// and encoding/json, which it stands in for, agree on every input: when
+// the fast reader takes a payload, encoding/json decodes it without error
+// to the same claims.
+func FuzzExternalClaims(f *testing.F) {
+	for _, s := range []string{
+		`{"iss":"https://idp.example","sub":"alice","sid":"s1","jti":"t1","aud":["api","account"],"exp":1900000000,"iat":1899999000,"nbf":1899999000}`,
+		`{"aud":"api","realm_access":{"roles":["a","b"]},"email_verified":true,"x":null,"n":-1.5e3,"s":"\u00e9\n"}`,
+		`{"ISS":"x"}`, `{"iss":"a","iss":"b"}`, `{"exp":1.5}`, `{"exp":"1"}`, `{"aud":[]}`, `{"aud":null}`,
+		`{"iss":"caf\u00e9"}`, `{"a":[[[[{}]]]]}`, `{"exp":01}`, `[]`, `{} x`, `{"a":tru}`, `{"sub":"é"}`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		fast, ok := token.FastPayload(b)
+		if !ok {
+			return
+		}
+		slow, err := token.SlowPayload(b)
+		if err != nil {
+			t.Fatalf("fast reader took %q, encoding/json refuses it: %v", b, err)
+		}
+		if fmt.Sprint(fast) != fmt.Sprint(slow) {
+			t.Fatalf("%q:\n fast %v\n json %v", b, fast, slow)
+		}
+	})
 }
