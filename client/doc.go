@@ -38,7 +38,6 @@
 //     revocation concerning them arrives. StartMirror runs one and waits
 //     until it has loaded, failing fast on a refused API key; NewMirror
 //     and Run are for a service (or test) that runs it itself.
-//
 //   - Tokens of external OIDC issuers (external.go): the issuers and their
 //     keys come with the event stream (issuer_updated, issuer_deleted,
 //     Snapshot.issuers), so a check never calls the identity provider; a

@@ -40,7 +40,7 @@ type state struct {
 	// jtiRevoked counts (at least) the revocations of external tokens by
 	// jti in revoked: while it is 0, a check skips that lookup.
 	jtiRevoked int
-	nBans   int
+	nBans      int
 
 	// nextExpiry is no later than the earliest expiry among the temporary
 	// bans, revoked sessions and retiring keys held (0: none): the prune
