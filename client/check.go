@@ -56,12 +56,14 @@ const (
 // Check verifies an access token against the mirror, in the authority's
 // order (VerifySession gives the same answers):
 //  1. the signature, with the mirror's keys, and the issuer:
-//     ErrTokenInvalid;
+//     ErrTokenInvalid (a token whose kid is not one of the authority's
+//     keys is verified as an external issuer's: see external.go);
 //  2. expiry: ErrTokenExpired;
 //  3. an active full ban on the user, the device (the token's "did" claim
 //     and in.DeviceID) or in.ClientIP, in the token's tenant or "*":
 //     a *BanError (ErrUserBanned, ErrDeviceBanned, ErrIPBanned);
-//  4. revocation of the session: ErrSessionRevoked;
+//  4. revocation of the session (for an external token, of its session
+//     claim or of its jti): ErrSessionRevoked;
 //  5. a ban restricting in.Capability: a *BanError
 //     (ErrCapabilityRestricted).
 //
