@@ -155,6 +155,21 @@ func TestExternalIssuerAcceptAndBan(t *testing.T) {
 	if _, err := x.mirror.Check(ctx, tok, client.CheckInput{}); err != nil {
 		t.Fatalf("Check after the lift: %v", err)
 	}
+
+	// Deleting the issuer refuses its tokens, cached ones included.
+	if _, err := x.admin.Issuers.DeleteIssuer(ctx, &pb.DeleteIssuerRequest{Issuer: x.idp.URL}); err != nil {
+		t.Fatalf("DeleteIssuer: %v", err)
+	}
+	wctx, cancel := context.WithTimeout(ctx, hang)
+	defer cancel()
+	if err := x.mirror.WaitRevision(wctx, x.auth.Revision()); err != nil {
+		t.Fatalf("WaitRevision: %v", err)
+	}
+	if _, err := x.mirror.Check(ctx, tok, client.CheckInput{}); !errors.Is(err, client.ErrTokenInvalid) {
+		t.Fatalf("Check after DeleteIssuer: %v, want ErrTokenInvalid", err)
+	}
+	_, err = x.admin.Sessions.VerifySession(ctx, &pb.VerifySessionRequest{AccessToken: tok})
+	wantStatus(t, "VerifySession after DeleteIssuer", err, codes.Unauthenticated, pb.ErrorReason_TOKEN_INVALID)
 }
 
 // TestExternalIssuerRefusals: what the mirror and VerifySession refuse,
