@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 
 	pb "github.com/portcullis-dev/portcullis/gen/portcullis/v1"
@@ -47,9 +48,13 @@ func startExternal(t *testing.T) *externalSetup {
 	// The OP stamps its tokens with the wall clock: so does the authority.
 	x.auth = authoritytest.Start(t, authoritytest.Options{Clock: authoritytest.WallClock()})
 	x.admin = x.auth.Dial()
-	if _, err := x.admin.Issuers.CreateIssuer(t.Context(), &pb.CreateIssuerRequest{Issuer: &pb.Issuer{
+	// The first call of a new connection waits for it (a loaded machine
+	// may take longer than the in-memory dialer's connect timeout).
+	ctx, cancel := context.WithTimeout(t.Context(), hang)
+	defer cancel()
+	if _, err := x.admin.Issuers.CreateIssuer(ctx, &pb.CreateIssuerRequest{Issuer: &pb.Issuer{
 		Issuer: x.idp.URL, TenantId: "acme", Audiences: []string{testidp.ClientID},
-	}}); err != nil {
+	}}, grpc.WaitForReady(true)); err != nil {
 		t.Fatalf("CreateIssuer: %v", err)
 	}
 	m, stop, err := client.StartMirror(t.Context(), x.auth.Dial(), client.MirrorOptions{
@@ -412,7 +417,7 @@ func TestExternalIssuerReplicas(t *testing.T) {
 	}
 	defer stop()
 	if _, err := rs[0].admin.Issuers.CreateIssuer(ctx, &pb.CreateIssuerRequest{Issuer: &pb.Issuer{
-		Issuer: idp.URL, TenantId: "acme", Audiences: []string{testidp.ClientID}}}); err != nil {
+		Issuer: idp.URL, TenantId: "acme", Audiences: []string{testidp.ClientID}}}, grpc.WaitForReady(true)); err != nil {
 		t.Fatalf("CreateIssuer on replica 1: %v", err)
 	}
 	tok := login(t, idp, "alice")

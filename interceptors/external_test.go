@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	testgrpc "google.golang.org/grpc/interop/grpc_testing"
 
@@ -24,8 +25,10 @@ func TestExternalTokenThroughInterceptors(t *testing.T) {
 	idp := testidp.Start(t)
 	a := authoritytest.Start(t, authoritytest.Options{Clock: authoritytest.WallClock()})
 	admin := a.Dial()
-	if _, err := admin.Issuers.CreateIssuer(t.Context(), &pb.CreateIssuerRequest{Issuer: &pb.Issuer{
-		Issuer: idp.URL, TenantId: "acme", Audiences: []string{testidp.ClientID}}}); err != nil {
+	// The first call of a new connection waits for it (a loaded machine
+	// may take longer than the in-memory dialer's connect timeout).
+	if _, err := admin.Issuers.CreateIssuer(withTimeout(t, context.Background()), &pb.CreateIssuerRequest{Issuer: &pb.Issuer{
+		Issuer: idp.URL, TenantId: "acme", Audiences: []string{testidp.ClientID}}}, grpc.WaitForReady(true)); err != nil {
 		t.Fatalf("CreateIssuer: %v", err)
 	}
 	m, _ := runMirror(t, admin, client.MirrorOptions{Clock: a.Clock().Now, Logger: testLogger(t)})
