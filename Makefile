@@ -68,7 +68,7 @@ bench:
 ## gotest; fuzz-short (part of test) fuzzes each for FUZZTIME_SHORT, fuzz
 ## for FUZZTIME.
 FUZZ_TARGETS := \
-	./token:FuzzVerify ./token:FuzzForgery \
+	./token:FuzzVerify ./token:FuzzForgery ./token:FuzzExternalForgery ./token:FuzzExternalClaims \
 	./internal/authority:FuzzParseDuration ./internal/authority:FuzzParseSubjectIP \
 	./internal/authority:FuzzPageToken ./server:FuzzWatchResume \
 	./internal/storage:FuzzBanDecoder ./server:FuzzBanWire ./client:FuzzWatchCodec

@@ -44,6 +44,13 @@ type verified struct {
 	// Hashes of the user, device and session IDs, with the state's seed:
 	// the lookups of a hit need not hash them again.
 	userH, deviceH, sessionH uint64
+	// revKey is an external token's revocation key (external.go); "" for
+	// the authority's tokens, whose key is their session ID.
+	revKey string
+	// tokKey is the key of an external token's revocation by jti, tokH its
+	// hash; "" without a jti.
+	tokKey string
+	tokH   uint64
 }
 
 // newCache returns a cache of at most size entries, or nil (no caching)

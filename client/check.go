@@ -34,6 +34,16 @@ type Session struct {
 	DeviceID   string    // the "did" claim; "" when the session has none
 	IssueTime  time.Time // the "iat" claim; zero when absent
 	ExpireTime time.Time // the "exp" claim
+
+	// Issuer is the "iss" of an external issuer's token (IssuerService);
+	// "" for the authority's own. For an external token, TenantID is the
+	// issuer's tenant, UserID and SessionID its user and session claims
+	// (SessionID "" when the token has none), TokenID its "jti", and
+	// Claims the token's whole JSON payload, for the claims a handler
+	// needs (roles, email): decode it with encoding/json.
+	Issuer  string
+	TokenID string
+	Claims  string
 }
 
 const (
@@ -46,12 +56,14 @@ const (
 // Check verifies an access token against the mirror, in the authority's
 // order (VerifySession gives the same answers):
 //  1. the signature, with the mirror's keys, and the issuer:
-//     ErrTokenInvalid;
+//     ErrTokenInvalid (a token whose kid is not one of the authority's
+//     keys is verified as an external issuer's: see external.go);
 //  2. expiry: ErrTokenExpired;
 //  3. an active full ban on the user, the device (the token's "did" claim
 //     and in.DeviceID) or in.ClientIP, in the token's tenant or "*":
 //     a *BanError (ErrUserBanned, ErrDeviceBanned, ErrIPBanned);
-//  4. revocation of the session: ErrSessionRevoked;
+//  4. revocation of the session (for an external token, of its session
+//     claim or of its jti): ErrSessionRevoked;
 //  5. a ban restricting in.Capability: a *BanError
 //     (ErrCapabilityRestricted).
 //
@@ -89,7 +101,12 @@ func (m *Mirror) check(tok string, in CheckInput) (*Session, error) {
 	e := m.cache.get(tok, h)
 	if e == nil || e.keyGen != st.keyGen || (e.keyUntil != 0 && nowNs >= e.keyUntil) {
 		var err error
-		if e, err = m.verify(st, tok, h, now); err != nil {
+		if st.isExternal(tok) {
+			e, err = m.verifyExternal(st, tok, h, now) // external.go
+		} else {
+			e, err = m.verify(st, tok, h, now)
+		}
+		if err != nil {
 			return nil, err
 		}
 		m.cache.put(e, nowNs)
@@ -100,7 +117,7 @@ func (m *Mirror) check(tok string, in CheckInput) (*Session, error) {
 	s := subject{
 		tenant: e.sess.TenantID, user: e.sess.UserID, userH: e.userH,
 		device: e.sess.DeviceID, deviceH: e.deviceH,
-		session: e.sess.SessionID, sessionH: e.sessionH,
+		session: e.sessionKey(), sessionH: e.sessionH, token: e.tokKey, tokenH: e.tokH,
 		ip: in.ClientIP, capability: in.Capability,
 	}
 	if in.DeviceID != "" && in.DeviceID != s.device {
@@ -166,6 +183,8 @@ type subject struct {
 	device2H   uint64
 	session    string
 	sessionH   uint64
+	token      string // an external token's revocation key by jti ("" for none)
+	tokenH     uint64
 	ip         netip.Addr
 	capability string
 }
@@ -189,7 +208,12 @@ func (st *state) refusal(s *subject, now int64) error {
 		return banError(m.full, m.fullReason, "")
 	}
 	if until, ok := st.revoked.get(s.sessionH, s.session); ok && now < until {
-		return fmt.Errorf("%w: session %s", ErrSessionRevoked, s.session)
+		return fmt.Errorf("%w: session %s", ErrSessionRevoked, printableKey(s.session))
+	}
+	if s.token != "" && st.jtiRevoked > 0 {
+		if until, ok := st.revoked.get(s.tokenH, s.token); ok && now < until {
+			return fmt.Errorf("%w: token %s", ErrSessionRevoked, printableKey(s.token))
+		}
 	}
 	if m.restricted != nil {
 		return banError(m.restricted, reasonCap, s.capability)

@@ -28,6 +28,8 @@ type Client struct {
 	Keys     pb.KeyServiceClient
 	Audit    pb.AuditServiceClient
 	APIKeys  pb.APIKeyServiceClient
+	// Issuers manages the external OIDC issuers whose tokens mirrors accept.
+	Issuers pb.IssuerServiceClient
 
 	conn *grpc.ClientConn
 }
@@ -141,6 +143,7 @@ func Dial(target string, opts ...Option) (*Client, error) {
 		Keys:     pb.NewKeyServiceClient(conn),
 		Audit:    pb.NewAuditServiceClient(conn),
 		APIKeys:  pb.NewAPIKeyServiceClient(conn),
+		Issuers:  pb.NewIssuerServiceClient(conn),
 		conn:     conn,
 	}, nil
 }

@@ -38,6 +38,15 @@
 //     revocation concerning them arrives. StartMirror runs one and waits
 //     until it has loaded, failing fast on a refused API key; NewMirror
 //     and Run are for a service (or test) that runs it itself.
+//   - Tokens of external OIDC issuers (external.go): the issuers and their
+//     keys come with the event stream (issuer_updated, issuer_deleted,
+//     Snapshot.issuers), so a check never calls the identity provider; a
+//     token whose kid is not one of the authority's keys is verified with
+//     the keys of the issuer its iss names (token.VerifyExternal), cached
+//     like a native token, and checked against the same bans, plus
+//     revocations of its session (issuer and session claim) or of the
+//     token (issuer and jti). Session tells which issuer, user, session,
+//     token and claims.
 //
 // It imports gen/ (the API), token/ (the access-token format it shares
 // with the authority), gRPC, protobuf and the standard library; never

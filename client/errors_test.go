@@ -84,6 +84,7 @@ var errorRows = []struct {
 	{"SNAPSHOT_TOO_SOON", codes.ResourceExhausted, rpcerr.ErrSnapshotTooSoon, false},
 	{"REVISION_NOT_SENT", codes.OutOfRange, rpcerr.ErrRevisionNotSent, false},
 	{"LAST_ADMIN_KEY", codes.FailedPrecondition, rpcerr.ErrLastAdminKey, false},
+	{"ALREADY_EXISTS", codes.AlreadyExists, rpcerr.ErrAlreadyExists, false},
 }
 
 // TestErrorRowsCoverTheEnum: every ErrorReason of the proto has a row.

@@ -28,13 +28,19 @@ type state struct {
 
 	keys   map[string]verificationKey // small: copied whole on change
 	keyGen uint64                     // changes when a key goes away: cached tokens verify again
+	// issuers are the trusted external issuers by URL (external.go); small:
+	// copied whole on change, which also moves keyGen.
+	issuers map[string]*extIssuer
 
 	names   *interner
 	users   index[string, banRec] // by user ID, any tenant
 	devices index[string, banRec] // by device ID, any tenant
 	ips     *ipTable
 	revoked index[string, int64] // session ID -> its access_expire_time (unix ns)
-	nBans   int
+	// jtiRevoked counts (at least) the revocations of external tokens by
+	// jti in revoked: while it is 0, a check skips that lookup.
+	jtiRevoked int
+	nBans      int
 
 	// nextExpiry is no later than the earliest expiry among the temporary
 	// bans, revoked sessions and retiring keys held (0: none): the prune
@@ -333,6 +339,9 @@ func (sb *snapshotBuilder) addPart(snap *pb.Snapshot, wire []wireBan) {
 	for _, k := range snap.GetKeys() {
 		b.putKey(k)
 	}
+	for _, is := range snap.GetIssuers() {
+		b.putIssuer(is)
+	}
 	for _, x := range snap.GetBans() {
 		b.addBan(x)
 	}
@@ -340,8 +349,8 @@ func (sb *snapshotBuilder) addPart(snap *pb.Snapshot, wire []wireBan) {
 		b.addWireBan(&wire[i])
 	}
 	for _, r := range snap.GetRevokedSessions() {
-		if !sb.revoked[r.GetSessionId()] {
-			sb.revoked[r.GetSessionId()] = true
+		if k := revokedKey(r); !sb.revoked[k] {
+			sb.revoked[k] = true
 			b.revoke(r)
 		}
 	}
@@ -550,13 +559,16 @@ func liftBan[K comparable](p index[K, banRec], h uint64, k K, id string) (index[
 }
 
 func (b *builder) revoke(r *pb.RevokedSession) {
-	sid := r.GetSessionId()
+	sid := revokedKey(r) // the session ID, or an external key (external.go)
 	if sid == "" {
 		return
 	}
 	until := unixNanos(r.GetAccessExpireTime())
 	if until == 0 {
 		until = math.MaxInt64 // no bound given: keep it until a reset
+	}
+	if r.GetIssuer() != "" && r.GetTokenId() != "" {
+		b.s.jtiRevoked++
 	}
 	h := strHash(sid)
 	if b.inPlace {
@@ -590,6 +602,10 @@ func (b *builder) applyEvent(e *pb.Event) {
 		// A retired key keeps verifying until verify_until; a retirement
 		// of a key the mirror does not hold adds it (its tokens are valid).
 		b.putKey(k.KeyRetired)
+	case *pb.Event_IssuerUpdated:
+		b.putIssuer(k.IssuerUpdated)
+	case *pb.Event_IssuerDeleted:
+		b.deleteIssuer(k.IssuerDeleted)
 	}
 }
 
@@ -624,11 +640,15 @@ func (s *state) pruned(now int64) *state {
 	})
 	dropped += n
 	c.nBans -= dropped
+	c.jtiRevoked = 0
 	c.revoked, _ = s.revoked.filter(func(e *entry[string, int64]) bool {
 		if now >= e.v {
 			return false
 		}
 		b.noteExpiry(e.v)
+		if strings.HasPrefix(e.k, extTokenPrefix) {
+			c.jtiRevoked++
+		}
 		return true
 	})
 	keys := make(map[string]verificationKey, len(s.keys))

@@ -32,7 +32,8 @@ import (
 func (m *Mirror) Track(s *Session, in CheckInput, cancel func(error)) (untrack func()) {
 	t := &tracked{cancel: cancel, subj: subject{
 		tenant: s.TenantID, user: s.UserID, userH: strHash(s.UserID),
-		device: s.DeviceID, session: s.SessionID, sessionH: strHash(s.SessionID),
+		device: s.DeviceID, session: revocationKey(s), sessionH: strHash(revocationKey(s)),
+		token: tokenRevocationKey(s), tokenH: strHash(tokenRevocationKey(s)),
 		ip: normalAddr(in.ClientIP), capability: in.Capability,
 	}}
 	if s.DeviceID != "" {
@@ -106,6 +107,9 @@ func (tr *tracker) add(t *tracked) {
 	tr.all[t] = struct{}{}
 	addTo(tr.byUser, t.subj.user, t)
 	addTo(tr.bySession, t.subj.session, t)
+	if t.subj.token != "" {
+		addTo(tr.bySession, t.subj.token, t)
+	}
 	if t.subj.device != "" {
 		addTo(tr.byDevice, t.subj.device, t)
 	}
@@ -126,6 +130,7 @@ func (tr *tracker) remove(t *tracked) {
 	delete(tr.all, t)
 	removeFrom(tr.byUser, t.subj.user, t)
 	removeFrom(tr.bySession, t.subj.session, t)
+	removeFrom(tr.bySession, t.subj.token, t)
 	removeFrom(tr.byDevice, t.subj.device, t)
 	removeFrom(tr.byDevice, t.subj.device2, t)
 	delete(tr.withIP, t)
@@ -172,7 +177,7 @@ func (tr *tracker) notify(st *state, events []*pb.Event, now int64) {
 				}
 			}
 		case *pb.Event_SessionRevoked:
-			for t := range tr.bySession[k.SessionRevoked.GetSessionId()] {
+			for t := range tr.bySession[revokedKey(k.SessionRevoked)] {
 				cands = append(cands, t)
 			}
 		}

@@ -37,7 +37,10 @@ type callInfoKey struct{}
 
 // SessionFromContext returns the verified session of the call whose
 // context ctx is (or derives from). It is false in public methods and
-// outside the interceptors.
+// outside the interceptors. For a token of an external OIDC issuer, the
+// session's Issuer is set, UserID and SessionID come from the issuer's
+// user and session claims, TokenID is the jti and Claims the token's JSON
+// payload (see client.Session).
 func SessionFromContext(ctx context.Context) (*client.Session, bool) {
 	ci, ok := ctx.Value(callInfoKey{}).(*callInfo)
 	if !ok || ci.session == nil {

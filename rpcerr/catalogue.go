@@ -66,6 +66,9 @@ var (
 	ErrRevisionNotSent = def(pb.ErrorReason_REVISION_NOT_SENT, codes.OutOfRange, "reported revision was never sent")
 	// ErrLastAdminKey: the call would leave no unexpired admin key.
 	ErrLastAdminKey = def(pb.ErrorReason_LAST_ADMIN_KEY, codes.FailedPrecondition, "last admin API key")
+	// ErrAlreadyExists: the record to create exists (an external issuer
+	// with the same URL).
+	ErrAlreadyExists = def(pb.ErrorReason_ALREADY_EXISTS, codes.AlreadyExists, "already exists")
 )
 
 // Entry is one row of the catalogue.

@@ -64,6 +64,12 @@ var rules = map[string]rule{
 	pb.APIKeyService_ListAPIKeys_FullMethodName:  {scope: authority.ScopeAdmin},
 	pb.APIKeyService_RevokeAPIKey_FullMethodName: {scope: authority.ScopeAdmin},
 
+	pb.IssuerService_CreateIssuer_FullMethodName: {scope: authority.ScopeAdmin},
+	pb.IssuerService_GetIssuer_FullMethodName:    {scope: authority.ScopeAdmin},
+	pb.IssuerService_ListIssuers_FullMethodName:  {scope: authority.ScopeAdmin},
+	pb.IssuerService_UpdateIssuer_FullMethodName: {scope: authority.ScopeAdmin},
+	pb.IssuerService_DeleteIssuer_FullMethodName: {scope: authority.ScopeAdmin},
+
 	grpc_health_v1.Health_Check_FullMethodName:                             {public: true},
 	grpc_health_v1.Health_List_FullMethodName:                              {public: true},
 	grpc_health_v1.Health_Watch_FullMethodName:                             {public: true},

@@ -165,6 +165,7 @@ func eventPB(e storage.Event, now time.Time) (*pb.Event, bool) {
 		out.Kind = &pb.Event_KeyAdded{KeyAdded: keyPB(*e.Key)}
 	case e.Kind == storage.EventKeyRetired && e.Key != nil:
 		out.Kind = &pb.Event_KeyRetired{KeyRetired: keyPB(*e.Key)}
+	case issuerEventPB(e, out): // issuers.go
 	default:
 		return nil, false
 	}

@@ -37,6 +37,7 @@ var sentinels = []struct {
 	{authority.ErrBanAlreadyLifted, pb.ErrorReason_BAN_ALREADY_LIFTED},
 	{authority.ErrSessionAlreadyRevoked, pb.ErrorReason_SESSION_ALREADY_REVOKED},
 	{authority.ErrLastAdminKey, pb.ErrorReason_LAST_ADMIN_KEY},
+	{authority.ErrAlreadyExists, pb.ErrorReason_ALREADY_EXISTS},
 	{storage.ErrCompacted, pb.ErrorReason_REVISION_COMPACTED},
 	{storage.ErrClosed, pb.ErrorReason_UNAVAILABLE},
 	// Retryable: nothing was written.

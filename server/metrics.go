@@ -40,6 +40,10 @@ import (
 //   - portcullis_store_commit_seconds: latency of durable store commits
 //     (store.Update, fsync included), when the store is wrapped with
 //     InstrumentStore;
+//   - portcullis_issuer_fetches_total{issuer,result},
+//     portcullis_issuer_fetch_failing{issuer} and
+//     portcullis_issuer_last_success_timestamp_seconds{issuer}: the fetches
+//     of external issuers' keys (issuermetrics.go);
 //   - the Go runtime and process collectors.
 //
 // Each Metrics has its own registry, so several servers in one process

@@ -157,6 +157,7 @@ func (s *Server) Register(g *grpc.Server) {
 	pb.RegisterKeyServiceServer(g, keyService{Server: s})
 	pb.RegisterAuditServiceServer(g, auditService{Server: s})
 	pb.RegisterAPIKeyServiceServer(g, apiKeyService{Server: s})
+	pb.RegisterIssuerServiceServer(g, s.newIssuerService()) // issuers.go: starts the key fetcher
 	grpc_health_v1.RegisterHealthServer(g, s.health)
 	registerReflection(g) // reflection.go: with the protos' comments
 }

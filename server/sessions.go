@@ -69,6 +69,9 @@ func (s sessionService) ListSessions(ctx context.Context, req *pb.ListSessionsRe
 }
 
 func (s sessionService) RevokeSession(ctx context.Context, req *pb.RevokeSessionRequest) (*pb.RevokeSessionResponse, error) {
+	if req.GetIssuer() != "" || req.GetTokenId() != "" {
+		return s.revokeExternal(ctx, req) // issuers.go
+	}
 	wait, err := parseWait(req.GetWait())
 	if err != nil {
 		return nil, s.status(ctx, err)

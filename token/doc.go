@@ -20,6 +20,15 @@
 // on golang-jwt's parser (Parse, in the tests only) by a differential test
 // and a fuzz test.
 //
+// External issuers' tokens (external.go) are verified by VerifyExternal:
+// the issuer is chosen by "iss", the key by "kid" among that issuer's
+// keys only, the algorithm must be one bound to the key (ParseExternalKey
+// binds RS256/PS256 to RSA keys of at least 2048 bits, ES256 to P-256,
+// EdDSA to Ed25519: never none or HMAC), and the signature is checked by
+// golang-jwt's signing methods; then exp, nbf and iat with the issuer's
+// leeway, the issuer's max lifetime, aud and the user claim. Their claims
+// are decoded with encoding/json: they vary by provider.
+//
 // It imports only the standard library and golang-jwt, so that the
 // authority and every service verify with the same code.
 package token

@@ -1,8 +1,10 @@
 package token
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
@@ -51,4 +53,28 @@ func Parse(tok, issuer string, now time.Time, keys KeyLookup, opts ...Option) (*
 		return nil, fmt.Errorf("%w: missing sid, sub or tid claim", ErrInvalid)
 	}
 	return claims, nil
+}
+
+// FastPayload and SlowPayload expose the two readers of external claims
+// (extclaims.go) as comparable strings, for FuzzExternalClaims.
+func FastPayload(b []byte) (string, bool) {
+	p, ok := fastPayload(b)
+	return showPayload(p), ok
+}
+
+func SlowPayload(b []byte) (string, error) {
+	var p externalPayload
+	err := json.Unmarshal(b, &p)
+	return showPayload(p), err
+}
+
+func showPayload(p externalPayload) string {
+	f := func(x *float64) string {
+		if x == nil {
+			return "-"
+		}
+		return strconv.FormatFloat(*x, 'g', -1, 64)
+	}
+	return fmt.Sprintf("%q %q %q %q %q(%d) %s %s %s", p.Issuer, p.Subject, p.SessionID, p.ID, []string(p.Audience), len(p.Audience),
+		f(p.ExpiresAt), f(p.NotBefore), f(p.IssuedAt))
 }

@@ -52,11 +52,13 @@ func newSessionsCommand() *cobra.Command {
 
 func newRevokeCommand() *cobra.Command {
 	var tenant, user, reason, wait string
+	var ext externalRevoke
 	cmd := &cobra.Command{
-		Use:   "revoke (SESSION_ID | --user U)",
-		Short: "Revoke a session, or every session of a user",
+		Use:   "revoke (SESSION_ID | --user U | --issuer URL (--sid S | --jti J))",
+		Short: "Revoke a session, every session of a user, or an external issuer's session or token",
 		Example: `  portcullis revoke ses_0123 --reason "lost phone"
-  portcullis revoke --user alice --reason "password reset" --wait 2s`,
+  portcullis revoke --user alice --reason "password reset" --wait 2s
+  portcullis revoke --issuer https://idp.example.com/realms/acme --sid 5c1f... --wait 2s`,
 		Args: usageArgs(cobra.MaximumNArgs(1)),
 	}
 	cf := addConnFlags(cmd, "text", "json")
@@ -65,7 +67,11 @@ func newRevokeCommand() *cobra.Command {
 	f.StringVar(&user, "user", "", "revoke every live session of this user")
 	f.StringVar(&reason, "reason", "", "why (recorded in the session and the audit log)")
 	addWaitFlag(cmd, &wait)
+	ext.addFlags(cmd) // cli_issuers.go
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		if ext.set() {
+			return ext.run(cmd, cf, args, user, reason, wait)
+		}
 		if (len(args) == 1) == (user != "") {
 			return usageError{fmt.Errorf("give a SESSION_ID or --user, not both or neither")}
 		}

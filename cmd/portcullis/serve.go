@@ -69,7 +69,7 @@ signing key and an API key named bootstrap-admin with scope admin, written to
 	f.StringVar(&c.listen, "listen", "127.0.0.1:7470", "gRPC listen address")
 	f.StringVar(&c.httpListen, "http-listen", "127.0.0.1:7471", "HTTP listen address for /healthz, /readyz, /metrics and /.well-known/jwks.json (empty: off)")
 	f.StringVar(&c.dataDir, "data", "./data", "directory of the bbolt file and admin.key")
-	f.BoolVar(&c.insecure, "insecure", false, "allow plaintext listeners on non-loopback addresses")
+	f.BoolVar(&c.insecure, "insecure", false, "allow plaintext listeners on non-loopback addresses, and external issuers (issuers add) over plain http")
 	f.StringVar(&c.logFormat, "log-format", "json", "log format: json or text")
 	f.StringVar(&c.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	f.StringVar(&c.issuer, "issuer", authority.DefaultIssuer, `the "iss" of access tokens`)
@@ -152,6 +152,7 @@ func serve(ctx context.Context, c serveConfig, logOut io.Writer) error {
 	metrics := server.NewMetrics() // served on /metrics; the store wrapper times commits
 	auth := authority.New(metrics.InstrumentStore(store), authority.Config{
 		Issuer: c.issuer, Audience: c.audience, AccessTTL: c.accessTTL, SessionTTL: c.sessionTTL, Logger: log,
+		InsecureIssuers: c.insecure, // external issuers over plain http on any host
 	})
 	if err := auth.EnsureSigningKey(ctx); err != nil {
 		return fmt.Errorf("signing key: %w", err)

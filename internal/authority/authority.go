@@ -3,6 +3,7 @@ package authority
 import (
 	"crypto/ed25519"
 	"log/slog"
+	"net/http"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -26,6 +27,13 @@ type Config struct {
 	Clock func() time.Time
 	// Logger receives domain logs (default slog.Default()).
 	Logger *slog.Logger
+	// InsecureIssuers admits external issuers (and their JWKS) over plain
+	// http on any host, not only loopback (serve --insecure).
+	InsecureIssuers bool
+	// IssuerHTTPClient fetches external issuers' discovery documents and
+	// JWKS (default: a plain http.Client); its timeout and redirect policy
+	// are replaced by the fetcher's (issuerfetch.go).
+	IssuerHTTPClient *http.Client
 }
 
 // Defaults of Config.
@@ -58,6 +66,8 @@ type Authority struct {
 	// current is the signing key last seen current, for presigning; a
 	// write transaction always re-checks it.
 	current atomic.Pointer[storage.SigningKey]
+	// issuers is the external-issuer key fetcher's state (issuerfetch.go).
+	issuers issuerState
 }
 
 // New returns an Authority over store.

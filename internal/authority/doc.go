@@ -61,6 +61,24 @@
 // Key rotation deletes at most 32 unusable signing keys per Update for the
 // same reason; the rest go with the next rotations.
 //
+// # External issuers
+//
+// issuers.go keeps the external OIDC issuers whose tokens VerifySession
+// and every mirror accept (validated settings, audited as issuer.create,
+// issuer.update, issuer.delete), issuerfetch.go fetches their discovery
+// documents and JWKS (go-jose parses the JWKs; keys are stored as PKIX DER
+// with the algorithms bound to each) and keeps them current:
+// RunIssuerFetcher, on every replica, refetches when Cache-Control's
+// max-age (bounded to [1 min, 24 h]) has passed or when a token names an
+// unknown kid (IssuerKeyMissing, at most once a minute), and emits
+// issuer.updated only when the keys change (audited as issuer.keys). A
+// failed fetch keeps the last good keys and is recorded in the issuer's
+// fetch status, without an event. external.go verifies an external token
+// at VerifySession (token.VerifyExternal, then the ban lookups of a native
+// token in the issuer's tenant); extrevoke.go revokes an external session
+// (by its session claim) or token (by jti), kept for the issuer's max token
+// lifetime plus leeway and swept by the fetcher's passes after that.
+//
 // # Sweeping ended sessions
 //
 // Sweep (run every --sweep-interval by the server) deletes the

@@ -29,6 +29,9 @@ var (
 	// unrevoked, unexpired API key with scope admin, and so nobody able
 	// to manage API keys but through an offline recovery.
 	ErrLastAdminKey = errors.New("last admin API key")
+	// ErrAlreadyExists: the record to create exists (an external issuer
+	// with the same URL).
+	ErrAlreadyExists = errors.New("already exists")
 )
 
 // FieldError is an invalid request field. It matches ErrInvalidArgument.

@@ -338,6 +338,11 @@ func (a *Authority) VerifySession(ctx context.Context, in VerifyInput) (storage.
 		if err != nil {
 			return err
 		}
+		if _, kid := token.PeekHeader(in.AccessToken); !isNativeKey(keys, kid) && kid != "" {
+			// Not signed by this authority: an external issuer's (external.go).
+			s, exp, err = a.verifyExternal(tx, in, addr, now)
+			return err
+		}
 		claims, err := token.Verify(in.AccessToken, a.cfg.Issuer, now, func(kid string) (ed25519.PublicKey, bool) {
 			for _, k := range keys {
 				if k.ID == kid {

@@ -55,6 +55,26 @@ type SnapshotSink interface {
 	RevokedSession(s *storage.Session) error // each revoked session whose access tokens have not expired at now
 }
 
+// IssuerSink is a SnapshotSink that also takes the external issuers, with
+// their keys, right after Begin (before any ban).
+type IssuerSink interface {
+	Issuers(list []storage.Issuer) error
+	// ExternalRevocation takes each revocation of an external session or
+	// token still in force, after the revoked sessions.
+	ExternalRevocation(r *storage.ExternalRevocation) error
+}
+
+func streamIssuers(tx storage.ReadTx, sink IssuerSink) error {
+	var list []storage.Issuer
+	for i, err := range tx.Issuers() {
+		if err != nil {
+			return err
+		}
+		list = append(list, *eventIssuer(i))
+	}
+	return sink.Issuers(list)
+}
+
 // StreamSnapshot reads the state every mirror starts from, in one
 // consistent view of the store, and passes it to sink record by record:
 // a large ban set is never held whole here (a million bans would be
@@ -69,6 +89,11 @@ func (a *Authority) StreamSnapshot(ctx context.Context, sink SnapshotSink) error
 		}
 		if err := sink.Begin(tx.Revision(), now, keys); err != nil {
 			return err
+		}
+		if is, ok := sink.(IssuerSink); ok {
+			if err := streamIssuers(tx, is); err != nil {
+				return err
+			}
 		}
 		for b, err := range tx.Bans(storage.BanQuery{}) {
 			if err != nil {
@@ -89,6 +114,9 @@ func (a *Authority) StreamSnapshot(ctx context.Context, sink SnapshotSink) error
 					return err
 				}
 			}
+		}
+		if is, ok := sink.(IssuerSink); ok {
+			return streamExternalRevocations(tx, is, now) // extrevoke.go
 		}
 		return nil
 	})

@@ -72,6 +72,15 @@
 // can count the mirrors of every replica). bolt does not: one process owns
 // the file, so there is no other replica to hear from.
 //
+// # External issuers
+//
+// Issuer records (issuers.go), keyed by the issuer URL, hold an external
+// OIDC issuer's settings, its current public keys and the fetch status;
+// ExternalRevocation records, keyed by issuer, kind and value, revoke one
+// of its sessions or tokens until KeepUntil (swept by the authority). The
+// bolt backend creates their buckets on first write, so older files open
+// unchanged.
+//
 // # Encoding
 //
 // Both backends store records as the JSON encoding/json makes of these

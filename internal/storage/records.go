@@ -175,14 +175,18 @@ const (
 	EventKeyRetired     EventKind = "key.retired"
 )
 
-// Event is one state change a verifier needs. Exactly one of Ban, Session
-// and Key is set, according to Kind. Key never carries the private key.
+// Event is one state change a verifier needs. Exactly one of Ban, Session,
+// Key, Issuer and Revocation is set, according to Kind. Key never carries the private
+// key.
 type Event struct {
 	Kind    EventKind
 	Time    time.Time
 	Ban     *Ban
 	Session *Session
 	Key     *SigningKey
+	Issuer  *Issuer `json:",omitempty"`
+	// Revocation is the payload of EventExternalRevoked.
+	Revocation *ExternalRevocation `json:",omitempty"`
 }
 
 // Change is everything one Update emitted, under one revision.

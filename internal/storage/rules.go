@@ -59,6 +59,14 @@ func (e Event) UTC() Event {
 		k := e.Key.UTC()
 		e.Key = &k
 	}
+	if e.Issuer != nil {
+		i := e.Issuer.UTC()
+		e.Issuer = &i
+	}
+	if e.Revocation != nil {
+		r := e.Revocation.UTC()
+		e.Revocation = &r
+	}
 	return e
 }
 
@@ -67,7 +75,7 @@ func (e Event) UTC() Event {
 // ErrInvalidEvent.
 func (e Event) Check() error {
 	n := 0
-	for _, set := range []bool{e.Ban != nil, e.Session != nil, e.Key != nil} {
+	for _, set := range []bool{e.Ban != nil, e.Session != nil, e.Key != nil, e.Issuer != nil, e.Revocation != nil} {
 		if set {
 			n++
 		}
@@ -83,6 +91,10 @@ func (e Event) Check() error {
 		ok = e.Session != nil
 	case EventKeyAdded, EventKeyRetired:
 		ok = e.Key != nil
+	case EventIssuerUpdated, EventIssuerDeleted:
+		ok = e.Issuer != nil
+	case EventExternalRevoked:
+		ok = e.Revocation != nil
 	}
 	if !ok {
 		return fmt.Errorf("%w: %q carries the wrong payload", ErrInvalidEvent, e.Kind)

@@ -144,6 +144,16 @@ type ReadTx interface {
 	APIKeys() iter.Seq2[APIKey, error]
 
 	SigningKeys() iter.Seq2[SigningKey, error]
+
+	// Issuer reads an external issuer by URL.
+	Issuer(url string) (Issuer, error)
+	// Issuers yields every external issuer, by URL.
+	Issuers() iter.Seq2[Issuer, error]
+	// ExternalRevocation reads the revocation with the given key
+	// (ExternalRevocationKey).
+	ExternalRevocation(key string) (ExternalRevocation, error)
+	// ExternalRevocations yields every external revocation, by key.
+	ExternalRevocations() iter.Seq2[ExternalRevocation, error]
 }
 
 // Tx reads and writes within one Update.
@@ -180,6 +190,17 @@ type Tx interface {
 	PutSigningKey(SigningKey) error
 	// DeleteSigningKey removes a signing key no token can still use.
 	DeleteSigningKey(id string) error
+
+	// PutIssuer creates or replaces an external issuer.
+	PutIssuer(Issuer) error
+	// DeleteIssuer removes an external issuer; an absent one is not an
+	// error.
+	DeleteIssuer(url string) error
+	// PutExternalRevocation creates or replaces an external revocation.
+	PutExternalRevocation(ExternalRevocation) error
+	// DeleteExternalRevocation removes an external revocation past its
+	// KeepUntil (sweeping); an absent one is not an error.
+	DeleteExternalRevocation(key string) error
 
 	// Emit appends an event to this transaction's change. Its Revision is
 	// assigned at commit.

@@ -115,6 +115,9 @@ const (
 	// The call would leave the authority without an unexpired API key with
 	// scope admin (FailedPrecondition).
 	ErrorReason_LAST_ADMIN_KEY ErrorReason = 26
+	// The record to create exists already (AlreadyExists): an external
+	// issuer with the same URL.
+	ErrorReason_ALREADY_EXISTS ErrorReason = 27
 )
 
 // Enum value maps for ErrorReason.
@@ -147,6 +150,7 @@ var (
 		24: "SNAPSHOT_TOO_SOON",
 		25: "REVISION_NOT_SENT",
 		26: "LAST_ADMIN_KEY",
+		27: "ALREADY_EXISTS",
 	}
 	ErrorReason_value = map[string]int32{
 		"ERROR_REASON_UNSPECIFIED": 0,
@@ -176,6 +180,7 @@ var (
 		"SNAPSHOT_TOO_SOON":        24,
 		"REVISION_NOT_SENT":        25,
 		"LAST_ADMIN_KEY":           26,
+		"ALREADY_EXISTS":           27,
 	}
 )
 
@@ -210,7 +215,7 @@ var File_portcullis_v1_errors_proto protoreflect.FileDescriptor
 
 const file_portcullis_v1_errors_proto_rawDesc = "" +
 	"\n" +
-	"\x1aportcullis/v1/errors.proto\x12\rportcullis.v1*\xcb\x04\n" +
+	"\x1aportcullis/v1/errors.proto\x12\rportcullis.v1*\xdf\x04\n" +
 	"\vErrorReason\x12\x1c\n" +
 	"\x18ERROR_REASON_UNSPECIFIED\x10\x00\x12\x0f\n" +
 	"\vUSER_BANNED\x10\x01\x12\r\n" +
@@ -239,7 +244,8 @@ const file_portcullis_v1_errors_proto_rawDesc = "" +
 	"\bCONFLICT\x10\x17\x12\x15\n" +
 	"\x11SNAPSHOT_TOO_SOON\x10\x18\x12\x15\n" +
 	"\x11REVISION_NOT_SENT\x10\x19\x12\x12\n" +
-	"\x0eLAST_ADMIN_KEY\x10\x1aBEZCgithub.com/portcullis-dev/portcullis/gen/portcullis/v1;portcullisv1b\x06proto3"
+	"\x0eLAST_ADMIN_KEY\x10\x1a\x12\x12\n" +
+	"\x0eALREADY_EXISTS\x10\x1bBEZCgithub.com/portcullis-dev/portcullis/gen/portcullis/v1;portcullisv1b\x06proto3"
 
 var (
 	file_portcullis_v1_errors_proto_rawDescOnce sync.Once

@@ -325,7 +325,10 @@ type Snapshot struct {
 	// treat the revision as reached (resume from it, report it) before then.
 	// A stream that ends mid-snapshot leaves the subscriber at its previous
 	// position: it discards the parts it got and resumes as before.
-	More          bool `protobuf:"varint,4,opt,name=more,proto3" json:"more,omitempty"`
+	More bool `protobuf:"varint,4,opt,name=more,proto3" json:"more,omitempty"`
+	// Every trusted external issuer with its current keys, without its
+	// fetch_status (in the first part only).
+	Issuers       []*Issuer `protobuf:"bytes,5,rep,name=issuers,proto3" json:"issuers,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -386,6 +389,13 @@ func (x *Snapshot) GetMore() bool {
 		return x.More
 	}
 	return false
+}
+
+func (x *Snapshot) GetIssuers() []*Issuer {
+	if x != nil {
+		return x.Issuers
+	}
+	return nil
 }
 
 // Change is everything one write changed, under one revision.
@@ -488,7 +498,15 @@ type RevokedSession struct {
 	// When its last access token expires: forget the session after that.
 	AccessExpireTime *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=access_expire_time,json=accessExpireTime,proto3" json:"access_expire_time,omitempty"`
 	// Why it was revoked.
-	Reason        string `protobuf:"bytes,6,opt,name=reason,proto3" json:"reason,omitempty"`
+	Reason string `protobuf:"bytes,6,opt,name=reason,proto3" json:"reason,omitempty"`
+	// Set for a session or token of an external issuer (RevokeSession with
+	// issuer): the issuer's URL. session_id is then the issuer's session
+	// claim, or empty when token_id names the one token revoked; tenant_id is
+	// the issuer's tenant, user_id empty; access_expire_time is when the
+	// revocation may be forgotten (the issuer's max_token_lifetime after it).
+	Issuer string `protobuf:"bytes,7,opt,name=issuer,proto3" json:"issuer,omitempty"`
+	// With issuer: the "jti" of the revoked token (session_id empty).
+	TokenId       string `protobuf:"bytes,8,opt,name=token_id,json=tokenId,proto3" json:"token_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -565,6 +583,20 @@ func (x *RevokedSession) GetReason() string {
 	return ""
 }
 
+func (x *RevokedSession) GetIssuer() string {
+	if x != nil {
+		return x.Issuer
+	}
+	return ""
+}
+
+func (x *RevokedSession) GetTokenId() string {
+	if x != nil {
+		return x.TokenId
+	}
+	return ""
+}
+
 // Event is one change.
 type Event struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -579,6 +611,8 @@ type Event struct {
 	//	*Event_SessionRevoked
 	//	*Event_KeyAdded
 	//	*Event_KeyRetired
+	//	*Event_IssuerUpdated
+	//	*Event_IssuerDeleted
 	Kind          isEvent_Kind `protobuf_oneof:"kind"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -673,6 +707,24 @@ func (x *Event) GetKeyRetired() *VerificationKey {
 	return nil
 }
 
+func (x *Event) GetIssuerUpdated() *Issuer {
+	if x != nil {
+		if x, ok := x.Kind.(*Event_IssuerUpdated); ok {
+			return x.IssuerUpdated
+		}
+	}
+	return nil
+}
+
+func (x *Event) GetIssuerDeleted() *Issuer {
+	if x != nil {
+		if x, ok := x.Kind.(*Event_IssuerDeleted); ok {
+			return x.IssuerDeleted
+		}
+	}
+	return nil
+}
+
 type isEvent_Kind interface {
 	isEvent_Kind()
 }
@@ -702,6 +754,19 @@ type Event_KeyRetired struct {
 	KeyRetired *VerificationKey `protobuf:"bytes,6,opt,name=key_retired,json=keyRetired,proto3,oneof"`
 }
 
+type Event_IssuerUpdated struct {
+	// An external issuer was added, or its settings or keys changed:
+	// replace what is held of it (keys included) with this, which carries
+	// no fetch_status.
+	IssuerUpdated *Issuer `protobuf:"bytes,7,opt,name=issuer_updated,json=issuerUpdated,proto3,oneof"`
+}
+
+type Event_IssuerDeleted struct {
+	// An external issuer was deleted: refuse its tokens. Only its URL is
+	// set.
+	IssuerDeleted *Issuer `protobuf:"bytes,8,opt,name=issuer_deleted,json=issuerDeleted,proto3,oneof"`
+}
+
 func (*Event_BanCreated) isEvent_Kind() {}
 
 func (*Event_BanLifted) isEvent_Kind() {}
@@ -711,6 +776,10 @@ func (*Event_SessionRevoked) isEvent_Kind() {}
 func (*Event_KeyAdded) isEvent_Kind() {}
 
 func (*Event_KeyRetired) isEvent_Kind() {}
+
+func (*Event_IssuerUpdated) isEvent_Kind() {}
+
+func (*Event_IssuerDeleted) isEvent_Kind() {}
 
 // ListSubscribersRequest asks for the mirrors following the stream.
 type ListSubscribersRequest struct {
@@ -1325,7 +1394,7 @@ var File_portcullis_v1_event_service_proto protoreflect.FileDescriptor
 
 const file_portcullis_v1_event_service_proto_rawDesc = "" +
 	"\n" +
-	"!portcullis/v1/event_service.proto\x12\rportcullis.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x19portcullis/v1/types.proto\"\x8b\x01\n" +
+	"!portcullis/v1/event_service.proto\x12\rportcullis.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\"portcullis/v1/issuer_service.proto\x1a\x19portcullis/v1/types.proto\"\x8b\x01\n" +
 	"\fWatchRequest\x12%\n" +
 	"\x0eafter_revision\x18\x01 \x01(\x03R\rafterRevision\x12\x19\n" +
 	"\bstore_id\x18\x02 \x01(\tR\astoreId\x129\n" +
@@ -1346,16 +1415,17 @@ const file_portcullis_v1_event_service_proto_rawDesc = "" +
 	"checkpoint\x18\x06 \x01(\v2\x19.portcullis.v1.CheckpointH\x00R\n" +
 	"checkpoint\x12#\n" +
 	"\rsubscriber_id\x18\a \x01(\tR\fsubscriberIdB\t\n" +
-	"\apayload\"\xc4\x01\n" +
+	"\apayload\"\xf5\x01\n" +
 	"\bSnapshot\x12&\n" +
 	"\x04bans\x18\x01 \x03(\v2\x12.portcullis.v1.BanR\x04bans\x12H\n" +
 	"\x10revoked_sessions\x18\x02 \x03(\v2\x1d.portcullis.v1.RevokedSessionR\x0frevokedSessions\x122\n" +
 	"\x04keys\x18\x03 \x03(\v2\x1e.portcullis.v1.VerificationKeyR\x04keys\x12\x12\n" +
-	"\x04more\x18\x04 \x01(\bR\x04more\"6\n" +
+	"\x04more\x18\x04 \x01(\bR\x04more\x12/\n" +
+	"\aissuers\x18\x05 \x03(\v2\x15.portcullis.v1.IssuerR\aissuers\"6\n" +
 	"\x06Change\x12,\n" +
 	"\x06events\x18\x01 \x03(\v2\x14.portcullis.v1.EventR\x06events\"\f\n" +
 	"\n" +
-	"Checkpoint\"\x84\x02\n" +
+	"Checkpoint\"\xb7\x02\n" +
 	"\x0eRevokedSession\x12\x1d\n" +
 	"\n" +
 	"session_id\x18\x01 \x01(\tR\tsessionId\x12\x1b\n" +
@@ -1364,7 +1434,9 @@ const file_portcullis_v1_event_service_proto_rawDesc = "" +
 	"\vrevoke_time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"revokeTime\x12H\n" +
 	"\x12access_expire_time\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\x10accessExpireTime\x12\x16\n" +
-	"\x06reason\x18\x06 \x01(\tR\x06reason\"\xf7\x02\n" +
+	"\x06reason\x18\x06 \x01(\tR\x06reason\x12\x16\n" +
+	"\x06issuer\x18\a \x01(\tR\x06issuer\x12\x19\n" +
+	"\btoken_id\x18\b \x01(\tR\atokenId\"\xf7\x03\n" +
 	"\x05Event\x12.\n" +
 	"\x04time\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x125\n" +
 	"\vban_created\x18\x02 \x01(\v2\x12.portcullis.v1.BanH\x00R\n" +
@@ -1374,7 +1446,9 @@ const file_portcullis_v1_event_service_proto_rawDesc = "" +
 	"\x0fsession_revoked\x18\x04 \x01(\v2\x1d.portcullis.v1.RevokedSessionH\x00R\x0esessionRevoked\x12=\n" +
 	"\tkey_added\x18\x05 \x01(\v2\x1e.portcullis.v1.VerificationKeyH\x00R\bkeyAdded\x12A\n" +
 	"\vkey_retired\x18\x06 \x01(\v2\x1e.portcullis.v1.VerificationKeyH\x00R\n" +
-	"keyRetiredB\x06\n" +
+	"keyRetired\x12>\n" +
+	"\x0eissuer_updated\x18\a \x01(\v2\x15.portcullis.v1.IssuerH\x00R\rissuerUpdated\x12>\n" +
+	"\x0eissuer_deleted\x18\b \x01(\v2\x15.portcullis.v1.IssuerH\x00R\rissuerDeletedB\x06\n" +
 	"\x04kind\"\x18\n" +
 	"\x16ListSubscribersRequest\"r\n" +
 	"\x17ListSubscribersResponse\x12;\n" +
@@ -1456,7 +1530,8 @@ var file_portcullis_v1_event_service_proto_goTypes = []any{
 	(*timestamppb.Timestamp)(nil),   // 17: google.protobuf.Timestamp
 	(*Ban)(nil),                     // 18: portcullis.v1.Ban
 	(*VerificationKey)(nil),         // 19: portcullis.v1.VerificationKey
-	(*durationpb.Duration)(nil),     // 20: google.protobuf.Duration
+	(*Issuer)(nil),                  // 20: portcullis.v1.Issuer
+	(*durationpb.Duration)(nil),     // 21: google.protobuf.Duration
 }
 var file_portcullis_v1_event_service_proto_depIdxs = []int32{
 	1,  // 0: portcullis.v1.WatchRequest.identity:type_name -> portcullis.v1.MirrorIdentity
@@ -1467,36 +1542,39 @@ var file_portcullis_v1_event_service_proto_depIdxs = []int32{
 	18, // 5: portcullis.v1.Snapshot.bans:type_name -> portcullis.v1.Ban
 	6,  // 6: portcullis.v1.Snapshot.revoked_sessions:type_name -> portcullis.v1.RevokedSession
 	19, // 7: portcullis.v1.Snapshot.keys:type_name -> portcullis.v1.VerificationKey
-	7,  // 8: portcullis.v1.Change.events:type_name -> portcullis.v1.Event
-	17, // 9: portcullis.v1.RevokedSession.revoke_time:type_name -> google.protobuf.Timestamp
-	17, // 10: portcullis.v1.RevokedSession.access_expire_time:type_name -> google.protobuf.Timestamp
-	17, // 11: portcullis.v1.Event.time:type_name -> google.protobuf.Timestamp
-	18, // 12: portcullis.v1.Event.ban_created:type_name -> portcullis.v1.Ban
-	18, // 13: portcullis.v1.Event.ban_lifted:type_name -> portcullis.v1.Ban
-	6,  // 14: portcullis.v1.Event.session_revoked:type_name -> portcullis.v1.RevokedSession
-	19, // 15: portcullis.v1.Event.key_added:type_name -> portcullis.v1.VerificationKey
-	19, // 16: portcullis.v1.Event.key_retired:type_name -> portcullis.v1.VerificationKey
-	10, // 17: portcullis.v1.ListSubscribersResponse.subscribers:type_name -> portcullis.v1.Subscriber
-	17, // 18: portcullis.v1.Subscriber.connect_time:type_name -> google.protobuf.Timestamp
-	1,  // 19: portcullis.v1.Subscriber.identity:type_name -> portcullis.v1.MirrorIdentity
-	17, // 20: portcullis.v1.Subscriber.last_report_time:type_name -> google.protobuf.Timestamp
-	20, // 21: portcullis.v1.Enforcement.elapsed:type_name -> google.protobuf.Duration
-	10, // 22: portcullis.v1.Enforcement.laggards:type_name -> portcullis.v1.Subscriber
-	10, // 23: portcullis.v1.Enforcement.disconnected:type_name -> portcullis.v1.Subscriber
-	16, // 24: portcullis.v1.Enforcement.replicas:type_name -> portcullis.v1.ReplicaProgress
-	0,  // 25: portcullis.v1.EventService.Watch:input_type -> portcullis.v1.WatchRequest
-	8,  // 26: portcullis.v1.EventService.ListSubscribers:input_type -> portcullis.v1.ListSubscribersRequest
-	11, // 27: portcullis.v1.EventService.StreamProgress:input_type -> portcullis.v1.StreamProgressRequest
-	13, // 28: portcullis.v1.EventService.GetRevision:input_type -> portcullis.v1.GetRevisionRequest
-	2,  // 29: portcullis.v1.EventService.Watch:output_type -> portcullis.v1.WatchResponse
-	9,  // 30: portcullis.v1.EventService.ListSubscribers:output_type -> portcullis.v1.ListSubscribersResponse
-	12, // 31: portcullis.v1.EventService.StreamProgress:output_type -> portcullis.v1.StreamProgressResponse
-	14, // 32: portcullis.v1.EventService.GetRevision:output_type -> portcullis.v1.GetRevisionResponse
-	29, // [29:33] is the sub-list for method output_type
-	25, // [25:29] is the sub-list for method input_type
-	25, // [25:25] is the sub-list for extension type_name
-	25, // [25:25] is the sub-list for extension extendee
-	0,  // [0:25] is the sub-list for field type_name
+	20, // 8: portcullis.v1.Snapshot.issuers:type_name -> portcullis.v1.Issuer
+	7,  // 9: portcullis.v1.Change.events:type_name -> portcullis.v1.Event
+	17, // 10: portcullis.v1.RevokedSession.revoke_time:type_name -> google.protobuf.Timestamp
+	17, // 11: portcullis.v1.RevokedSession.access_expire_time:type_name -> google.protobuf.Timestamp
+	17, // 12: portcullis.v1.Event.time:type_name -> google.protobuf.Timestamp
+	18, // 13: portcullis.v1.Event.ban_created:type_name -> portcullis.v1.Ban
+	18, // 14: portcullis.v1.Event.ban_lifted:type_name -> portcullis.v1.Ban
+	6,  // 15: portcullis.v1.Event.session_revoked:type_name -> portcullis.v1.RevokedSession
+	19, // 16: portcullis.v1.Event.key_added:type_name -> portcullis.v1.VerificationKey
+	19, // 17: portcullis.v1.Event.key_retired:type_name -> portcullis.v1.VerificationKey
+	20, // 18: portcullis.v1.Event.issuer_updated:type_name -> portcullis.v1.Issuer
+	20, // 19: portcullis.v1.Event.issuer_deleted:type_name -> portcullis.v1.Issuer
+	10, // 20: portcullis.v1.ListSubscribersResponse.subscribers:type_name -> portcullis.v1.Subscriber
+	17, // 21: portcullis.v1.Subscriber.connect_time:type_name -> google.protobuf.Timestamp
+	1,  // 22: portcullis.v1.Subscriber.identity:type_name -> portcullis.v1.MirrorIdentity
+	17, // 23: portcullis.v1.Subscriber.last_report_time:type_name -> google.protobuf.Timestamp
+	21, // 24: portcullis.v1.Enforcement.elapsed:type_name -> google.protobuf.Duration
+	10, // 25: portcullis.v1.Enforcement.laggards:type_name -> portcullis.v1.Subscriber
+	10, // 26: portcullis.v1.Enforcement.disconnected:type_name -> portcullis.v1.Subscriber
+	16, // 27: portcullis.v1.Enforcement.replicas:type_name -> portcullis.v1.ReplicaProgress
+	0,  // 28: portcullis.v1.EventService.Watch:input_type -> portcullis.v1.WatchRequest
+	8,  // 29: portcullis.v1.EventService.ListSubscribers:input_type -> portcullis.v1.ListSubscribersRequest
+	11, // 30: portcullis.v1.EventService.StreamProgress:input_type -> portcullis.v1.StreamProgressRequest
+	13, // 31: portcullis.v1.EventService.GetRevision:input_type -> portcullis.v1.GetRevisionRequest
+	2,  // 32: portcullis.v1.EventService.Watch:output_type -> portcullis.v1.WatchResponse
+	9,  // 33: portcullis.v1.EventService.ListSubscribers:output_type -> portcullis.v1.ListSubscribersResponse
+	12, // 34: portcullis.v1.EventService.StreamProgress:output_type -> portcullis.v1.StreamProgressResponse
+	14, // 35: portcullis.v1.EventService.GetRevision:output_type -> portcullis.v1.GetRevisionResponse
+	32, // [32:36] is the sub-list for method output_type
+	28, // [28:32] is the sub-list for method input_type
+	28, // [28:28] is the sub-list for extension type_name
+	28, // [28:28] is the sub-list for extension extendee
+	0,  // [0:28] is the sub-list for field type_name
 }
 
 func init() { file_portcullis_v1_event_service_proto_init() }
@@ -1504,6 +1582,7 @@ func file_portcullis_v1_event_service_proto_init() {
 	if File_portcullis_v1_event_service_proto != nil {
 		return
 	}
+	file_portcullis_v1_issuer_service_proto_init()
 	file_portcullis_v1_types_proto_init()
 	file_portcullis_v1_event_service_proto_msgTypes[2].OneofWrappers = []any{
 		(*WatchResponse_Snapshot)(nil),
@@ -1516,6 +1595,8 @@ func file_portcullis_v1_event_service_proto_init() {
 		(*Event_SessionRevoked)(nil),
 		(*Event_KeyAdded)(nil),
 		(*Event_KeyRetired)(nil),
+		(*Event_IssuerUpdated)(nil),
+		(*Event_IssuerDeleted)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{

@@ -666,16 +666,27 @@ func (x *ListSessionsResponse) GetNextPageToken() string {
 	return ""
 }
 
-// RevokeSessionRequest names the session to revoke.
+// RevokeSessionRequest names the session to revoke: one of the
+// authority's (session_id), or of an external issuer (issuer with
+// session_id, its session claim, or with token_id, one token's "jti").
 type RevokeSessionRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// The session's ID.
+	// The session's ID; with issuer, the value of the issuer's session claim
+	// ("sid" by default).
 	SessionId string `protobuf:"bytes,1,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
 	// Why (kept in the session and the audit trail).
 	Reason string `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
 	// Wait until every mirror has applied the change (Go duration syntax, at
 	// most "60s"; empty: do not wait); see CreateBanRequest.wait.
-	Wait          string `protobuf:"bytes,3,opt,name=wait,proto3" json:"wait,omitempty"`
+	Wait string `protobuf:"bytes,3,opt,name=wait,proto3" json:"wait,omitempty"`
+	// A trusted external issuer's URL: revoke its session session_id, or its
+	// token token_id. The revocation is kept (and sent to every mirror) until
+	// the issuer's max_token_lifetime has passed, then pruned: no token it
+	// refuses is valid any longer. Revoking twice is not an error.
+	Issuer string `protobuf:"bytes,4,opt,name=issuer,proto3" json:"issuer,omitempty"`
+	// With issuer, instead of session_id: the "jti" of the one token to
+	// revoke.
+	TokenId       string `protobuf:"bytes,5,opt,name=token_id,json=tokenId,proto3" json:"token_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -727,6 +738,20 @@ func (x *RevokeSessionRequest) GetReason() string {
 func (x *RevokeSessionRequest) GetWait() string {
 	if x != nil {
 		return x.Wait
+	}
+	return ""
+}
+
+func (x *RevokeSessionRequest) GetIssuer() string {
+	if x != nil {
+		return x.Issuer
+	}
+	return ""
+}
+
+func (x *RevokeSessionRequest) GetTokenId() string {
+	if x != nil {
+		return x.TokenId
 	}
 	return ""
 }
@@ -970,12 +995,14 @@ const file_portcullis_v1_session_service_proto_rawDesc = "" +
 	"page_token\x18\x06 \x01(\tR\tpageToken\"r\n" +
 	"\x14ListSessionsResponse\x122\n" +
 	"\bsessions\x18\x01 \x03(\v2\x16.portcullis.v1.SessionR\bsessions\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"a\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\x94\x01\n" +
 	"\x14RevokeSessionRequest\x12\x1d\n" +
 	"\n" +
 	"session_id\x18\x01 \x01(\tR\tsessionId\x12\x16\n" +
 	"\x06reason\x18\x02 \x01(\tR\x06reason\x12\x12\n" +
-	"\x04wait\x18\x03 \x01(\tR\x04wait\"\x87\x01\n" +
+	"\x04wait\x18\x03 \x01(\tR\x04wait\x12\x16\n" +
+	"\x06issuer\x18\x04 \x01(\tR\x06issuer\x12\x19\n" +
+	"\btoken_id\x18\x05 \x01(\tR\atokenId\"\x87\x01\n" +
 	"\x15RevokeSessionResponse\x120\n" +
 	"\asession\x18\x01 \x01(\v2\x16.portcullis.v1.SessionR\asession\x12<\n" +
 	"\venforcement\x18\x02 \x01(\v2\x1a.portcullis.v1.EnforcementR\venforcement\"}\n" +

@@ -96,6 +96,14 @@ func normEvent(e storage.Event) storage.Event {
 		k := normSigningKey(*e.Key)
 		e.Key = &k
 	}
+	if e.Issuer != nil {
+		i := normIssuer(*e.Issuer)
+		e.Issuer = &i
+	}
+	if e.Revocation != nil {
+		r := normRevocation(*e.Revocation)
+		e.Revocation = &r
+	}
 	return e
 }
 

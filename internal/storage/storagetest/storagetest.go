@@ -22,6 +22,8 @@ func RunTests(t *testing.T, newStore func(t *testing.T) storage.Store) {
 	t.Run("AuditSweep", func(t *testing.T) { testAuditSweep(t, newStore) })
 	t.Run("APIKeys", func(t *testing.T) { testAPIKeys(t, newStore(t)) })
 	t.Run("SigningKeys", func(t *testing.T) { testSigningKeys(t, newStore(t)) })
+	t.Run("Issuers", func(t *testing.T) { testIssuers(t, newStore) })
+	t.Run("ExternalRevocations", func(t *testing.T) { testExternalRevocations(t, newStore) })
 	t.Run("TimeRoundTrip", func(t *testing.T) { testTimeRoundTrip(t, newStore(t)) })
 	t.Run("NotFound", func(t *testing.T) { testNotFound(t, newStore(t)) })
 	t.Run("Update", func(t *testing.T) { testUpdate(t, newStore) })
