@@ -254,4 +254,9 @@ trusted_proxies: [`+nginxPeer+`/32]
 		wantDenied("GET", "/api/posts", bob, http.StatusForbidden, "IP_BANNED", map[string]string{"X-Forwarded-For": "198.51.100.1"})
 		e.lift(t, ban.GetBanId())
 	})
+	t.Run("a stale mirror is 503 through nginx, fail closed", func(t *testing.T) {
+		e.Stop()
+		e.Clock().Advance(31 * time.Second) // past the mirror's 30s bound
+		wantDenied("GET", "/api/posts", bob, http.StatusServiceUnavailable, "MIRROR_STALE", nil)
+	})
 }
