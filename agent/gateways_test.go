@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	bootstrapv3 "github.com/envoyproxy/go-control-plane/envoy/config/bootstrap/v3"
@@ -78,5 +79,24 @@ func readYAMLProto(t *testing.T, path string, m proto.Message) {
 	}
 	if err := protojson.Unmarshal(j, m); err != nil {
 		t.Fatalf("%s: %v", path, err)
+	}
+}
+
+// TestReadmeGatewayBlocks: README.md's "Protect any service" shows the
+// files the tests run (the nginx snippets, the agent configuration), not
+// copies that could drift.
+func TestReadmeGatewayBlocks(t *testing.T) {
+	readme, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{"nginx/portcullis-authz.conf", "nginx/portcullis-protect.conf", "agent.yaml", "caddy/Caddyfile"} {
+		b, err := os.ReadFile(filepath.Join("gateways", f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(string(readme), "\n"+string(b)+"```\n") {
+			t.Errorf("README.md does not show gateways/%s as it is", f)
+		}
 	}
 }
