@@ -65,7 +65,10 @@ func (a *Agent) Decide(ctx context.Context, r Request) Decision {
 	if !ok {
 		return Decision{Err: fmt.Errorf("%w: the request URI %q is not an absolute path", rpcerr.ErrInvalidArgument, r.URI)}
 	}
-	method := strings.ToUpper(r.Method)
+	method := r.Method
+	if !isUpper(method) {
+		method = strings.ToUpper(method)
+	}
 	for i := range cfg.public {
 		if cfg.public[i].matches(method, p) {
 			return Decision{Public: true}
@@ -103,4 +106,13 @@ func bearer(v string) (string, bool) {
 	}
 	tok := strings.TrimSpace(v[len(scheme):])
 	return tok, tok != ""
+}
+
+func isUpper(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < 'A' || s[i] > 'Z' {
+			return false
+		}
+	}
+	return true
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"net/netip"
 	"strings"
+	"sync"
 	"time"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
@@ -77,7 +78,7 @@ func (x *extAuthz) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3
 func okResponse(d Decision) *authv3.CheckResponse {
 	ok := &authv3.OkHttpResponse{}
 	if d.Session == nil {
-		ok.HeadersToRemove = lowerNames(IdentityHeaders)
+		ok.HeadersToRemove = []string{lowerName(HeaderUser), lowerName(HeaderSession), lowerName(HeaderTenant)}
 	} else {
 		id := identity(d)
 		for i, name := range IdentityHeaders {
@@ -111,28 +112,34 @@ func deniedResponse(ref Refusal) *authv3.CheckResponse {
 
 func overwrite(name, value string) *corev3.HeaderValueOption {
 	return &corev3.HeaderValueOption{
-		Header:       &corev3.HeaderValue{Key: strings.ToLower(name), Value: value},
+		Header:       &corev3.HeaderValue{Key: lowerName(name), Value: value},
 		AppendAction: corev3.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD,
 	}
-}
-
-func lowerNames(names []string) []string {
-	out := make([]string, len(names))
-	for i, n := range names {
-		out[i] = strings.ToLower(n)
-	}
-	return out
 }
 
 // envoyHeaders adapts Envoy's header map (lower-case names; repeated
 // headers joined with commas) to Headers.
 type envoyHeaders map[string]string
 
-func (h envoyHeaders) Get(name string) string { return h[strings.ToLower(name)] }
+func (h envoyHeaders) Get(name string) string { return h[lowerName(name)] }
 
 func (h envoyHeaders) Values(name string) []string {
-	if v, ok := h[strings.ToLower(name)]; ok {
+	if v, ok := h[lowerName(name)]; ok {
 		return []string{v}
 	}
 	return nil
+}
+
+// lowerNames caches the lower-case form of the header names Decide asks
+// for (a handful: the agent's own and the configured ones), so that a
+// check does not allocate one per lookup.
+var lowerNames sync.Map // canonical name -> lower-case name
+
+func lowerName(name string) string {
+	if v, ok := lowerNames.Load(name); ok {
+		return v.(string)
+	}
+	l := strings.ToLower(name)
+	lowerNames.Store(name, l)
+	return l
 }

@@ -1,9 +1,12 @@
 package agent
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
+	"net"
 	"net/http"
+	"net/netip"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -20,7 +23,6 @@ import (
 //   - /healthz (the process answers), /readyz (Ready), /metrics.
 func (a *Agent) Handler() http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("/authz", a.serveAuthz)
 	if len(a.secrets) > 0 {
 		mux.HandleFunc("POST /introspect", a.serveIntrospect)
 	}
@@ -38,7 +40,32 @@ func (a *Agent) Handler() http.Handler {
 		fmt.Fprintln(w, "ready")
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(a.metrics.reg, promhttp.HandlerOpts{}))
-	return mux
+	// /authz is every request of the gateway: it skips the mux's pattern
+	// matching.
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/authz" {
+			a.serveAuthz(w, r)
+			return
+		}
+		mux.ServeHTTP(w, r)
+	})
+}
+
+type peerKey struct{}
+
+// ConnContext is for http.Server.ConnContext: it parses a connection's
+// peer address once, rather than the RemoteAddr string of each request on
+// it (a gateway keeps its connections to the agent alive).
+func ConnContext(ctx context.Context, c net.Conn) context.Context {
+	return context.WithValue(ctx, peerKey{}, clientip.FromNetAddr(c.RemoteAddr()))
+}
+
+// peerOf returns the address of the peer that sent r.
+func peerOf(r *http.Request) netip.Addr {
+	if a, ok := r.Context().Value(peerKey{}).(netip.Addr); ok {
+		return a
+	}
+	return clientip.FromString(r.RemoteAddr)
 }
 
 // The headers a gateway names the original request in: nginx's
@@ -61,7 +88,7 @@ func (a *Agent) serveAuthz(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		d.Err = err
 	} else {
-		d = a.Decide(r.Context(), Request{Method: method, URI: uri, Peer: clientip.FromString(r.RemoteAddr), Header: r.Header})
+		d = a.Decide(r.Context(), Request{Method: method, URI: uri, Peer: peerOf(r), Header: canonicalHeaders(r.Header)})
 	}
 	h := w.Header()
 	if d.Err == nil {
@@ -125,7 +152,7 @@ func originalRequest(r *http.Request) (method, uri string, err error) {
 }
 
 func oneOf(r *http.Request, a, b string) (string, error) {
-	va, vb := r.Header.Values(a), r.Header.Values(b)
+	va, vb := r.Header[a], r.Header[b] // a and b are canonical
 	if len(va) > 1 || len(vb) > 1 {
 		return "", fmt.Errorf("%w: %s or %s given more than once", rpcerr.ErrInvalidArgument, a, b)
 	}
@@ -139,3 +166,18 @@ func oneOf(r *http.Request, a, b string) (string, error) {
 	}
 	return "", nil
 }
+
+// canonicalHeaders reads an http.Header by names that are already in
+// canonical form (the agent's constants and configured names are stored
+// so), without http.Header.Get's canonicalization of every name on every
+// request: net/http canonicalizes the names it receives.
+type canonicalHeaders http.Header
+
+func (h canonicalHeaders) Get(name string) string {
+	if v := h[name]; len(v) > 0 {
+		return v[0]
+	}
+	return ""
+}
+
+func (h canonicalHeaders) Values(name string) []string { return h[name] }

@@ -66,7 +66,9 @@ func startEnv(t testing.TB, yamlConfig string, mopts client.MirrorOptions, aopts
 	if e.agent, err = agent.New(e.mirror, aopts); err != nil {
 		t.Fatal(err)
 	}
-	e.srv = httptest.NewServer(e.agent.Handler())
+	e.srv = httptest.NewUnstartedServer(e.agent.Handler())
+	e.srv.Config.ConnContext = agent.ConnContext
+	e.srv.Start()
 	t.Cleanup(e.srv.Close)
 	return e
 }

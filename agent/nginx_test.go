@@ -42,7 +42,20 @@ const nginxPeer = "127.0.0.3"
 // logs and pid in a temporary directory, ports from the OS) with the
 // snippets of gateways/nginx, exactly as documented but for the agent's
 // address, in front of upstream. It returns nginx's base URL.
-func startNginx(t *testing.T, agentAddr, upstreamAddr string) string {
+func startNginx(t testing.TB, agentAddr, upstreamAddr string) string {
+	t.Helper()
+	return startNginxConf(t, agentAddr, upstreamAddr, `
+        location / {
+            include %[1]s/portcullis-protect.conf;
+            proxy_pass http://%[2]s;
+        }
+`)
+}
+
+// startNginxConf is startNginx with the server's locations given, a
+// format with the directory of the snippets (%[1]s) and the upstream's
+// address (%[2]s).
+func startNginxConf(t testing.TB, agentAddr, upstreamAddr, locations string) string {
 	t.Helper()
 	bin := nginxBinary(t)
 	dir := t.TempDir()
@@ -78,13 +91,10 @@ http {
         listen %[2]s;
         proxy_bind %[3]s;
         include %[1]s/portcullis-authz.conf;
-        location / {
-            include %[1]s/portcullis-protect.conf;
-            proxy_pass http://%[4]s;
-        }
+%[4]s
     }
 }
-`, dir, addr, nginxPeer, upstreamAddr)
+`, dir, addr, nginxPeer, fmt.Sprintf(locations, dir, upstreamAddr))
 	confPath := filepath.Join(dir, "nginx.conf")
 	if err := os.WriteFile(confPath, []byte(conf), 0o644); err != nil {
 		t.Fatal(err)

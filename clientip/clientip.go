@@ -96,6 +96,10 @@ func FromNetAddr(a net.Addr) netip.Addr {
 // RemoteAddr and Envoy's socket addresses give them) into a normalized
 // address; the zero Addr if it is neither.
 func FromString(s string) netip.Addr {
+	// host:port first: what a RemoteAddr always is, and the common case.
+	if ap, err := netip.ParseAddrPort(s); err == nil {
+		return Normalize(ap.Addr())
+	}
 	a, _ := parseEntry(s)
 	return a
 }

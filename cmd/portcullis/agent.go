@@ -155,7 +155,7 @@ func runAgent(ctx context.Context, c agentConfig, logOut io.Writer, hup <-chan o
 	go func() { defer close(mirrorDone); _ = mirror.Run(mctx) }()
 	defer func() { stopMirror(); <-mirrorDone }()
 
-	hs := &http.Server{Handler: a.Handler(), ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+	hs := &http.Server{Handler: a.Handler(), ConnContext: agent.ConnContext, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
 	errc := make(chan error, 2)
 	go func() { errc <- hs.Serve(httpLis) }()
 	var gs *grpc.Server
@@ -228,7 +228,6 @@ func preflight(ctx context.Context, cl *client.Client, log *slog.Logger) error {
 	log.Warn("the authority does not answer yet; the mirror keeps trying (/readyz: not ready)", "error", err)
 	return nil
 }
-
 
 // dialAuthority connects as the CLI does: plaintext when every address is
 // loopback, TLS otherwise (system roots or --ca-file) unless --insecure.
