@@ -6,7 +6,6 @@ import (
 	"net/netip"
 	"strings"
 	"sync"
-	"time"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
@@ -39,7 +38,7 @@ type extAuthz struct {
 // failure_mode_allow, which lets requests through when the service
 // fails, never turns a refusal into an admission.
 func (x *extAuthz) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3.CheckResponse, error) {
-	start := time.Now()
+	start := startTimer()
 	attrs := req.GetAttributes()
 	h := attrs.GetRequest().GetHttp()
 	hdr := envoyHeaders(h.GetHeaders())
@@ -63,11 +62,11 @@ func (x *extAuthz) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3
 	}
 	d := x.a.Decide(ctx, Request{Method: h.GetMethod(), URI: h.GetPath(), Peer: peer, Header: hdr})
 	if d.Err == nil {
-		x.a.metrics.observe(doorExtAuthz, d, nil, time.Since(start))
+		x.a.metrics.observe(doorExtAuthz, d, nil, start)
 		return okResponse(d), nil
 	}
 	ref := refusalOf(d.Err)
-	x.a.metrics.observe(doorExtAuthz, d, &ref, time.Since(start))
+	x.a.metrics.observe(doorExtAuthz, d, &ref, start)
 	x.a.log.DebugContext(ctx, "portcullis agent refused a request", "door", "ext_authz", "method", h.GetMethod(), "path", h.GetPath(),
 		"client_ip", d.Input.ClientIP, "device_id", d.Input.DeviceID, "capability", d.Input.Capability, "error", d.Err)
 	return deniedResponse(ref), nil

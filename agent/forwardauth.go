@@ -7,7 +7,6 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
@@ -82,7 +81,7 @@ const (
 // headers, or the refusal's status with its reason in headers and a JSON
 // body.
 func (a *Agent) serveAuthz(w http.ResponseWriter, r *http.Request) {
-	start := time.Now()
+	start := startTimer()
 	var d Decision
 	method, uri, err := originalRequest(r)
 	if err != nil {
@@ -97,11 +96,11 @@ func (a *Agent) serveAuthz(w http.ResponseWriter, r *http.Request) {
 			h[name] = []string{id[i]}
 		}
 		w.WriteHeader(http.StatusOK)
-		a.metrics.observe(doorForwardAuth, d, nil, time.Since(start))
+		a.metrics.observe(doorForwardAuth, d, nil, start)
 		return
 	}
 	ref := refusalOf(d.Err)
-	a.metrics.observe(doorForwardAuth, d, &ref, time.Since(start))
+	a.metrics.observe(doorForwardAuth, d, &ref, start)
 	a.log.DebugContext(r.Context(), "portcullis agent refused a request", "door", "forward_auth", "method", method, "uri", uri,
 		"client_ip", d.Input.ClientIP, "device_id", d.Input.DeviceID, "capability", d.Input.Capability, "error", d.Err)
 	writeRefusal(w, ref)

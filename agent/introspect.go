@@ -6,7 +6,6 @@ import (
 	"errors"
 	"net/http"
 	"strings"
-	"time"
 
 	"github.com/portcullis-dev/portcullis/client"
 )
@@ -34,7 +33,7 @@ type introspection struct {
 // (section 2.1: "the protected resource MUST authenticate"); a stale
 // mirror answers 503, not a guess.
 func (a *Agent) serveIntrospect(w http.ResponseWriter, r *http.Request) {
-	start := time.Now()
+	start := startTimer()
 	if !a.introspectAllowed(r) {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="portcullis-introspect", Basic realm="portcullis-introspect"`)
 		jsonError(w, http.StatusUnauthorized, "invalid_client", "authenticate with the introspection secret")
@@ -51,7 +50,7 @@ func (a *Agent) serveIntrospect(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Cache-Control", "no-store")
 	if errors.Is(err, client.ErrMirrorStale) {
 		ref := refusalOf(err)
-		a.metrics.observe(doorIntrospect, d, &ref, time.Since(start))
+		a.metrics.observe(doorIntrospect, d, &ref, start)
 		writeRefusal(w, ref)
 		return
 	}
@@ -65,10 +64,10 @@ func (a *Agent) serveIntrospect(w http.ResponseWriter, r *http.Request) {
 		if !s.IssueTime.IsZero() {
 			out.IssuedAt = s.IssueTime.Unix()
 		}
-		a.metrics.observe(doorIntrospect, d, nil, time.Since(start))
+		a.metrics.observe(doorIntrospect, d, nil, start)
 	} else {
 		ref := refusalOf(err)
-		a.metrics.observe(doorIntrospect, d, &ref, time.Since(start))
+		a.metrics.observe(doorIntrospect, d, &ref, start)
 	}
 	_ = json.NewEncoder(w).Encode(out)
 }
