@@ -9,6 +9,11 @@ import (
 	"testing"
 	"time"
 
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+
 	"github.com/portcullis-dev/portcullis/agent"
 	"github.com/portcullis-dev/portcullis/authoritytest"
 )
@@ -71,10 +76,10 @@ func TestAgentCommandReload(t *testing.T) {
 			configFile: confFile, staleAfter: 30 * time.Second, issuer: "portcullis", audience: "portcullis", logFormat: "text", logLevel: "info"},
 			logs, hup, func(h, x string, _ *agent.Agent) { addrs <- [2]string{h, x} })
 	}()
-	var httpAddr string
+	var httpAddr, extAddr string
 	select {
 	case got := <-addrs:
-		httpAddr = got[0]
+		httpAddr, extAddr = got[0], got[1]
 	case err := <-errc:
 		t.Fatalf("agent: %v\n%s", err, logs)
 	}
@@ -88,6 +93,19 @@ func TestAgentCommandReload(t *testing.T) {
 	agentUntil(t, "/readyz", func() bool { return httpStatus(t, ready) == http.StatusOK })
 	if got := httpStatus(t, authzReq(t, httpAddr, "/public/a")); got != http.StatusOK {
 		t.Fatalf("public path: %d", got)
+	}
+	// The ext_authz listener makes the same decisions.
+	conn, err := grpc.NewClient(extAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	for path, want := range map[string]codes.Code{"/public/a": codes.OK, "/private": codes.Unauthenticated} {
+		resp, err := authv3.NewAuthorizationClient(conn).Check(ctx, &authv3.CheckRequest{Attributes: &authv3.AttributeContext{
+			Request: &authv3.AttributeContext_Request{Http: &authv3.AttributeContext_HttpRequest{Method: "GET", Path: path}}}})
+		if err != nil || codes.Code(resp.GetStatus().GetCode()) != want {
+			t.Fatalf("ext_authz %s: %v, %v; want %v", path, resp, err, want)
+		}
 	}
 
 	write(confFile, "public:\n  - path_prefix: /open\n")
