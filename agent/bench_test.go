@@ -236,14 +236,23 @@ func BenchmarkNginxAuthRequest(b *testing.B) {
 	tok := e.login(b, "alice", "")
 	ok := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusOK) }))
 	b.Cleanup(ok.Close)
+	// The always-200 server is an upstream with kept-alive connections,
+	// as the documented configuration makes the agent.
 	base := startNginxConf(b, strings.TrimPrefix(e.srv.URL, "http://"), strings.TrimPrefix(ok.URL, "http://"), `
+    upstream always200 {
+        server %[2]s;
+        keepalive 16;
+    }
+`, `
         location /agent/ {
             include %[1]s/portcullis-protect.conf;
             proxy_pass http://%[2]s;
         }
         location = /_always200_proxied {
             internal;
-            proxy_pass http://%[2]s;
+            proxy_pass http://always200;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
             proxy_pass_request_body off;
             proxy_set_header Content-Length "";
         }

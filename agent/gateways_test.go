@@ -90,7 +90,7 @@ func TestReadmeGatewayBlocks(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, f := range []string{"nginx/portcullis-authz.conf", "nginx/portcullis-protect.conf", "agent.yaml", "caddy/Caddyfile"} {
+	for _, f := range []string{"nginx/portcullis-upstream.conf", "nginx/portcullis-authz.conf", "nginx/portcullis-protect.conf", "agent.yaml", "caddy/Caddyfile"} {
 		b, err := os.ReadFile(filepath.Join("gateways", f))
 		if err != nil {
 			t.Fatal(err)

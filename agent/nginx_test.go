@@ -44,7 +44,7 @@ const nginxPeer = "127.0.0.3"
 // address, in front of upstream. It returns nginx's base URL.
 func startNginx(t testing.TB, agentAddr, upstreamAddr string) string {
 	t.Helper()
-	return startNginxConf(t, agentAddr, upstreamAddr, `
+	return startNginxConf(t, agentAddr, upstreamAddr, "", `
         location / {
             include %[1]s/portcullis-protect.conf;
             proxy_pass http://%[2]s;
@@ -52,14 +52,14 @@ func startNginx(t testing.TB, agentAddr, upstreamAddr string) string {
 `)
 }
 
-// startNginxConf is startNginx with the server's locations given, a
-// format with the directory of the snippets (%[1]s) and the upstream's
-// address (%[2]s).
-func startNginxConf(t testing.TB, agentAddr, upstreamAddr, locations string) string {
+// startNginxConf is startNginx with more of the http block (httpExtra)
+// and the server's locations given, formats with the directory of the
+// snippets (%[1]s) and the upstream's address (%[2]s).
+func startNginxConf(t testing.TB, agentAddr, upstreamAddr, httpExtra, locations string) string {
 	t.Helper()
 	bin := nginxBinary(t)
 	dir := t.TempDir()
-	for _, name := range []string{"portcullis-authz.conf", "portcullis-protect.conf"} {
+	for _, name := range []string{"portcullis-upstream.conf", "portcullis-authz.conf", "portcullis-protect.conf"} {
 		b, err := os.ReadFile(filepath.Join("gateways", "nginx", name))
 		if err != nil {
 			t.Fatal(err)
@@ -87,6 +87,8 @@ http {
     fastcgi_temp_path %[1]s/fastcgi;
     uwsgi_temp_path %[1]s/uwsgi;
     scgi_temp_path %[1]s/scgi;
+    include %[1]s/portcullis-upstream.conf;
+%%HTTP_EXTRA%%
     server {
         listen %[2]s;
         proxy_bind %[3]s;
@@ -94,24 +96,40 @@ http {
 %[4]s
     }
 }
-`, dir, addr, nginxPeer, fmt.Sprintf(locations, dir, upstreamAddr))
+`, dir, addr, nginxPeer, fmt.Sprintf(locations, dir, upstreamAddr), httpExtra)
+	if httpExtra != "" {
+		conf = strings.Replace(conf, "%HTTP_EXTRA%", fmt.Sprintf(httpExtra, dir, upstreamAddr), 1)
+	}
+	conf = strings.Replace(conf, "%HTTP_EXTRA%", "", 1)
 	confPath := filepath.Join(dir, "nginx.conf")
 	if err := os.WriteFile(confPath, []byte(conf), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	// nginx's own output goes to a file, not a pipe: cmd.Wait would wait
+	// for every process holding a pipe, a worker included.
+	out, err := os.Create(filepath.Join(dir, "stderr.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer out.Close()
 	cmd := exec.Command(bin, "-p", dir, "-c", confPath, "-e", filepath.Join(dir, "error.log"))
-	cmd.Stdout, cmd.Stderr = t.Output(), t.Output()
+	cmd.Stdout, cmd.Stderr = out, out
+	// Its own process group, so that a hang guard can end the workers too.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
+	exited := make(chan struct{}) // closed when nginx has exited
+	var exitErr error
+	go func() { exitErr = cmd.Wait(); close(exited) }()
 	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGQUIT)
+		// Fast shutdown (SIGTERM): the test is over, nothing is in flight.
+		_ = cmd.Process.Signal(syscall.SIGTERM)
 		select {
 		case <-exited:
 		case <-time.After(time.Minute):
-			_ = cmd.Process.Kill()
+			t.Errorf("nginx did not stop within a minute of SIGTERM")
+			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 			<-exited
 		}
 		if b, _ := os.ReadFile(filepath.Join(dir, "error.log")); t.Failed() && len(b) > 0 {
@@ -127,9 +145,10 @@ http {
 			break
 		}
 		select {
-		case err := <-exited:
+		case <-exited:
 			b, _ := os.ReadFile(filepath.Join(dir, "error.log"))
-			t.Fatalf("nginx exited: %v\n%s", err, b)
+			o, _ := os.ReadFile(filepath.Join(dir, "stderr.log"))
+			t.Fatalf("nginx exited: %v\n%s%s", exitErr, b, o)
 		case <-time.After(5 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
