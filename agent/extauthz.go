@@ -90,7 +90,7 @@ func okResponse(d Decision) *authv3.CheckResponse {
 	}
 }
 
-func deniedResponse(ref Refusal) *authv3.CheckResponse {
+func deniedResponse(ref refusal) *authv3.CheckResponse {
 	body, _ := json.Marshal(ref)
 	hs := []*corev3.HeaderValueOption{overwrite("content-type", "application/json"), overwrite(HeaderReason, ref.Reason)}
 	if ref.BanID != "" {

@@ -109,7 +109,7 @@ func (a *Agent) serveAuthz(w http.ResponseWriter, r *http.Request) {
 // writeRefusal writes a refusal: its status, the reason (and ban) in
 // headers that a gateway can copy into its own error page, and the JSON
 // body.
-func writeRefusal(w http.ResponseWriter, ref Refusal) {
+func writeRefusal(w http.ResponseWriter, ref refusal) {
 	h := w.Header()
 	h.Set("Content-Type", "application/json")
 	h.Set("Cache-Control", "no-store")

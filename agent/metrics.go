@@ -89,7 +89,7 @@ func startTimer() timer {
 
 // observe counts one decision of door, timed by t; r is its refusal when
 // refused.
-func (x *metrics) observe(door door, d Decision, r *Refusal, t timer) {
+func (x *metrics) observe(door door, d Decision, r *refusal, t timer) {
 	dm := &x.doors[door]
 	if t.on {
 		dm.latency.Observe(time.Since(t.start).Seconds())

@@ -10,11 +10,11 @@ import (
 	"github.com/portcullis-dev/portcullis/rpcerr"
 )
 
-// Refusal is a refused decision as every front door renders it: the gRPC
+// refusal is a refused decision as every front door renders it: the gRPC
 // status the interceptors would answer (client.Status, the one mapping of
 // errors to statuses on the service side), its HTTP status, and the
 // ErrorInfo fields. It is also the JSON body of a refusal.
-type Refusal struct {
+type refusal struct {
 	// HTTPStatus: 401 for token problems, 403 for bans, 503 for a stale
 	// mirror, 400 for a request the agent cannot read, 500 otherwise.
 	HTTPStatus int `json:"code"`
@@ -40,9 +40,9 @@ var httpStatus = map[codes.Code]int{
 }
 
 // refusalOf renders a decision's error.
-func refusalOf(err error) Refusal {
+func refusalOf(err error) refusal {
 	st := status.Convert(client.Status(err))
-	r := Refusal{HTTPStatus: http.StatusInternalServerError, Message: st.Message(), status: st}
+	r := refusal{HTTPStatus: http.StatusInternalServerError, Message: st.Message(), status: st}
 	if h, ok := httpStatus[st.Code()]; ok {
 		r.HTTPStatus = h
 	}
@@ -56,7 +56,7 @@ func refusalOf(err error) Refusal {
 
 // Status is the gRPC status of the refusal (with its ErrorInfo), as the
 // interceptors answer it; ext_authz carries it in CheckResponse.status.
-func (r Refusal) Status() *status.Status { return r.status }
+func (r refusal) Status() *status.Status { return r.status }
 
 // Headers the agent sets. The identity headers are set on every allowed
 // answer (empty on a public route), so that a gateway copying them to the
