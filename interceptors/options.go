@@ -8,6 +8,7 @@ import (
 
 	"google.golang.org/grpc"
 
+	"github.com/portcullis-dev/portcullis/clientip"
 	"github.com/portcullis-dev/portcullis/ident"
 )
 
@@ -95,16 +96,14 @@ func WithCapabilities(methodToCapability map[string]string) Option {
 func WithTrustedProxies(prefixes ...netip.Prefix) Option {
 	return func(c *config) {
 		for _, p := range prefixes {
-			if !p.IsValid() {
+			// A prefix of an IPv6 form of IPv4 is the IPv4 prefix, as
+			// peers are named (package clientip).
+			q, ok := clientip.Prefix(p)
+			if !ok {
 				c.errs = append(c.errs, fmt.Errorf("WithTrustedProxies: invalid prefix %v", p))
 				continue
 			}
-			// A prefix of an IPv6 form of IPv4 is the IPv4 prefix, as
-			// normalize names peers (clientip.go).
-			if v4, _, start, ok := ident.EmbeddedIPv4(p.Addr()); ok && p.Bits() >= start {
-				p = netip.PrefixFrom(v4, min(p.Bits()-start, 32))
-			}
-			c.trusted = append(c.trusted, p.Masked())
+			c.trusted = append(c.trusted, q)
 		}
 	}
 }

@@ -39,7 +39,7 @@ func newRootCommand() *cobra.Command {
 		SilenceErrors: true,
 	}
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
-	root.AddCommand(newServeCommand(), newRecoverAdminCommand())
+	root.AddCommand(newServeCommand(), newRecoverAdminCommand(), newAgentCommand())
 	root.AddCommand(newOperatorCommands()...)
 	return root
 }
