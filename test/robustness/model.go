@@ -260,3 +260,34 @@ func CheckLinearizable(ops []Op, timeout time.Duration) Linearizability {
 	res, info := porcupine.CheckOperationsVerbose(UserModel, hist, timeout)
 	return Linearizability{Result: res, Ops: len(ops), Users: len(users), Info: info}
 }
+
+// Illegal returns, for a history that failed, the users whose own
+// operations are not linearizable, each with its operations in call
+// order, described for a failure message.
+func Illegal(ops []Op, timeout time.Duration, limit int) map[string][]string {
+	byUser := map[string][]Op{}
+	for _, op := range ops {
+		byUser[op.In.User] = append(byUser[op.In.User], op)
+	}
+	out := map[string][]string{}
+	for u, uops := range byUser {
+		if len(out) == limit {
+			break
+		}
+		if CheckLinearizable(uops, timeout).Result != porcupine.Illegal {
+			continue
+		}
+		slices.SortFunc(uops, func(a, b Op) int { return int(a.Call - b.Call) })
+		var lines []string
+		for _, op := range uops {
+			ret := "never"
+			if op.Return != Never {
+				ret = fmt.Sprint(time.Duration(op.Return))
+			}
+			lines = append(lines, fmt.Sprintf("client %d [%v .. %s] %s", op.Client, time.Duration(op.Call),
+				ret, UserModel.DescribeOperation(op.In, op.Out)))
+		}
+		out[u] = lines
+	}
+	return out
+}
