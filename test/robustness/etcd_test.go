@@ -1,0 +1,201 @@
+package robustness
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	toxiproxy "github.com/Shopify/toxiproxy/v2"
+	"github.com/rs/zerolog"
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/portcullis-dev/portcullis/client"
+	"github.com/portcullis-dev/portcullis/internal/storage/etcd/etcdtest"
+)
+
+// etcdReplicas is how many authority replicas share the etcd store.
+const etcdReplicas = 2
+
+// etcdCluster is three etcd members (each with its own data directory and
+// ports) and authority replicas as `portcullis serve --store etcd://...`
+// processes. Each replica reaches every member through a toxiproxy proxy
+// of its own, so that the link between one replica and etcd can be cut
+// or slowed without touching the others.
+type etcdCluster struct {
+	members  []*etcdtest.Member
+	cli      *clientv3.Client // the test's own, for leader and hash checks
+	bin      string
+	replicas []*etcdReplica
+	load     []*client.Client
+	watch    []*client.Client
+}
+
+type etcdReplica struct {
+	args    []string
+	proc    *proc
+	proxies []*toxiproxy.Proxy
+}
+
+func startEtcd(t *testing.T) *etcdCluster {
+	e := &etcdCluster{bin: portcullisBin(t)}
+	e.members = etcdtest.StartCluster(t, 3, etcdtest.Config{UnsafeNoFsync: true})
+	e.cli = etcdtest.Client(t, e.members...)
+	server := toxiproxy.NewServer(toxiproxy.NewMetricsContainer(nil), zerolog.Nop())
+	prefix := etcdtest.NewPrefix()
+	var addrs []string
+	for i := range etcdReplicas {
+		r := &etcdReplica{}
+		var eps []string
+		for j, m := range e.members {
+			p := toxiproxy.NewProxy(server, fmt.Sprintf("r%d-m%d", i, j), "127.0.0.1:0", m.Endpoint())
+			if err := p.Start(); err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(p.Stop)
+			r.proxies = append(r.proxies, p)
+			eps = append(eps, p.Listen)
+		}
+		addr := freeAddr(t)
+		addrs = append(addrs, addr)
+		r.args = []string{
+			"--listen", addr, "--http-listen", "", "--data", filepath.Join(t.TempDir(), "data"), "--log-level", "info",
+			"--store", "etcd://" + strings.Join(eps, ","), "--etcd-prefix", prefix,
+			"--checkpoint-interval", "200ms", "--access-ttl", "2h",
+			"--refresh-rate", "-1", "--create-session-rate", "-1",
+		}
+		r.proc = startProc(t, e.bin, r.args...)
+		t.Cleanup(func() { r.proc.kill() })
+		e.replicas = append(e.replicas, r)
+	}
+	// The first replica bootstrapped the store and wrote the admin key.
+	key := readKey(t, e.replicas[0].args[5])
+	dial := func(target string) *client.Client {
+		c, err := client.Dial(target, client.WithAPIKey(key), client.WithInsecure(), client.WithDialOptions(fastReconnect))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		return c
+	}
+	for range 4 {
+		e.load = append(e.load, dial(strings.Join(addrs, ",")))
+	}
+	for _, a := range addrs {
+		e.watch = append(e.watch, dial(a))
+	}
+	return e
+}
+
+func (e *etcdCluster) loadClients() []*client.Client  { return e.load }
+func (e *etcdCluster) watchClients() []*client.Client { return e.watch }
+func (e *etcdCluster) contiguous() bool               { return false }
+func (e *etcdCluster) dirtyRefusals() bool            { return false }
+func (e *etcdCluster) retained(rev, head int64) bool  { return true } // no compaction in a run
+
+// leader returns the index of the member that leads, or -1.
+func (e *etcdCluster) leader() int {
+	for i, m := range e.members {
+		if srv := m.Etcd(); srv != nil && srv.Server.Leader() == srv.Server.MemberID() {
+			return i
+		}
+	}
+	return -1
+}
+
+// hold is how long a fault lasts before it is undone.
+func hold(rng *rand.Rand) time.Duration { return time.Duration(200+rng.IntN(1300)) * time.Millisecond }
+
+func (e *etcdCluster) inject(t *testing.T, rng *rand.Rand) string {
+	switch rng.IntN(5) {
+	case 0, 1: // an etcd member: the leader or a follower
+		kind, i := "kill-etcd-follower", rng.IntN(len(e.members))
+		if rng.IntN(2) == 0 {
+			if l := e.leader(); l >= 0 {
+				kind, i = "kill-etcd-leader", l
+			}
+		}
+		e.members[i].Stop()
+		time.Sleep(hold(rng)) // the fault's length, part of the schedule
+		if err := e.members[i].Restart(); err != nil {
+			t.Fatalf("%s: restart member %d: %v", kind, i, err)
+		}
+		return kind
+	case 2: // an authority replica
+		r := e.replicas[rng.IntN(len(e.replicas))]
+		r.proc.kill()
+		r.proc = startProc(t, e.bin, r.args...)
+		return "kill-authority-replica"
+	default: // the link between a replica and etcd
+		r := e.replicas[rng.IntN(len(e.replicas))]
+		kind, toxic := "partition-replica-etcd", `{"type":"timeout","attributes":{"timeout":0}}`
+		if rng.IntN(2) == 0 {
+			kind, toxic = "delay-replica-etcd", `{"type":"latency","attributes":{"latency":150,"jitter":100}}`
+		}
+		for _, p := range r.proxies {
+			for _, stream := range []string{"upstream", "downstream"} {
+				body := strings.Replace(toxic, "{", fmt.Sprintf(`{"name":"fault-%s","stream":"%s",`, stream, stream), 1)
+				if _, err := p.Toxics.AddToxicJson(bytes.NewReader([]byte(body))); err != nil {
+					t.Fatalf("%s: %v", kind, err)
+				}
+			}
+		}
+		time.Sleep(hold(rng))
+		for _, p := range r.proxies {
+			p.Toxics.ResetToxics(context.Background())
+		}
+		return kind
+	}
+}
+
+// finish checks etcd's own consistency: every member has the same hash
+// of its key-value store at the same revision (etcd's corruption check).
+func (e *etcdCluster) finish(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute) // hang guard
+	defer cancel()
+	for _, r := range e.replicas {
+		r.proc.kill()
+	}
+	st, err := e.cli.Get(ctx, "/", clientv3.WithCountOnly())
+	if err != nil {
+		t.Fatal(err)
+	}
+	rev := st.Header.Revision
+	var hashes []uint32
+	for _, m := range e.members {
+		var h *clientv3.HashKVResponse
+		for {
+			// A member may still be applying the last entries: HashKV at
+			// rev waits for nothing, so retry until it has them.
+			if h, err = e.cli.HashKV(ctx, m.Endpoint(), rev); err == nil || ctx.Err() != nil {
+				break
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		if err != nil {
+			t.Fatalf("HashKV of %s at %d: %v", m.Name, rev, err)
+		}
+		hashes = append(hashes, h.Hash)
+	}
+	for i, h := range hashes {
+		if h != hashes[0] {
+			t.Errorf("etcd members disagree: %s has hash %d at revision %d, %s %d", e.members[i].Name, h, rev, e.members[0].Name, hashes[0])
+		}
+	}
+}
+
+// TestRobustnessEtcd is the etcd run: the mixed load against authority
+// replicas over a three-member etcd cluster, with members, replicas and
+// the links between them failing at random moments.
+func TestRobustnessEtcd(t *testing.T) {
+	sz := runSize(t)
+	r := robustness(t, "etcd", startEtcd(t), sz, runSeed(t))
+	if !r.OK() {
+		t.Fatal("the run failed its checks (above)")
+	}
+}
+
