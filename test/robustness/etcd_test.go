@@ -198,4 +198,3 @@ func TestRobustnessEtcd(t *testing.T) {
 		t.Fatal("the run failed its checks (above)")
 	}
 }
-
