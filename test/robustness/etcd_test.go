@@ -13,21 +13,24 @@ import (
 	toxiproxy "github.com/Shopify/toxiproxy/v2"
 	"github.com/rs/zerolog"
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
 
 	"github.com/portcullis-dev/portcullis/client"
-	"github.com/portcullis-dev/portcullis/internal/storage/etcd/etcdtest"
 )
 
 // etcdReplicas is how many authority replicas share the etcd store.
 const etcdReplicas = 2
 
-// etcdCluster is three etcd members (each with its own data directory and
-// ports) and authority replicas as `portcullis serve --store etcd://...`
+// etcdCluster is three etcd members (processes of the test binary, see
+// member_test.go, each with its own data directory and ports) and authority replicas as `portcullis serve --store etcd://...`
 // processes. Each replica reaches every member through a toxiproxy proxy
 // of its own, so that the link between one replica and etcd can be cut
 // or slowed without touching the others.
 type etcdCluster struct {
-	members  []*etcdtest.Member
+	members []*memberProc
+	// peers are the proxies in front of each member's peer port, which
+	// the other members dial: a blackhole there cuts the member off.
+	peers    []*toxiproxy.Proxy
 	cli      *clientv3.Client // the test's own, for leader and hash checks
 	bin      string
 	replicas []*etcdReplica
@@ -43,16 +46,21 @@ type etcdReplica struct {
 
 func startEtcd(t *testing.T) *etcdCluster {
 	e := &etcdCluster{bin: portcullisBin(t)}
-	e.members = etcdtest.StartCluster(t, 3, etcdtest.Config{UnsafeNoFsync: true})
-	e.cli = etcdtest.Client(t, e.members...)
 	server := toxiproxy.NewServer(toxiproxy.NewMetricsContainer(nil), zerolog.Nop())
-	prefix := etcdtest.NewPrefix()
+	e.startMembers(t, server)
+	var err error
+	e.cli, err = clientv3.New(clientv3.Config{Endpoints: e.endpoints(), DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { e.cli.Close() })
+	const prefix = "/robustness"
 	var addrs []string
 	for i := range etcdReplicas {
 		r := &etcdReplica{}
 		var eps []string
-		for j, m := range e.members {
-			p := toxiproxy.NewProxy(server, fmt.Sprintf("r%d-m%d", i, j), "127.0.0.1:0", m.Endpoint())
+		for j, ep := range e.endpoints() {
+			p := toxiproxy.NewProxy(server, fmt.Sprintf("r%d-m%d", i, j), "127.0.0.1:0", ep)
 			if err := p.Start(); err != nil {
 				t.Fatal(err)
 			}
@@ -97,10 +105,52 @@ func (e *etcdCluster) contiguous() bool               { return false }
 func (e *etcdCluster) dirtyRefusals() bool            { return false }
 func (e *etcdCluster) retained(rev, head int64) bool  { return true } // no compaction in a run
 
-// leader returns the index of the member that leads, or -1.
-func (e *etcdCluster) leader() int {
+// startMembers starts three etcd member processes, each with its own data
+// directory and ports, and a proxy in front of its peer port.
+func (e *etcdCluster) startMembers(t *testing.T, server *toxiproxy.ApiServer) {
+	var initial []string
+	for i := range 3 {
+		m := &memberProc{cfg: memberConfig{
+			Name: fmt.Sprintf("m%d", i), Dir: t.TempDir(), Token: "robustness",
+			ClientURL: "http://" + freeAddr(t), PeerListen: "http://" + freeAddr(t),
+		}}
+		p := toxiproxy.NewProxy(server, "peer-"+m.cfg.Name, "127.0.0.1:0", strings.TrimPrefix(m.cfg.PeerListen, "http://"))
+		if err := p.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(p.Stop)
+		m.cfg.PeerAdvertise = "http://" + p.Listen
+		initial = append(initial, m.cfg.Name+"="+m.cfg.PeerAdvertise)
+		e.members, e.peers = append(e.members, m), append(e.peers, p)
+	}
+	readies := make([]chan struct{}, len(e.members))
 	for i, m := range e.members {
-		if srv := m.Etcd(); srv != nil && srv.Server.Leader() == srv.Server.MemberID() {
+		m.cfg.InitialCluster = strings.Join(initial, ",")
+		readies[i] = m.start(t)
+		t.Cleanup(m.kill)
+	}
+	// Members of a new cluster wait for each other: start all, then wait.
+	for i, m := range e.members {
+		m.waitReady(t, readies[i])
+	}
+}
+
+func (e *etcdCluster) endpoints() []string {
+	var eps []string
+	for _, m := range e.members {
+		eps = append(eps, strings.TrimPrefix(m.cfg.ClientURL, "http://"))
+	}
+	return eps
+}
+
+// leader returns the index of the member that leads, or -1 when none
+// answers that it does.
+func (e *etcdCluster) leader() int {
+	for i, ep := range e.endpoints() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		st, err := e.cli.Status(ctx, ep)
+		cancel()
+		if err == nil && st.Leader == st.Header.GetMemberId() {
 			return i
 		}
 	}
@@ -111,20 +161,26 @@ func (e *etcdCluster) leader() int {
 func hold(rng *rand.Rand) time.Duration { return time.Duration(200+rng.IntN(1300)) * time.Millisecond }
 
 func (e *etcdCluster) inject(t *testing.T, rng *rand.Rand) string {
-	switch rng.IntN(5) {
-	case 0, 1: // an etcd member: the leader or a follower
+	switch rng.IntN(6) {
+	case 0, 1: // SIGKILL of an etcd member: the leader or a follower
 		kind, i := "kill-etcd-follower", rng.IntN(len(e.members))
-		if rng.IntN(2) == 0 {
-			if l := e.leader(); l >= 0 {
+		if l := e.leader(); l >= 0 {
+			if rng.IntN(2) == 0 {
 				kind, i = "kill-etcd-leader", l
+			} else if i == l {
+				i = (l + 1) % len(e.members)
 			}
 		}
-		e.members[i].Stop()
+		e.members[i].kill()
 		time.Sleep(hold(rng)) // the fault's length, part of the schedule
-		if err := e.members[i].Restart(); err != nil {
-			t.Fatalf("%s: restart member %d: %v", kind, i, err)
-		}
+		e.members[i].restart(t)
 		return kind
+	case 5: // a member cut off from its peers (blackhole on its peer proxy)
+		p := e.peers[rng.IntN(len(e.peers))]
+		blackhole(t, p, `{"type":"timeout","attributes":{"timeout":0}}`)
+		time.Sleep(hold(rng))
+		p.Toxics.ResetToxics(context.Background())
+		return "blackhole-etcd-peer"
 	case 2: // an authority replica
 		r := e.replicas[rng.IntN(len(e.replicas))]
 		r.proc.kill()
@@ -137,18 +193,24 @@ func (e *etcdCluster) inject(t *testing.T, rng *rand.Rand) string {
 			kind, toxic = "delay-replica-etcd", `{"type":"latency","attributes":{"latency":150,"jitter":100}}`
 		}
 		for _, p := range r.proxies {
-			for _, stream := range []string{"upstream", "downstream"} {
-				body := strings.Replace(toxic, "{", fmt.Sprintf(`{"name":"fault-%s","stream":"%s",`, stream, stream), 1)
-				if _, err := p.Toxics.AddToxicJson(bytes.NewReader([]byte(body))); err != nil {
-					t.Fatalf("%s: %v", kind, err)
-				}
-			}
+			blackhole(t, p, toxic)
 		}
 		time.Sleep(hold(rng))
 		for _, p := range r.proxies {
 			p.Toxics.ResetToxics(context.Background())
 		}
 		return kind
+	}
+}
+
+// blackhole adds toxic (toxiproxy's JSON, without name and stream) to both
+// directions of p.
+func blackhole(t *testing.T, p *toxiproxy.Proxy, toxic string) {
+	for _, stream := range []string{"upstream", "downstream"} {
+		body := strings.Replace(toxic, "{", fmt.Sprintf(`{"name":"fault-%s","stream":"%s",`, stream, stream), 1)
+		if _, err := p.Toxics.AddToxicJson(bytes.NewReader([]byte(body))); err != nil {
+			t.Fatalf("toxic %s: %v", body, err)
+		}
 	}
 }
 
@@ -166,24 +228,24 @@ func (e *etcdCluster) finish(t *testing.T) {
 	}
 	rev := st.Header.Revision
 	var hashes []uint32
-	for _, m := range e.members {
+	for i, m := range e.members {
 		var h *clientv3.HashKVResponse
 		for {
 			// A member may still be applying the last entries: HashKV at
 			// rev waits for nothing, so retry until it has them.
-			if h, err = e.cli.HashKV(ctx, m.Endpoint(), rev); err == nil || ctx.Err() != nil {
+			if h, err = e.cli.HashKV(ctx, e.endpoints()[i], rev); err == nil || ctx.Err() != nil {
 				break
 			}
 			time.Sleep(20 * time.Millisecond)
 		}
 		if err != nil {
-			t.Fatalf("HashKV of %s at %d: %v", m.Name, rev, err)
+			t.Fatalf("HashKV of %s at %d: %v", m.cfg.Name, rev, err)
 		}
 		hashes = append(hashes, h.Hash)
 	}
 	for i, h := range hashes {
 		if h != hashes[0] {
-			t.Errorf("etcd members disagree: %s has hash %d at revision %d, %s %d", e.members[i].Name, h, rev, e.members[0].Name, hashes[0])
+			t.Errorf("etcd members disagree: %s has hash %d at revision %d, %s %d", e.members[i].cfg.Name, h, rev, e.members[0].cfg.Name, hashes[0])
 		}
 	}
 }
