@@ -69,9 +69,10 @@ func (b *boltCluster) watchClients() []*client.Client { return b.watch }
 func (b *boltCluster) contiguous() bool               { return true }
 func (b *boltCluster) dirtyRefusals() bool            { return true }
 
-// retained: bbolt keeps the last boltRetain revisions, deleting older
-// ones in chunks; half of it is surely there.
-func (b *boltCluster) retained(rev, head int64) bool { return rev >= head-boltRetain/2 }
+// retained: every commit trims the log to the last boltRetain revisions
+// (internal/storage/bolt trimEvents), so those after head-boltRetain are
+// there (a margin of 10 for the commit that made head).
+func (b *boltCluster) retained(rev, head int64) bool { return rev >= head-boltRetain+10 }
 
 // inject kills the authority (SIGKILL, or SIGTERM for a graceful stop),
 // checks the file, and starts it again on the same file and address.

@@ -24,13 +24,15 @@
 // broken histories (a lost acknowledged ban, a reordered or duplicated
 // watch log, a gap) and see them reported. The harness itself is in the
 // _test.go files: the bbolt run (a real `portcullis serve` process,
-// SIGKILLed and restarted on its file) and the etcd run (three embedded
-// etcd members, authority replicas as real processes reaching etcd
-// through toxiproxy, faults on members, replicas and links). ROBUSTNESS.md
+// SIGKILLed and restarted on its file) and the etcd run (three etcd
+// members, each the test binary re-executed as one embedded member so
+// that it can be SIGKILLed; authority replicas as real processes reaching
+// etcd through toxiproxy; faults on members, replicas and links). ROBUSTNESS.md
 // at the repository root says what is injected and checked, with the
 // figures of the last long run.
 //
 // It may import client/, gen/, porcupine and toxiproxy; its tests also
-// internal/storage/bolt (the file check) and internal/storage/etcd/etcdtest
-// (the embedded members). Nothing imports it.
+// internal/storage/bolt (the file check, and the reproduction of a bug
+// the harness found) and etcd's embed and client packages (the members).
+// Nothing imports it.
 package robustness

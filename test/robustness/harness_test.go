@@ -213,10 +213,15 @@ func robustness(t *testing.T, name string, cl cluster, sz size, seed uint64) Rep
 	wcs := cl.watchClients()
 	for i := range sz.resumes {
 		var after int64
-		if i > 0 && len(revs) > 0 {
-			after = revs[rng.IntN(len(revs))]
-		} else if len(revs) > 0 {
+		switch {
+		case len(revs) == 0:
+		case i == 0:
 			after = revs[0] - 1 // the oldest: outside retention on a long bbolt run
+		case i%2 == 1:
+			// Near the head, surely retained: the resume must be exact.
+			after = revs[len(revs)-1-rng.IntN(min(len(revs), 500))]
+		default:
+			after = revs[rng.IntN(len(revs))]
 		}
 		wc := wcs[i%len(wcs)]
 		msgs, err := readResume(ctx, wc, store, after)

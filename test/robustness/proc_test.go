@@ -80,6 +80,8 @@ func startProc(t *testing.T, bin string, args ...string) *proc {
 			cmd.Env = append(cmd.Env, kv)
 		}
 	}
+	// Dies with the test binary, even one killed by go test's timeout.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
