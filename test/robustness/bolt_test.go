@@ -33,10 +33,13 @@ type boltCluster struct {
 	auth          *proc
 	load          []*client.Client
 	watch         []*client.Client
+	// faults: four SIGKILLs to one graceful stop, in shuffled rounds.
+	faults rounds
 }
 
 func startBolt(t *testing.T) *boltCluster {
-	b := &boltCluster{bin: portcullisBin(t), data: filepath.Join(t.TempDir(), "data")}
+	b := &boltCluster{bin: portcullisBin(t), data: filepath.Join(t.TempDir(), "data"),
+		faults: rounds{kinds: []string{"kill-authority", "kill-authority", "kill-authority", "kill-authority", "stop-authority"}}}
 	b.db = filepath.Join(b.data, "portcullis.db")
 	addr := freeAddr(t)
 	b.args = []string{
@@ -77,9 +80,8 @@ func (b *boltCluster) retained(rev, head int64) bool { return rev >= head-boltRe
 // inject kills the authority (SIGKILL, or SIGTERM for a graceful stop),
 // checks the file, and starts it again on the same file and address.
 func (b *boltCluster) inject(t *testing.T, rng *rand.Rand) string {
-	kind := "kill-authority"
-	if rng.IntN(5) == 0 {
-		kind = "stop-authority"
+	kind := b.faults.next(rng)
+	if kind == "stop-authority" {
 		_ = b.auth.cmd.Process.Signal(sigterm)
 		<-b.auth.done
 	} else {

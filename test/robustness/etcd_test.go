@@ -36,6 +36,7 @@ type etcdCluster struct {
 	replicas []*etcdReplica
 	load     []*client.Client
 	watch    []*client.Client
+	faults   rounds
 }
 
 type etcdReplica struct {
@@ -45,7 +46,7 @@ type etcdReplica struct {
 }
 
 func startEtcd(t *testing.T) *etcdCluster {
-	e := &etcdCluster{bin: portcullisBin(t)}
+	e := &etcdCluster{bin: portcullisBin(t), faults: rounds{kinds: etcdFaults}}
 	server := toxiproxy.NewServer(toxiproxy.NewMetricsContainer(nil), zerolog.Nop())
 	e.startMembers(t, server)
 	var err error
@@ -160,37 +161,44 @@ func (e *etcdCluster) leader() int {
 // hold is how long a fault lasts before it is undone.
 func hold(rng *rand.Rand) time.Duration { return time.Duration(200+rng.IntN(1300)) * time.Millisecond }
 
+// etcdFaults are the kinds of fault of the etcd run, injected in
+// shuffled rounds so that even a small run sees most of them.
+var etcdFaults = []string{
+	"kill-etcd-leader", "kill-etcd-follower", "kill-authority-replica",
+	"partition-replica-etcd", "delay-replica-etcd", "blackhole-etcd-peer",
+}
+
 func (e *etcdCluster) inject(t *testing.T, rng *rand.Rand) string {
-	switch rng.IntN(6) {
-	case 0, 1: // SIGKILL of an etcd member: the leader or a follower
-		kind, i := "kill-etcd-follower", rng.IntN(len(e.members))
-		if l := e.leader(); l >= 0 {
-			if rng.IntN(2) == 0 {
-				kind, i = "kill-etcd-leader", l
-			} else if i == l {
-				i = (l + 1) % len(e.members)
-			}
+	kind := e.faults.next(rng)
+	switch kind {
+	case "kill-etcd-leader", "kill-etcd-follower": // SIGKILL of a member
+		l := e.leader()
+		i := rng.IntN(len(e.members))
+		switch {
+		case l < 0:
+			kind = "kill-etcd-member" // no leader known: any member
+		case kind == "kill-etcd-leader":
+			i = l
+		case i == l:
+			i = (l + 1) % len(e.members)
 		}
 		e.members[i].kill()
 		time.Sleep(hold(rng)) // the fault's length, part of the schedule
 		e.members[i].restart(t)
-		return kind
-	case 5: // a member cut off from its peers (blackhole on its peer proxy)
+	case "blackhole-etcd-peer": // a member cut off from its peers
 		p := e.peers[rng.IntN(len(e.peers))]
 		blackhole(t, p, `{"type":"timeout","attributes":{"timeout":0}}`)
 		time.Sleep(hold(rng))
 		p.Toxics.ResetToxics(context.Background())
-		return "blackhole-etcd-peer"
-	case 2: // an authority replica
+	case "kill-authority-replica":
 		r := e.replicas[rng.IntN(len(e.replicas))]
 		r.proc.kill()
 		r.proc = startProc(t, e.bin, r.args...)
-		return "kill-authority-replica"
-	default: // the link between a replica and etcd
+	default: // the links between a replica and etcd: cut or slowed
 		r := e.replicas[rng.IntN(len(e.replicas))]
-		kind, toxic := "partition-replica-etcd", `{"type":"timeout","attributes":{"timeout":0}}`
-		if rng.IntN(2) == 0 {
-			kind, toxic = "delay-replica-etcd", `{"type":"latency","attributes":{"latency":150,"jitter":100}}`
+		toxic := `{"type":"timeout","attributes":{"timeout":0}}`
+		if kind == "delay-replica-etcd" {
+			toxic = `{"type":"latency","attributes":{"latency":150,"jitter":100}}`
 		}
 		for _, p := range r.proxies {
 			blackhole(t, p, toxic)
@@ -199,8 +207,8 @@ func (e *etcdCluster) inject(t *testing.T, rng *rand.Rand) string {
 		for _, p := range r.proxies {
 			p.Toxics.ResetToxics(context.Background())
 		}
-		return kind
 	}
+	return kind
 }
 
 // blackhole adds toxic (toxiproxy's JSON, without name and stream) to both

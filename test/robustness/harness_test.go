@@ -82,6 +82,23 @@ type cluster interface {
 	finish(t *testing.T)
 }
 
+// rounds deals fault kinds in shuffled rounds: every kind once per round,
+// in random order.
+type rounds struct {
+	kinds []string
+	left  []string
+}
+
+func (r *rounds) next(rng *rand.Rand) string {
+	if len(r.left) == 0 {
+		r.left = slices.Clone(r.kinds)
+		rng.Shuffle(len(r.left), func(i, j int) { r.left[i], r.left[j] = r.left[j], r.left[i] })
+	}
+	k := r.left[0]
+	r.left = r.left[1:]
+	return k
+}
+
 // waitCond polls cond until it holds, failing the test after guard: a
 // hang guard, far beyond what a busy machine needs.
 func waitCond(t *testing.T, guard time.Duration, what string, cond func() bool) {
