@@ -165,7 +165,7 @@ func hold(rng *rand.Rand) time.Duration { return time.Duration(200+rng.IntN(1300
 // shuffled rounds so that even a small run sees most of them.
 var etcdFaults = []string{
 	"kill-etcd-leader", "kill-etcd-follower", "kill-authority-replica",
-	"partition-replica-etcd", "delay-replica-etcd", "blackhole-etcd-peer",
+	"partition-replica-etcd", "delay-replica-etcd", "blackhole-etcd-peer", "delay-etcd-peer",
 }
 
 func (e *etcdCluster) inject(t *testing.T, rng *rand.Rand) string {
@@ -185,9 +185,13 @@ func (e *etcdCluster) inject(t *testing.T, rng *rand.Rand) string {
 		e.members[i].kill()
 		time.Sleep(hold(rng)) // the fault's length, part of the schedule
 		e.members[i].restart(t)
-	case "blackhole-etcd-peer": // a member cut off from its peers
+	case "blackhole-etcd-peer", "delay-etcd-peer": // a member cut off from its peers, or slowed
 		p := e.peers[rng.IntN(len(e.peers))]
-		blackhole(t, p, `{"type":"timeout","attributes":{"timeout":0}}`)
+		toxic := `{"type":"timeout","attributes":{"timeout":0}}`
+		if kind == "delay-etcd-peer" {
+			toxic = `{"type":"latency","attributes":{"latency":200,"jitter":100}}`
+		}
+		blackhole(t, p, toxic)
 		time.Sleep(hold(rng))
 		p.Toxics.ResetToxics(context.Background())
 	case "kill-authority-replica":
