@@ -99,6 +99,10 @@ func (r *rounds) next(rng *rand.Rand) string {
 	return k
 }
 
+// bigSessions is how many sessions the big user has: more than an etcd
+// transaction at the default --max-txn-ops (128) may write.
+const bigSessions = 250
+
 // waitCond polls cond until it holds, failing the test after guard: a
 // hang guard, far beyond what a busy machine needs.
 func waitCond(t *testing.T, guard time.Duration, what string, cond func() bool) {
@@ -142,6 +146,12 @@ func robustness(t *testing.T, name string, cl cluster, sz size, seed uint64) Rep
 		}
 	}
 
+	// A user with more sessions than one etcd transaction may revoke, whose
+	// ban, made during the faults, is split into the documented batches.
+	bctx, bcancel := context.WithTimeout(context.Background(), 10*time.Minute) // hang guard
+	big := ld.bigUser(bctx, bigSessions)
+	bcancel()
+
 	// The load, and the faults at random moments during it.
 	lctx, lcancel := context.WithCancel(context.Background())
 	var lwg sync.WaitGroup
@@ -155,6 +165,11 @@ func robustness(t *testing.T, name string, cl cluster, sz size, seed uint64) Rep
 		gap := sz.minGap + time.Duration(rng.Int64N(int64(sz.maxGap-sz.minGap)))
 		time.Sleep(gap) // the fault schedule, not a wait for a condition
 		faults.Add(cl.inject(t, rng))
+		if big != nil {
+			lwg.Add(1)
+			go func(u *userLoad) { defer lwg.Done(); ld.banBig(lctx, u) }(big)
+			big = nil
+		}
 	}
 	// Everything is back: the load must make progress again before it
 	// stops, on every kind of operation the load sends.

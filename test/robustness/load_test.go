@@ -241,6 +241,55 @@ func (l *load) one(ctx context.Context, worker int, c *client.Client, u *userLoa
 	l.hist.Record(worker, in, call, out)
 }
 
+// bigUser creates a user with n sessions (8 at a time), outside the
+// active pool: a ban on it revokes more sessions than one etcd
+// transaction may write, so the authority splits the revocations into
+// the documented batches (README, "bbolt or etcd").
+func (l *load) bigUser(ctx context.Context, n int) *userLoad {
+	l.mu.Lock()
+	u := l.newUserLocked()
+	l.mu.Unlock()
+	u.name = "big-" + u.name
+	var wg sync.WaitGroup
+	for w := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c := l.clients[w%len(l.clients)]
+			for i := w; i < n; i += 8 {
+				call := l.hist.Now()
+				resp, err := c.Sessions.CreateSession(ctx, &pb.CreateSessionRequest{UserId: u.name, ClientIp: "192.0.2.7"}, grpc.WaitForReady(true))
+				out := Output{Result: l.classify(ctx, "CreateSession", err)}
+				if out.Result == OK {
+					out.Session = resp.GetSession().GetSessionId()
+					u.mu.Lock()
+					u.sessions = append(u.sessions, &sessionLoad{id: out.Session, refresh: resp.GetRefreshToken(), access: resp.GetAccessToken()})
+					u.mu.Unlock()
+				}
+				l.hist.Record(1000+w, Input{Kind: CreateSession, User: u.name}, call, out)
+			}
+		}()
+	}
+	wg.Wait()
+	return u
+}
+
+// banBig bans u (from bigUser) and records it.
+func (l *load) banBig(ctx context.Context, u *userLoad) {
+	cctx, cancel := context.WithTimeout(ctx, callTimeout)
+	defer cancel()
+	in := Input{Kind: CreateBan, User: u.name, Tag: fmt.Sprintf("t%d-big-%d", l.seed%100000, l.tags.Add(1))}
+	call := l.hist.Now()
+	resp, err := l.clients[0].Bans.CreateBan(cctx, &pb.CreateBanRequest{
+		Subject: &pb.Subject{Kind: &pb.Subject_UserId{UserId: u.name}}, Reason: "robustness " + in.Tag,
+	}, grpc.WaitForReady(true))
+	out := Output{Result: l.classify(ctx, "CreateBan", err)}
+	if out.Result == OK {
+		out.BanID = resp.GetBan().GetBanId()
+	}
+	l.hist.Record(999, in, call, out)
+}
+
 // finalReads records, once the faults are healed and the load has
 // stopped, a CheckBan of every user and a VerifySession of every
 // session's latest access token: the linearizability check then also

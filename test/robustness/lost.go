@@ -42,9 +42,29 @@ func (f Final) Made() map[string]string {
 // acknowledged as created that is missing, a revocation acknowledged
 // whose session is live. Every such loss is a durability bug; the
 // linearizability check would also fail on the reads that saw it, but a
-// loss nobody read afterwards is only caught here.
+// loss nobody read afterwards is only caught here. So is a ban
+// acknowledged while a session of its user created before it is still
+// live at the end: the revocations a ban makes are part of its write
+// (on etcd, of its documented batches, all committed before the answer).
 func LostWrites(ops []Op, f Final) []string {
 	var lost []string
+	// A full ban revokes every session of its user created before it.
+	created := map[string][]Op{}
+	for _, op := range ops {
+		if op.In.Kind == CreateSession && op.Out.Result == OK {
+			created[op.In.User] = append(created[op.In.User], op)
+		}
+	}
+	for _, op := range ops {
+		if op.In.Kind != CreateBan || op.Out.Result != OK {
+			continue
+		}
+		for _, c := range created[op.In.User] {
+			if s, ok := f.Sessions[c.Out.Session]; c.Return < op.Call && ok && !s.Revoked {
+				lost = append(lost, fmt.Sprintf("acknowledged CreateBan %s of %s left session %s live", op.Out.BanID, op.In.User, c.Out.Session))
+			}
+		}
+	}
 	for _, op := range ops {
 		if op.Out.Result != OK {
 			continue

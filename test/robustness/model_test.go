@@ -207,6 +207,7 @@ func TestModelPartitions(t *testing.T) {
 
 func TestLostWrites(t *testing.T) {
 	ops := history(
+		rec{1, 0, 0, login("u"), sessOut("s0")},
 		rec{0, 1, 2, create("u", "t1"), banOut("b1")},
 		rec{0, 3, 4, create("v", "t2"), banOut("b2")},
 		rec{0, 5, 6, lift("v", "b2"), ok()},
@@ -216,18 +217,19 @@ func TestLostWrites(t *testing.T) {
 	)
 	whole := Final{
 		Bans:     map[string]FinalBan{"b1": {User: "u", Tag: "t1"}, "b2": {User: "v", Tag: "t2", Lifted: true}},
-		Sessions: map[string]FinalSession{"s1": {User: "w", Revoked: true}},
+		Sessions: map[string]FinalSession{"s0": {User: "u", Revoked: true}, "s1": {User: "w", Revoked: true}},
 	}
 	if lost := LostWrites(ops, whole); len(lost) != 0 {
 		t.Fatalf("lost %v in a whole store", lost)
 	}
 	// The deliberately broken store: the acknowledged ban b1 is gone, the
-	// lift of b2 was undone, the revocation of s1 too.
+	// lift of b2 was undone, the revocation of s1 too, and b1 left s0
+	// live (a ban split from its revocations, or a batch lost).
 	broken := Final{
 		Bans:     map[string]FinalBan{"b2": {User: "v", Tag: "t2"}},
-		Sessions: map[string]FinalSession{"s1": {User: "w"}},
+		Sessions: map[string]FinalSession{"s0": {User: "u"}, "s1": {User: "w"}},
 	}
-	if lost := LostWrites(ops, broken); len(lost) != 3 {
-		t.Fatalf("lost %d writes (%v), want 3", len(lost), lost)
+	if lost := LostWrites(ops, broken); len(lost) != 4 {
+		t.Fatalf("lost %d writes (%v), want 4", len(lost), lost)
 	}
 }
