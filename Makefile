@@ -6,7 +6,7 @@ TOOL  := $(GO) tool -modfile=tools/go.mod
 BIN   := bin/portcullis
 DATA  ?= ./data
 
-.PHONY: run build test lint generate check-generated vet gotest bench breaking fuzz fuzz-short
+.PHONY: run build test lint generate check-generated vet gotest bench breaking fuzz fuzz-short robustness
 
 ## run: build and start the authority on ./data (bbolt), loopback only
 run: build
@@ -54,6 +54,12 @@ vet:
 
 gotest:
 	$(GO) test -race -count=1 -timeout 12m ./...
+
+## robustness: the robustness harness at its long size (about ten minutes:
+## bbolt and etcd, faults, porcupine, watch guarantees; see ROBUSTNESS.md).
+## gotest runs its small size. PORTCULLIS_ROBUSTNESS_SEED replays a run.
+robustness:
+	PORTCULLIS_ROBUSTNESS=long $(GO) test -v -count=1 -timeout 40m -run '^TestRobustness' ./test/robustness
 
 ## breaking: compare the API with main's last commit
 breaking:
