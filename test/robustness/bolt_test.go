@@ -70,7 +70,6 @@ func startBolt(t *testing.T) *boltCluster {
 func (b *boltCluster) loadClients() []*client.Client  { return b.load }
 func (b *boltCluster) watchClients() []*client.Client { return b.watch }
 func (b *boltCluster) contiguous() bool               { return true }
-func (b *boltCluster) dirtyRefusals() bool            { return true }
 
 // retained: every commit trims the log to the last boltRetain revisions
 // (internal/storage/bolt trimEvents), so those after head-boltRetain are

@@ -103,7 +103,6 @@ func startEtcd(t *testing.T) *etcdCluster {
 func (e *etcdCluster) loadClients() []*client.Client  { return e.load }
 func (e *etcdCluster) watchClients() []*client.Client { return e.watch }
 func (e *etcdCluster) contiguous() bool               { return false }
-func (e *etcdCluster) dirtyRefusals() bool            { return false }
 func (e *etcdCluster) retained(rev, head int64) bool  { return true } // no compaction in a run
 
 // startMembers starts three etcd member processes, each with its own data

@@ -73,11 +73,6 @@ type cluster interface {
 	// retained reports whether the changes after rev are surely retained
 	// by every replica, given the head revision.
 	retained(rev, head int64) bool
-	// dirtyRefusals: the backend has the known bug of
-	// TestBoltFailedUpdateSeesUncommittedWrites, so refusals of writes are
-	// checked as unanswered (WeakenRefusals) unless
-	// PORTCULLIS_ROBUSTNESS_STRICT is set.
-	dirtyRefusals() bool
 	// finish checks the stores' consistency once the run is over.
 	finish(t *testing.T)
 }
@@ -210,13 +205,7 @@ func robustness(t *testing.T, name string, cl cluster, sz size, seed uint64) Rep
 
 	final := readFinal(ctx, t, c, ld)
 	ops := hist.Ops()
-	checked := ops
-	weakened := cl.dirtyRefusals() && os.Getenv("PORTCULLIS_ROBUSTNESS_STRICT") == ""
-	if weakened {
-		checked = WeakenRefusals(ops)
-		t.Log("refusals of writes checked as unanswered: known bug, TestBoltFailedUpdateSeesUncommittedWrites (PORTCULLIS_ROBUSTNESS_STRICT=1 checks them)")
-	}
-	resolved := Resolve(checked, final.Made())
+	resolved := Resolve(ops, final.Made())
 	lin := CheckLinearizable(resolved, 5*time.Minute)
 	if lin.Result != "Ok" {
 		t.Errorf("linearizability: %s", lin.Result)
@@ -271,7 +260,7 @@ func robustness(t *testing.T, name string, cl cluster, sz size, seed uint64) Rep
 	wwg.Wait()
 	cl.finish(t)
 
-	r := Report{Name: name + " (" + sz.name + ")", WeakenedRefusals: weakened, Ops: ops, Faults: faults.Counts(), Lost: lost, Linearizability: lin,
+	r := Report{Name: name + " (" + sz.name + ")", Ops: ops, Faults: faults.Counts(), Lost: lost, Linearizability: lin,
 		Changes: ref.Changes(), Logs: len(logs), Resumes: resumes, Violations: vs}
 	t.Log("\n" + r.String())
 	return r

@@ -174,27 +174,3 @@ func CountByKind(ops []Op) (answered, unknown map[Kind]int) {
 	}
 	return answered, unknown
 }
-
-// WeakenRefusals returns ops with every refusal of a write (CreateSession
-// refused as banned; RefreshSession refused as revoked, banned or theft;
-// LiftBan as already lifted; RevokeSession as already revoked) turned into
-// an operation without an answer. It is for a backend with a known bug
-// that answers such refusals from writes not yet committed (bbolt, see
-// TestBoltFailedUpdateSeesUncommittedWrites): the model then accepts any
-// effect of the refused write at any time after its call, so the check
-// stays sound (it can only miss, never invent, a violation), while
-// acknowledged writes and every read stay exact. A theft answer is kept
-// only in its effect: the family may have been revoked.
-func WeakenRefusals(ops []Op) []Op {
-	out := make([]Op, len(ops))
-	for i, op := range ops {
-		switch op.In.Kind {
-		case CreateSession, RefreshSession, LiftBan, RevokeSession:
-			if op.Out.Result != OK && op.Out.Result != Unknown && op.Out.Result != Failed {
-				op.Out, op.Return = Output{Result: Unknown}, Never
-			}
-		}
-		out[i] = op
-	}
-	return out
-}

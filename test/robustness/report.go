@@ -43,13 +43,10 @@ type Report struct {
 	Faults          map[string]int
 	Lost            []string
 	Linearizability Linearizability
-	// WeakenedRefusals: refusals of writes were checked as unanswered
-	// (WeakenRefusals), for a known bug of the backend.
-	WeakenedRefusals bool
-	Changes          int // distinct changes in the watch reference
-	Logs             int // watch logs checked
-	Resumes          int // fresh streams checked by CheckResume
-	Violations       []Violation
+	Changes         int // distinct changes in the watch reference
+	Logs            int // watch logs checked
+	Resumes         int // fresh streams checked by CheckResume
+	Violations      []Violation
 }
 
 // String formats the report, one figure per line.
@@ -79,9 +76,6 @@ func (r Report) String() string {
 	fmt.Fprintf(&b, "  acknowledged writes lost: %d\n", len(r.Lost))
 	fmt.Fprintf(&b, "  linearizability: %s (%d operations checked, %d users)\n",
 		strings.ToLower(string(r.Linearizability.Result)), r.Linearizability.Ops, r.Linearizability.Users)
-	if r.WeakenedRefusals {
-		b.WriteString("    (refusals of writes checked as unanswered: known bug, TestBoltFailedUpdateSeesUncommittedWrites)\n")
-	}
 	fmt.Fprintf(&b, "  watch guarantee violations: %d (%d logs, %d changes, %d resumes checked)\n",
 		len(r.Violations), r.Logs, r.Changes, r.Resumes)
 	return b.String()
