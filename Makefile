@@ -52,8 +52,13 @@ check-generated: generate
 vet:
 	$(GO) vet ./...
 
+## gotest prints the robustness harness's report (test/robustness, small
+## size) after the run: go test shows a passing package's log only with -v.
+REPORT := $(CURDIR)/bin/robustness-report.txt
 gotest:
-	$(GO) test -race -count=1 -timeout 12m ./...
+	@mkdir -p bin; rm -f $(REPORT)
+	PORTCULLIS_ROBUSTNESS_REPORT=$(REPORT) $(GO) test -race -count=1 -timeout 12m ./...
+	@cat $(REPORT)
 
 ## robustness: the robustness harness at its long size (about ten minutes:
 ## bbolt and etcd, faults, porcupine, watch guarantees; see ROBUSTNESS.md).

@@ -263,6 +263,18 @@ func robustness(t *testing.T, name string, cl cluster, sz size, seed uint64) Rep
 	r := Report{Name: name + " (" + sz.name + ")", Ops: ops, Faults: faults.Counts(), Lost: lost, Linearizability: lin,
 		Changes: ref.Changes(), Logs: len(logs), Resumes: resumes, Violations: vs}
 	t.Log("\n" + r.String())
+	// go test shows a passing package's log only with -v: make test names
+	// a file here to print the report after the run.
+	if p := os.Getenv("PORTCULLIS_ROBUSTNESS_REPORT"); p != "" {
+		f, err := os.OpenFile(p, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
+		if err == nil {
+			_, err = f.WriteString(r.String())
+			err = errors.Join(err, f.Close())
+		}
+		if err != nil {
+			t.Errorf("report file: %v", err)
+		}
+	}
 	return r
 }
 
