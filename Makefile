@@ -6,7 +6,7 @@ TOOL  := $(GO) tool -modfile=tools/go.mod
 BIN   := bin/portcullis
 DATA  ?= ./data
 
-.PHONY: run build test lint generate check-generated vet gotest bench breaking fuzz fuzz-short
+.PHONY: run build test lint generate check-generated vet gotest bench breaking fuzz fuzz-short screenshots
 
 ## run: build and start the authority on ./data (bbolt), loopback only
 run: build
@@ -58,6 +58,10 @@ gotest:
 ## breaking: compare the API with main's last commit
 breaking:
 	$(TOOL) buf breaking --against '.git#branch=main'
+
+## screenshots: the console's pages, taken by its browser test (needs chromium), into docs/console
+screenshots:
+	PORTCULLIS_SCREENSHOTS=$(CURDIR)/docs/console $(GO) test -count=1 -run '^TestBrowser' ./server/console
 
 ## bench: durable write throughput (see BENCHMARKS.md)
 bench:

@@ -198,7 +198,7 @@ func (c *Console) createBan(w http.ResponseWriter, r *request) {
 		return
 	}
 	c.revs.put(ban.ID, wr.Revision)
-	redirect(w, r, "/console/bans/"+ban.ID, "Ban "+ban.ID+" created; it revoked "+strconv.Itoa(wr.RevokedSessions)+" sessions.")
+	redirect(w, r, "/console/bans/"+ban.ID, "Ban "+ban.ID+" created; sessions revoked: "+strconv.Itoa(wr.RevokedSessions)+".")
 }
 
 type banData struct {

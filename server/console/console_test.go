@@ -225,7 +225,7 @@ func TestBanCreateLiftAndAuditAsTheKeyThroughTheConsole(t *testing.T) {
 		t.Fatalf("create: %s", resp.Status)
 	}
 	_, page = get(t, c, srv.URL+resp.Header.Get("Location"))
-	if !strings.Contains(page, "it revoked 3 sessions") {
+	if !strings.Contains(page, "sessions revoked: 3") {
 		t.Errorf("the ban page does not show the 3 revoked sessions:\n%s", page)
 	}
 	_, list := get(t, c, srv.URL+"/console/bans?reason=SPAM&state=active")
