@@ -148,6 +148,12 @@ func TestBrowserBanEnforceLiftAuditSignOut(t *testing.T) {
 	shots.take(bctx, "ban-rollout")
 	releaseAll()
 	waitText(".enf", "enforced by 3/3 mirrors")
+	waitText(".rollout", "api/api-1api/api-2api/api-3")
+	var lacking int
+	run("rollout", chromedp.Evaluate(`document.querySelectorAll(".rollout .lacks").length`, &lacking))
+	if lacking != 0 {
+		t.Errorf("the rollout picture shows %d mirrors without the ban after all applied it", lacking)
+	}
 	for i, m := range mirrors {
 		if _, err := m.Check(ctx, token, client.CheckInput{}); !errors.Is(err, client.ErrUserBanned) && !errors.Is(err, client.ErrSessionRevoked) {
 			t.Errorf("mirror %d after the ban: %v, want the token refused", i+1, err)

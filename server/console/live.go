@@ -62,7 +62,8 @@ func (c *Console) stream(w http.ResponseWriter, r *request, next func() liveUpda
 	}
 }
 
-// liveBans streams the enforcement of the bans a page lists.
+// liveBans streams the enforcement of the bans a page lists, and for a
+// single ban (its own page) the rollout picture.
 func (c *Console) liveBans(w http.ResponseWriter, r *request) {
 	ids := r.URL.Query()["id"]
 	if len(ids) > maxLiveBans {
@@ -72,7 +73,16 @@ func (c *Console) liveBans(w http.ResponseWriter, r *request) {
 	c.stream(w, r, func() liveUpdate {
 		u := liveUpdate{Text: map[string]string{}}
 		for _, id := range ids {
-			u.Text["enf-"+id] = c.enforcement(r.Context(), id, rev).Text
+			e := c.enforcement(r.Context(), id, rev)
+			u.Text["enf-"+id] = e.Text
+			if len(ids) == 1 {
+				var buf bytes.Buffer
+				if err := c.pages["ban"].ExecuteTemplate(&buf, "rollout", e.Mirrors); err != nil {
+					c.log.ErrorContext(r.Context(), "console: rendering a rollout", "err", err)
+					continue
+				}
+				u.HTML = map[string]string{"rollout-" + id: buf.String()}
+			}
 		}
 		return u
 	})
