@@ -252,7 +252,7 @@ func consoleOn(flag, httpListen string) (bool, error) {
 		return true, nil
 	case "off":
 		return false, nil
-	case "auto":
+	case "auto", "": // "": a serveConfig built without the flags
 		return isLoopback(httpListen), nil
 	}
 	return false, usageError{fmt.Errorf("--console: want auto, on or off, not %q", flag)}
