@@ -145,6 +145,7 @@ func BenchmarkConsolePages(b *testing.B) {
 		{"bans_search_rare_reason", "/console/bans?reason=needle", ""},
 		{"bans_search_subject", "/console/bans?subject=user-4242", "user-4242"},
 		{"ban", "/console/bans/" + mid, "needle in the haystack"},
+		{"ban_audit_trail", "/console/audit?subject=user:user-" + strconv.Itoa(nBans/2), "needle in the haystack"},
 		{"audit", "/console/audit", "ban.create"},
 		{"audit_subject", "/console/audit?subject=user:user-4242", "user-4242"},
 		{"audit_actor_time", "/console/audit?actor=seed&from=" + url.QueryEscape(now.Add(-time.Hour).Format(time.RFC3339)), "ban.create"},
