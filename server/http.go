@@ -47,7 +47,7 @@ func (s *Server) HTTPHandler(opts ...HTTPOption) http.Handler {
 		_, _ = w.Write([]byte("ok\n"))
 	})
 	if o.console {
-		c := console.New(console.Config{Authority: s.auth, Fleet: s.fleet, Scope: scopeOf, Secure: o.consoleSecure, Logger: s.log})
+		c := console.New(console.Config{Authority: s.auth, Fleet: s.fleet, Scope: scopeOf, Closing: s.closing, Secure: o.consoleSecure, Logger: s.log})
 		mux.Handle("/console/", c.Handler())
 	}
 	return mux

@@ -31,6 +31,9 @@ type Config struct {
 	// SessionTTL bounds a console session from sign-in (default 8h);
 	// IdleTTL from its last request (default 30m).
 	SessionTTL, IdleTTL time.Duration
+	// Closing is closed when the server shuts down: live streams end then,
+	// so that they do not hold the HTTP server's graceful shutdown.
+	Closing <-chan struct{}
 	// LiveInterval is how often live parts re-read the fleet (default 500ms).
 	LiveInterval time.Duration
 	Logger       *slog.Logger

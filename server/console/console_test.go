@@ -2,6 +2,7 @@ package console_test
 
 import (
 	"context"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -260,4 +261,29 @@ func banned(t *testing.T, a *authoritytest.Authority, tenant, user string) bool 
 		t.Fatal(err)
 	}
 	return res.GetBanned()
+}
+
+func TestLiveStreamEndsWhenTheServerShutsDown(t *testing.T) {
+	a, srv := consoleServer(t, authoritytest.Options{})
+	c := browser(t)
+	signIn(t, c, srv.URL, a.AdminKey)
+	resp, err := c.Get(srv.URL + "/console/live/fleet")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Type") != "text/event-stream" {
+		t.Fatalf("live fleet: %s %q", resp.Status, resp.Header.Get("Content-Type"))
+	}
+	first := make([]byte, 4096)
+	n, err := resp.Body.Read(first)
+	if err != nil || !strings.Contains(string(first[:n]), "fleet-table") {
+		t.Fatalf("first event: %q, %v", first[:n], err)
+	}
+	a.Stop()
+	// The stream ends (the body reaches EOF) instead of holding the HTTP
+	// server's graceful shutdown; the test's timeout is the hang guard.
+	if _, err := io.ReadAll(resp.Body); err != nil {
+		t.Fatalf("reading to the end of the stream: %v", err)
+	}
 }

@@ -21,7 +21,7 @@ type liveUpdate struct {
 const maxLiveBans = 100
 
 // stream sends what next returns every LiveInterval while it changes,
-// until the client leaves or its session ends. The fleet has no change
+// until the client leaves, its session ends or the server shuts down. The fleet has no change
 // notification for a partial rollout (Fleet.Wait wakes only when every
 // mirror has applied a revision), so the console re-reads it: an
 // in-memory read of this replica's registry, cheap at any rate a page
@@ -56,6 +56,8 @@ func (c *Console) stream(w http.ResponseWriter, r *request, next func() liveUpda
 		}
 		select {
 		case <-r.Context().Done():
+			return
+		case <-c.cfg.Closing:
 			return
 		case <-tick.C:
 		}
