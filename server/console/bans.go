@@ -231,7 +231,10 @@ func (c *Console) banPage(w http.ResponseWriter, r *request) {
 	// subject and tenant, not a list here: the store has no index of audit
 	// records by subject, so that listing scans the records and would make
 	// this page as slow as the audit trail is long (BENCHMARKS.md).
-	d.AuditURL = "/console/audit?" + url.Values{"subject": {subjectOf(ban)}, "tenant": {ban.TenantID}}.Encode()
+	// Its records are written at or after its creation, where the listing
+	// starts (audit IDs are time-ordered).
+	d.AuditURL = "/console/audit?" + url.Values{"subject": {subjectOf(ban)}, "tenant": {ban.TenantID},
+		"from": {ban.CreateTime.UTC().Format(time.RFC3339)}}.Encode()
 	c.render(w, r, "ban", "Ban "+ban.ID, d)
 }
 

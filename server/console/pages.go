@@ -44,9 +44,12 @@ func nonEmpty(q url.Values, keys ...string) url.Values {
 }
 
 type auditData struct {
-	Q       map[string]string
-	Records []storage.AuditRecord
-	Pager   pager
+	// LastHour and LastDay link the recent records: the listing is oldest
+	// first and starts at its start time.
+	LastHour, LastDay string
+	Q                 map[string]string
+	Records           []storage.AuditRecord
+	Pager             pager
 }
 
 func (c *Console) auditPage(w http.ResponseWriter, r *request) {
@@ -71,7 +74,9 @@ func (c *Console) auditPage(w http.ResponseWriter, r *request) {
 		return
 	}
 	keys := []string{"actor", "action", "subject", "tenant", "from", "to"}
-	d := auditData{Q: map[string]string{}, Records: recs, Pager: pageLinks("/console/audit", nonEmpty(q, keys...), q.Get("cursor"), next)}
+	now := c.auth.Config().Clock().UTC()
+	d := auditData{LastHour: "/console/audit?from=" + url.QueryEscape(now.Add(-time.Hour).Format(time.RFC3339)),
+		LastDay: "/console/audit?from=" + url.QueryEscape(now.Add(-24*time.Hour).Format(time.RFC3339)), Q: map[string]string{}, Records: recs, Pager: pageLinks("/console/audit", nonEmpty(q, keys...), q.Get("cursor"), next)}
 	for _, k := range keys {
 		d.Q[k] = q.Get(k)
 	}
