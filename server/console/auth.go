@@ -71,8 +71,7 @@ func (c *Console) signedIn(op string, h func(http.ResponseWriter, *request)) htt
 		if !c.may(key, op) {
 			scope, _ := c.cfg.Scope(op)
 			c.auth.RecordDenied(r.Context(), req.actor(), "console "+op, "missing scope "+scope)
-			w.WriteHeader(http.StatusForbidden)
-			c.render(w, req, "denied", "Not allowed", map[string]string{"Scope": scope})
+			c.renderStatus(w, req, http.StatusForbidden, "denied", "Not allowed", map[string]string{"Scope": scope})
 			return
 		}
 		h(w, req)
@@ -135,8 +134,8 @@ func (c *Console) login(w http.ResponseWriter, r *http.Request) {
 		}
 		c.signins.lim.AllowN(c.signins.clock(), 1)
 		c.auth.RecordDenied(r.Context(), authority.Actor{Addr: "console " + r.RemoteAddr}, "console sign-in", "invalid API key")
-		w.WriteHeader(http.StatusUnauthorized)
-		c.render(w, &request{Request: r}, "login", "Sign in", map[string]string{"Error": "That API key is unknown, revoked or expired."})
+		c.renderStatus(w, &request{Request: r}, http.StatusUnauthorized, "login", "Sign in",
+			map[string]string{"Error": "That API key is unknown, revoked or expired."})
 		return
 	}
 	cookie := c.sessions.create(key.ID)

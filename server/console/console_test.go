@@ -149,8 +149,10 @@ func TestKeyWithoutBanScopeSeesNoFormAndIsRefused(t *testing.T) {
 	if banned(t, a, "t1", "mallory") {
 		t.Fatal("a key without bans:write created a ban")
 	}
-	if resp, _ = get(t, c, srv.URL+"/console/audit"); resp.StatusCode != http.StatusForbidden {
-		t.Errorf("audit page without audit:read: %s, want 403", resp.Status)
+	resp, body := get(t, c, srv.URL+"/console/audit")
+	if resp.StatusCode != http.StatusForbidden || resp.Header.Get("Content-Type") != "text/html; charset=utf-8" ||
+		!strings.Contains(body, "audit:read") {
+		t.Errorf("audit page without audit:read: %s, %q, want 403, an HTML page naming the scope:\n%s", resp.Status, resp.Header.Get("Content-Type"), body)
 	}
 }
 

@@ -64,8 +64,13 @@ func parsePages() map[string]*template.Template {
 	return out
 }
 
-// render writes a page. r.key is zero before sign-in.
+// render writes a page with status 200. r.key is zero before sign-in.
 func (c *Console) render(w http.ResponseWriter, r *request, page, title string, data any) {
+	c.renderStatus(w, r, http.StatusOK, page, title, data)
+}
+
+// renderStatus writes a page with status.
+func (c *Console) renderStatus(w http.ResponseWriter, r *request, status int, page, title string, data any) {
 	v := view{Title: title, Data: data, Notice: r.URL.Query().Get("notice")}
 	if r.key.ID != "" {
 		v.Nav = c.nav(r.key, r.URL.Path)
@@ -80,6 +85,7 @@ func (c *Console) render(w http.ResponseWriter, r *request, page, title string, 
 		return
 	}
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.WriteHeader(status)
 	_, _ = w.Write(buf.Bytes())
 }
 
@@ -114,8 +120,7 @@ func (c *Console) fail(w http.ResponseWriter, r *request, err error) {
 	default:
 		c.log.ErrorContext(r.Context(), "console", "path", r.URL.Path, "err", err)
 	}
-	w.WriteHeader(status)
-	c.render(w, r, "error", fmt.Sprintf("Error %d", status), map[string]string{"Message": msg})
+	c.renderStatus(w, r, status, "error", fmt.Sprintf("Error %d", status), map[string]string{"Message": msg})
 }
 
 func itoa(n int) string { return fmt.Sprint(n) }
