@@ -203,6 +203,7 @@ func (c *Console) createBan(w http.ResponseWriter, r *request) {
 
 type banData struct {
 	Ban      banRow
+	Audit    []storage.AuditRecord
 	AuditURL string
 	LiveURL  string
 	Rollout  []mirrorState
@@ -227,16 +228,55 @@ func (c *Console) banPage(w http.ResponseWriter, r *request) {
 		d.Rollout = e.Mirrors
 		d.LiveURL = "/console/live/bans?" + url.Values{"id": {ban.ID}, "rev": {strconv.FormatInt(rev, 10)}}.Encode()
 	}
-	// The audit trail is a link to the Audit page filtered by the ban's
-	// subject and tenant, not a list here: the store has no index of audit
-	// records by subject, so that listing scans the records and would make
-	// this page as slow as the audit trail is long (BENCHMARKS.md).
-	// Its records are written at or after its creation, where the listing
-	// starts (audit IDs are time-ordered).
-	d.AuditURL = "/console/audit?" + url.Values{"subject": {subjectOf(ban)}, "tenant": {ban.TenantID},
-		"from": {ban.CreateTime.UTC().Format(time.RFC3339)}}.Encode()
+	if c.may(r.key, opAudit) {
+		trail, err := c.banTrail(r.Context(), ban)
+		if err != nil {
+			c.fail(w, r, err)
+			return
+		}
+		d.Audit = trail
+		// The whole trail of the subject, from the ban's creation.
+		d.AuditURL = "/console/audit?" + url.Values{"subject": {subjectOf(ban)}, "tenant": {ban.TenantID},
+			"from": {ban.CreateTime.UTC().Format(time.RFC3339)}}.Encode()
+	}
 	c.render(w, r, "ban", "Ban "+ban.ID, d)
 }
+
+// banTrail reads a ban's "ban.create" and "ban.lift" records. Each is
+// written at the time the ban records (CreateTime, LiftTime), and an
+// audit listing with a start time starts there, so each is among the
+// first records read from that time: the console reads banTrailWindow
+// records from it, unfiltered (a filtered listing reads on until it finds
+// one match more than its page, which for a subject can be the whole
+// trail: the store has no index of audit records by subject or target),
+// and keeps the ban's. A record not in its window (more records in that
+// millisecond, or swept by the audit retention) is not shown; the page
+// links the subject's whole trail.
+func (c *Console) banTrail(ctx context.Context, ban storage.Ban) ([]storage.AuditRecord, error) {
+	var out []storage.AuditRecord
+	find := func(action string, at time.Time) error {
+		recs, _, err := c.auth.ListAuditRecords(ctx, authority.AuditFilter{From: at}, authority.Page{Size: banTrailWindow})
+		for _, r := range recs {
+			if r.TargetID == ban.ID && r.Action == action {
+				out = append(out, r)
+				break
+			}
+		}
+		return err
+	}
+	if err := find("ban.create", ban.CreateTime); err != nil {
+		return nil, err
+	}
+	if ban.Lifted() {
+		if err := find("ban.lift", ban.LiftTime); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// banTrailWindow is how many records banTrail reads from each time.
+const banTrailWindow = 20
 
 // subjectOf is the audit subject of a ban ("user:alice").
 func subjectOf(b storage.Ban) string { return string(b.Kind) + ":" + b.Value }

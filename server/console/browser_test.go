@@ -174,6 +174,9 @@ func TestBrowserBanEnforceLiftAuditSignOut(t *testing.T) {
 		t.Fatalf("notice after lifting: %q", n)
 	}
 	shots.take(bctx, "ban")
+	if trail := text("#ban-trail"); !strings.Contains(trail, "ban.create") || !strings.Contains(trail, "ban.lift") {
+		t.Errorf("the ban's page does not show its audit trail:\n%s", trail)
+	}
 	if banned(t, a, "acme", "mallory") {
 		t.Fatal("mallory is still banned after the lift")
 	}

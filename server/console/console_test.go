@@ -247,6 +247,10 @@ func TestBanCreateLiftAndAuditAsTheKeyThroughTheConsole(t *testing.T) {
 	if banned(t, a, "t1", "mallory") {
 		t.Fatal("still banned after the lift")
 	}
+	_, trail := get(t, c, srv.URL+banURL)
+	if strings.Count(trail, "<td>ban.create</td>") != 1 || strings.Count(trail, "<td>ban.lift</td>") != 1 || !strings.Contains(trail, "appeal granted") {
+		t.Errorf("the ban's page does not show its create and lift records:\n%s", trail)
+	}
 	_, audit := get(t, c, srv.URL+"/console/audit?actor=oncall-alice")
 	for _, want := range []string{"ban.create", "ban.lift", "appeal granted", "console 127.0.0.1:"} {
 		if !strings.Contains(audit, want) {
