@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -291,5 +292,62 @@ func TestLiveStreamEndsWhenTheServerShutsDown(t *testing.T) {
 	// server's graceful shutdown; the test's timeout is the hang guard.
 	if _, err := io.ReadAll(resp.Body); err != nil {
 		t.Fatalf("reading to the end of the stream: %v", err)
+	}
+}
+
+func TestAPIKeySecretShownOnceAndSessionsRevoked(t *testing.T) {
+	a, srv := consoleServer(t, authoritytest.Options{})
+	ctx := context.Background()
+	admin := a.Dial()
+	var ids []string
+	for range 3 {
+		s, err := admin.Sessions.CreateSession(ctx, &pb.CreateSessionRequest{TenantId: "t1", UserId: "bob", DeviceId: "phone"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, s.GetSession().GetSessionId())
+	}
+	c := browser(t)
+	signIn(t, c, srv.URL, a.AdminKey)
+	_, page := get(t, c, srv.URL+"/console/apikeys")
+	tok := csrf(t, page)
+	resp, created := post(t, c, srv.URL+"/console/apikeys", url.Values{"csrf": {tok}, "name": {"oncall-bob"}, "scope": {"sessions:read", "sessions:write"}})
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("create API key: %s\n%s", resp.Status, created)
+	}
+	m := regexp.MustCompile(`<pre>(pcl_[^<]+)</pre>`).FindStringSubmatch(created)
+	if m == nil {
+		t.Fatalf("the new key's secret is not shown:\n%s", created)
+	}
+	if _, again := get(t, c, srv.URL+"/console/apikeys"); strings.Contains(again, m[1]) {
+		t.Fatal("the secret is shown again after its creation")
+	}
+
+	bob := browser(t)
+	signIn(t, bob, srv.URL, m[1])
+	_, list := get(t, bob, srv.URL+"/console/sessions?tenant=t1&user=bob")
+	for _, id := range ids {
+		if !strings.Contains(list, id) {
+			t.Errorf("session %s not listed:\n%s", id, list)
+		}
+	}
+	tok = csrf(t, list)
+	if resp, _ = post(t, bob, srv.URL+"/console/sessions/"+ids[0]+"/revoke", url.Values{"csrf": {tok}, "reason": {"lost phone"}}); resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("revoke one: %s", resp.Status)
+	}
+	got, err := admin.Sessions.GetSession(ctx, &pb.GetSessionRequest{SessionId: ids[0]})
+	if err != nil || got.GetSession().GetRevokeTime() == nil {
+		t.Fatalf("session %s after the console revoked it: %v, %v", ids[0], got, err)
+	}
+	resp, _ = post(t, bob, srv.URL+"/console/sessions/revoke-user", url.Values{"csrf": {tok}, "tenant": {"t1"}, "user": {"bob"}})
+	if resp.StatusCode != http.StatusSeeOther || !strings.Contains(resp.Header.Get("Location"), "Revoked+2+sessions") {
+		t.Fatalf("revoke all: %s to %q, want the 2 still live counted", resp.Status, resp.Header.Get("Location"))
+	}
+	// oncall-bob may not see bans: no link, and 403.
+	if strings.Contains(list, `href="/console/bans"`) {
+		t.Error("a key without bans:read is shown the bans page")
+	}
+	if resp, _ = get(t, bob, srv.URL+"/console/bans"); resp.StatusCode != http.StatusForbidden {
+		t.Errorf("bans page without bans:read: %s, want 403", resp.Status)
 	}
 }
