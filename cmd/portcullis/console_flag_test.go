@@ -1,8 +1,11 @@
 package main
 
 import (
+	"context"
 	"errors"
+	"io"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -54,5 +57,15 @@ func TestConsoleFlag(t *testing.T) {
 	var usage usageError
 	if _, err := consoleOn("yes", "127.0.0.1:7471"); !errors.As(err, &usage) {
 		t.Errorf("--console yes: %v, want a usage error", err)
+	}
+	// serve refuses it before it opens the store or listens.
+	data := filepath.Join(t.TempDir(), "data")
+	err := serve(context.Background(), serveConfig{listen: "127.0.0.1:0", httpListen: "127.0.0.1:0", dataDir: data,
+		logFormat: "text", logLevel: "error", console: "yes"}, io.Discard)
+	if !errors.As(err, &usage) {
+		t.Errorf("serve --console yes: %v, want a usage error", err)
+	}
+	if _, statErr := os.Stat(data); !errors.Is(statErr, os.ErrNotExist) {
+		t.Errorf("serve --console yes created the data directory (%v): it should refuse first", statErr)
 	}
 }

@@ -128,6 +128,10 @@ func serve(ctx context.Context, c serveConfig, logOut io.Writer) error {
 	if err != nil {
 		return err
 	}
+	console, err := consoleOn(c.console, c.httpListen)
+	if err != nil {
+		return err
+	}
 	if c.sessionRetention < 0 || c.auditRetention < 0 || c.sweepInterval < 0 {
 		return usageError{errors.New("--session-retention, --audit-retention and --sweep-interval must not be negative")}
 	}
@@ -202,10 +206,7 @@ func serve(ctx context.Context, c serveConfig, logOut io.Writer) error {
 			return err
 		}
 		var hopts []server.HTTPOption
-		if on, err := consoleOn(c.console, c.httpListen); err != nil {
-			g.Stop()
-			return err
-		} else if on {
+		if console {
 			hopts = append(hopts, server.WithConsole(c.tlsCert != ""))
 		}
 		hs = &http.Server{Handler: srv.HTTPHandler(hopts...), ReadHeaderTimeout: 10 * time.Second}
