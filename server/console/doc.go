@@ -25,7 +25,13 @@
 //     (internal/authority) and the fleet (internal/fleet): listings use the
 //     domain's cursor page tokens, so no page reads everything.
 //   - Live parts over server-sent events (live.go): the enforcement of each
-//     listed ban ("enforced by N/M mirrors") and the fleet table.
+//     listed ban ("enforced by N/M mirrors", enforce.go), a ban's rollout
+//     and the fleet table, re-read every LiveInterval and sent when they
+//     change; a stream ends with its session or the server.
+//   - A ban's page shows its create and lift records, read from their
+//     times in a window of 20 records (banTrail): the store has no index
+//     of audit records by subject, so a filtered listing could read the
+//     whole trail.
 //
 // Every change made here is audited by the domain as the key's name, with
 // the console as the channel: the record's actor address reads
@@ -35,8 +41,8 @@
 // front-end framework or htmx: everything (templates, CSS, script) is
 // embedded with go:embed, so the console works offline, with no CDN, and
 // nothing but the Go toolchain builds, runs or tests it. Every page works
-// without script (plain forms, POST then redirect); console.js (about
-// sixty lines, no dependencies, nothing to vendor or audit) only applies
+// without script (plain forms, POST then redirect); console.js (forty
+// lines, no dependencies, nothing to vendor or audit) only applies
 // the server-sent events to the page. The CSP forbids everything else.
 //
 // It may import internal/authority, internal/fleet, internal/storage and
