@@ -41,7 +41,7 @@
 // front-end framework or htmx: everything (templates, CSS, script) is
 // embedded with go:embed, so the console works offline, with no CDN, and
 // nothing but the Go toolchain builds, runs or tests it. Every page works
-// without script (plain forms, POST then redirect); console.js (forty
+// without script (plain forms, POST then redirect); console.js (35
 // lines, no dependencies, nothing to vendor or audit) only applies
 // the server-sent events to the page. The CSP forbids everything else.
 //
