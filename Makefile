@@ -6,7 +6,7 @@ TOOL  := $(GO) tool -modfile=tools/go.mod
 BIN   := bin/portcullis
 DATA  ?= ./data
 
-.PHONY: run build test lint generate check-generated vet gotest bench breaking fuzz fuzz-short robustness
+.PHONY: run build test lint generate check-generated vet gotest bench breaking fuzz fuzz-short robustness screenshots
 
 ## run: build and start the authority on ./data (bbolt), loopback only
 run: build
@@ -69,6 +69,10 @@ robustness:
 ## breaking: compare the API with main's last commit
 breaking:
 	$(TOOL) buf breaking --against '.git#branch=main'
+
+## screenshots: the console's pages, taken by its browser test (needs chromium), into docs/console
+screenshots:
+	PORTCULLIS_SCREENSHOTS=$(CURDIR)/docs/console $(GO) test -count=1 -run '^TestBrowser' ./server/console
 
 ## bench: durable write throughput (see BENCHMARKS.md)
 bench:

@@ -4,13 +4,34 @@ import (
 	"net/http"
 
 	"google.golang.org/grpc/health/grpc_health_v1"
+
+	"github.com/portcullis-dev/portcullis/server/console"
 )
+
+// HTTPOption configures HTTPHandler.
+type HTTPOption func(*httpOptions)
+
+type httpOptions struct {
+	console       bool
+	consoleSecure bool
+}
+
+// WithConsole serves the operator console under /console/ (package
+// console); secure says the listener serves TLS, so that its cookies are
+// Secure.
+func WithConsole(secure bool) HTTPOption {
+	return func(o *httpOptions) { o.console, o.consoleSecure = true, secure }
+}
 
 // HTTPHandler serves /healthz (the process is up), /readyz (the gRPC
 // health service reports SERVING: false while shutting down), /metrics
 // (Prometheus, see Metrics) and /.well-known/jwks.json (the verification
-// keys, see serveJWKS).
-func (s *Server) HTTPHandler() http.Handler {
+// keys, see serveJWKS), and, under WithConsole, the console.
+func (s *Server) HTTPHandler(opts ...HTTPOption) http.Handler {
+	var o httpOptions
+	for _, opt := range opts {
+		opt(&o)
+	}
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", s.metrics.Handler())
 	mux.HandleFunc("GET /.well-known/jwks.json", s.serveJWKS)
@@ -25,5 +46,19 @@ func (s *Server) HTTPHandler() http.Handler {
 		}
 		_, _ = w.Write([]byte("ok\n"))
 	})
+	if o.console {
+		c := console.New(console.Config{Authority: s.auth, Fleet: s.fleet, Scope: scopeOf, Closing: s.closing, Secure: o.consoleSecure, Logger: s.log})
+		mux.Handle("/console/", c.Handler())
+	}
 	return mux
+}
+
+// scopeOf is the scope the rules table (auth.go) asks of an API key for
+// method: the console authorises its pages and actions with it.
+func scopeOf(method string) (string, bool) {
+	r, ok := rules[method]
+	if !ok || r.public || r.refreshToken {
+		return "", false
+	}
+	return r.scope, true
 }

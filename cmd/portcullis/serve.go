@@ -37,6 +37,7 @@ type serveConfig struct {
 	sweepInterval      time.Duration
 	retainRevisions    int64
 	shutdownTimeout    time.Duration
+	console            string // auto, on or off
 	tlsCert            string // tls.go
 	tlsKey             string
 	clientCA           string
@@ -82,6 +83,7 @@ signing key and an API key named bootstrap-admin with scope admin, written to
 	f.DurationVar(&c.sweepInterval, "sweep-interval", 10*time.Minute, "how often to delete sessions ended more than --session-retention ago and audit records older than --audit-retention (0: never)")
 	f.Int64Var(&c.retainRevisions, "retain-revisions", 100000, "how many revisions of the event log to keep for resuming watchers")
 	f.DurationVar(&c.shutdownTimeout, "shutdown-timeout", 10*time.Second, "how long to wait for calls in flight on shutdown")
+	f.StringVar(&c.console, "console", "auto", "serve the operator console under /console/ on the HTTP listener: auto (when --http-listen is a loopback address), on, or off")
 	addTLSFlags(f, &c)
 	addLimitFlags(f, &c.limits)
 	addStoreFlags(f, &c.store)
@@ -123,6 +125,10 @@ func checkPlaintext(flag, addr string, insecure bool, log *slog.Logger) error {
 
 func serve(ctx context.Context, c serveConfig, logOut io.Writer) error {
 	log, err := newLogger(logOut, c.logFormat, c.logLevel)
+	if err != nil {
+		return err
+	}
+	console, err := consoleOn(c.console, c.httpListen)
 	if err != nil {
 		return err
 	}
@@ -200,7 +206,11 @@ func serve(ctx context.Context, c serveConfig, logOut io.Writer) error {
 			g.Stop()
 			return err
 		}
-		hs = &http.Server{Handler: srv.HTTPHandler(), ReadHeaderTimeout: 10 * time.Second}
+		var hopts []server.HTTPOption
+		if console {
+			hopts = append(hopts, server.WithConsole(c.tlsCert != ""))
+		}
+		hs = &http.Server{Handler: srv.HTTPHandler(hopts...), ReadHeaderTimeout: 10 * time.Second}
 		go func() {
 			if err := hs.Serve(tr.wrapHTTP(hl)); !errors.Is(err, http.ErrServerClosed) {
 				errc <- err
@@ -234,4 +244,18 @@ func serve(ctx context.Context, c serveConfig, logOut io.Writer) error {
 		_ = hs.Shutdown(sctx)
 	}
 	return err
+}
+
+// consoleOn decides --console: auto serves the console only on a loopback
+// HTTP listener, where only this machine's operators reach it.
+func consoleOn(flag, httpListen string) (bool, error) {
+	switch flag {
+	case "on":
+		return true, nil
+	case "off":
+		return false, nil
+	case "auto", "": // "": a serveConfig built without the flags
+		return isLoopback(httpListen), nil
+	}
+	return false, usageError{fmt.Errorf("--console: want auto, on or off, not %q", flag)}
 }

@@ -35,6 +35,11 @@ func (a *Authority) ListAuditRecords(ctx context.Context, f AuditFilter, p Page)
 	if err != nil {
 		return nil, "", err
 	}
+	if after == "" && !f.From.IsZero() {
+		// Start the scan at From instead of at the oldest record (a time
+		// range of the last hour reads the last hour): see idBefore.
+		after = idBefore("aud_", f.From)
+	}
 	var out []storage.AuditRecord
 	var next string
 	err = a.store.View(ctx, func(tx storage.ReadTx) error {

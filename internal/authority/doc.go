@@ -110,6 +110,11 @@
 // the deleting Update's own read is the only check needed, and replicas
 // sweeping at once lose a race, run again and find the records gone.
 //
+// Audit record IDs being time-ordered also serves listings: one with a
+// start time starts its scan at it (idBefore), so the last hour's records
+// cost the last hour's reads. The other filters (subject, actor, action,
+// tenant) are checked record by record.
+//
 // # Refusing invalid refresh tokens early
 //
 // RefreshSession refuses a token that is not shaped like one (prefix,

@@ -57,3 +57,17 @@ func hashSecret(secret string) []byte {
 	h := sha256.Sum256([]byte(secret))
 	return h[:]
 }
+
+// idBefore is an ID that sorts before every ID newID(prefix, t') makes
+// for t' at or after t, and after none of a record whose time is at or
+// after t: newID's IDs start with their millisecond and are never behind
+// it (when the clock goes back they continue from the last), so the
+// largest ID of the millisecond before t's is such a bound.
+func idBefore(prefix string, t time.Time) string {
+	var b [16]byte
+	binary.BigEndian.PutUint64(b[:8], uint64(t.UnixMilli()-1)<<16|0xffff)
+	for i := 8; i < 16; i++ {
+		b[i] = 0xff
+	}
+	return prefix + idEncoding.EncodeToString(b[:])
+}
