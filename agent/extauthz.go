@@ -56,7 +56,7 @@ func (x *extAuthz) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3
 	}
 	d := decide(ctx, x.a, h.GetMethod(), h.GetPath(), sourceAddr(attrs.GetSource()), hdr)
 	if d.Err == nil {
-		x.a.metrics.observe(doorExtAuthz, d, nil, start)
+		x.a.metrics.observe(doorExtAuthz, d.Public, nil, start)
 		// Rendered once per session (admitted.go); shared, read-only.
 		if d.Session == nil {
 			return publicAnswer.ok, nil
@@ -64,7 +64,7 @@ func (x *extAuthz) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3
 		return x.a.admitted.get(d.Session).ok, nil
 	}
 	ref := refusalOf(d.Err)
-	x.a.metrics.observe(doorExtAuthz, d, &ref, start)
+	x.a.metrics.observe(doorExtAuthz, d.Public, &ref, start)
 	x.a.log.DebugContext(ctx, "portcullis agent refused a request", "door", "ext_authz", "method", h.GetMethod(), "path", h.GetPath(),
 		"client_ip", d.Input.ClientIP, "device_id", d.Input.DeviceID, "capability", d.Input.Capability, "error", d.Err)
 	return deniedResponse(ref), nil

@@ -102,11 +102,11 @@ func (a *Agent) serveAuthz(w http.ResponseWriter, r *http.Request) {
 			h[name] = ans.values[i]
 		}
 		w.WriteHeader(http.StatusOK)
-		a.metrics.observe(doorForwardAuth, d, nil, start)
+		a.metrics.observe(doorForwardAuth, d.Public, nil, start)
 		return
 	}
 	ref := refusalOf(d.Err)
-	a.metrics.observe(doorForwardAuth, d, &ref, start)
+	a.metrics.observe(doorForwardAuth, d.Public, &ref, start)
 	a.log.DebugContext(r.Context(), "portcullis agent refused a request", "door", "forward_auth", "method", method, "uri", uri,
 		"client_ip", d.Input.ClientIP, "device_id", d.Input.DeviceID, "capability", d.Input.Capability, "error", d.Err)
 	writeRefusal(w, ref)

@@ -46,12 +46,11 @@ func (a *Agent) serveIntrospect(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s, err := a.mirror.Check(r.Context(), tok, client.CheckInput{})
-	d := Decision{Session: s, Err: err}
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
 	if errors.Is(err, client.ErrMirrorStale) {
 		ref := refusalOf(err)
-		a.metrics.observe(doorIntrospect, d, &ref, start)
+		a.metrics.observe(doorIntrospect, false, &ref, start)
 		writeRefusal(w, ref)
 		return
 	}
@@ -70,10 +69,10 @@ func (a *Agent) serveIntrospect(w http.ResponseWriter, r *http.Request) {
 		if !s.IssueTime.IsZero() {
 			out.IssuedAt = s.IssueTime.Unix()
 		}
-		a.metrics.observe(doorIntrospect, d, nil, start)
+		a.metrics.observe(doorIntrospect, false, nil, start)
 	} else {
 		ref := refusalOf(err)
-		a.metrics.observe(doorIntrospect, d, &ref, start)
+		a.metrics.observe(doorIntrospect, false, &ref, start)
 	}
 	_ = json.NewEncoder(w).Encode(out)
 }
