@@ -39,6 +39,7 @@ type Agent struct {
 	audience   string
 	log        *slog.Logger
 	metrics    *metrics
+	admitted   *admittedCache
 }
 
 // New returns an agent deciding with m (a *client.Mirror, running). It
@@ -47,7 +48,8 @@ func New(m Mirror, opts Options) (*Agent, error) {
 	if m == nil {
 		return nil, fmt.Errorf("agent: nil Mirror")
 	}
-	a := &Agent{mirror: m, staleAfter: opts.StaleAfter, issuer: opts.Issuer, audience: opts.Audience, log: opts.Logger}
+	a := &Agent{mirror: m, staleAfter: opts.StaleAfter, issuer: opts.Issuer, audience: opts.Audience, log: opts.Logger,
+		admitted: newAdmittedCache()}
 	if a.staleAfter <= 0 {
 		a.staleAfter = 30 * time.Second
 	}

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/http"
 	"net/netip"
 	"os"
 	"slices"
@@ -88,8 +87,8 @@ type compiled struct {
 	routes       []route // longest prefix first; a method before any method
 	public       []route
 	trusted      []netip.Prefix
-	ipHeader     string // canonical MIME form
-	deviceHeader string // canonical MIME form; "" for none
+	ipHeader     hname
+	deviceHeader hname // zero for none
 }
 
 type route struct {
@@ -102,12 +101,12 @@ var loopback = []string{"127.0.0.0/8", "::1/128"}
 
 func compile(c Config) (*compiled, error) {
 	var errs []error
-	out := &compiled{ipHeader: http.CanonicalHeaderKey("X-Forwarded-For")}
+	out := &compiled{ipHeader: newHName("X-Forwarded-For")}
 	if c.ClientIPHeader != "" {
-		out.ipHeader = http.CanonicalHeaderKey(c.ClientIPHeader)
+		out.ipHeader = newHName(c.ClientIPHeader)
 	}
 	if c.DeviceHeader != "" {
-		out.deviceHeader = http.CanonicalHeaderKey(c.DeviceHeader)
+		out.deviceHeader = newHName(c.DeviceHeader)
 	}
 	proxies := loopback
 	if c.TrustedProxies != nil {

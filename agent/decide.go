@@ -60,12 +60,18 @@ type Decision struct {
 // bearer token checked by the mirror, exactly as the interceptors check a
 // call.
 func (a *Agent) Decide(ctx context.Context, r Request) Decision {
+	return decide(ctx, a, r.Method, r.URI, r.Peer, publicHeaders{r.Header})
+}
+
+// decide is Decide for the front doors, which read headers by names
+// already in their form (headername.go). Generic rather than taking the
+// interface, so that no header adapter is boxed (allocated) per call.
+func decide[H headerSource](ctx context.Context, a *Agent, method, uri string, peer netip.Addr, hdr H) Decision {
 	cfg := a.cfg.Load()
-	p, ok := cleanPath(r.URI)
+	p, ok := cleanPath(uri)
 	if !ok {
-		return Decision{Err: fmt.Errorf("%w: the request URI %q is not an absolute path", rpcerr.ErrInvalidArgument, r.URI)}
+		return Decision{Err: fmt.Errorf("%w: the request URI %q is not an absolute path", rpcerr.ErrInvalidArgument, uri)}
 	}
-	method := r.Method
 	if !isUpper(method) {
 		method = strings.ToUpper(method)
 	}
@@ -81,20 +87,39 @@ func (a *Agent) Decide(ctx context.Context, r Request) Decision {
 			break
 		}
 	}
-	d.Input.ClientIP = clientip.Normalize(r.Peer)
-	if len(cfg.trusted) > 0 && d.Input.ClientIP.IsValid() {
-		d.Input.ClientIP = clientip.Resolve(cfg.trusted, d.Input.ClientIP, r.Header.Values(cfg.ipHeader))
+	d.Input.ClientIP = peer
+	if !peer.Is4() { // an IPv4 address is normal already (and has no zone)
+		d.Input.ClientIP = clientip.Normalize(peer)
 	}
-	if cfg.deviceHeader != "" {
-		d.Input.DeviceID = r.Header.Get(cfg.deviceHeader)
+	// The forwarded header is read only from a trusted peer: from any
+	// other it is the client's to forge, and not worth a lookup.
+	if trustedPeer(cfg.trusted, d.Input.ClientIP) {
+		d.Input.ClientIP = clientip.Resolve(cfg.trusted, d.Input.ClientIP, hdr.values(cfg.ipHeader))
 	}
-	tok, ok := bearer(r.Header.Get("Authorization"))
+	if cfg.deviceHeader.canon != "" {
+		d.Input.DeviceID = hdr.get(cfg.deviceHeader)
+	}
+	tok, ok := bearer(hdr.get(hAuthorization))
 	if !ok {
 		d.Err = fmt.Errorf(`%w: no access token; send it as "Authorization: Bearer <token>"`, client.ErrTokenInvalid)
 		return d
 	}
 	d.Session, d.Err = a.mirror.Check(ctx, tok, d.Input)
 	return d
+}
+
+// trustedPeer reports whether the (normalized) peer address is one of the
+// trusted proxies.
+func trustedPeer(trusted []netip.Prefix, peer netip.Addr) bool {
+	if !peer.IsValid() {
+		return false
+	}
+	for _, p := range trusted {
+		if p.Contains(peer) {
+			return true
+		}
+	}
+	return false
 }
 
 // bearer returns the token of an "Authorization: Bearer <token>" value;

@@ -5,7 +5,8 @@
 //
 //   - HTTP forward-auth at /authz, for nginx auth_request, Caddy
 //     forward_auth and Traefik ForwardAuth: 200 with the identity headers
-//     (X-Portcullis-User, -Session, -Tenant) for the upstream, or the
+//     (X-Portcullis-User, -Session, -Tenant, and -Issuer for an external
+//     OIDC issuer's token) for the upstream, or the
 //     refusal: 401 for token problems, 403 for bans, 503 when the mirror
 //     is stale (fail closed, unless the mirror is fail-open), with the
 //     reason in X-Portcullis-Reason (and X-Portcullis-Ban-Id,
@@ -45,9 +46,15 @@
 //     (nginx) or X-Forwarded-Method/X-Forwarded-Uri (Caddy, Traefik); a
 //     header given twice, or the two conventions disagreeing, is refused
 //     (400), since the one the gateway did not set came from the client.
-//   - Identity headers are set on every admission, empty on a public
-//     route, so that a gateway copying them overwrites the client's own;
-//     ext_authz overwrites them, or removes them on a public route.
+//   - Identity headers are set on every admission, empty when they have
+//     no value (a public route; the issuer of the authority's own tokens),
+//     so that a gateway copying them overwrites the client's own; ext_authz
+//     overwrites them, or removes the empty ones.
+//   - The answer to an admission is rendered once per verified session
+//     (admitted.go: the header values, the ext_authz OK response), keyed
+//     by the *client.Session the mirror returns for a cached token, so
+//     that a cached token's decision allocates nothing; a refusal is
+//     rendered each time (refusals are rare and carry the ban).
 //   - ext_authz never fails the RPC for a refusal: it answers a denied
 //     CheckResponse, so Envoy's failure_mode_allow cannot admit it.
 //   - A gateway decides per request: an open WebSocket or gRPC stream

@@ -5,12 +5,10 @@ import (
 	"encoding/json"
 	"net/netip"
 	"strings"
-	"sync"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
-	rpcstatus "google.golang.org/genproto/googleapis/rpc/status"
 	"google.golang.org/grpc"
 
 	"github.com/portcullis-dev/portcullis/clientip"
@@ -56,45 +54,41 @@ func (x *extAuthz) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3
 			hdr[k] = v
 		}
 	}
-	var peer netip.Addr
-	if sa := attrs.GetSource().GetAddress().GetSocketAddress(); sa != nil {
-		peer = clientip.FromString(sa.GetAddress())
-	}
-	d := x.a.Decide(ctx, Request{Method: h.GetMethod(), URI: h.GetPath(), Peer: peer, Header: hdr})
+	d := decide(ctx, x.a, h.GetMethod(), h.GetPath(), sourceAddr(attrs.GetSource()), hdr)
 	if d.Err == nil {
-		x.a.metrics.observe(doorExtAuthz, d, nil, start)
-		return okResponse(d), nil
+		x.a.metrics.observe(doorExtAuthz, d.Public, nil, start)
+		// Rendered once per session (admitted.go); shared, read-only.
+		if d.Session == nil {
+			return publicAnswer.ok, nil
+		}
+		return x.a.admitted.get(d.Session).ok, nil
 	}
 	ref := refusalOf(d.Err)
-	x.a.metrics.observe(doorExtAuthz, d, &ref, start)
+	x.a.metrics.observe(doorExtAuthz, d.Public, &ref, start)
 	x.a.log.DebugContext(ctx, "portcullis agent refused a request", "door", "ext_authz", "method", h.GetMethod(), "path", h.GetPath(),
 		"client_ip", d.Input.ClientIP, "device_id", d.Input.DeviceID, "capability", d.Input.Capability, "error", d.Err)
 	return deniedResponse(ref), nil
 }
 
-// okResponse admits the request with the identity headers, overwriting
-// any the client sent; a public request has them removed.
-func okResponse(d Decision) *authv3.CheckResponse {
-	ok := &authv3.OkHttpResponse{}
-	if d.Session == nil {
-		ok.HeadersToRemove = []string{lowerName(HeaderUser), lowerName(HeaderSession), lowerName(HeaderTenant)}
-	} else {
-		id := identity(d)
-		for i, name := range IdentityHeaders {
-			ok.Headers = append(ok.Headers, overwrite(name, id[i]))
-		}
+// sourceAddr is the downstream peer's address. Envoy sends a bare IP (no
+// port): it is parsed as one first, without clientip.FromString's
+// host:port attempt, whose failure costs an error allocation per call.
+func sourceAddr(p *authv3.AttributeContext_Peer) netip.Addr {
+	sa := p.GetAddress().GetSocketAddress()
+	if sa == nil {
+		return netip.Addr{}
 	}
-	return &authv3.CheckResponse{
-		Status:       &rpcstatus.Status{},
-		HttpResponse: &authv3.CheckResponse_OkResponse{OkResponse: ok},
+	if a, err := netip.ParseAddr(sa.GetAddress()); err == nil {
+		return a // decide normalizes it
 	}
+	return clientip.FromString(sa.GetAddress())
 }
 
 func deniedResponse(ref refusal) *authv3.CheckResponse {
 	body, _ := json.Marshal(ref)
-	hs := []*corev3.HeaderValueOption{overwrite("content-type", "application/json"), overwrite(HeaderReason, ref.Reason)}
+	hs := []*corev3.HeaderValueOption{overwrite("content-type", "application/json"), overwrite(lowerReason, ref.Reason)}
 	if ref.BanID != "" {
-		hs = append(hs, overwrite(HeaderBanID, ref.BanID), overwrite(HeaderExpireTime, ref.ExpireTime))
+		hs = append(hs, overwrite(lowerBanID, ref.BanID), overwrite(lowerExpireTime, ref.ExpireTime))
 	}
 	if ref.HTTPStatus == 401 {
 		hs = append(hs, overwrite("www-authenticate", `Bearer error="invalid_token"`))
@@ -109,36 +103,8 @@ func deniedResponse(ref refusal) *authv3.CheckResponse {
 	}
 }
 
-func overwrite(name, value string) *corev3.HeaderValueOption {
-	return &corev3.HeaderValueOption{
-		Header:       &corev3.HeaderValue{Key: lowerName(name), Value: value},
-		AppendAction: corev3.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD,
-	}
-}
-
-// envoyHeaders adapts Envoy's header map (lower-case names; repeated
-// headers joined with commas) to Headers.
-type envoyHeaders map[string]string
-
-func (h envoyHeaders) Get(name string) string { return h[lowerName(name)] }
-
-func (h envoyHeaders) Values(name string) []string {
-	if v, ok := h[lowerName(name)]; ok {
-		return []string{v}
-	}
-	return nil
-}
-
-// lowerNames caches the lower-case form of the header names Decide asks
-// for (a handful: the agent's own and the configured ones), so that a
-// check does not allocate one per lookup.
-var lowerNames sync.Map // canonical name -> lower-case name
-
-func lowerName(name string) string {
-	if v, ok := lowerNames.Load(name); ok {
-		return v.(string)
-	}
-	l := strings.ToLower(name)
-	lowerNames.Store(name, l)
-	return l
-}
+var (
+	lowerReason     = newHName(HeaderReason).lower
+	lowerBanID      = newHName(HeaderBanID).lower
+	lowerExpireTime = newHName(HeaderExpireTime).lower
+)

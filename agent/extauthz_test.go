@@ -3,6 +3,7 @@ package agent_test
 import (
 	"net"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 
@@ -90,13 +91,18 @@ trusted_proxies: [10.0.0.0/8]
 			set[h.GetHeader().GetKey()] = h.GetHeader().GetValue()
 		}
 		if user == "" {
-			if len(set) != 0 || len(ok.GetHeadersToRemove()) != 3 {
+			if len(set) != 0 || !slices.Equal(ok.GetHeadersToRemove(), []string{"x-portcullis-user", "x-portcullis-session", "x-portcullis-tenant", "x-portcullis-issuer"}) {
 				t.Fatalf("public: set %v, removed %v; want the identity headers removed", set, ok.GetHeadersToRemove())
 			}
 			return
 		}
 		if set["x-portcullis-user"] != user || set["x-portcullis-session"] == "" || set["x-portcullis-tenant"] != "public" {
 			t.Fatalf("identity headers %v, want user %q", set, user)
+		}
+		// The authority's own token has no issuer: a client's header of
+		// that name is removed, not passed on.
+		if _, has := set["x-portcullis-issuer"]; has || !slices.Equal(ok.GetHeadersToRemove(), []string{"x-portcullis-issuer"}) {
+			t.Fatalf("set %v, removed %v; want x-portcullis-issuer removed", set, ok.GetHeadersToRemove())
 		}
 	}
 	wantDenied := func(resp *authv3.CheckResponse, httpStatus int, code codes.Code, reason string) *authv3.DeniedHttpResponse {

@@ -87,20 +87,26 @@ func (a *Agent) serveAuthz(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		d.Err = err
 	} else {
-		d = a.Decide(r.Context(), Request{Method: method, URI: uri, Peer: peerOf(r), Header: canonicalHeaders(r.Header)})
+		d = decide(r.Context(), a, method, uri, peerOf(r), canonicalHeaders(r.Header))
 	}
-	h := w.Header()
 	if d.Err == nil {
-		id := identity(d)
+		// The identity headers, by canonical name and with values
+		// rendered once per session (admitted.go): no canonicalization,
+		// no allocation.
+		ans := publicAnswer
+		if d.Session != nil {
+			ans = a.admitted.get(d.Session)
+		}
+		h := w.Header()
 		for i, name := range IdentityHeaders {
-			h[name] = []string{id[i]}
+			h[name] = ans.values[i]
 		}
 		w.WriteHeader(http.StatusOK)
-		a.metrics.observe(doorForwardAuth, d, nil, start)
+		a.metrics.observe(doorForwardAuth, d.Public, nil, start)
 		return
 	}
 	ref := refusalOf(d.Err)
-	a.metrics.observe(doorForwardAuth, d, &ref, start)
+	a.metrics.observe(doorForwardAuth, d.Public, &ref, start)
 	a.log.DebugContext(r.Context(), "portcullis agent refused a request", "door", "forward_auth", "method", method, "uri", uri,
 		"client_ip", d.Input.ClientIP, "device_id", d.Input.DeviceID, "capability", d.Input.Capability, "error", d.Err)
 	writeRefusal(w, ref)
@@ -165,18 +171,3 @@ func oneOf(r *http.Request, a, b string) (string, error) {
 	}
 	return "", nil
 }
-
-// canonicalHeaders reads an http.Header by names that are already in
-// canonical form (the agent's constants and configured names are stored
-// so), without http.Header.Get's canonicalization of every name on every
-// request: net/http canonicalizes the names it receives.
-type canonicalHeaders http.Header
-
-func (h canonicalHeaders) Get(name string) string {
-	if v := h[name]; len(v) > 0 {
-		return v[0]
-	}
-	return ""
-}
-
-func (h canonicalHeaders) Values(name string) []string { return h[name] }

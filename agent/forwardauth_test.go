@@ -1,8 +1,10 @@
 package agent_test
 
 import (
+	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 
@@ -143,4 +145,44 @@ func TestReloadKeepsConfigOnError(t *testing.T) {
 		t.Fatal(err)
 	}
 	wantRefused(t, e.authz(t, "GET", "/public/x", "", nil), http.StatusUnauthorized, "TOKEN_INVALID")
+}
+
+// TestForwardAuthConcurrentSessions: many sessions decided at once share
+// the agent's rendered answers (admitted.go) without mixing them up: each
+// admission names its own token's user and session (run with -race).
+func TestForwardAuthConcurrentSessions(t *testing.T) {
+	e := startEnv(t, testConfig, client.MirrorOptions{}, agent.Options{})
+	h := e.agent.Handler()
+	type who struct{ user, session, token string }
+	var users []who
+	for i := range 16 {
+		user := "u" + string(rune('a'+i))
+		resp, err := e.admin.Sessions.CreateSession(hang(t), &pb.CreateSessionRequest{UserId: user})
+		if err != nil {
+			t.Fatal(err)
+		}
+		users = append(users, who{user, resp.GetSession().GetSessionId(), resp.GetAccessToken()})
+	}
+	errs := make(chan error, len(users))
+	for _, u := range users {
+		go func() {
+			for range 200 {
+				req := httptest.NewRequest("GET", "/authz", nil)
+				req.Header.Set("Authorization", "Bearer "+u.token)
+				req.Header.Set("X-Original-Uri", "/api/posts")
+				w := httptest.NewRecorder()
+				h.ServeHTTP(w, req)
+				if w.Code != http.StatusOK || w.Header().Get("X-Portcullis-User") != u.user || w.Header().Get("X-Portcullis-Session") != u.session {
+					errs <- fmt.Errorf("%s: %d %v", u.user, w.Code, w.Header())
+					return
+				}
+			}
+			errs <- nil
+		}()
+	}
+	for range users {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
 }

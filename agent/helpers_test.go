@@ -43,7 +43,14 @@ device_header: X-Device-Id
 func startEnv(t testing.TB, yamlConfig string, mopts client.MirrorOptions, aopts agent.Options) *env {
 	t.Helper()
 	a := authoritytest.Start(t, authoritytest.Options{})
-	e := &env{Authority: a, admin: a.Dial()}
+	return startEnvOn(t, a, a.Dial(), yamlConfig, mopts, aopts)
+}
+
+// startEnvOn is startEnv with an authority of the caller's (admin dialed
+// to it).
+func startEnvOn(t testing.TB, a *authoritytest.Authority, admin *client.Client, yamlConfig string, mopts client.MirrorOptions, aopts agent.Options) *env {
+	t.Helper()
+	e := &env{Authority: a, admin: admin}
 	if mopts.Clock == nil {
 		mopts.Clock = a.Clock().Now
 	}

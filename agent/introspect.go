@@ -20,6 +20,7 @@ type introspection struct {
 	TenantID  string   `json:"tid,omitempty"`
 	DeviceID  string   `json:"did,omitempty"`
 	Issuer    string   `json:"iss,omitempty"`
+	TokenID   string   `json:"jti,omitempty"`
 	Audience  []string `json:"aud,omitempty"`
 	Expiry    int64    `json:"exp,omitempty"`
 	IssuedAt  int64    `json:"iat,omitempty"`
@@ -45,12 +46,11 @@ func (a *Agent) serveIntrospect(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s, err := a.mirror.Check(r.Context(), tok, client.CheckInput{})
-	d := Decision{Session: s, Err: err}
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
 	if errors.Is(err, client.ErrMirrorStale) {
 		ref := refusalOf(err)
-		a.metrics.observe(doorIntrospect, d, &ref, start)
+		a.metrics.observe(doorIntrospect, false, &ref, start)
 		writeRefusal(w, ref)
 		return
 	}
@@ -61,15 +61,38 @@ func (a *Agent) serveIntrospect(w http.ResponseWriter, r *http.Request) {
 		if a.audience != "" {
 			out.Audience = []string{a.audience}
 		}
+		if s.Issuer != "" {
+			// An external issuer's token: its own iss, jti and aud, not
+			// the authority's.
+			out.Issuer, out.TokenID, out.Audience = s.Issuer, s.TokenID, audienceOf(s.Claims)
+		}
 		if !s.IssueTime.IsZero() {
 			out.IssuedAt = s.IssueTime.Unix()
 		}
-		a.metrics.observe(doorIntrospect, d, nil, start)
+		a.metrics.observe(doorIntrospect, false, nil, start)
 	} else {
 		ref := refusalOf(err)
-		a.metrics.observe(doorIntrospect, d, &ref, start)
+		a.metrics.observe(doorIntrospect, false, &ref, start)
 	}
 	_ = json.NewEncoder(w).Encode(out)
+}
+
+// audienceOf returns the "aud" claim of a token's JSON payload (a string
+// or an array of them; RFC 7519 section 4.1.3), nil when absent.
+func audienceOf(claims string) []string {
+	var c struct {
+		Aud json.RawMessage `json:"aud"`
+	}
+	if json.Unmarshal([]byte(claims), &c) != nil || len(c.Aud) == 0 {
+		return nil
+	}
+	var one string
+	if json.Unmarshal(c.Aud, &one) == nil {
+		return []string{one}
+	}
+	var many []string
+	_ = json.Unmarshal(c.Aud, &many)
+	return many
 }
 
 // introspectAllowed checks the caller's credential, in constant time,

@@ -161,7 +161,7 @@ http {
 // seen is what the upstream received.
 type seen struct {
 	User, Session, Tenant string
-	HasUser               bool
+	HasUser, HasIssuer    bool
 	Path                  string
 }
 
@@ -178,8 +178,9 @@ trusted_proxies: [`+nginxPeer+`/32]
 `, client.MirrorOptions{}, agent.Options{})
 	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		_, has := r.Header["X-Portcullis-User"]
+		_, hasIss := r.Header["X-Portcullis-Issuer"]
 		_ = json.NewEncoder(w).Encode(seen{User: r.Header.Get("X-Portcullis-User"), Session: r.Header.Get("X-Portcullis-Session"),
-			Tenant: r.Header.Get("X-Portcullis-Tenant"), HasUser: has, Path: r.URL.Path})
+			Tenant: r.Header.Get("X-Portcullis-Tenant"), HasUser: has, HasIssuer: hasIss, Path: r.URL.Path})
 	}))
 	t.Cleanup(upstream.Close)
 	base := startNginx(t, strings.TrimPrefix(e.srv.URL, "http://"), strings.TrimPrefix(upstream.URL, "http://"))
@@ -240,9 +241,15 @@ trusted_proxies: [`+nginxPeer+`/32]
 		}
 	})
 	t.Run("a spoofed X-Portcullis-User never reaches the upstream", func(t *testing.T) {
-		wantPass("GET", "/api/posts", alice, "alice", map[string]string{"X-Portcullis-User": "admin", "X-Portcullis-Tenant": "root"})
-		s := wantPass("GET", "/public/x", "", "", map[string]string{"X-Portcullis-User": "admin"})
-		if s.HasUser {
+		s := wantPass("GET", "/api/posts", alice, "alice", map[string]string{"X-Portcullis-User": "admin", "X-Portcullis-Tenant": "root",
+			"X-Portcullis-Issuer": "https://evil.example"})
+		// The authority's own token has no issuer: the client's header of
+		// that name does not pass either.
+		if s.Tenant != "public" || s.HasIssuer {
+			t.Fatalf("the client's identity headers reached the upstream: %+v", s)
+		}
+		s = wantPass("GET", "/public/x", "", "", map[string]string{"X-Portcullis-User": "admin", "X-Portcullis-Issuer": "https://evil.example"})
+		if s.HasUser || s.HasIssuer {
 			t.Fatalf("a public request carried the client's X-Portcullis-User: %+v", s)
 		}
 	})

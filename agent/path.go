@@ -16,11 +16,27 @@ import (
 // so a capability route cannot be side-stepped by encoding. ok is false
 // for a URI that is not an absolute path or has a malformed escape.
 func cleanPath(uri string) (string, bool) {
-	if i := strings.IndexAny(uri, "?#"); i >= 0 {
-		uri = uri[:i]
-	}
-	if !strings.HasPrefix(uri, "/") {
+	if len(uri) == 0 || uri[0] != '/' {
 		return "", false
+	}
+	// One pass finds the end of the path and whether it is clean already
+	// (no escape, no "//", no dot segment, no trailing slash), the common
+	// case, which needs nothing else.
+	clean := true
+	end := len(uri)
+	for i := 0; i < len(uri); i++ {
+		c := uri[i]
+		if c == '?' || c == '#' {
+			end = i
+			break
+		}
+		if c == '%' || (c == '/' && i+1 < len(uri) && (uri[i+1] == '/' || uri[i+1] == '.')) {
+			clean = false
+		}
+	}
+	uri = uri[:end]
+	if clean && (len(uri) == 1 || uri[len(uri)-1] != '/') {
+		return uri, true
 	}
 	if strings.IndexByte(uri, '%') >= 0 {
 		u, err := url.PathUnescape(uri)

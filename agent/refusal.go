@@ -59,12 +59,16 @@ func refusalOf(err error) refusal {
 func (r refusal) Status() *status.Status { return r.status }
 
 // Headers the agent sets. The identity headers are set on every allowed
-// answer (empty on a public route), so that a gateway copying them to the
-// upstream request overwrites whatever the client sent.
+// answer (empty on a public route, and the issuer empty for the
+// authority's own tokens), so that a gateway copying them to the upstream
+// request overwrites whatever the client sent.
 const (
-	HeaderUser       = "X-Portcullis-User"
-	HeaderSession    = "X-Portcullis-Session"
-	HeaderTenant     = "X-Portcullis-Tenant"
+	HeaderUser    = "X-Portcullis-User"
+	HeaderSession = "X-Portcullis-Session"
+	HeaderTenant  = "X-Portcullis-Tenant"
+	// HeaderIssuer is the issuer ("iss") of an external OIDC issuer's
+	// token (client.Session.Issuer); empty for the authority's own.
+	HeaderIssuer     = "X-Portcullis-Issuer"
 	HeaderReason     = "X-Portcullis-Reason"
 	HeaderBanID      = "X-Portcullis-Ban-Id"
 	HeaderExpireTime = "X-Portcullis-Expire-Time"
@@ -72,13 +76,14 @@ const (
 
 // IdentityHeaders are the headers an allowed request carries to the
 // upstream; a gateway must never pass the client's own.
-var IdentityHeaders = []string{HeaderUser, HeaderSession, HeaderTenant}
+var IdentityHeaders = [numIdentity]string{HeaderUser, HeaderSession, HeaderTenant, HeaderIssuer}
 
-// identity returns the identity header values of a decision, in the order
-// of IdentityHeaders ("" for a public route).
-func identity(d Decision) [3]string {
-	if d.Session == nil {
-		return [3]string{}
+const numIdentity = 4
+
+// identityLower are IdentityHeaders in lower case, as Envoy names headers.
+var identityLower = func() (l [numIdentity]string) {
+	for i, n := range IdentityHeaders {
+		l[i] = newHName(n).lower
 	}
-	return [3]string{d.Session.UserID, d.Session.SessionID, d.Session.TenantID}
-}
+	return l
+}()

@@ -56,7 +56,8 @@ func newAgentCommand() *cobra.Command {
 no network call per request:
   - forward-auth at http://<--listen>/authz for nginx auth_request, Caddy
     forward_auth and Traefik ForwardAuth (200 with X-Portcullis-User,
-    -Session, -Tenant; 401 token problems; 403 bans; 503 stale mirror);
+    -Session, -Tenant, -Issuer; 401 token problems; 403 bans; 503 stale
+    mirror);
   - Envoy external authorization v3 (gRPC) on --ext-authz-listen, for Envoy
     and Istio's CUSTOM provider;
   - RFC 7662 introspection at /introspect (with --introspect-secret-file);

@@ -17,6 +17,19 @@
 // <data>/admin.key. Exit codes: 0 ok, 1 error (the authority refused or could
 // not be reached: one line "portcullis: <Code> <REASON>: <message>"), 2 usage.
 //
+// `portcullis agent` (agent.go) is a long-running companion for gateways
+// and services in any language: it dials the authority with an
+// events:watch API key (--authority, --api-key-file, the CLI's TLS rules),
+// runs a client.Mirror and serves package agent's front doors, on loopback
+// by default: forward-auth /authz, /introspect (with
+// --introspect-secret-file), /healthz, /readyz and /metrics on --listen,
+// Envoy ext_authz v3 on --ext-authz-listen. Off loopback the listeners
+// need --tls-cert or --insecure. --config (YAML: routes, public,
+// trusted_proxies, client_ip_header, device_header) is re-read on SIGHUP;
+// a file that does not load keeps the running configuration and is
+// logged. A refused API key stops it at start; an unreachable authority
+// does not (the mirror retries and /readyz says not ready).
+//
 // `portcullis recover-admin` is neither: it opens the store
 // itself, with serve's store flags, to write a new admin key when none is
 // left, and refuses a bbolt file a running authority holds.
