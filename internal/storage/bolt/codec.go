@@ -21,10 +21,14 @@ func encode(kind string, v any) ([]byte, error) {
 
 func decode[T any](kind string, data []byte) (T, error) {
 	var v T
-	if err := json.Unmarshal(data, &v); err != nil {
-		return v, fmt.Errorf("%w: decode %s: %w", errCorrupt, kind, err)
+	return v, decodeInto(kind, data, &v)
+}
+
+func decodeInto(kind string, data []byte, v any) error {
+	if err := json.Unmarshal(data, v); err != nil {
+		return fmt.Errorf("%w: decode %s: %w", errCorrupt, kind, err)
 	}
-	return v, nil
+	return nil
 }
 
 // decodeRec is decode, with bans through bd when it can (a faster

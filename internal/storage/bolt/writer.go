@@ -184,12 +184,12 @@ func (s *Store) attempt(live []*request) (failed *request) {
 			continue
 		}
 		ran++
-		t := &writeTx{readTx: readTx{tx: btx, rev: rev, writable: true}}
+		t := newWriteTx(readTx{tx: btx, rev: rev, writable: true})
 		err := s.call(r.fn, t)
 		t.done = true
-		if err == nil && len(t.events) > 0 {
+		if err == nil && len(t.Events) > 0 {
 			var raw []byte
-			if raw, err = putChange(btx, rev+1, t.events); err == nil {
+			if raw, err = putChange(btx, rev+1, t.Events); err == nil {
 				rev++
 				changes = append(changes, storage.NewEntry(rev, raw, decodeChange))
 			}

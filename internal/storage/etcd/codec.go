@@ -22,10 +22,14 @@ func encode(kind string, v any) ([]byte, error) {
 
 func decode[T any](kind, key string, data []byte) (T, error) {
 	var v T
-	if err := json.Unmarshal(data, &v); err != nil {
-		return v, fmt.Errorf("%w: decode %s at %q: %w", errCorrupt, kind, key, err)
+	return v, decodeInto(kind, key, data, &v)
+}
+
+func decodeInto(kind, key string, data []byte, v any) error {
+	if err := json.Unmarshal(data, v); err != nil {
+		return fmt.Errorf("%w: decode %s at %q: %w", errCorrupt, kind, key, err)
 	}
-	return v, nil
+	return nil
 }
 
 // decodeRec is decode, with bans through bd when it can (a faster

@@ -2,7 +2,6 @@ package etcd
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"iter"
@@ -103,7 +102,8 @@ type txn struct {
 
 	writes map[string]pending
 	guards map[string]bool
-	events []json.RawMessage
+
+	storage.Writes // the write methods, and the events emitted
 
 	// stale: a read found rev compacted; the function must run again.
 	stale bool
@@ -114,6 +114,7 @@ type txn struct {
 
 func newTxn(s *Store, ctx context.Context, writable bool) *txn {
 	t := &txn{s: s, k: s.k, ctx: ctx, writable: writable, linearizable: true, cache: map[string]kv{}, prefetched: map[string]bool{}}
+	t.Writes = storage.NewWrites(t)
 	if writable {
 		t.points = map[string]pointRead{}
 		t.writes = map[string]pending{}
