@@ -1,6 +1,7 @@
 package etcd
 
 import (
+	"cmp"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -94,10 +95,7 @@ func prefixEnd(p string) string { return clientv3.GetPrefixRangeEnd(p) }
 // normalizePrefix returns the prefix without trailing slashes; "" becomes
 // DefaultPrefix.
 func normalizePrefix(p string) (string, error) {
-	p = strings.TrimRight(p, "/")
-	if p == "" {
-		p = DefaultPrefix
-	}
+	p = cmp.Or(strings.TrimRight(p, "/"), DefaultPrefix)
 	if strings.Contains(p, sep) {
 		return "", fmt.Errorf("storage/etcd: prefix %q contains a NUL byte", p)
 	}
