@@ -74,7 +74,7 @@ func checkStore(tx *bbolt.Tx) error {
 func checkKeyed[T any](bucket []byte, kind string, key func(T) []byte) func(*readTx) error {
 	return func(t *readTx) error {
 		return t.tx.Bucket(bucket).ForEach(func(k, v []byte) error {
-			rec, err := decode[T](kind, v)
+			rec, err := decode[T](nil, kind, v)
 			if err != nil {
 				return err
 			}
@@ -91,7 +91,7 @@ func checkKeyed[T any](bucket []byte, kind string, key func(T) []byte) func(*rea
 func checkIndexed[T any](t *readTx, primary []byte, kind string, id func(T) string, entries func(T) []storage.IndexEntry, indexes ...[]byte) error {
 	want := make(map[string]bool)
 	err := t.tx.Bucket(primary).ForEach(func(k, v []byte) error {
-		rec, err := decode[T](kind, v)
+		rec, err := decode[T](nil, kind, v)
 		if err != nil {
 			return err
 		}
@@ -161,7 +161,7 @@ func checkEvents(m meta) func(*readTx) error {
 			if r != next {
 				return fmt.Errorf("%w: event log has revision %d, want %d (compacted %d, revision %d)", errCorrupt, r, next, m.compacted, m.revision)
 			}
-			c, err := decode[storage.Change]("change", v)
+			c, err := decode[storage.Change](nil, "change", v)
 			if err != nil {
 				return err
 			}

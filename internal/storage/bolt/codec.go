@@ -19,26 +19,18 @@ func encode(kind string, v any) ([]byte, error) {
 	return b, nil
 }
 
-func decode[T any](kind string, data []byte) (T, error) {
+// decode decodes a stored record, bans through bd when it is not nil (a
+// faster decoder whose results are encoding/json's, storage.BanDecoder).
+func decode[T any](bd *storage.BanDecoder, kind string, data []byte) (T, error) {
 	var v T
-	return v, decodeInto(kind, data, &v)
+	return v, decodeInto(bd, kind, data, &v)
 }
 
-func decodeInto(kind string, data []byte, v any) error {
-	if err := json.Unmarshal(data, v); err != nil {
+func decodeInto(bd *storage.BanDecoder, kind string, data []byte, v any) error {
+	if err := bd.Unmarshal(data, v); err != nil {
 		return fmt.Errorf("%w: decode %s: %w", errCorrupt, kind, err)
 	}
 	return nil
-}
-
-// decodeRec is decode, with bans through bd when it can (a faster
-// decoder whose results are encoding/json's, storage.BanDecoder).
-func decodeRec[T any](bd *storage.BanDecoder, kind string, data []byte) (T, error) {
-	var v T
-	if b, ok := any(&v).(*storage.Ban); ok && bd.Decode(data, b) {
-		return v, nil
-	}
-	return decode[T](kind, data)
 }
 
 // storedChange is the stored form of a storage.Change: the same JSON shape,

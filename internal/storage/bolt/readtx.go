@@ -57,7 +57,7 @@ func get[T any](t *readTx, bucket []byte, kind string, key []byte) (T, bool, err
 	if v == nil {
 		return zero, false, nil
 	}
-	rec, err := decode[T](kind, v)
+	rec, err := decode[T](nil, kind, v)
 	return rec, err == nil, err
 }
 

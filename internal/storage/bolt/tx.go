@@ -61,7 +61,7 @@ func (t *writeTx) ReadRecord(tb storage.Table, id string, _ bool, rec any) (bool
 	if v == nil || rec == nil {
 		return v != nil, nil
 	}
-	return true, decodeInto(tb.String(), v, rec)
+	return true, decodeInto(nil, tb.String(), v, rec)
 }
 
 func (t *writeTx) PutRecord(tb storage.Table, id string, val []byte) error {

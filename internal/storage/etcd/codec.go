@@ -20,26 +20,18 @@ func encode(kind string, v any) ([]byte, error) {
 	return b, nil
 }
 
-func decode[T any](kind, key string, data []byte) (T, error) {
+// decode decodes a stored record, bans through bd when it is not nil (a
+// faster decoder whose results are encoding/json's, storage.BanDecoder).
+func decode[T any](bd *storage.BanDecoder, kind, key string, data []byte) (T, error) {
 	var v T
-	return v, decodeInto(kind, key, data, &v)
+	return v, decodeInto(bd, kind, key, data, &v)
 }
 
-func decodeInto(kind, key string, data []byte, v any) error {
-	if err := json.Unmarshal(data, v); err != nil {
+func decodeInto(bd *storage.BanDecoder, kind, key string, data []byte, v any) error {
+	if err := bd.Unmarshal(data, v); err != nil {
 		return fmt.Errorf("%w: decode %s at %q: %w", errCorrupt, kind, key, err)
 	}
 	return nil
-}
-
-// decodeRec is decode, with bans through bd when it can (a faster
-// decoder whose results are encoding/json's, storage.BanDecoder).
-func decodeRec[T any](bd *storage.BanDecoder, kind, key string, data []byte) (T, error) {
-	var v T
-	if b, ok := any(&v).(*storage.Ban); ok && bd.Decode(data, b) {
-		return v, nil
-	}
-	return decode[T](kind, key, data)
 }
 
 // storedChange is the value of the log key: the events of one Update, each

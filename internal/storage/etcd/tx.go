@@ -453,7 +453,7 @@ func scanRecords[T any](t *txn, bucket, kind, after string, match func(*T) bool)
 				yield(zero, err)
 				return
 			}
-			rec, err := decodeRec[T](&bd, kind, e.key, e.val)
+			rec, err := decode[T](&bd, kind, e.key, e.val)
 			if err != nil {
 				yield(zero, err)
 				return
@@ -504,7 +504,7 @@ func scanIndex[T any](t *txn, index, prefix, primary, kind, after string, match 
 				yield(zero, fmt.Errorf("%w: index %s names %s %q, which does not exist", errCorrupt, index, kind, id))
 				return
 			}
-			rec, err := decodeRec[T](&bd, kind, id, raw)
+			rec, err := decode[T](&bd, kind, id, raw)
 			if err != nil {
 				yield(zero, err)
 				return
@@ -530,7 +530,7 @@ func getRecord[T any](t *txn, bucket, kind, key string) (T, bool, error) {
 	if err != nil || !ok {
 		return zero, false, err
 	}
-	rec, err := decode[T](kind, key, raw)
+	rec, err := decode[T](nil, kind, key, raw)
 	return rec, err == nil, err
 }
 

@@ -73,7 +73,7 @@ func (t *txn) ReadRecord(tb storage.Table, id string, forWrite bool, rec any) (b
 	if err != nil || !exists || rec == nil {
 		return exists, err
 	}
-	return true, decodeInto(tb.String(), key, raw, rec)
+	return true, decodeInto(nil, tb.String(), key, raw, rec)
 }
 
 func (t *txn) PutRecord(tb storage.Table, id string, val []byte) error {
