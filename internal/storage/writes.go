@@ -89,15 +89,35 @@ func (b Ban) IndexEntries() []IndexEntry {
 	}
 }
 
-// RecordTx is what a backend's write transaction provides to Writes.
-type RecordTx interface {
-	// Writable returns why the transaction may not write now, or nil.
-	Writable() error
+// RecordReader is what a backend's transaction, read-only too, provides
+// for the point reads (Get).
+type RecordReader interface {
 	// ReadRecord decodes the record of t under id into rec (unless rec is
 	// nil) and reports whether there is one. forWrite says the record is
 	// read only to be replaced: a backend that checks its reads at commit
 	// may assume it absent (etcd).
 	ReadRecord(t Table, id string, forWrite bool, rec any) (bool, error)
+}
+
+// Get reads the record of t under id (a refresh token's hash), or fails
+// with ErrNotFound: ReadTx's Session, RefreshToken, Ban and APIKey.
+func Get[T any](rr RecordReader, t Table, id string) (T, error) {
+	var v T
+	ok, err := rr.ReadRecord(t, id, false, &v)
+	switch {
+	case err == nil && !ok && t == TableRefreshTokens:
+		err = fmt.Errorf("storage: %s: %w", t, ErrNotFound) // no secret's hash in errors
+	case err == nil && !ok:
+		err = fmt.Errorf("storage: %s %q: %w", t, id, ErrNotFound)
+	}
+	return v, err
+}
+
+// RecordTx is what a backend's write transaction provides to Writes.
+type RecordTx interface {
+	RecordReader
+	// Writable returns why the transaction may not write now, or nil.
+	Writable() error
 	PutRecord(t Table, id string, val []byte) error
 	DeleteRecord(t Table, id string) error
 	PutIndex(IndexEntry) error

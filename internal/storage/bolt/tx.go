@@ -49,21 +49,6 @@ var (
 
 func (t *writeTx) Writable() error { return t.usable() }
 
-func (t *writeTx) ReadRecord(tb storage.Table, id string, _ bool, rec any) (bool, error) {
-	if err := t.usable(); err != nil {
-		return false, err
-	}
-	b, err := t.bucket(tableBuckets[tb])
-	if err != nil {
-		return false, err
-	}
-	v := b.Get([]byte(id))
-	if v == nil || rec == nil {
-		return v != nil, nil
-	}
-	return true, decodeInto(nil, tb.String(), v, rec)
-}
-
 func (t *writeTx) PutRecord(tb storage.Table, id string, val []byte) error {
 	return t.write(tableBuckets[tb], []byte(id), val, false)
 }
