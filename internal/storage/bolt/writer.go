@@ -257,9 +257,9 @@ func (s *Store) answerAll(live []*request, err error) {
 
 // putChange stores the events of one function as the change at rev.
 func putChange(btx *bbolt.Tx, rev int64, events []json.RawMessage) ([]byte, error) {
-	raw, err := encode("change", storedChange{Revision: rev, Events: events})
+	raw, err := json.Marshal(storedChange{Revision: rev, Events: events})
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("storage/bolt: encode change %d: %w", rev, err)
 	}
 	b := btx.Bucket(bucketEvents)
 	if b == nil {

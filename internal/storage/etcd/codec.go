@@ -7,18 +7,7 @@ import (
 	"github.com/portcullis-dev/portcullis/internal/storage"
 )
 
-// Records are stored as JSON of the storage record types, as in the bolt
-// backend. Times are converted to UTC before encoding so that every time
-// read back has the UTC location and no monotonic reading (JSON keeps the
-// offset, not the zone).
-
-func encode(kind string, v any) ([]byte, error) {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return nil, fmt.Errorf("storage/etcd: encode %s: %w", kind, err)
-	}
-	return b, nil
-}
+// Records are stored as JSON, in UTC (storage.Writes encodes them).
 
 // decode decodes a stored record, bans through bd when it is not nil (a
 // faster decoder whose results are encoding/json's, storage.BanDecoder).

@@ -3,6 +3,7 @@ package etcd
 import (
 	"cmp"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
@@ -125,9 +126,9 @@ func (t *txn) commit() (int64, bool, error) {
 		ops = append(ops, clientv3.OpPut(t.k.guard(b), ""))
 	}
 	if len(t.Events) > 0 {
-		raw, err := encode("change", storedChange{Events: t.Events})
+		raw, err := json.Marshal(storedChange{Events: t.Events})
 		if err != nil {
-			return 0, false, err
+			return 0, false, fmt.Errorf("storage/etcd: encode change: %w", err)
 		}
 		ops = append(ops, clientv3.OpPut(t.k.log, string(raw)))
 	} else {
