@@ -1,6 +1,7 @@
 package authoritytest
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 
@@ -68,12 +69,8 @@ func storedBan(b *pb.Ban) (storage.Ban, error) {
 		ID: b.GetBanId(), TenantID: b.GetTenantId(), Capabilities: b.GetCapabilities(),
 		Reason: b.GetReason(), Policy: b.GetPolicy(), CreatedBy: b.GetCreatedBy(),
 	}
-	if s.TenantID == "" {
-		s.TenantID = "public"
-	}
-	if s.CreatedBy == "" {
-		s.CreatedBy = "authoritytest"
-	}
+	s.TenantID = cmp.Or(s.TenantID, "public")
+	s.CreatedBy = cmp.Or(s.CreatedBy, "authoritytest")
 	if b.GetCreateTime() != nil {
 		s.CreateTime = b.GetCreateTime().AsTime()
 	}

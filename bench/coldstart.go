@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -120,24 +119,19 @@ func coldStartOnce(a *authorityEnv) (coldStartRow, error) {
 	// No progress reports: the harness's authority would end a stream that
 	// reports none for 3 checkpoint intervals, which a snapshot longer than
 	// that takes; the row measures one snapshot, not retries (connects).
-	m := client.NewMirror(mc, client.MirrorOptions{Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError})), CacheSize: 1024, DisableProgress: true})
 	peak := sampleHeap(base)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
+	sctx, scancel := context.WithTimeout(context.Background(), 5*time.Minute) // a hang guard, not a goal
+	defer scancel()
 	start = time.Now()
-	go func() { defer close(done); m.Run(ctx) }()
-	sctx, scancel := context.WithTimeout(ctx, 5*time.Minute) // a hang guard, not a goal
-	err = m.WaitSynced(sctx)
+	m, stop, err := client.StartMirror(sctx, mc, client.MirrorOptions{Logger: benchLogger(), CacheSize: 1024, DisableProgress: true})
 	row.synced = time.Since(start)
-	scancel()
 	row.allocated = int64(heapAllocs() - allocs0)
 	row.cpu = processCPU() - cpu0
 	row.peakHeap = peak()
-	cancel()
-	<-done
 	if err != nil {
-		return row, fmt.Errorf("mirror sync: %w", err)
+		return row, err
 	}
+	stop()
 	st := m.Stats()
 	row.bans, row.parts, row.connects = st.Bans, int(parts.Load()), int(st.Connects)
 	row.firstPart, row.lastPart = time.Duration(firstPart.Load()), time.Duration(lastPart.Load())
@@ -237,11 +231,7 @@ func seedBans(st storage.Store, n int) error {
 
 // runColdStart runs and prints the cold-start row.
 func runColdStart(cfg config, dir string, runs int, out io.Writer) ([]coldStartRow, error) {
-	sub := filepath.Join(dir, "coldstart")
-	if err := os.MkdirAll(sub, 0o700); err != nil {
-		return nil, err
-	}
-	rows, seeded, err := coldStart(cfg.store, sub, cfg.coldStartBans, runs, cfg.coldStartProfile)
+	rows, seeded, err := coldStart(cfg.store, filepath.Join(dir, "coldstart"), cfg.coldStartBans, runs, cfg.coldStartProfile)
 	if err != nil {
 		return nil, fmt.Errorf("cold start: %w", err)
 	}

@@ -119,20 +119,17 @@ func mirrorMemory(store, dir string, bans, revoked, callers int) (memoryRow, err
 	if err != nil {
 		return row, err
 	}
-	mctx, cancel := context.WithCancel(ctx)
-	m := client.NewMirror(mc, client.MirrorOptions{Logger: slog.New(slog.DiscardHandler), CacheSize: 1024})
-	done := make(chan struct{})
-	start = time.Now()
-	go func() { defer close(done); m.Run(mctx) }()
 	sctx, scancel := context.WithTimeout(ctx, 2*time.Minute)
-	err = m.WaitSynced(sctx)
-	scancel()
+	start = time.Now()
+	m, stopMirror, err := client.StartMirror(sctx, mc, client.MirrorOptions{Logger: slog.New(slog.DiscardHandler), CacheSize: 1024})
 	row.sync = time.Since(start)
-	cancel()
-	<-done
+	scancel()
+	if err == nil {
+		stopMirror()
+	}
 	mc.Close()
 	if err != nil {
-		return row, fmt.Errorf("mirror sync: %w", err)
+		return row, err
 	}
 	st := m.Stats()
 	row.bans, row.revoked = st.Bans, st.Revoked
@@ -217,38 +214,16 @@ func fanout(store, dir string, subs, writers int, d time.Duration) (fanoutRow, e
 		return row, err
 	}
 	defer w.Close()
-	var writes atomic.Int64
-	var firstErr atomic.Pointer[error]
-	stop := make(chan struct{})
-	var ww sync.WaitGroup
 	start := time.Now()
-	for i := range writers {
-		ww.Add(1)
-		go func() {
-			defer ww.Done()
-			for n := 0; ; n++ {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				_, err := w.Bans.CreateBan(ctx, &pb.CreateBanRequest{Subject: &pb.Subject{Kind: &pb.Subject_UserId{UserId: fmt.Sprintf("fan-%d-%d", i, n)}}})
-				if err != nil {
-					firstErr.CompareAndSwap(nil, &err)
-					return
-				}
-				writes.Add(1)
-			}
-		}()
+	writes, writing, err := closedLoop(writers, d, func(i, n int) error {
+		_, err := w.Bans.CreateBan(ctx, &pb.CreateBanRequest{Subject: &pb.Subject{Kind: &pb.Subject_UserId{UserId: fmt.Sprintf("fan-%d-%d", i, n)}}})
+		return err
+	})
+	row.writing = writing
+	if err != nil {
+		return row, fmt.Errorf("CreateBan: %w", err)
 	}
-	time.Sleep(d)
-	close(stop)
-	ww.Wait()
-	row.writing = time.Since(start)
-	if p := firstErr.Load(); p != nil {
-		return row, fmt.Errorf("CreateBan: %w", *p)
-	}
-	row.writes = writes.Load()
+	row.writes = writes
 	deadline := time.Now().Add(time.Minute)
 	for {
 		all := true

@@ -283,11 +283,7 @@ func run(cfg config, out io.Writer) (*results, error) {
 	if cfg.memBans > 0 {
 		var rows []memoryRow
 		for r := range runs {
-			sub := filepath.Join(dir, fmt.Sprintf("memory-%d", r))
-			if err := os.MkdirAll(sub, 0o700); err != nil {
-				return nil, err
-			}
-			row, err := mirrorMemory(cfg.store, sub, cfg.memBans, cfg.memRevoked, 64)
+			row, err := mirrorMemory(cfg.store, filepath.Join(dir, fmt.Sprintf("memory-%d", r)), cfg.memBans, cfg.memRevoked, 64)
 			if err != nil {
 				return nil, fmt.Errorf("mirror memory: %w", err)
 			}
@@ -305,11 +301,7 @@ func run(cfg config, out io.Writer) (*results, error) {
 	if cfg.fanout > 0 {
 		var rows []fanoutRow
 		for r := range runs {
-			sub := filepath.Join(dir, fmt.Sprintf("fanout-%d", r))
-			if err := os.MkdirAll(sub, 0o700); err != nil {
-				return nil, err
-			}
-			row, err := fanout(cfg.store, sub, cfg.fanout, cfg.fanoutWriters, cfg.fanoutDuration)
+			row, err := fanout(cfg.store, filepath.Join(dir, fmt.Sprintf("fanout-%d", r)), cfg.fanout, cfg.fanoutWriters, cfg.fanoutDuration)
 			if err != nil {
 				return nil, fmt.Errorf("fan-out: %w", err)
 			}
@@ -379,6 +371,33 @@ func throughput(a *authorityEnv, op string, callers int, d time.Duration) (throu
 			tokens[i] = r.GetRefreshToken()
 		}
 	}
+	ops, elapsed, err := closedLoop(callers, d, func(i, n int) error {
+		var err error
+		switch op {
+		case "CreateBan":
+			_, err = c.Bans.CreateBan(ctx, &pb.CreateBanRequest{Subject: &pb.Subject{Kind: &pb.Subject_UserId{UserId: fmt.Sprintf("tb-%d-%d-%d", callers, i, n)}}})
+		case "CreateSession":
+			_, err = c.Sessions.CreateSession(ctx, &pb.CreateSessionRequest{UserId: fmt.Sprintf("ts-%d-%d-%d", callers, i, n), ClientIp: "192.0.2.1"})
+		case "RefreshSession":
+			var r *pb.RefreshSessionResponse
+			r, err = c.Sessions.RefreshSession(ctx, &pb.RefreshSessionRequest{RefreshToken: tokens[i]})
+			if err == nil {
+				tokens[i] = r.GetRefreshToken()
+			}
+		}
+		return err
+	})
+	if err != nil {
+		return throughputRow{}, fmt.Errorf("%s with %d callers: %w", op, callers, err)
+	}
+	return throughputRow{op: op, callers: callers, ops: ops, elapsed: elapsed}, nil
+}
+
+// closedLoop runs op(i, n) for its n-th time in a loop on each of callers
+// goroutines (i), until d has passed, and returns how many ran, how long
+// they took (until every caller's last call returned) and the first error
+// (which ends that caller).
+func closedLoop(callers int, d time.Duration, op func(i, n int) error) (int64, time.Duration, error) {
 	var ops atomic.Int64
 	var firstErr atomic.Pointer[error]
 	stop := make(chan struct{})
@@ -394,20 +413,7 @@ func throughput(a *authorityEnv, op string, callers int, d time.Duration) (throu
 					return
 				default:
 				}
-				var err error
-				switch op {
-				case "CreateBan":
-					_, err = c.Bans.CreateBan(ctx, &pb.CreateBanRequest{Subject: &pb.Subject{Kind: &pb.Subject_UserId{UserId: fmt.Sprintf("tb-%d-%d-%d", callers, i, n)}}})
-				case "CreateSession":
-					_, err = c.Sessions.CreateSession(ctx, &pb.CreateSessionRequest{UserId: fmt.Sprintf("ts-%d-%d-%d", callers, i, n), ClientIp: "192.0.2.1"})
-				case "RefreshSession":
-					var r *pb.RefreshSessionResponse
-					r, err = c.Sessions.RefreshSession(ctx, &pb.RefreshSessionRequest{RefreshToken: tokens[i]})
-					if err == nil {
-						tokens[i] = r.GetRefreshToken()
-					}
-				}
-				if err != nil {
+				if err := op(i, n); err != nil {
 					firstErr.CompareAndSwap(nil, &err)
 					return
 				}
@@ -415,15 +421,13 @@ func throughput(a *authorityEnv, op string, callers int, d time.Duration) (throu
 			}
 		}()
 	}
-	t := time.NewTimer(d)
-	<-t.C
+	time.Sleep(d) // the load's duration, not a wait for a result
 	close(stop)
 	wg.Wait()
-	elapsed := time.Since(start)
 	if p := firstErr.Load(); p != nil {
-		return throughputRow{}, fmt.Errorf("%s with %d callers: %w", op, callers, *p)
+		return ops.Load(), time.Since(start), *p
 	}
-	return throughputRow{op: op, callers: callers, ops: ops.Load(), elapsed: elapsed}, nil
+	return ops.Load(), time.Since(start), nil
 }
 
 // enforcement measures, with n mirrors following the authority (in this

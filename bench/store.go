@@ -44,8 +44,12 @@ var prefixSeq atomic.Int64
 
 // openStore opens the store an authority of the harness runs on, in dir:
 // a bbolt file, an embedded etcd member (its data in dir), or a fresh
-// prefix of an external etcd cluster. close releases all of it.
+// prefix of an external etcd cluster; dir is created if need be. close
+// releases all of it.
 func openStore(store, dir string, log *slog.Logger) (s storage.Store, close func(), err error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, nil, err
+	}
 	if store == "" || store == "bolt" {
 		b, err := bolt.Open(filepath.Join(dir, "portcullis.db"), bolt.Options{Logger: log})
 		if err != nil {

@@ -75,16 +75,6 @@ func TestMirrorResume(t *testing.T) {
 	m.ok(e3.login(&pb.CreateSessionRequest{UserId: "alice"}).GetAccessToken(), client.CheckInput{})
 }
 
-// keyWith creates an API key with the given scopes and returns its secret.
-func (e *env) keyWith(name string, scopes ...string) string {
-	e.t.Helper()
-	resp, err := e.admin.APIKeys.CreateAPIKey(e.ctx(), &pb.CreateAPIKeyRequest{Name: name, Scopes: scopes})
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	return resp.GetSecret()
-}
-
 // compareBans fails unless the mirror holds exactly the authority's
 // active bans.
 func compareBans(t testing.TB, e *env, m *mirror) {

@@ -368,13 +368,6 @@ func (sb *snapshotBuilder) finish(prevKeyGen uint64) *state {
 	return s
 }
 
-// newSnapshotState builds the state of a snapshot received whole.
-func newSnapshotState(storeID string, rev int64, snap *pb.Snapshot, prevKeyGen uint64) *state {
-	sb := newSnapshotBuilder(storeID, rev)
-	sb.addPart(snap, nil)
-	return sb.finish(prevKeyGen)
-}
-
 // child starts a copy-on-write change of s.
 func (s *state) child() builder {
 	c := *s

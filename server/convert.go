@@ -57,10 +57,11 @@ func sessionPB(s storage.Session) *pb.Session {
 	return out
 }
 
-func sessionsPB(ss []storage.Session) []*pb.Session {
-	out := make([]*pb.Session, len(ss))
-	for i, s := range ss {
-		out[i] = sessionPB(s)
+// listPB converts each of xs with f.
+func listPB[T, P any](xs []T, f func(T) P) []P {
+	out := make([]P, len(xs))
+	for i, x := range xs {
+		out[i] = f(x)
 	}
 	return out
 }
@@ -113,11 +114,7 @@ func banPB(b storage.Ban, now time.Time) *pb.Ban {
 }
 
 func bansPB(bs []storage.Ban, now time.Time) []*pb.Ban {
-	out := make([]*pb.Ban, len(bs))
-	for i, b := range bs {
-		out[i] = banPB(b, now)
-	}
-	return out
+	return listPB(bs, func(b storage.Ban) *pb.Ban { return banPB(b, now) })
 }
 
 func keyPB(k storage.SigningKey) *pb.VerificationKey {
@@ -125,14 +122,6 @@ func keyPB(k storage.SigningKey) *pb.VerificationKey {
 		KeyId: k.ID, Algorithm: k.Algorithm, PublicKey: k.PublicKey,
 		CreateTime: ts(k.CreateTime), RetireTime: ts(k.RetireTime), VerifyUntil: ts(k.VerifyUntil),
 	}
-}
-
-func keysPB(ks []storage.SigningKey) []*pb.VerificationKey {
-	out := make([]*pb.VerificationKey, len(ks))
-	for i, k := range ks {
-		out[i] = keyPB(k)
-	}
-	return out
 }
 
 func auditPB(r storage.AuditRecord) *pb.AuditRecord {

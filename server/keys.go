@@ -16,7 +16,7 @@ func (s keyService) ListKeys(ctx context.Context, _ *pb.ListKeysRequest) (*pb.Li
 	if err != nil {
 		return nil, s.status(ctx, err)
 	}
-	return &pb.ListKeysResponse{Keys: keysPB(keys)}, nil
+	return &pb.ListKeysResponse{Keys: listPB(keys, keyPB)}, nil
 }
 
 func (s keyService) RotateKey(ctx context.Context, req *pb.RotateKeyRequest) (*pb.RotateKeyResponse, error) {

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"net"
@@ -93,30 +94,18 @@ var DefaultLimits = Limits{
 
 func (l Limits) withDefaults() Limits {
 	d := DefaultLimits
-	setInt := func(v *int, def int) {
-		if *v == 0 {
-			*v = def
-		}
-	}
-	setFloat := func(v *float64, def float64) {
-		if *v == 0 {
-			*v = def
-		}
-	}
-	setInt(&l.MaxRecvMsgSize, d.MaxRecvMsgSize)
-	setInt(&l.MaxConcurrentStreams, d.MaxConcurrentStreams)
-	if l.KeepaliveMinTime == 0 {
-		l.KeepaliveMinTime = d.KeepaliveMinTime
-	}
-	setFloat(&l.RefreshPerSecond, d.RefreshPerSecond)
-	setInt(&l.RefreshBurst, d.RefreshBurst)
-	setFloat(&l.CreateSessionPerSecond, d.CreateSessionPerSecond)
-	setInt(&l.CreateSessionBurst, d.CreateSessionBurst)
-	setFloat(&l.FailedAuthPerSecond, d.FailedAuthPerSecond)
-	setInt(&l.FailedAuthBurst, d.FailedAuthBurst)
-	setInt(&l.MaxWatchersPerKey, d.MaxWatchersPerKey)
-	setFloat(&l.DeniedAuditPerSecond, d.DeniedAuditPerSecond)
-	setInt(&l.DeniedAuditBurst, d.DeniedAuditBurst)
+	l.MaxRecvMsgSize = cmp.Or(l.MaxRecvMsgSize, d.MaxRecvMsgSize)
+	l.MaxConcurrentStreams = cmp.Or(l.MaxConcurrentStreams, d.MaxConcurrentStreams)
+	l.KeepaliveMinTime = cmp.Or(l.KeepaliveMinTime, d.KeepaliveMinTime)
+	l.RefreshPerSecond = cmp.Or(l.RefreshPerSecond, d.RefreshPerSecond)
+	l.RefreshBurst = cmp.Or(l.RefreshBurst, d.RefreshBurst)
+	l.CreateSessionPerSecond = cmp.Or(l.CreateSessionPerSecond, d.CreateSessionPerSecond)
+	l.CreateSessionBurst = cmp.Or(l.CreateSessionBurst, d.CreateSessionBurst)
+	l.FailedAuthPerSecond = cmp.Or(l.FailedAuthPerSecond, d.FailedAuthPerSecond)
+	l.FailedAuthBurst = cmp.Or(l.FailedAuthBurst, d.FailedAuthBurst)
+	l.MaxWatchersPerKey = cmp.Or(l.MaxWatchersPerKey, d.MaxWatchersPerKey)
+	l.DeniedAuditPerSecond = cmp.Or(l.DeniedAuditPerSecond, d.DeniedAuditPerSecond)
+	l.DeniedAuditBurst = cmp.Or(l.DeniedAuditBurst, d.DeniedAuditBurst)
 	if l.DeniedSummaryInterval <= 0 {
 		l.DeniedSummaryInterval = d.DeniedSummaryInterval
 	}

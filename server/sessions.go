@@ -65,7 +65,7 @@ func (s sessionService) ListSessions(ctx context.Context, req *pb.ListSessionsRe
 	if err != nil {
 		return nil, s.status(ctx, err)
 	}
-	return &pb.ListSessionsResponse{Sessions: sessionsPB(list), NextPageToken: next}, nil
+	return &pb.ListSessionsResponse{Sessions: listPB(list, sessionPB), NextPageToken: next}, nil
 }
 
 func (s sessionService) RevokeSession(ctx context.Context, req *pb.RevokeSessionRequest) (*pb.RevokeSessionResponse, error) {

@@ -153,9 +153,3 @@ func (b *snapshotBackoff) sweepLocked(now time.Time) {
 		}
 	}
 }
-
-func (b *snapshotBackoff) len() int {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return len(b.m)
-}

@@ -54,3 +54,10 @@ func TestSnapshotBackoff(t *testing.T) {
 		t.Fatalf("%d entries after the expiry, want 1", got)
 	}
 }
+
+// len is how many keys b remembers.
+func (b *snapshotBackoff) len() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return len(b.m)
+}

@@ -1,6 +1,7 @@
 package authority
 
 import (
+	"cmp"
 	"crypto/ed25519"
 	"log/slog"
 	"net/http"
@@ -72,12 +73,8 @@ type Authority struct {
 
 // New returns an Authority over store.
 func New(store storage.Store, cfg Config) *Authority {
-	if cfg.Issuer == "" {
-		cfg.Issuer = DefaultIssuer
-	}
-	if cfg.Audience == "" {
-		cfg.Audience = DefaultAudience
-	}
+	cfg.Issuer = cmp.Or(cfg.Issuer, DefaultIssuer)
+	cfg.Audience = cmp.Or(cfg.Audience, DefaultAudience)
 	if cfg.AccessTTL <= 0 {
 		cfg.AccessTTL = DefaultAccessTTL
 	}

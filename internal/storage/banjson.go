@@ -1,6 +1,7 @@
 package storage
 
 import (
+	"encoding/json"
 	"time"
 	"unicode/utf8"
 )
@@ -33,6 +34,15 @@ const (
 	lastLiftReason
 	banStrings
 )
+
+// Unmarshal is json.Unmarshal of a stored record into v, through Decode
+// when v is a *Ban that Decode can read; d may be nil (encoding/json only).
+func (d *BanDecoder) Unmarshal(data []byte, v any) error {
+	if b, ok := v.(*Ban); ok && d != nil && d.Decode(data, b) {
+		return nil
+	}
+	return json.Unmarshal(data, v)
+}
 
 // Decode decodes data into *b and reports whether it could; on false, *b
 // is unspecified.

@@ -32,6 +32,10 @@
 // Update and, on ErrTxnTooLarge, splits the work into smaller ones; work
 // that must be atomic must fit.
 //
+// Both backends lay records out alike (a table per kind, indexes keyed by
+// the indexed fields), so Tx's write methods are one implementation,
+// Writes, over the few primitives a backend provides (RecordTx).
+//
 // # Sweeping
 //
 // Records of ended sessions are deleted by the authority's sweep, through

@@ -74,7 +74,7 @@ func checkStore(tx *bbolt.Tx) error {
 func checkKeyed[T any](bucket []byte, kind string, key func(T) []byte) func(*readTx) error {
 	return func(t *readTx) error {
 		return t.tx.Bucket(bucket).ForEach(func(k, v []byte) error {
-			rec, err := decode[T](kind, v)
+			rec, err := decode[T](nil, kind, v)
 			if err != nil {
 				return err
 			}
@@ -88,10 +88,10 @@ func checkKeyed[T any](bucket []byte, kind string, key func(T) []byte) func(*rea
 
 // checkIndexed verifies a primary bucket against its indexes: every record
 // has exactly its entries, and every entry names a record that has it.
-func checkIndexed[T any](t *readTx, primary []byte, kind string, id func(T) string, entries func(T) []indexEntry, indexes ...[]byte) error {
+func checkIndexed[T any](t *readTx, primary []byte, kind string, id func(T) string, entries func(T) []storage.IndexEntry, indexes ...[]byte) error {
 	want := make(map[string]bool)
 	err := t.tx.Bucket(primary).ForEach(func(k, v []byte) error {
-		rec, err := decode[T](kind, v)
+		rec, err := decode[T](nil, kind, v)
 		if err != nil {
 			return err
 		}
@@ -102,7 +102,7 @@ func checkIndexed[T any](t *readTx, primary []byte, kind string, id func(T) stri
 			return err
 		}
 		for _, e := range entries(rec) {
-			want[string(e.bucket)+"\x00"+string(e.key)] = true
+			want[string(indexBuckets[e.Index])+"\x00"+e.Prefix+e.ID] = true
 		}
 		return nil
 	})
@@ -130,7 +130,7 @@ func checkIndexed[T any](t *readTx, primary []byte, kind string, id func(T) stri
 
 func checkSessions(t *readTx) error {
 	return checkIndexed(t, bucketSessions, "session",
-		func(s storage.Session) string { return s.ID }, sessionIndexes,
+		func(s storage.Session) string { return s.ID }, storage.Session.IndexEntries,
 		bucketSessionsByTenant, bucketSessionsByUser, bucketSessionsByDevice)
 }
 
@@ -138,13 +138,13 @@ func checkSessions(t *readTx) error {
 // session. The hash is the record's key (and its index key's tail).
 func checkRefreshTokens(t *readTx) error {
 	return checkIndexed(t, bucketRefreshTokens, "refresh token",
-		func(r storage.RefreshToken) string { return string(r.Hash) }, refreshTokenIndexes,
+		func(r storage.RefreshToken) string { return string(r.Hash) }, storage.RefreshToken.IndexEntries,
 		bucketRefreshTokensBySession)
 }
 
 func checkBans(t *readTx) error {
 	return checkIndexed(t, bucketBans, "ban",
-		func(b storage.Ban) string { return b.ID }, banIndexes,
+		func(b storage.Ban) string { return b.ID }, storage.Ban.IndexEntries,
 		bucketBansByTenant, bucketBansBySubject)
 }
 
@@ -161,7 +161,7 @@ func checkEvents(m meta) func(*readTx) error {
 			if r != next {
 				return fmt.Errorf("%w: event log has revision %d, want %d (compacted %d, revision %d)", errCorrupt, r, next, m.compacted, m.revision)
 			}
-			c, err := decode[storage.Change]("change", v)
+			c, err := decode[storage.Change](nil, "change", v)
 			if err != nil {
 				return err
 			}

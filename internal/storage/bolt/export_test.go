@@ -22,5 +22,7 @@ var (
 	ErrCorrupt           = errCorrupt
 	ErrInvalid           = storage.ErrInvalidRecord
 	ErrTxDone            = errTxDone
-	IndexKey             = indexKey
 )
+
+// IndexKey is the index key of id under parts.
+func IndexKey(id string, parts ...string) []byte { return append(indexPrefix(parts...), id...) }

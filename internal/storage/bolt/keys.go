@@ -3,27 +3,12 @@ package bolt
 import (
 	"encoding/binary"
 	"fmt"
+
+	"github.com/portcullis-dev/portcullis/internal/storage"
 )
 
-// indexPrefix returns the parts joined and terminated by sep: the prefix
-// under which an index holds the IDs matching those parts.
-func indexPrefix(parts ...string) []byte {
-	n := 0
-	for _, p := range parts {
-		n += len(p) + 1
-	}
-	b := make([]byte, 0, n+32) // room for the ID appended by indexKey
-	for _, p := range parts {
-		b = append(b, p...)
-		b = append(b, sep)
-	}
-	return b
-}
-
-// indexKey returns the index key of id under parts.
-func indexKey(id string, parts ...string) []byte {
-	return append(indexPrefix(parts...), id...)
-}
+// indexPrefix is storage.IndexPrefix as a bbolt key.
+func indexPrefix(parts ...string) []byte { return []byte(storage.IndexPrefix(parts...)) }
 
 // revKey encodes a revision as an events key; big-endian keeps bbolt's byte
 // order equal to numeric order.

@@ -1,6 +1,7 @@
 package bolt
 
 import (
+	"cmp"
 	"fmt"
 	"log/slog"
 	"time"
@@ -48,15 +49,9 @@ func (o Options) withDefaults() (Options, error) {
 	if o.MaxBatch < 0 {
 		return o, fmt.Errorf("storage/bolt: MaxBatch %d is negative", o.MaxBatch)
 	}
-	if o.RetainRevisions == 0 {
-		o.RetainRevisions = defaultRetainRevisions
-	}
-	if o.MaxBatch == 0 {
-		o.MaxBatch = defaultMaxBatch
-	}
-	if o.WatchCache == 0 {
-		o.WatchCache = defaultWatchCache
-	}
+	o.RetainRevisions = cmp.Or(o.RetainRevisions, defaultRetainRevisions)
+	o.MaxBatch = cmp.Or(o.MaxBatch, defaultMaxBatch)
+	o.WatchCache = cmp.Or(o.WatchCache, defaultWatchCache)
 	if o.WatchCache < 0 {
 		o.WatchCache = 0
 	}

@@ -43,36 +43,25 @@ func (t *readTx) bucket(name []byte) (*bbolt.Bucket, error) {
 	return b, nil
 }
 
-// get decodes the record under key, or returns storage.ErrNotFound.
-func get[T any](t *readTx, bucket []byte, kind string, key []byte) (T, bool, error) {
-	var zero T
+func (t *readTx) ReadRecord(tb storage.Table, id string, _ bool, rec any) (bool, error) {
 	if err := t.usable(); err != nil {
-		return zero, false, err
+		return false, err
 	}
-	b, err := t.bucket(bucket)
+	b, err := t.bucket(tableBuckets[tb])
 	if err != nil {
-		return zero, false, err
+		return false, err
 	}
-	v := b.Get(key)
-	if v == nil {
-		return zero, false, nil
+	v := b.Get([]byte(id))
+	if v == nil || rec == nil {
+		return v != nil, nil
 	}
-	rec, err := decode[T](kind, v)
-	return rec, err == nil, err
-}
-
-func notFound(kind, id string) error {
-	return fmt.Errorf("storage/bolt: %s %q: %w", kind, id, storage.ErrNotFound)
+	return true, decodeInto(nil, tb.String(), v, rec)
 }
 
 func (t *readTx) Revision() int64 { return t.rev }
 
 func (t *readTx) Session(id string) (storage.Session, error) {
-	s, ok, err := get[storage.Session](t, bucketSessions, "session", []byte(id))
-	if err == nil && !ok {
-		err = notFound("session", id)
-	}
-	return s, err
+	return storage.Get[storage.Session](t, storage.TableSessions, id)
 }
 
 func (t *readTx) Sessions(q storage.SessionQuery) iter.Seq2[storage.Session, error] {
@@ -91,11 +80,7 @@ func (t *readTx) Sessions(q storage.SessionQuery) iter.Seq2[storage.Session, err
 }
 
 func (t *readTx) RefreshToken(hash []byte) (storage.RefreshToken, error) {
-	r, ok, err := get[storage.RefreshToken](t, bucketRefreshTokens, "refresh token", hash)
-	if err == nil && !ok {
-		err = fmt.Errorf("storage/bolt: refresh token: %w", storage.ErrNotFound)
-	}
-	return r, err
+	return storage.Get[storage.RefreshToken](t, storage.TableRefreshTokens, string(hash))
 }
 
 func (t *readTx) RefreshTokens(sessionID string) iter.Seq2[storage.RefreshToken, error] {
@@ -107,11 +92,7 @@ func (t *readTx) RefreshTokens(sessionID string) iter.Seq2[storage.RefreshToken,
 }
 
 func (t *readTx) Ban(id string) (storage.Ban, error) {
-	b, ok, err := get[storage.Ban](t, bucketBans, "ban", []byte(id))
-	if err == nil && !ok {
-		err = notFound("ban", id)
-	}
-	return b, err
+	return storage.Get[storage.Ban](t, storage.TableBans, id)
 }
 
 func (t *readTx) Bans(q storage.BanQuery) iter.Seq2[storage.Ban, error] {
@@ -133,11 +114,7 @@ func (t *readTx) AuditRecords(q storage.AuditQuery) iter.Seq2[storage.AuditRecor
 }
 
 func (t *readTx) APIKey(id string) (storage.APIKey, error) {
-	k, ok, err := get[storage.APIKey](t, bucketAPIKeys, "api key", []byte(id))
-	if err == nil && !ok {
-		err = notFound("api key", id)
-	}
-	return k, err
+	return storage.Get[storage.APIKey](t, storage.TableAPIKeys, id)
 }
 
 func (t *readTx) APIKeys() iter.Seq2[storage.APIKey, error] {

@@ -56,7 +56,7 @@ func scan[T any](t *readTx, sc scanSpec, match func(*T) bool) iter.Seq2[T, error
 					return
 				}
 			}
-			rec, err := decodeRec[T](&bd, sc.kind, v)
+			rec, err := decode[T](&bd, sc.kind, v)
 			if err != nil {
 				yield(zero, err)
 				return

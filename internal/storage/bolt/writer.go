@@ -184,12 +184,12 @@ func (s *Store) attempt(live []*request) (failed *request) {
 			continue
 		}
 		ran++
-		t := &writeTx{readTx: readTx{tx: btx, rev: rev, writable: true}}
+		t := newWriteTx(readTx{tx: btx, rev: rev, writable: true})
 		err := s.call(r.fn, t)
 		t.done = true
-		if err == nil && len(t.events) > 0 {
+		if err == nil && len(t.Events) > 0 {
 			var raw []byte
-			if raw, err = putChange(btx, rev+1, t.events); err == nil {
+			if raw, err = putChange(btx, rev+1, t.Events); err == nil {
 				rev++
 				changes = append(changes, storage.NewEntry(rev, raw, decodeChange))
 			}
@@ -257,9 +257,9 @@ func (s *Store) answerAll(live []*request, err error) {
 
 // putChange stores the events of one function as the change at rev.
 func putChange(btx *bbolt.Tx, rev int64, events []json.RawMessage) ([]byte, error) {
-	raw, err := encode("change", storedChange{Revision: rev, Events: events})
+	raw, err := json.Marshal(storedChange{Revision: rev, Events: events})
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("storage/bolt: encode change %d: %w", rev, err)
 	}
 	b := btx.Bucket(bucketEvents)
 	if b == nil {

@@ -7,35 +7,20 @@ import (
 	"github.com/portcullis-dev/portcullis/internal/storage"
 )
 
-// Records are stored as JSON of the storage record types, as in the bolt
-// backend. Times are converted to UTC before encoding so that every time
-// read back has the UTC location and no monotonic reading (JSON keeps the
-// offset, not the zone).
+// Records are stored as JSON, in UTC (storage.Writes encodes them).
 
-func encode(kind string, v any) ([]byte, error) {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return nil, fmt.Errorf("storage/etcd: encode %s: %w", kind, err)
-	}
-	return b, nil
+// decode decodes a stored record, bans through bd when it is not nil (a
+// faster decoder whose results are encoding/json's, storage.BanDecoder).
+func decode[T any](bd *storage.BanDecoder, kind, key string, data []byte) (T, error) {
+	var v T
+	return v, decodeInto(bd, kind, key, data, &v)
 }
 
-func decode[T any](kind, key string, data []byte) (T, error) {
-	var v T
-	if err := json.Unmarshal(data, &v); err != nil {
-		return v, fmt.Errorf("%w: decode %s at %q: %w", errCorrupt, kind, key, err)
+func decodeInto(bd *storage.BanDecoder, kind, key string, data []byte, v any) error {
+	if err := bd.Unmarshal(data, v); err != nil {
+		return fmt.Errorf("%w: decode %s at %q: %w", errCorrupt, kind, key, err)
 	}
-	return v, nil
-}
-
-// decodeRec is decode, with bans through bd when it can (a faster
-// decoder whose results are encoding/json's, storage.BanDecoder).
-func decodeRec[T any](bd *storage.BanDecoder, kind, key string, data []byte) (T, error) {
-	var v T
-	if b, ok := any(&v).(*storage.Ban); ok && bd.Decode(data, b) {
-		return v, nil
-	}
-	return decode[T](kind, key, data)
+	return nil
 }
 
 // storedChange is the value of the log key: the events of one Update, each

@@ -3,7 +3,6 @@ package etcd_test
 import (
 	"context"
 	"errors"
-	"fmt"
 	"testing"
 	"time"
 
@@ -45,15 +44,6 @@ func getBan(t testing.TB, s storage.Store, id string) (storage.Ban, error) {
 	return b, err
 }
 
-func revision(t testing.TB, s storage.Store) int64 {
-	t.Helper()
-	var rev int64
-	if err := s.View(t.Context(), func(tx storage.ReadTx) error { rev = tx.Revision(); return nil }); err != nil {
-		t.Fatal(err)
-	}
-	return rev
-}
-
 func waitCtx(t testing.TB) context.Context {
 	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
 	t.Cleanup(cancel)
@@ -78,21 +68,4 @@ func wantNothing(t testing.TB, w storage.Watcher) {
 	if c, err := w.Next(ctx); !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("Next: got change %d, error %v; want nothing", c.Revision, err)
 	}
-}
-
-// retry runs op until it succeeds or the wait limit passes (for writes
-// while a member restarts).
-func retry(t testing.TB, what string, op func(context.Context) error) {
-	t.Helper()
-	ctx := waitCtx(t)
-	var err error
-	for ctx.Err() == nil {
-		octx, cancel := context.WithTimeout(ctx, 2*time.Second)
-		err = op(octx)
-		cancel()
-		if err == nil {
-			return
-		}
-	}
-	t.Fatalf("%s: %v", what, fmt.Errorf("gave up: %w", err))
 }

@@ -1,12 +1,15 @@
 package etcd
 
 import (
+	"cmp"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"strings"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/portcullis-dev/portcullis/internal/storage"
 )
 
 // errCorrupt marks a value under the prefix that breaks the layout.
@@ -80,27 +83,10 @@ func (k keyspace) refresh(hash []byte) string {
 	return k.record(bucketRefreshTokens, hex.EncodeToString(hash))
 }
 
-// refreshBySession returns the index key of a refresh token under its
-// session (bucketRefreshBySession).
-func (k keyspace) refreshBySession(hash []byte, sessionID string) string {
-	return k.indexKey(bucketRefreshBySession, hex.EncodeToString(hash), sessionID)
-}
-
-// indexPrefix returns the parts joined and terminated by sep, under the
-// index bucket: the prefix of the index keys matching those parts.
+// indexPrefix returns the prefix of the index keys matching parts under
+// the index bucket (storage.IndexPrefix).
 func (k keyspace) indexPrefix(b string, parts ...string) string {
-	var sb strings.Builder
-	sb.WriteString(k.bucket(b))
-	for _, p := range parts {
-		sb.WriteString(p)
-		sb.WriteString(sep)
-	}
-	return sb.String()
-}
-
-// indexKey returns the index key of id under parts.
-func (k keyspace) indexKey(b, id string, parts ...string) string {
-	return k.indexPrefix(b, parts...) + id
+	return k.bucket(b) + storage.IndexPrefix(parts...)
 }
 
 // prefixEnd is the end (exclusive) of the range of keys starting with p.
@@ -109,10 +95,7 @@ func prefixEnd(p string) string { return clientv3.GetPrefixRangeEnd(p) }
 // normalizePrefix returns the prefix without trailing slashes; "" becomes
 // DefaultPrefix.
 func normalizePrefix(p string) (string, error) {
-	p = strings.TrimRight(p, "/")
-	if p == "" {
-		p = DefaultPrefix
-	}
+	p = cmp.Or(strings.TrimRight(p, "/"), DefaultPrefix)
 	if strings.Contains(p, sep) {
 		return "", fmt.Errorf("storage/etcd: prefix %q contains a NUL byte", p)
 	}

@@ -2,7 +2,6 @@ package etcd
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"iter"
@@ -103,7 +102,8 @@ type txn struct {
 
 	writes map[string]pending
 	guards map[string]bool
-	events []json.RawMessage
+
+	storage.Writes // the write methods, and the events emitted
 
 	// stale: a read found rev compacted; the function must run again.
 	stale bool
@@ -114,6 +114,7 @@ type txn struct {
 
 func newTxn(s *Store, ctx context.Context, writable bool) *txn {
 	t := &txn{s: s, k: s.k, ctx: ctx, writable: writable, linearizable: true, cache: map[string]kv{}, prefetched: map[string]bool{}}
+	t.Writes = storage.NewWrites(t)
 	if writable {
 		t.points = map[string]pointRead{}
 		t.writes = map[string]pending{}
@@ -452,7 +453,7 @@ func scanRecords[T any](t *txn, bucket, kind, after string, match func(*T) bool)
 				yield(zero, err)
 				return
 			}
-			rec, err := decodeRec[T](&bd, kind, e.key, e.val)
+			rec, err := decode[T](&bd, kind, e.key, e.val)
 			if err != nil {
 				yield(zero, err)
 				return
@@ -503,7 +504,7 @@ func scanIndex[T any](t *txn, index, prefix, primary, kind, after string, match 
 				yield(zero, fmt.Errorf("%w: index %s names %s %q, which does not exist", errCorrupt, index, kind, id))
 				return
 			}
-			rec, err := decodeRec[T](&bd, kind, id, raw)
+			rec, err := decode[T](&bd, kind, id, raw)
 			if err != nil {
 				yield(zero, err)
 				return
@@ -521,20 +522,6 @@ func startAfter(prefix, after string) string {
 		return prefix
 	}
 	return prefix + after + "\x00"
-}
-
-func getRecord[T any](t *txn, bucket, kind, key string) (T, bool, error) {
-	var zero T
-	raw, ok, err := t.get(bucket, key)
-	if err != nil || !ok {
-		return zero, false, err
-	}
-	rec, err := decode[T](kind, key, raw)
-	return rec, err == nil, err
-}
-
-func notFound(kind, id string) error {
-	return fmt.Errorf("storage/etcd: %s %q: %w", kind, id, storage.ErrNotFound)
 }
 
 // Revision is the ModRevision of the log key at the snapshot's revision:
@@ -557,11 +544,7 @@ func (t *txn) Revision() int64 {
 }
 
 func (t *txn) Session(id string) (storage.Session, error) {
-	s, ok, err := getRecord[storage.Session](t, bucketSessions, "session", t.k.record(bucketSessions, id))
-	if err == nil && !ok {
-		err = notFound("session", id)
-	}
-	return s, err
+	return storage.Get[storage.Session](t, storage.TableSessions, id)
 }
 
 func (t *txn) Sessions(q storage.SessionQuery) iter.Seq2[storage.Session, error] {
@@ -578,14 +561,7 @@ func (t *txn) Sessions(q storage.SessionQuery) iter.Seq2[storage.Session, error]
 }
 
 func (t *txn) RefreshToken(hash []byte) (storage.RefreshToken, error) {
-	if len(hash) == 0 {
-		return storage.RefreshToken{}, fmt.Errorf("storage/etcd: refresh token: %w", storage.ErrNotFound)
-	}
-	r, ok, err := getRecord[storage.RefreshToken](t, bucketRefreshTokens, "refresh token", t.k.refresh(hash))
-	if err == nil && !ok {
-		err = fmt.Errorf("storage/etcd: refresh token: %w", storage.ErrNotFound)
-	}
-	return r, err
+	return storage.Get[storage.RefreshToken](t, storage.TableRefreshTokens, string(hash))
 }
 
 func (t *txn) RefreshTokens(sessionID string) iter.Seq2[storage.RefreshToken, error] {
@@ -597,11 +573,7 @@ func (t *txn) RefreshTokens(sessionID string) iter.Seq2[storage.RefreshToken, er
 }
 
 func (t *txn) Ban(id string) (storage.Ban, error) {
-	b, ok, err := getRecord[storage.Ban](t, bucketBans, "ban", t.k.record(bucketBans, id))
-	if err == nil && !ok {
-		err = notFound("ban", id)
-	}
-	return b, err
+	return storage.Get[storage.Ban](t, storage.TableBans, id)
 }
 
 func (t *txn) Bans(q storage.BanQuery) iter.Seq2[storage.Ban, error] {
@@ -630,11 +602,7 @@ func (t *txn) AuditRecords(q storage.AuditQuery) iter.Seq2[storage.AuditRecord, 
 }
 
 func (t *txn) APIKey(id string) (storage.APIKey, error) {
-	k, ok, err := getRecord[storage.APIKey](t, bucketAPIKeys, "api key", t.k.record(bucketAPIKeys, id))
-	if err == nil && !ok {
-		err = notFound("api key", id)
-	}
-	return k, err
+	return storage.Get[storage.APIKey](t, storage.TableAPIKeys, id)
 }
 
 func (t *txn) APIKeys() iter.Seq2[storage.APIKey, error] {

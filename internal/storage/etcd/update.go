@@ -3,6 +3,7 @@ package etcd
 import (
 	"cmp"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
@@ -103,7 +104,7 @@ func backoff(ctx context.Context, attempt int) error {
 // commit sends the transaction's writes, guarded by comparisons that hold
 // only if nothing it read changed. It reports false when they did not hold.
 func (t *txn) commit() (int64, bool, error) {
-	if len(t.writes) == 0 && len(t.events) == 0 {
+	if len(t.writes) == 0 && len(t.Events) == 0 {
 		// Nothing to write: the function read a snapshot, which is a
 		// valid answer if it is (or was, during the call) current.
 		if t.linearizable {
@@ -124,10 +125,10 @@ func (t *txn) commit() (int64, bool, error) {
 	for _, b := range slices.Sorted(maps.Keys(t.guards)) {
 		ops = append(ops, clientv3.OpPut(t.k.guard(b), ""))
 	}
-	if len(t.events) > 0 {
-		raw, err := encode("change", storedChange{Events: t.events})
+	if len(t.Events) > 0 {
+		raw, err := json.Marshal(storedChange{Events: t.Events})
 		if err != nil {
-			return 0, false, err
+			return 0, false, fmt.Errorf("storage/etcd: encode change: %w", err)
 		}
 		ops = append(ops, clientv3.OpPut(t.k.log, string(raw)))
 	} else {
@@ -142,7 +143,7 @@ func (t *txn) commit() (int64, bool, error) {
 		return 0, false, nil
 	}
 	t.s.stats.commits.Add(1)
-	if len(t.events) > 0 {
+	if len(t.Events) > 0 {
 		return resp.Header.Revision, true, nil
 	}
 	var rev int64

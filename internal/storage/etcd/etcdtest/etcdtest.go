@@ -207,13 +207,6 @@ func (m *Member) Stop() {
 	}
 }
 
-// Restart starts a stopped member again on the same ports and data.
-func (m *Member) Restart() error {
-	m.Stop()
-	m.cfg.ClusterState = embed.ClusterStateFlagExisting
-	return m.start()
-}
-
 // Endpoints returns the client addresses of members.
 func Endpoints(members ...*Member) []string {
 	out := make([]string, len(members))
