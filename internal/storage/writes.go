@@ -23,9 +23,11 @@ const (
 	TableAuditRecords
 	TableAPIKeys
 	TableSigningKeys
+	TableIssuers             // by issuer URL
+	TableExternalRevocations // by ExternalRevocation.Key
 )
 
-var tableNames = [...]string{"session", "refresh token", "ban", "audit record", "api key", "signing key"}
+var tableNames = [...]string{"session", "refresh token", "ban", "audit record", "api key", "signing key", "issuer", "external revocation"}
 
 func (t Table) String() string { return tableNames[t] }
 
@@ -294,6 +296,37 @@ func (w *Writes) DeleteSigningKey(id string) error {
 		return err
 	}
 	return w.rt.DeleteRecord(TableSigningKeys, id)
+}
+
+func (w *Writes) PutIssuer(i Issuer) error {
+	if err := w.ready(i.CheckKeys); err != nil {
+		return err
+	}
+	return w.put(TableIssuers, i.URL, i.UTC())
+}
+
+// DeleteIssuer removes an issuer; an absent one is not an error.
+func (w *Writes) DeleteIssuer(url string) error {
+	if err := w.rt.Writable(); err != nil {
+		return err
+	}
+	return w.rt.DeleteRecord(TableIssuers, url)
+}
+
+func (w *Writes) PutExternalRevocation(r ExternalRevocation) error {
+	if err := w.ready(r.CheckKeys); err != nil {
+		return err
+	}
+	return w.put(TableExternalRevocations, r.Key(), r.UTC())
+}
+
+// DeleteExternalRevocation removes a revocation; an absent one is not an
+// error.
+func (w *Writes) DeleteExternalRevocation(key string) error {
+	if err := w.rt.Writable(); err != nil {
+		return err
+	}
+	return w.rt.DeleteRecord(TableExternalRevocations, key)
 }
 
 // Emit encodes the event now, so later changes to the caller's payload do

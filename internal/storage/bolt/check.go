@@ -60,6 +60,8 @@ func checkStore(tx *bbolt.Tx) error {
 		checkKeyed(bucketAudit, "audit record", func(a storage.AuditRecord) []byte { return []byte(a.ID) }),
 		checkKeyed(bucketAPIKeys, "api key", func(k storage.APIKey) []byte { return []byte(k.ID) }),
 		checkKeyed(bucketSigningKeys, "signing key", func(k storage.SigningKey) []byte { return []byte(k.ID) }),
+		checkKeyed(bucketIssuers, "issuer", func(i storage.Issuer) []byte { return []byte(i.URL) }),
+		checkKeyed(bucketExternalRevocations, "external revocation", func(r storage.ExternalRevocation) []byte { return []byte(r.Key()) }),
 	}
 	for _, check := range checks {
 		if err := check(rt); err != nil {

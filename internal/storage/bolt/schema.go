@@ -13,8 +13,9 @@ package bolt
 // schemaVersion is the version of the layout below. Open refuses a file of
 // any other version, older or newer: before 1.0 there is no migration (see
 // the README's Compatibility section). Files of version 1 (written by
-// development builds, without bucketRefreshTokensBySession) are refused too.
-const schemaVersion uint64 = 2
+// development builds, without bucketRefreshTokensBySession) and of version 2
+// (without the buckets of external issuers) are refused too.
+const schemaVersion uint64 = 3
 
 // sep separates the parts of an index key.
 const sep = 0x00
@@ -56,6 +57,12 @@ var (
 	// bucketSigningKeys: key ID (the JWT kid) -> JSON storage.SigningKey.
 	bucketSigningKeys = []byte("signing_keys")
 
+	// bucketIssuers: issuer URL -> JSON storage.Issuer.
+	bucketIssuers = []byte("issuers")
+	// bucketExternalRevocations: storage.ExternalRevocation.Key() -> JSON
+	// storage.ExternalRevocation.
+	bucketExternalRevocations = []byte("external_revocations")
+
 	// bucketEvents: revision as 8-byte big-endian -> JSON storage.Change.
 	// It holds exactly the revisions compacted+1 .. revision (see meta).
 	bucketEvents = []byte("events")
@@ -71,6 +78,7 @@ var allBuckets = [][]byte{
 	bucketAudit,
 	bucketAPIKeys,
 	bucketSigningKeys,
+	bucketIssuers, bucketExternalRevocations,
 	bucketEvents,
 }
 

@@ -36,6 +36,9 @@ var (
 		storage.TableAuditRecords:  bucketAudit,
 		storage.TableAPIKeys:       bucketAPIKeys,
 		storage.TableSigningKeys:   bucketSigningKeys,
+		storage.TableIssuers:       bucketIssuers,
+
+		storage.TableExternalRevocations: bucketExternalRevocations,
 	}
 	indexBuckets = [...][]byte{
 		storage.IndexSessionsByTenant:       bucketSessionsByTenant,

@@ -21,6 +21,9 @@ var (
 		storage.TableAuditRecords:  bucketAudit,
 		storage.TableAPIKeys:       bucketAPIKeys,
 		storage.TableSigningKeys:   bucketSigningKeys,
+		storage.TableIssuers:       bucketIssuers,
+
+		storage.TableExternalRevocations: bucketExternalRevocations,
 	}
 	indexBuckets = [...]string{
 		storage.IndexSessionsByTenant:       bucketSessionsByTenant,
@@ -33,10 +36,14 @@ var (
 )
 
 // recordKey is the key of a record: refresh tokens by the hex of their
-// hash.
+// hash; issuers and external revocations by the hex of their key, which
+// holds "/" or NUL bytes (hex keeps the keys' byte order).
 func (t *txn) recordKey(tb storage.Table, id string) string {
-	if tb == storage.TableRefreshTokens {
+	switch tb {
+	case storage.TableRefreshTokens:
 		return t.k.refresh([]byte(id))
+	case storage.TableIssuers, storage.TableExternalRevocations:
+		return t.k.record(tableBuckets[tb], hex.EncodeToString([]byte(id)))
 	}
 	return t.k.record(tableBuckets[tb], id)
 }
