@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -230,35 +229,13 @@ func preflight(ctx context.Context, cl *client.Client, log *slog.Logger) error {
 	return nil
 }
 
-// dialAuthority connects as the CLI does: plaintext when every address is
-// loopback, TLS otherwise (system roots or --ca-file) unless --insecure.
+// dialAuthority connects as the CLI does (dialAuthority in cli_common.go).
 func (c agentConfig) dialAuthority() (*client.Client, error) {
 	key, err := os.ReadFile(c.apiKeyFile)
 	if err != nil {
 		return nil, usageError{fmt.Errorf("--api-key-file: %w", err)}
 	}
-	opts := []client.Option{client.WithAPIKey(strings.TrimSpace(string(key)))}
-	loopback := true
-	for _, addr := range strings.Split(c.authority, ",") {
-		loopback = loopback && isLoopback(strings.TrimSpace(addr))
-	}
-	switch {
-	case c.insecure || (c.caFile == "" && loopback):
-		opts = append(opts, client.WithInsecure())
-	case c.caFile != "":
-		pem, err := os.ReadFile(c.caFile)
-		if err != nil {
-			return nil, usageError{fmt.Errorf("--ca-file: %w", err)}
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, usageError{fmt.Errorf("--ca-file %s: no PEM certificate in it", c.caFile)}
-		}
-		opts = append(opts, client.WithTLS(&tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}))
-	default:
-		opts = append(opts, client.WithTLS(nil))
-	}
-	return client.Dial(c.authority, opts...)
+	return dialAuthority(c.authority, strings.TrimSpace(string(key)), c.caFile, c.insecure)
 }
 
 // listeners opens the HTTP listener and, unless --ext-authz-listen is

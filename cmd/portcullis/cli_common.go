@@ -113,24 +113,36 @@ func (c *connFlags) dial() (*client.Client, error) {
 	if err != nil {
 		return nil, err
 	}
+	return dialAuthority(c.addr, key, c.caFile, c.insecure)
+}
+
+// dialAuthority connects to the authority at addrs (host:port, or several
+// replicas comma-separated) with an API key: plaintext when every address
+// is loopback or insecure is set, TLS otherwise (caFile's CA, else the
+// system roots).
+func dialAuthority(addrs, key, caFile string, insecure bool) (*client.Client, error) {
+	loopback := true
+	for _, addr := range strings.Split(addrs, ",") {
+		loopback = loopback && isLoopback(strings.TrimSpace(addr))
+	}
 	opts := []client.Option{client.WithAPIKey(key)}
 	switch {
-	case c.insecure || (c.caFile == "" && isLoopback(c.addr)):
+	case insecure || (caFile == "" && loopback):
 		opts = append(opts, client.WithInsecure())
-	case c.caFile != "":
-		pem, err := os.ReadFile(c.caFile)
+	case caFile != "":
+		pem, err := os.ReadFile(caFile)
 		if err != nil {
-			return nil, fmt.Errorf("--ca-file: %w", err)
+			return nil, usageError{fmt.Errorf("--ca-file: %w", err)}
 		}
 		pool := x509.NewCertPool()
 		if !pool.AppendCertsFromPEM(pem) {
-			return nil, usageError{fmt.Errorf("--ca-file %s: no PEM certificate in it", c.caFile)}
+			return nil, usageError{fmt.Errorf("--ca-file %s: no PEM certificate in it", caFile)}
 		}
 		opts = append(opts, client.WithTLS(&tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}))
 	default:
 		opts = append(opts, client.WithTLS(nil))
 	}
-	return client.Dial(c.addr, opts...)
+	return client.Dial(addrs, opts...)
 }
 
 // call runs fn with a connected client and the per-call deadline.
