@@ -126,8 +126,13 @@ func trustedPeer(trusted []netip.Prefix, peer netip.Addr) bool {
 // bearer returns the token of an "Authorization: Bearer <token>" value;
 // the scheme is case-insensitive (RFC 7235).
 func bearer(v string) (string, bool) {
-	const scheme = "bearer "
-	if len(v) <= len(scheme) || !strings.EqualFold(v[:len(scheme)], scheme) {
+	const scheme, usual = "bearer ", "Bearer "
+	if len(v) <= len(scheme) {
+		return "", false
+	}
+	// The usual spelling is compared exactly first: a few bytes' equality,
+	// cheaper than case folding.
+	if v[:len(usual)] != usual && !strings.EqualFold(v[:len(scheme)], scheme) {
 		return "", false
 	}
 	tok := strings.TrimSpace(v[len(scheme):])
