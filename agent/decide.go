@@ -64,8 +64,9 @@ func (a *Agent) Decide(ctx context.Context, r Request) Decision {
 }
 
 // decide is Decide for the front doors, which read headers by names
-// already in their form (headername.go), with the configuration cfg (one
-// Load per request: forward-auth reads the headers it names first).
+// already in their form (headername.go), with the configuration cfg the
+// door loaded (once per request: a door that needs it before deciding
+// sees the same one).
 // Generic rather than taking the interface, so that no header adapter is
 // boxed (allocated) per call.
 func decide[H headerSource](ctx context.Context, a *Agent, cfg *compiled, method, uri string, peer netip.Addr, hdr H) Decision {
