@@ -71,7 +71,8 @@ type layer struct {
 
 // decisionLayers: client.Mirror.Check; Agent.Decide; the forward-auth
 // handler (the request built once, a writer whose header map is cleared
-// per call, as net/http gives each request an empty one); the ext_authz
+// per call, as net/http gives each request an empty one), with the three
+// headers a gateway adds and with a browser's fourteen; the ext_authz
 // Check without a transport (the request message built once).
 func decisionLayers(b *testing.B) []layer {
 	e := startEnv(b, testConfig, client.MirrorOptions{StaleAfter: time.Hour}, agent.Options{})
@@ -98,6 +99,26 @@ func decisionLayers(b *testing.B) []layer {
 	freq.Header.Set("X-Original-URI", "/api/posts?page=2")
 	w := &discardWriter{h: http.Header{}}
 
+	// The same subrequest as nginx sends it for a browser's request: the
+	// client's own headers come along (auth_request passes them), so a
+	// handler that reads headers by walking the map pays for all of them.
+	breq := freq.Clone(freq.Context())
+	for k, v := range map[string]string{
+		"User-Agent":                "Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0",
+		"Accept":                    "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8",
+		"Accept-Language":           "en-US,en;q=0.5",
+		"Accept-Encoding":           "gzip, deflate, br, zstd",
+		"Cookie":                    "theme=dark; _ga=GA1.1.123456789.1700000000",
+		"Referer":                   "https://app.example/api/posts",
+		"Sec-Fetch-Dest":            "document",
+		"Sec-Fetch-Mode":            "navigate",
+		"Sec-Fetch-Site":            "same-origin",
+		"Upgrade-Insecure-Requests": "1",
+		"X-Forwarded-For":           peer,
+	} {
+		breq.Header.Set(k, v)
+	}
+
 	srv := extAuthzServer(e.agent)
 	ereq := checkReq(peer, "GET", "/api/posts?page=2", tok, nil)
 
@@ -116,6 +137,14 @@ func decisionLayers(b *testing.B) []layer {
 			clear(w.h)
 			w.code = 0
 			h.ServeHTTP(w, freq)
+			if w.code != http.StatusOK {
+				b.Fatal(w.code)
+			}
+		}},
+		{"forward-auth-browser", func(b *testing.B) {
+			clear(w.h)
+			w.code = 0
+			h.ServeHTTP(w, breq)
 			if w.code != http.StatusOK {
 				b.Fatal(w.code)
 			}

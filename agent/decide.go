@@ -60,14 +60,16 @@ type Decision struct {
 // bearer token checked by the mirror, exactly as the interceptors check a
 // call.
 func (a *Agent) Decide(ctx context.Context, r Request) Decision {
-	return decide(ctx, a, r.Method, r.URI, r.Peer, publicHeaders{r.Header})
+	return decide(ctx, a, a.cfg.Load(), r.Method, r.URI, r.Peer, publicHeaders{r.Header})
 }
 
 // decide is Decide for the front doors, which read headers by names
-// already in their form (headername.go). Generic rather than taking the
-// interface, so that no header adapter is boxed (allocated) per call.
-func decide[H headerSource](ctx context.Context, a *Agent, method, uri string, peer netip.Addr, hdr H) Decision {
-	cfg := a.cfg.Load()
+// already in their form (headername.go), with the configuration cfg the
+// door loaded (once per request: a door that needs it before deciding
+// sees the same one).
+// Generic rather than taking the interface, so that no header adapter is
+// boxed (allocated) per call.
+func decide[H headerSource](ctx context.Context, a *Agent, cfg *compiled, method, uri string, peer netip.Addr, hdr H) Decision {
 	p, ok := cleanPath(uri)
 	if !ok {
 		return Decision{Err: fmt.Errorf("%w: the request URI %q is not an absolute path", rpcerr.ErrInvalidArgument, uri)}
@@ -94,12 +96,12 @@ func decide[H headerSource](ctx context.Context, a *Agent, method, uri string, p
 	// The forwarded header is read only from a trusted peer: from any
 	// other it is the client's to forge, and not worth a lookup.
 	if trustedPeer(cfg.trusted, d.Input.ClientIP) {
-		d.Input.ClientIP = clientip.Resolve(cfg.trusted, d.Input.ClientIP, hdr.values(cfg.ipHeader))
+		d.Input.ClientIP = clientip.Resolve(cfg.trusted, d.Input.ClientIP, hdr.clientIPs(cfg.ipHeader))
 	}
 	if cfg.deviceHeader.canon != "" {
-		d.Input.DeviceID = hdr.get(cfg.deviceHeader)
+		d.Input.DeviceID = hdr.device(cfg.deviceHeader)
 	}
-	tok, ok := bearer(hdr.get(hAuthorization))
+	tok, ok := bearer(hdr.authorization())
 	if !ok {
 		d.Err = fmt.Errorf(`%w: no access token; send it as "Authorization: Bearer <token>"`, client.ErrTokenInvalid)
 		return d
@@ -125,8 +127,13 @@ func trustedPeer(trusted []netip.Prefix, peer netip.Addr) bool {
 // bearer returns the token of an "Authorization: Bearer <token>" value;
 // the scheme is case-insensitive (RFC 7235).
 func bearer(v string) (string, bool) {
-	const scheme = "bearer "
-	if len(v) <= len(scheme) || !strings.EqualFold(v[:len(scheme)], scheme) {
+	const scheme, usual = "bearer ", "Bearer "
+	if len(v) <= len(scheme) {
+		return "", false
+	}
+	// The usual spelling is compared exactly first: a few bytes' equality,
+	// cheaper than case folding.
+	if v[:len(usual)] != usual && !strings.EqualFold(v[:len(scheme)], scheme) {
 		return "", false
 	}
 	tok := strings.TrimSpace(v[len(scheme):])

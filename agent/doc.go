@@ -55,6 +55,9 @@
 //     by the *client.Session the mirror returns for a cached token, so
 //     that a cached token's decision allocates nothing; a refusal is
 //     rendered each time (refusals are rare and carry the ban).
+//   - ext_authz remembers the source addresses Envoy sends, parsed, in a
+//     bounded direct-mapped cache keyed by the exact string (srcaddr.go):
+//     a hash and a comparison cost a fraction of parsing.
 //   - ext_authz never fails the RPC for a refusal: it answers a denied
 //     CheckResponse, so Envoy's failure_mode_allow cannot admit it.
 //   - A gateway decides per request: an open WebSocket or gRPC stream

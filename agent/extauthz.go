@@ -10,8 +10,6 @@ import (
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
 	"google.golang.org/grpc"
-
-	"github.com/portcullis-dev/portcullis/clientip"
 )
 
 // RegisterExtAuthz registers the agent on s as Envoy's external
@@ -19,12 +17,13 @@ import (
 // Envoy's ext_authz HTTP filter with a grpc_service and Istio's CUSTOM
 // authorization provider (envoyExtAuthzGrpc).
 func (a *Agent) RegisterExtAuthz(s grpc.ServiceRegistrar) {
-	authv3.RegisterAuthorizationServer(s, &extAuthz{a: a})
+	authv3.RegisterAuthorizationServer(s, &extAuthz{a: a, addrs: newAddrCache()})
 }
 
 type extAuthz struct {
 	authv3.UnimplementedAuthorizationServer
-	a *Agent
+	a     *Agent
+	addrs *addrCache // Envoy's source addresses, parsed (srcaddr.go)
 }
 
 // Check decides the request Envoy describes: its method, path and headers
@@ -54,7 +53,7 @@ func (x *extAuthz) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3
 			hdr[k] = v
 		}
 	}
-	d := decide(ctx, x.a, h.GetMethod(), h.GetPath(), sourceAddr(attrs.GetSource()), hdr)
+	d := decide(ctx, x.a, x.a.cfg.Load(), h.GetMethod(), h.GetPath(), x.sourceAddr(attrs.GetSource()), hdr)
 	if d.Err == nil {
 		x.a.metrics.observe(doorExtAuthz, d.Public, nil, start)
 		// Rendered once per session (admitted.go); shared, read-only.
@@ -70,18 +69,13 @@ func (x *extAuthz) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3
 	return deniedResponse(ref), nil
 }
 
-// sourceAddr is the downstream peer's address. Envoy sends a bare IP (no
-// port): it is parsed as one first, without clientip.FromString's
-// host:port attempt, whose failure costs an error allocation per call.
-func sourceAddr(p *authv3.AttributeContext_Peer) netip.Addr {
+// sourceAddr is the downstream peer's address.
+func (x *extAuthz) sourceAddr(p *authv3.AttributeContext_Peer) netip.Addr {
 	sa := p.GetAddress().GetSocketAddress()
 	if sa == nil {
 		return netip.Addr{}
 	}
-	if a, err := netip.ParseAddr(sa.GetAddress()); err == nil {
-		return a // decide normalizes it
-	}
-	return clientip.FromString(sa.GetAddress())
+	return x.addrs.parse(sa.GetAddress())
 }
 
 func deniedResponse(ref refusal) *authv3.CheckResponse {

@@ -87,7 +87,7 @@ func (a *Agent) serveAuthz(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		d.Err = err
 	} else {
-		d = decide(r.Context(), a, method, uri, peerOf(r), canonicalHeaders(r.Header))
+		d = decide(r.Context(), a, a.cfg.Load(), method, uri, peerOf(r), canonicalHeaders(r.Header))
 	}
 	if d.Err == nil {
 		// The identity headers, by canonical name and with values
