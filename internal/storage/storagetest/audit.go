@@ -56,6 +56,18 @@ var auditQueries = []storage.AuditQuery{
 	{TenantID: "t1", From: at(2 * time.Minute), To: at(10 * time.Minute)},
 	{TenantID: "t3"},
 	{From: at(time.Hour)},
+	// Through the index by subject or by actor, with the other filters
+	// applied on top, in the same ID order.
+	{Subject: "user:alice", From: at(2 * time.Minute), To: at(11 * time.Minute)},
+	{Subject: "user:bob", Actor: "alice-key"},
+	{Subject: "user:alice", Action: "ban.lift", TenantID: "t1"},
+	{Subject: "device:d1", TenantID: "t10"},
+	{Actor: "alice-key", TenantID: "t1", From: at(time.Minute)},
+	{Actor: "bob-key", To: at(6 * time.Minute)},
+	// A prefix of an indexed value matches nothing.
+	{Subject: "user:al"},
+	{Subject: "user"},
+	{Actor: "bob"},
 }
 
 func matchAudit(q storage.AuditQuery, a storage.AuditRecord) bool {
@@ -93,6 +105,22 @@ func testAudit(t *testing.T, newStore func(*testing.T) storage.Store) {
 	t.Run("Paging", func(t *testing.T) {
 		s, all := setup(t)
 		auditListing.checkPages(t, s, all, auditQueries, []int{2})
+	})
+
+	t.Run("KeyFieldWithNUL", func(t *testing.T) {
+		// Subject and actor go into index keys: a NUL byte would let one
+		// run into another's entries.
+		s, all := setup(t)
+		for _, r := range []storage.AuditRecord{
+			{ID: "aud_98", Time: at(time.Hour), Subject: "user:a\x00b"},
+			{ID: "aud_99", Time: at(time.Hour), Actor: "key\x00"},
+		} {
+			_, err := s.Update(t.Context(), func(tx storage.Tx) error { return tx.AppendAudit(r) })
+			if !errors.Is(err, storage.ErrInvalidRecord) {
+				t.Errorf("AppendAudit(%+v): %v, want ErrInvalidRecord", r, err)
+			}
+		}
+		sameList(t, "audit trail after refused appends", auditListing.get(t, s, storage.AuditQuery{}), all, normAudit, auditID)
 	})
 
 	t.Run("DuplicateID", func(t *testing.T) {
