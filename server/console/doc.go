@@ -34,8 +34,9 @@
 //     page's subject and actor filters use the same indexes.
 //
 // Every change made here is audited by the domain as the key's name, with
-// the console as the channel: the record's actor address reads
-// "console <client address>" (the audit record has no channel field).
+// the client's address and the channel "console" (authority.ChannelConsole;
+// the gRPC server's calls have "grpc"); the audit page shows the channel
+// and filters by it.
 //
 // Why server-rendered pages and a small hand-written script, not a
 // front-end framework or htmx: everything (templates, CSS, script) is

@@ -17,6 +17,7 @@ func auditFixtures() []storage.AuditRecord {
 	actors := []string{"alice-key", "bob-key"}
 	actions := []string{"ban.create", "ban.lift", "session.revoke", "key.rotate"}
 	subjects := []string{"user:alice", "ip:203.0.113.0/24", "device:d1", "user:bob", "session:ses_01"}
+	channels := []string{"grpc", "console", "grpc", ""}
 	var out []storage.AuditRecord
 	for i := range 12 {
 		rec := storage.AuditRecord{
@@ -25,6 +26,7 @@ func auditFixtures() []storage.AuditRecord {
 			Action:    actions[i%len(actions)],
 			Actor:     actors[i%len(actors)],
 			ActorAddr: "192.0.2.9:4711",
+			Channel:   channels[i%len(channels)],
 			TenantID:  tenants[i%len(tenants)],
 			Subject:   subjects[i%len(subjects)],
 			TargetID:  fmt.Sprintf("ban_%02d", i),
@@ -68,6 +70,9 @@ var auditQueries = []storage.AuditQuery{
 	{Subject: "user:al"},
 	{Subject: "user"},
 	{Actor: "bob"},
+	{Channel: "console"},
+	{Channel: "grpc", Subject: "user:alice"},
+	{Channel: "grpc", Actor: "bob-key", From: at(4 * time.Minute)},
 }
 
 func matchAudit(q storage.AuditQuery, a storage.AuditRecord) bool {
@@ -75,6 +80,7 @@ func matchAudit(q storage.AuditQuery, a storage.AuditRecord) bool {
 		(q.Subject == "" || a.Subject == q.Subject) &&
 		(q.Actor == "" || a.Actor == q.Actor) &&
 		(q.Action == "" || a.Action == q.Action) &&
+		(q.Channel == "" || a.Channel == q.Channel) &&
 		(q.From.IsZero() || !a.Time.Before(q.From)) &&
 		(q.To.IsZero() || a.Time.Before(q.To))
 }
