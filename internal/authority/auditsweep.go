@@ -15,10 +15,12 @@ import (
 const DefaultAuditRetention = 90 * 24 * time.Hour
 
 // auditSweepBatch is how many audit records one Update of SweepAudit
-// deletes at most: one key each, plus the guard key the etcd backend
-// rewrites for the bucket, so sweepBatch keys in all, under etcd's default
-// --max-txn-ops of 128. It halves on storage.ErrTxnTooLarge.
-const auditSweepBatch = sweepBatch - 1
+// deletes at most: up to three keys each (the record and its index
+// entries by subject and by actor), plus the guard key the etcd backend
+// rewrites for each of those three buckets, so at most sweepBatch keys,
+// under etcd's default --max-txn-ops of 128. It halves on
+// storage.ErrTxnTooLarge.
+const auditSweepBatch = (sweepBatch - 3) / 3
 
 // AuditSweepResult counts what one SweepAudit call deleted.
 type AuditSweepResult struct {
