@@ -15,7 +15,7 @@ type auditService struct {
 func (s auditService) ListAuditRecords(ctx context.Context, req *pb.ListAuditRecordsRequest) (*pb.ListAuditRecordsResponse, error) {
 	recs, next, err := s.auth.ListAuditRecords(ctx, authority.AuditFilter{
 		TenantID: req.GetTenantId(), Subject: req.GetSubject(), Actor: req.GetActor(), Action: req.GetAction(),
-		From: fromTS(req.GetStartTime()), To: fromTS(req.GetEndTime()),
+		Channel: req.GetChannel(), From: fromTS(req.GetStartTime()), To: fromTS(req.GetEndTime()),
 	}, authority.Page{Size: req.GetPageSize(), Token: req.GetPageToken()})
 	if err != nil {
 		return nil, s.status(ctx, err)

@@ -81,9 +81,9 @@ var rules = map[string]rule{
 type callerKey struct{}
 
 // actorFrom returns who is calling: the API key's name (empty for
-// refresh-token calls) and the peer address.
+// refresh-token calls), the peer address and the gRPC channel.
 func actorFrom(ctx context.Context) authority.Actor {
-	var a authority.Actor
+	a := authority.Actor{Channel: authority.ChannelGRPC}
 	if k, ok := ctx.Value(callerKey{}).(storage.APIKey); ok {
 		a.Name = k.Name
 	}

@@ -128,7 +128,7 @@ func auditPB(r storage.AuditRecord) *pb.AuditRecord {
 	return &pb.AuditRecord{
 		AuditId: r.ID, Time: ts(r.Time), Action: r.Action, Actor: r.Actor, ActorAddress: r.ActorAddr,
 		TenantId: r.TenantID, Subject: r.Subject, TargetId: r.TargetID, Reason: r.Reason, Policy: r.Policy,
-		Details: r.Details,
+		Details: r.Details, Channel: r.Channel,
 	}
 }
 

@@ -72,7 +72,8 @@ func TestBanLifecycle(t *testing.T) {
 	}
 	r := aud.GetRecords()[0]
 	if r.GetTargetId() != banID || r.GetActor() != authority.BootstrapKeyName || r.GetPolicy() != "tos-4.2" ||
-		r.GetReason() != "spam" || r.GetDetails()["revoked_sessions"] != "1" || r.GetActorAddress() == "" {
+		r.GetReason() != "spam" || r.GetDetails()["revoked_sessions"] != "1" || r.GetActorAddress() == "" ||
+		r.GetChannel() != authority.ChannelGRPC {
 		t.Fatalf("audit record %v", r)
 	}
 

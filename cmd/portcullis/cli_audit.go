@@ -12,13 +12,14 @@ import (
 )
 
 func newAuditCommand() *cobra.Command {
-	var tenant, subject, actor, action, since, until string
+	var tenant, subject, actor, action, channel, since, until string
 	var limit int
 	cmd := &cobra.Command{
 		Use:   "audit",
 		Short: "List audit records: bans, lifts, revocations, key changes, refused calls",
 		Example: `  portcullis audit --subject user:alice
-  portcullis audit --action ban.create --since 24h -o json`,
+  portcullis audit --action ban.create --since 24h -o json
+  portcullis audit --channel console --since 7d`,
 		Args: usageArgs(cobra.NoArgs),
 	}
 	cf := addConnFlags(cmd, "table", "json")
@@ -27,11 +28,12 @@ func newAuditCommand() *cobra.Command {
 	f.StringVar(&subject, "subject", "", "only this subject (as recorded, e.g. user:alice)")
 	f.StringVar(&actor, "actor", "", "only this actor (API key name)")
 	f.StringVar(&action, "action", "", "only this action")
+	f.StringVar(&channel, "channel", "", "only records made through this channel: grpc or console")
 	f.StringVar(&since, "since", "", "only records at or after this time (RFC 3339, or a duration ago: 24h, 7d)")
 	f.StringVar(&until, "until", "", "only records before this time (RFC 3339, or a duration ago)")
 	f.IntVar(&limit, "limit", 0, "at most this many records (0: all)")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
-		req := &pb.ListAuditRecordsRequest{TenantId: tenant, Subject: subject, Actor: actor, Action: action}
+		req := &pb.ListAuditRecordsRequest{TenantId: tenant, Subject: subject, Actor: actor, Action: action, Channel: channel}
 		now := time.Now()
 		if since != "" {
 			t, err := parseTime("since", since, now, true)
@@ -50,14 +52,14 @@ func newAuditCommand() *cobra.Command {
 		return cf.call(cmd.Context(), func(ctx context.Context, cl *client.Client) error {
 			return listing[*pb.AuditRecord]{
 				output: cf.output, limit: limit,
-				header: []string{"TIME", "ACTION", "ACTOR", "ADDRESS", "TENANT", "SUBJECT", "TARGET", "REASON", "POLICY"},
+				header: []string{"TIME", "ACTION", "ACTOR", "CHANNEL", "ADDRESS", "TENANT", "SUBJECT", "TARGET", "REASON", "POLICY"},
 				fetch: func(token string) ([]*pb.AuditRecord, string, error) {
 					req.PageToken = token
 					resp, err := cl.Audit.ListAuditRecords(ctx, req)
 					return resp.GetRecords(), resp.GetNextPageToken(), err
 				},
 				row: func(r *pb.AuditRecord) []string {
-					return []string{fmtTime(r.GetTime()), r.GetAction(), r.GetActor(), r.GetActorAddress(), r.GetTenantId(),
+					return []string{fmtTime(r.GetTime()), r.GetAction(), r.GetActor(), r.GetChannel(), r.GetActorAddress(), r.GetTenantId(),
 						r.GetSubject(), r.GetTargetId(), r.GetReason(), r.GetPolicy()}
 				},
 			}.print(cmd.OutOrStdout())

@@ -145,12 +145,19 @@ func TestCLIBanLifecycle(t *testing.T) {
 	}
 
 	out = e.ok("audit", "--subject", "user:u1")
-	if !strings.Contains(out, "ban.create") || !strings.Contains(out, "ban.lift") || !strings.Contains(out, "bootstrap-admin") {
+	if !strings.Contains(out, "ban.create") || !strings.Contains(out, "ban.lift") || !strings.Contains(out, "bootstrap-admin") ||
+		!strings.Contains(out, "CHANNEL") || !strings.Contains(out, " grpc ") {
 		t.Fatalf("audit:\n%s", out)
 	}
-	out = e.ok("audit", "--action", "ban.lift", "-o", "json", "--since", "1h")
+	// The CLI calls the API: its changes came through gRPC, none through
+	// the console.
+	if out := e.ok("audit", "--subject", "user:u1", "--channel", "console"); strings.Contains(out, "ban.create") {
+		t.Fatalf("audit --channel console lists gRPC records:\n%s", out)
+	}
+	out = e.ok("audit", "--action", "ban.lift", "-o", "json", "--since", "1h", "--channel", "grpc")
 	var rec pb.AuditRecord
-	if err := protojson.Unmarshal([]byte(strings.TrimSpace(out)), &rec); err != nil || rec.GetTargetId() != banID || rec.GetReason() != "appeal" {
+	if err := protojson.Unmarshal([]byte(strings.TrimSpace(out)), &rec); err != nil || rec.GetTargetId() != banID || rec.GetReason() != "appeal" ||
+		rec.GetChannel() != "grpc" {
 		t.Fatalf("audit -o json: %q %v", out, err)
 	}
 

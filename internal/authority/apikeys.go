@@ -146,7 +146,7 @@ func (a *Authority) RecordDenied(ctx context.Context, actor Actor, method, why s
 	now := a.now()
 	_, err := a.store.Update(ctx, func(tx storage.Tx) error {
 		return tx.AppendAudit(storage.AuditRecord{
-			ID: newID("aud_", now), Time: now, Action: "call.denied", Actor: actor.Name, ActorAddr: actor.Addr,
+			ID: newID("aud_", now), Time: now, Action: "call.denied", Actor: actor.Name, ActorAddr: actor.Addr, Channel: actor.Channel,
 			Reason: why, Details: map[string]string{"method": method},
 		})
 	})
@@ -200,7 +200,7 @@ func (a *Authority) CreateAPIKey(ctx context.Context, actor Actor, name string, 
 			return err
 		}
 		return tx.AppendAudit(storage.AuditRecord{
-			ID: newID("aud_", now), Time: now, Action: "apikey.create", Actor: actor.Name, ActorAddr: actor.Addr,
+			ID: newID("aud_", now), Time: now, Action: "apikey.create", Actor: actor.Name, ActorAddr: actor.Addr, Channel: actor.Channel,
 			TargetID: key.ID, Details: map[string]string{"name": name, "scopes": strings.Join(key.Scopes, " ")},
 		})
 	})
@@ -253,7 +253,7 @@ func (a *Authority) RevokeAPIKey(ctx context.Context, actor Actor, id string) (s
 			return err
 		}
 		return tx.AppendAudit(storage.AuditRecord{
-			ID: newID("aud_", now), Time: now, Action: "apikey.revoke", Actor: actor.Name, ActorAddr: actor.Addr,
+			ID: newID("aud_", now), Time: now, Action: "apikey.revoke", Actor: actor.Name, ActorAddr: actor.Addr, Channel: actor.Channel,
 			TargetID: k.ID, Details: map[string]string{"name": k.Name},
 		})
 	})

@@ -17,13 +17,14 @@ type AuditFilter struct {
 	Subject  string
 	Actor    string
 	Action   string
+	Channel  string    // ChannelGRPC, ChannelConsole
 	From     time.Time // inclusive
 	To       time.Time // exclusive
 }
 
 // ListAuditRecords lists audit records, oldest first.
 func (a *Authority) ListAuditRecords(ctx context.Context, f AuditFilter, p Page) ([]storage.AuditRecord, string, error) {
-	for field, v := range map[string]string{"tenant_id": f.TenantID, "subject": f.Subject, "actor": f.Actor, "action": f.Action} {
+	for field, v := range map[string]string{"tenant_id": f.TenantID, "subject": f.Subject, "actor": f.Actor, "action": f.Action, "channel": f.Channel} {
 		if err := checkText(field, v); err != nil {
 			return nil, "", err
 		}
@@ -46,7 +47,7 @@ func (a *Authority) ListAuditRecords(ctx context.Context, f AuditFilter, p Page)
 		var err error
 		out, next, err = collect("audit", f, size,
 			tx.AuditRecords(storage.AuditQuery{TenantID: f.TenantID, Subject: f.Subject, Actor: f.Actor,
-				Action: f.Action, From: f.From, To: f.To, After: after}),
+				Action: f.Action, Channel: f.Channel, From: f.From, To: f.To, After: after}),
 			func(r storage.AuditRecord) string { return r.ID }, nil)
 		return err
 	})

@@ -15,10 +15,12 @@ import (
 const DefaultAuditRetention = 90 * 24 * time.Hour
 
 // auditSweepBatch is how many audit records one Update of SweepAudit
-// deletes at most: one key each, plus the guard key the etcd backend
-// rewrites for the bucket, so sweepBatch keys in all, under etcd's default
-// --max-txn-ops of 128. It halves on storage.ErrTxnTooLarge.
-const auditSweepBatch = sweepBatch - 1
+// deletes at most: up to three keys each (the record and its index
+// entries by subject and by actor), plus the guard key the etcd backend
+// rewrites for each of those three buckets, so at most sweepBatch keys,
+// under etcd's default --max-txn-ops of 128. It halves on
+// storage.ErrTxnTooLarge.
+const auditSweepBatch = (sweepBatch - 3) / 3
 
 // AuditSweepResult counts what one SweepAudit call deleted.
 type AuditSweepResult struct {
@@ -68,10 +70,10 @@ func (a *Authority) sweepAudit(ctx context.Context, cutoff time.Time) (AuditSwee
 	batch := auditSweepBatch
 	after := ""
 	for {
-		var ids []string
+		var recs []storage.AuditRecord
 		var done bool
 		_, err := a.store.Update(ctx, func(tx storage.Tx) error {
-			ids, done = nil, true // the function may run again
+			recs, done = nil, true // the function may run again
 			for r, err := range tx.AuditRecords(storage.AuditQuery{After: after}) {
 				if err != nil {
 					return err
@@ -79,14 +81,16 @@ func (a *Authority) sweepAudit(ctx context.Context, cutoff time.Time) (AuditSwee
 				if !r.Time.Before(cutoff) {
 					break // within the retention, and so (nearly) all after it
 				}
-				if len(ids) == batch {
+				if len(recs) == batch {
 					done = false
 					break
 				}
-				ids = append(ids, r.ID)
+				recs = append(recs, r)
 			}
-			for _, id := range ids {
-				if err := tx.DeleteAuditRecord(id); err != nil {
+			// Each record as read: it names its index entries (no read
+			// per record).
+			for _, r := range recs {
+				if err := tx.DeleteAuditRecord(r); err != nil {
 					return err
 				}
 			}
@@ -99,10 +103,10 @@ func (a *Authority) sweepAudit(ctx context.Context, cutoff time.Time) (AuditSwee
 		if err != nil {
 			return res, err
 		}
-		if len(ids) > 0 {
-			res.Records += len(ids)
+		if len(recs) > 0 {
+			res.Records += len(recs)
 			res.Updates++
-			after = ids[len(ids)-1]
+			after = recs[len(recs)-1].ID
 		}
 		if done {
 			return res, nil

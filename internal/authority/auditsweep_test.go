@@ -102,10 +102,10 @@ func TestSweepAudit(t *testing.T) {
 			if res.Records != old {
 				t.Errorf("swept %d records, want %d", res.Records, old)
 			}
-			minUpdates := 3 // 99 + 99 + 32
-			if name == "etcd-max-txn-ops-40" {
-				minUpdates = 10 // batches halved to 24
-			}
+			// Denied calls have no subject or actor: one key each, so
+			// even under --max-txn-ops 40 a whole batch fits (halving is
+			// TestSweepAuditIndexedRecords').
+			minUpdates := (old + authority.AuditSweepBatch - 1) / authority.AuditSweepBatch
 			if res.Updates < minUpdates || res.Updates > old {
 				t.Errorf("swept in %d Updates, want at least %d", res.Updates, minUpdates)
 			}
@@ -174,5 +174,76 @@ func TestSweepAuditConcurrentReplicas(t *testing.T) {
 	}
 	if left := auditTrail(t, st); len(left) != 1 || left[0].Reason != "recent" {
 		t.Errorf("left after the sweeps: %+v, want the recent record alone", left)
+	}
+}
+
+// TestSweepAuditIndexedRecords: records with a subject and an actor have
+// two index entries each, which the sweep deletes with them. A batch still
+// fits one etcd transaction under the default --max-txn-ops: the sweep
+// takes ceil(n/AuditSweepBatch) Updates, none refused and halved (which
+// would take more); under --max-txn-ops 40 it halves and takes more. The
+// indexed listings hold no swept record afterwards (over bbolt an index
+// entry left behind is reported as corruption).
+func TestSweepAuditIndexedRecords(t *testing.T) {
+	for name, open := range backends(t) {
+		t.Run(name, func(t *testing.T) {
+			st := open(t)
+			start := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+			const old = 3*authority.AuditSweepBatch + 5
+			for first := 0; first < old+2; first += 10 { // 10 records (30 keys) per Update
+				_, err := st.Update(context.Background(), func(tx storage.Tx) error {
+					for i := first; i < min(first+10, old+2); i++ {
+						at := start.Add(time.Duration(i) * time.Second)
+						if i >= old {
+							at = start.Add(100 * 24 * time.Hour) // within the retention
+						}
+						r := storage.AuditRecord{ID: fmt.Sprintf("aud_%05d", i), Time: at, Action: "ban.create",
+							Actor: fmt.Sprintf("key-%d", i%3), Subject: fmt.Sprintf("user:u%d", i%7), TenantID: "t1"}
+						if err := tx.AppendAudit(r); err != nil {
+							return err
+						}
+					}
+					return nil
+				})
+				if err != nil {
+					t.Fatal(err)
+				}
+			}
+			c := &clock{now: start.Add(100*24*time.Hour + time.Hour)}
+			a := authority.New(st, authority.Config{Clock: c.Now, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+			res, err := a.SweepAudit(context.Background(), authority.DefaultAuditRetention)
+			if err != nil {
+				t.Fatal(err)
+			}
+			full := (old + authority.AuditSweepBatch - 1) / authority.AuditSweepBatch
+			switch {
+			case res.Records != old:
+				t.Errorf("swept %d records, want %d", res.Records, old)
+			case name == "etcd-max-txn-ops-40" && res.Updates <= full:
+				t.Errorf("swept in %d Updates under --max-txn-ops 40, want more than %d (batches halved)", res.Updates, full)
+			case name != "etcd-max-txn-ops-40" && res.Updates != full:
+				t.Errorf("swept in %d Updates, want %d (batches of %d, none halved)", res.Updates, full, authority.AuditSweepBatch)
+			}
+			err = st.View(context.Background(), func(tx storage.ReadTx) error {
+				for _, q := range []storage.AuditQuery{{Subject: "user:u0"}, {Subject: "user:u3"}, {Actor: "key-1"}, {Actor: "key-2"}} {
+					var ids []string
+					for r, err := range tx.AuditRecords(q) {
+						if err != nil {
+							return fmt.Errorf("%+v: %w", q, err)
+						}
+						ids = append(ids, r.ID)
+					}
+					for _, id := range ids {
+						if id < fmt.Sprintf("aud_%05d", old) {
+							t.Errorf("%+v lists swept record %s", q, id)
+						}
+					}
+				}
+				return nil
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+		})
 	}
 }

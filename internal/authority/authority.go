@@ -45,12 +45,21 @@ const (
 	DefaultSessionTTL = 30 * 24 * time.Hour
 )
 
-// Actor is who performs an action: the caller's API key name and network
-// address. They go into audit records and revocation reasons.
+// Actor is who performs an action: the caller's API key name, network
+// address and the channel it came through (ChannelGRPC, ChannelConsole).
+// They go into audit records and revocation reasons.
 type Actor struct {
-	Name string
-	Addr string
+	Name    string
+	Addr    string
+	Channel string
 }
+
+// The channels an actor comes through, as audit records name them. The
+// server sets them; the domain only copies them into the records.
+const (
+	ChannelGRPC    = "grpc"
+	ChannelConsole = "console"
+)
 
 // System is the actor of changes Portcullis makes by itself.
 var System = Actor{Name: "system"}

@@ -168,7 +168,7 @@ func (a *Authority) CreateBan(ctx context.Context, actor Actor, in BanInput) (st
 		},
 		audit: func(tx storage.Tx, n int, first bool) error {
 			rec := storage.AuditRecord{
-				ID: newID("aud_", now), Time: now, Action: "ban.create", Actor: actor.Name, ActorAddr: actor.Addr,
+				ID: newID("aud_", now), Time: now, Action: "ban.create", Actor: actor.Name, ActorAddr: actor.Addr, Channel: actor.Channel,
 				TenantID: ban.TenantID, Subject: subject, TargetID: ban.ID,
 				Reason: ban.Reason, Policy: ban.Policy, Details: map[string]string{"revoked_sessions": strconv.Itoa(n)},
 			}
@@ -230,7 +230,7 @@ func (a *Authority) LiftBan(ctx context.Context, actor Actor, banID, reason stri
 			return err
 		}
 		return tx.AppendAudit(storage.AuditRecord{
-			ID: newID("aud_", now), Time: now, Action: "ban.lift", Actor: actor.Name, ActorAddr: actor.Addr,
+			ID: newID("aud_", now), Time: now, Action: "ban.lift", Actor: actor.Name, ActorAddr: actor.Addr, Channel: actor.Channel,
 			TenantID: ban.TenantID, Subject: subjectString(ban.Kind, ban.Value), TargetID: ban.ID,
 			Reason: reason, Policy: ban.Policy,
 		})

@@ -8,3 +8,7 @@ func SetRefuseUnknownEarly(on bool) (restore func()) {
 	refuseUnknownEarly = on
 	return func() { refuseUnknownEarly = old }
 }
+
+// AuditSweepBatch is how many audit records one Update of SweepAudit
+// deletes at most.
+const AuditSweepBatch = auditSweepBatch

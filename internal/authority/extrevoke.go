@@ -72,7 +72,7 @@ func (a *Authority) RevokeExternal(ctx context.Context, actor Actor, issuerURL, 
 			target = "token:" + jti
 		}
 		return tx.AppendAudit(storage.AuditRecord{
-			ID: newID("aud_", now), Time: now, Action: "session.revoke_external", Actor: actor.Name, ActorAddr: actor.Addr,
+			ID: newID("aud_", now), Time: now, Action: "session.revoke_external", Actor: actor.Name, ActorAddr: actor.Addr, Channel: actor.Channel,
 			TenantID: is.TenantID, Subject: target, TargetID: issuerURL, Reason: reason,
 			Details: map[string]string{"issuer": issuerURL, "keep_until": out.KeepUntil.Format(time.RFC3339)},
 		})

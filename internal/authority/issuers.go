@@ -314,7 +314,7 @@ func issuerAudit(action string, actor Actor, rec storage.Issuer, now time.Time) 
 		kids[i] = k.ID
 	}
 	return storage.AuditRecord{
-		ID: newID("aud_", now), Time: now, Action: action, Actor: actor.Name, ActorAddr: actor.Addr,
+		ID: newID("aud_", now), Time: now, Action: action, Actor: actor.Name, ActorAddr: actor.Addr, Channel: actor.Channel,
 		TenantID: rec.TenantID, Subject: "issuer:" + rec.URL, TargetID: rec.URL,
 		Details: map[string]string{
 			"audiences": strings.Join(rec.Audiences, " "), "algorithms": strings.Join(rec.Algorithms, " "),

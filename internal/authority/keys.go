@@ -111,7 +111,7 @@ func (a *Authority) RotateKey(ctx context.Context, actor Actor, reason string) (
 		}
 		retired = old
 		return tx.AppendAudit(storage.AuditRecord{
-			ID: newID("aud_", now), Time: now, Action: "key.rotate", Actor: actor.Name, ActorAddr: actor.Addr,
+			ID: newID("aud_", now), Time: now, Action: "key.rotate", Actor: actor.Name, ActorAddr: actor.Addr, Channel: actor.Channel,
 			TargetID: key.ID, Reason: reason, Details: map[string]string{"retired_key_id": old.ID},
 		})
 	})

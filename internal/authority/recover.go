@@ -60,7 +60,7 @@ func (a *Authority) RecoverAdminKey(ctx context.Context, name, reason string) (s
 			return err
 		}
 		return tx.AppendAudit(storage.AuditRecord{
-			ID: newID("aud_", now), Time: now, Action: "apikey.recover", Actor: Recovery.Name, ActorAddr: Recovery.Addr,
+			ID: newID("aud_", now), Time: now, Action: "apikey.recover", Actor: Recovery.Name, ActorAddr: Recovery.Addr, Channel: Recovery.Channel,
 			TargetID: key.ID, Reason: reason, Details: map[string]string{"name": name, "scopes": ScopeAdmin},
 		})
 	})

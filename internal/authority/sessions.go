@@ -152,7 +152,7 @@ func (a *Authority) CreateSession(ctx context.Context, actor Actor, in SessionIn
 		}
 		out = Tokens{Session: sess, AccessToken: access.token, RefreshToken: refresh, AccessExpireTime: access.exp}
 		return tx.AppendAudit(storage.AuditRecord{
-			ID: newID("aud_", now), Time: now, Action: "session.create", Actor: actor.Name, ActorAddr: actor.Addr,
+			ID: newID("aud_", now), Time: now, Action: "session.create", Actor: actor.Name, ActorAddr: actor.Addr, Channel: actor.Channel,
 			TenantID: s.TenantID, Subject: subjectString(storage.SubjectUser, s.UserID), TargetID: s.ID,
 		})
 	})
@@ -217,7 +217,7 @@ func (a *Authority) RefreshSession(ctx context.Context, actor Actor, refreshToke
 				return err
 			}
 			return tx.AppendAudit(storage.AuditRecord{
-				ID: newID("aud_", now), Time: now, Action: "session.theft", Actor: System.Name, ActorAddr: actor.Addr,
+				ID: newID("aud_", now), Time: now, Action: "session.theft", Actor: System.Name, ActorAddr: actor.Addr, Channel: actor.Channel,
 				TenantID: s.TenantID, Subject: subjectString(storage.SubjectUser, s.UserID), TargetID: s.ID,
 				Reason:  "superseded refresh token presented",
 				Details: map[string]string{"presented_generation": fmt.Sprint(rt.Generation), "current_generation": fmt.Sprint(s.RefreshGeneration)},
@@ -471,7 +471,7 @@ func (a *Authority) RevokeSession(ctx context.Context, actor Actor, id, reason s
 		}
 		s.RevokeTime, s.RevokedBy, s.RevokeReason = now, actor.Name, reason
 		return tx.AppendAudit(storage.AuditRecord{
-			ID: newID("aud_", now), Time: now, Action: "session.revoke", Actor: actor.Name, ActorAddr: actor.Addr,
+			ID: newID("aud_", now), Time: now, Action: "session.revoke", Actor: actor.Name, ActorAddr: actor.Addr, Channel: actor.Channel,
 			TenantID: s.TenantID, Subject: subjectString(storage.SubjectUser, s.UserID), TargetID: s.ID, Reason: reason,
 		})
 	})
@@ -508,7 +508,7 @@ func (a *Authority) RevokeUserSessions(ctx context.Context, actor Actor, tenantI
 		by: actor.Name, reason: reason,
 		audit: func(tx storage.Tx, n int, _ bool) error {
 			return tx.AppendAudit(storage.AuditRecord{
-				ID: newID("aud_", now), Time: now, Action: "session.revoke_user", Actor: actor.Name, ActorAddr: actor.Addr,
+				ID: newID("aud_", now), Time: now, Action: "session.revoke_user", Actor: actor.Name, ActorAddr: actor.Addr, Channel: actor.Channel,
 				TenantID: tid, Subject: subjectString(storage.SubjectUser, userID), Reason: reason,
 				Details: map[string]string{"revoked_sessions": fmt.Sprint(n)},
 			})

@@ -45,7 +45,8 @@
 // ReadTx.RefreshTokens, an index by session each backend keeps in step with
 // PutRefreshToken and DeleteRefreshToken. Sweeping emits no events: mirrors
 // never hold an ended session. Audit records past their retention are
-// deleted with Tx.DeleteAuditRecord (idempotent too), found in ID order
+// deleted with Tx.DeleteAuditRecord (idempotent too; it is passed the
+// record, whose subject and actor name its index entries), found in ID order
 // with ReadTx.AuditRecords: IDs are time-ordered, so the sweep stops at the
 // first record within the retention. Bans and keys are not swept.
 //

@@ -68,8 +68,17 @@ func (b Ban) CheckKeys() error {
 	return keyParts("ban ID", b.ID, "tenant ID", b.TenantID, "subject kind", string(b.Kind), "subject value", b.Value)
 }
 
-// CheckKeys checks the audit record's key.
-func (a AuditRecord) CheckKeys() error { return checkKeyPart("audit record ID", a.ID, false) }
+// CheckKeys checks the audit record's key and index fields; its subject
+// and actor may be empty (no index entry).
+func (a AuditRecord) CheckKeys() error {
+	if err := checkKeyPart("audit record ID", a.ID, false); err != nil {
+		return err
+	}
+	if err := checkKeyPart("audit subject", a.Subject, true); err != nil {
+		return err
+	}
+	return checkKeyPart("audit actor", a.Actor, true)
+}
 
 // CheckKeys checks the API key's key.
 func (k APIKey) CheckKeys() error { return checkKeyPart("API key ID", k.ID, false) }

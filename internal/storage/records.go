@@ -119,12 +119,16 @@ type AuditRecord struct {
 	Action    string // e.g. "ban.create", "session.revoke"
 	Actor     string // API key name, or "system"
 	ActorAddr string // caller's network address
-	TenantID  string
-	Subject   string // "user:alice", "ip:203.0.113.0/24", "device:d1", "session:ses_..."
-	TargetID  string // ban or session ID
-	Reason    string
-	Policy    string
-	Details   map[string]string
+	// Channel is how the change came: "grpc" (the API), "console" (the
+	// operator console); empty when no call made it (denied-call
+	// summaries, offline recovery).
+	Channel  string
+	TenantID string
+	Subject  string // "user:alice", "ip:203.0.113.0/24", "device:d1", "session:ses_..."
+	TargetID string // ban or session ID
+	Reason   string
+	Policy   string
+	Details  map[string]string
 }
 
 // AuditQuery selects audit records. Empty fields do not filter.
@@ -133,6 +137,7 @@ type AuditQuery struct {
 	Subject  string
 	Actor    string
 	Action   string
+	Channel  string
 	From     time.Time // inclusive; zero = unbounded
 	To       time.Time // exclusive; zero = unbounded
 	After    string

@@ -127,6 +127,7 @@ func (q AuditQuery) Matches(a *AuditRecord) bool {
 		(q.Subject == "" || a.Subject == q.Subject) &&
 		(q.Actor == "" || a.Actor == q.Actor) &&
 		(q.Action == "" || a.Action == q.Action) &&
+		(q.Channel == "" || a.Channel == q.Channel) &&
 		(q.From.IsZero() || !a.Time.Before(q.From)) &&
 		(q.To.IsZero() || a.Time.Before(q.To))
 }

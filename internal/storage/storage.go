@@ -137,7 +137,10 @@ type ReadTx interface {
 	// than q.After. IDs are time-ordered, so a reader that wants the
 	// records older than a cutoff (sweeping) reads from the start and
 	// stops at the first newer one; From and To only filter, the scan
-	// goes on to the end.
+	// goes on to the end. A query naming a subject or an actor reads
+	// through that index (AuditRecord.IndexEntries; the subject's when it
+	// names both), in the same ID order: its cost is the records of that
+	// subject or actor, not the whole trail.
 	AuditRecords(q AuditQuery) iter.Seq2[AuditRecord, error]
 
 	APIKey(id string) (APIKey, error)
@@ -178,10 +181,12 @@ type Tx interface {
 
 	// AppendAudit appends an audit record. Its ID must be new.
 	AppendAudit(AuditRecord) error
-	// DeleteAuditRecord removes an audit record past its retention
-	// (sweeping); an absent one is not an error. The sweep finds the
-	// records to delete with AuditRecords, in ID (time) order.
-	DeleteAuditRecord(id string) error
+	// DeleteAuditRecord removes an audit record past its retention and
+	// its index entries (sweeping); an absent one is not an error. The
+	// sweep finds the records to delete with AuditRecords, in ID (time)
+	// order, and passes each as read: its subject and actor name the index
+	// entries to delete, with no read per record.
+	DeleteAuditRecord(AuditRecord) error
 
 	// PutAPIKey creates or replaces an API key.
 	PutAPIKey(APIKey) error

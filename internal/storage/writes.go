@@ -41,6 +41,8 @@ const (
 	IndexRefreshTokensBySession
 	IndexBansByTenant
 	IndexBansBySubject
+	IndexAuditBySubject
+	IndexAuditByActor
 )
 
 // IndexEntry is one key of an index: Prefix is the indexed fields, each
@@ -89,6 +91,21 @@ func (b Ban) IndexEntries() []IndexEntry {
 		{IndexBansByTenant, IndexPrefix(b.TenantID), b.ID},
 		{IndexBansBySubject, IndexPrefix(b.TenantID, string(b.Kind), b.Value), b.ID},
 	}
+}
+
+// IndexEntries returns the index keys of the audit record: by subject
+// (whatever the tenant: a subject query may name none) and by actor, each
+// only when the field is set. Their key tails are the time-ordered IDs, so
+// an indexed listing keeps the trail's order and its After cursor.
+func (a AuditRecord) IndexEntries() []IndexEntry {
+	var e []IndexEntry
+	if a.Subject != "" {
+		e = append(e, IndexEntry{IndexAuditBySubject, IndexPrefix(a.Subject), a.ID})
+	}
+	if a.Actor != "" {
+		e = append(e, IndexEntry{IndexAuditByActor, IndexPrefix(a.Actor), a.ID})
+	}
+	return e
 }
 
 // RecordReader is what a backend's transaction, read-only too, provides
@@ -262,18 +279,26 @@ func (w *Writes) AppendAudit(a AuditRecord) error {
 	if exists {
 		return fmt.Errorf("storage: audit record %q: %w", a.ID, ErrAlreadyExists)
 	}
-	return w.put(TableAuditRecords, a.ID, a.UTC())
-}
-
-// DeleteAuditRecord removes an audit record (sweeping); an absent one is
-// not an error. It does not read the record first: the sweep has just read
-// the range it deletes from (AuditRecords), which a backend that checks
-// reads at commit (etcd) checks, so a read per record would only cost.
-func (w *Writes) DeleteAuditRecord(id string) error {
-	if err := w.ready(AuditRecord{ID: id}.CheckKeys); err != nil {
+	if err := w.put(TableAuditRecords, a.ID, a.UTC()); err != nil {
 		return err
 	}
-	return w.rt.DeleteRecord(TableAuditRecords, id)
+	return w.reindex(nil, a.IndexEntries())
+}
+
+// DeleteAuditRecord removes an audit record and its index entries
+// (sweeping); an absent one is not an error. The caller passes the record
+// it has just read (AuditRecords) instead of an ID, and Writes does not
+// read it again: audit records never change, a backend that checks reads
+// at commit (etcd) checks that range, and a read per record would only
+// cost (a round trip each over etcd).
+func (w *Writes) DeleteAuditRecord(a AuditRecord) error {
+	if err := w.ready(a.CheckKeys); err != nil {
+		return err
+	}
+	if err := w.reindex(a.IndexEntries(), nil); err != nil {
+		return err
+	}
+	return w.rt.DeleteRecord(TableAuditRecords, a.ID)
 }
 
 func (w *Writes) PutAPIKey(k APIKey) error {

@@ -26,7 +26,7 @@ type request struct {
 // actor is who the domain audits for a change made in this request: the
 // key's name, with the console as the channel.
 func (r *request) actor() authority.Actor {
-	return authority.Actor{Name: r.key.Name, Addr: "console " + r.RemoteAddr}
+	return authority.Actor{Name: r.key.Name, Addr: r.RemoteAddr, Channel: authority.ChannelConsole}
 }
 
 func (c *Console) cookieName() string {
@@ -133,7 +133,7 @@ func (c *Console) login(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		c.signins.lim.AllowN(c.signins.clock(), 1)
-		c.auth.RecordDenied(r.Context(), authority.Actor{Addr: "console " + r.RemoteAddr}, "console sign-in", "invalid API key")
+		c.auth.RecordDenied(r.Context(), authority.Actor{Addr: r.RemoteAddr, Channel: authority.ChannelConsole}, "console sign-in", "invalid API key")
 		c.renderStatus(w, &request{Request: r}, http.StatusUnauthorized, "login", "Sign in",
 			map[string]string{"Error": "That API key is unknown, revoked or expired."})
 		return

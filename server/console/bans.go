@@ -245,17 +245,17 @@ func (c *Console) banPage(w http.ResponseWriter, r *request) {
 // banTrail reads a ban's "ban.create" and "ban.lift" records. Each is
 // written at the time the ban records (CreateTime, LiftTime), and an
 // audit listing with a start time starts there, so each is among the
-// first records read from that time: the console reads banTrailWindow
-// records from it, unfiltered (a filtered listing reads on until it finds
-// one match more than its page, which for a subject can be the whole
-// trail: the store has no index of audit records by subject or target),
-// and keeps the ban's. A record not in its window (more records in that
-// millisecond, or swept by the audit retention) is not shown; the page
-// links the subject's whole trail.
+// first records of the ban's subject from that time: the console reads
+// banTrailWindow records of the subject from it, through the store's
+// index of audit records by subject, and keeps the ban's. A record not in
+// its window (the subject had more records in that millisecond, or the
+// audit retention swept it) is not shown; the page links the subject's
+// whole trail.
 func (c *Console) banTrail(ctx context.Context, ban storage.Ban) ([]storage.AuditRecord, error) {
 	var out []storage.AuditRecord
 	find := func(action string, at time.Time) error {
-		recs, _, err := c.auth.ListAuditRecords(ctx, authority.AuditFilter{From: at}, authority.Page{Size: banTrailWindow})
+		recs, _, err := c.auth.ListAuditRecords(ctx, authority.AuditFilter{TenantID: ban.TenantID, Subject: subjectOf(ban), From: at},
+			authority.Page{Size: banTrailWindow})
 		for _, r := range recs {
 			if r.TargetID == ban.ID && r.Action == action {
 				out = append(out, r)

@@ -183,10 +183,13 @@ func TestBrowserBanEnforceLiftAuditSignOut(t *testing.T) {
 
 	run("audit", chromedp.Click("#ban-audit", chromedp.ByID), chromedp.WaitVisible("#audit", chromedp.ByID))
 	audit := text("#audit")
-	for _, want := range []string{"ban.create", "ban.lift", "bootstrap-admin", "console 127.0.0.1:", "appeal granted"} {
+	for _, want := range []string{"ban.create", "ban.lift", "bootstrap-admin", "console", "127.0.0.1:", "appeal granted"} {
 		if !strings.Contains(audit, want) {
 			t.Errorf("the audit page lacks %q:\n%s", want, audit)
 		}
+	}
+	if strings.Contains(audit, "console 127.0.0.1:") {
+		t.Errorf("the audit page's address still names the console (the channel is its own column):\n%s", audit)
 	}
 	shots.take(bctx, "audit")
 

@@ -252,10 +252,37 @@ func TestBanCreateLiftAndAuditAsTheKeyThroughTheConsole(t *testing.T) {
 	if strings.Count(trail, "<td>ban.create</td>") != 1 || strings.Count(trail, "<td>ban.lift</td>") != 1 || !strings.Contains(trail, "appeal granted") {
 		t.Errorf("the ban's page does not show its create and lift records:\n%s", trail)
 	}
-	_, audit := get(t, c, srv.URL+"/console/audit?actor=oncall-alice")
-	for _, want := range []string{"ban.create", "ban.lift", "appeal granted", "console 127.0.0.1:"} {
+	_, audit := get(t, c, srv.URL+"/console/audit?actor=oncall-alice&channel=console")
+	for _, want := range []string{"ban.create", "ban.lift", "appeal granted", "<td>console</td><td>127.0.0.1:"} {
 		if !strings.Contains(audit, want) {
 			t.Errorf("the audit page lacks %q:\n%s", want, audit)
+		}
+	}
+	if _, grpc := get(t, c, srv.URL+"/console/audit?actor=oncall-alice&channel=grpc"); strings.Contains(grpc, "<td>ban.create</td>") {
+		t.Errorf("the audit page's grpc channel lists the console's records:\n%s", grpc)
+	}
+	// Over the API: the channel is a field of its own, the address only
+	// the client's; the sessions created over gRPC say so.
+	byChannel := func(ch string) []*pb.AuditRecord {
+		t.Helper()
+		res, err := admin.Audit.ListAuditRecords(ctx, &pb.ListAuditRecordsRequest{Subject: "user:mallory", Channel: ch})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res.GetRecords()
+	}
+	console := byChannel("console")
+	if len(console) != 2 {
+		t.Fatalf("%d console records of user:mallory, want 2 (create, lift): %v", len(console), console)
+	}
+	for _, r := range console {
+		if r.GetChannel() != "console" || r.GetActor() != "oncall-alice" || !strings.HasPrefix(r.GetActorAddress(), "127.0.0.1:") {
+			t.Errorf("console record %v: want channel console, actor oncall-alice, address 127.0.0.1:port", r)
+		}
+	}
+	for _, r := range byChannel("grpc") {
+		if r.GetAction() != "session.create" || r.GetChannel() != "grpc" {
+			t.Errorf("grpc record of user:mallory %v: want the session.create records only", r)
 		}
 	}
 }

@@ -29,13 +29,14 @@
 //     and the fleet table, re-read every LiveInterval and sent when they
 //     change; a stream ends with its session or the server.
 //   - A ban's page shows its create and lift records, read from their
-//     times in a window of 20 records (banTrail): the store has no index
-//     of audit records by subject, so a filtered listing could read the
-//     whole trail.
+//     times in a window of 20 records of the ban's subject (banTrail),
+//     through the store's index of audit records by subject; the audit
+//     page's subject and actor filters use the same indexes.
 //
 // Every change made here is audited by the domain as the key's name, with
-// the console as the channel: the record's actor address reads
-// "console <client address>" (the audit record has no channel field).
+// the client's address and the channel "console" (authority.ChannelConsole;
+// the gRPC server's calls have "grpc"); the audit page shows the channel
+// and filters by it.
 //
 // Why server-rendered pages and a small hand-written script, not a
 // front-end framework or htmx: everything (templates, CSS, script) is

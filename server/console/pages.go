@@ -54,7 +54,8 @@ type auditData struct {
 
 func (c *Console) auditPage(w http.ResponseWriter, r *request) {
 	q := r.URL.Query()
-	f := authority.AuditFilter{Actor: q.Get("actor"), Action: q.Get("action"), Subject: q.Get("subject"), TenantID: q.Get("tenant")}
+	f := authority.AuditFilter{Actor: q.Get("actor"), Action: q.Get("action"), Subject: q.Get("subject"), TenantID: q.Get("tenant"),
+		Channel: q.Get("channel")}
 	for _, t := range []struct {
 		name string
 		dst  *time.Time
@@ -73,7 +74,7 @@ func (c *Console) auditPage(w http.ResponseWriter, r *request) {
 		c.fail(w, r, err)
 		return
 	}
-	keys := []string{"actor", "action", "subject", "tenant", "from", "to"}
+	keys := []string{"actor", "action", "subject", "tenant", "channel", "from", "to"}
 	now := c.auth.Config().Clock().UTC()
 	d := auditData{LastHour: "/console/audit?from=" + url.QueryEscape(now.Add(-time.Hour).Format(time.RFC3339)),
 		LastDay: "/console/audit?from=" + url.QueryEscape(now.Add(-24*time.Hour).Format(time.RFC3339)), Q: map[string]string{}, Records: recs, Pager: pageLinks("/console/audit", nonEmpty(q, keys...), q.Get("cursor"), next)}

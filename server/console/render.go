@@ -38,6 +38,9 @@ var funcs = template.FuncMap{
 	},
 	"join":      strings.Join,
 	"hasPrefix": strings.HasPrefix,
+	// The audit page's channel filter offers the channels the domain
+	// records.
+	"channels": func() []string { return []string{authority.ChannelGRPC, authority.ChannelConsole} },
 	"ops": func() map[string]string {
 		return map[string]string{
 			"CreateBan": opCreateBan, "LiftBan": opLiftBan, "RevokeSession": opRevokeSession,

@@ -49,7 +49,12 @@ type AuditRecord struct {
 	// The policy given.
 	Policy string `protobuf:"bytes,10,opt,name=policy,proto3" json:"policy,omitempty"`
 	// More facts, such as the number of sessions a ban revoked.
-	Details       map[string]string `protobuf:"bytes,11,rep,name=details,proto3" json:"details,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	Details map[string]string `protobuf:"bytes,11,rep,name=details,proto3" json:"details,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// How the change came: "grpc" (this API) or "console" (the operator
+	// console); empty when no call made it (what Portcullis does by itself,
+	// such as the bootstrap key or a summary of denied calls, and offline
+	// recovery).
+	Channel       string `protobuf:"bytes,12,opt,name=channel,proto3" json:"channel,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -161,6 +166,13 @@ func (x *AuditRecord) GetDetails() map[string]string {
 	return nil
 }
 
+func (x *AuditRecord) GetChannel() string {
+	if x != nil {
+		return x.Channel
+	}
+	return ""
+}
+
 // ListAuditRecordsRequest filters and pages the audit trail.
 type ListAuditRecordsRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -179,7 +191,9 @@ type ListAuditRecordsRequest struct {
 	// At most this many records (default 50, at most 1000).
 	PageSize int32 `protobuf:"varint,7,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
 	// The next_page_token of the previous page, with the same filters.
-	PageToken     string `protobuf:"bytes,8,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	PageToken string `protobuf:"bytes,8,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	// Only records that came through this channel ("grpc", "console").
+	Channel       string `protobuf:"bytes,9,opt,name=channel,proto3" json:"channel,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -270,6 +284,13 @@ func (x *ListAuditRecordsRequest) GetPageToken() string {
 	return ""
 }
 
+func (x *ListAuditRecordsRequest) GetChannel() string {
+	if x != nil {
+		return x.Channel
+	}
+	return ""
+}
+
 // ListAuditRecordsResponse is one page of the audit trail.
 type ListAuditRecordsResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -329,7 +350,7 @@ var File_portcullis_v1_audit_service_proto protoreflect.FileDescriptor
 
 const file_portcullis_v1_audit_service_proto_rawDesc = "" +
 	"\n" +
-	"!portcullis/v1/audit_service.proto\x12\rportcullis.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xae\x03\n" +
+	"!portcullis/v1/audit_service.proto\x12\rportcullis.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xc8\x03\n" +
 	"\vAuditRecord\x12\x19\n" +
 	"\baudit_id\x18\x01 \x01(\tR\aauditId\x12.\n" +
 	"\x04time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x12\x16\n" +
@@ -342,10 +363,11 @@ const file_portcullis_v1_audit_service_proto_rawDesc = "" +
 	"\x06reason\x18\t \x01(\tR\x06reason\x12\x16\n" +
 	"\x06policy\x18\n" +
 	" \x01(\tR\x06policy\x12A\n" +
-	"\adetails\x18\v \x03(\v2'.portcullis.v1.AuditRecord.DetailsEntryR\adetails\x1a:\n" +
+	"\adetails\x18\v \x03(\v2'.portcullis.v1.AuditRecord.DetailsEntryR\adetails\x12\x18\n" +
+	"\achannel\x18\f \x01(\tR\achannel\x1a:\n" +
 	"\fDetailsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xac\x02\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xc6\x02\n" +
 	"\x17ListAuditRecordsRequest\x12\x1b\n" +
 	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12\x18\n" +
 	"\asubject\x18\x02 \x01(\tR\asubject\x12\x14\n" +
@@ -356,7 +378,8 @@ const file_portcullis_v1_audit_service_proto_rawDesc = "" +
 	"\bend_time\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\aendTime\x12\x1b\n" +
 	"\tpage_size\x18\a \x01(\x05R\bpageSize\x12\x1d\n" +
 	"\n" +
-	"page_token\x18\b \x01(\tR\tpageToken\"x\n" +
+	"page_token\x18\b \x01(\tR\tpageToken\x12\x18\n" +
+	"\achannel\x18\t \x01(\tR\achannel\"x\n" +
 	"\x18ListAuditRecordsResponse\x124\n" +
 	"\arecords\x18\x01 \x03(\v2\x1a.portcullis.v1.AuditRecordR\arecords\x12&\n" +
 	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken2s\n" +

@@ -57,7 +57,7 @@ func checkStore(tx *bbolt.Tx) error {
 	checks := []func(*readTx) error{
 		checkSessions, checkBans, checkEvents(m),
 		checkRefreshTokens,
-		checkKeyed(bucketAudit, "audit record", func(a storage.AuditRecord) []byte { return []byte(a.ID) }),
+		checkAudit,
 		checkKeyed(bucketAPIKeys, "api key", func(k storage.APIKey) []byte { return []byte(k.ID) }),
 		checkKeyed(bucketSigningKeys, "signing key", func(k storage.SigningKey) []byte { return []byte(k.ID) }),
 		checkKeyed(bucketIssuers, "issuer", func(i storage.Issuer) []byte { return []byte(i.URL) }),
@@ -148,6 +148,12 @@ func checkBans(t *readTx) error {
 	return checkIndexed(t, bucketBans, "ban",
 		func(b storage.Ban) string { return b.ID }, storage.Ban.IndexEntries,
 		bucketBansByTenant, bucketBansBySubject)
+}
+
+func checkAudit(t *readTx) error {
+	return checkIndexed(t, bucketAudit, "audit record",
+		func(a storage.AuditRecord) string { return a.ID }, storage.AuditRecord.IndexEntries,
+		bucketAuditBySubject, bucketAuditByActor)
 }
 
 // checkEvents verifies that the log holds exactly compacted+1..revision,

@@ -110,7 +110,15 @@ func (t *readTx) Bans(q storage.BanQuery) iter.Seq2[storage.Ban, error] {
 
 func (t *readTx) AuditRecords(q storage.AuditQuery) iter.Seq2[storage.AuditRecord, error] {
 	match := q.Matches
-	return scan(t, scanSpec{primary: bucketAudit, kind: "audit record", after: q.After}, match)
+	var sc scanSpec
+	switch {
+	case q.Subject != "":
+		sc = scanSpec{index: bucketAuditBySubject, prefix: indexPrefix(q.Subject)}
+	case q.Actor != "":
+		sc = scanSpec{index: bucketAuditByActor, prefix: indexPrefix(q.Actor)}
+	}
+	sc.primary, sc.kind, sc.after = bucketAudit, "audit record", q.After
+	return scan(t, sc, match)
 }
 
 func (t *readTx) APIKey(id string) (storage.APIKey, error) {

@@ -13,9 +13,10 @@ package bolt
 // schemaVersion is the version of the layout below. Open refuses a file of
 // any other version, older or newer: before 1.0 there is no migration (see
 // the README's Compatibility section). Files of version 1 (written by
-// development builds, without bucketRefreshTokensBySession) and of version 2
-// (without the buckets of external issuers) are refused too.
-const schemaVersion uint64 = 3
+// development builds, without bucketRefreshTokensBySession), of version 2
+// (without the buckets of external issuers) and of version 3 (without the
+// audit indexes) are refused too.
+const schemaVersion uint64 = 4
 
 // sep separates the parts of an index key.
 const sep = 0x00
@@ -50,6 +51,13 @@ var (
 
 	// bucketAudit: audit record ID (time-ordered) -> JSON storage.AuditRecord.
 	bucketAudit = []byte("audit")
+	// bucketAuditBySubject: subject 0 auditID -> empty; only records with
+	// a subject have an entry. The console's trail of a subject (and a
+	// ban's page) reads it instead of the whole trail.
+	bucketAuditBySubject = []byte("audit_by_subject")
+	// bucketAuditByActor: actor 0 auditID -> empty; only records with an
+	// actor have an entry.
+	bucketAuditByActor = []byte("audit_by_actor")
 
 	// bucketAPIKeys: API key ID -> JSON storage.APIKey.
 	bucketAPIKeys = []byte("api_keys")
@@ -75,7 +83,7 @@ var allBuckets = [][]byte{
 	bucketSessions, bucketSessionsByTenant, bucketSessionsByUser, bucketSessionsByDevice,
 	bucketRefreshTokens, bucketRefreshTokensBySession,
 	bucketBans, bucketBansByTenant, bucketBansBySubject,
-	bucketAudit,
+	bucketAudit, bucketAuditBySubject, bucketAuditByActor,
 	bucketAPIKeys,
 	bucketSigningKeys,
 	bucketIssuers, bucketExternalRevocations,

@@ -47,6 +47,8 @@ var (
 		storage.IndexRefreshTokensBySession: bucketRefreshTokensBySession,
 		storage.IndexBansByTenant:           bucketBansByTenant,
 		storage.IndexBansBySubject:          bucketBansBySubject,
+		storage.IndexAuditBySubject:         bucketAuditBySubject,
+		storage.IndexAuditByActor:           bucketAuditByActor,
 	}
 )
 

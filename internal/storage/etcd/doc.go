@@ -12,7 +12,8 @@
 //	/signingkeys/<id>, /refresh/<hex of the hash>
 //	<prefix>/idx/sessions_by_user/<tenant>\x00<user>\x00<id> (and by
 //	tenant, by device; bans by tenant and by subject; refresh tokens by
-//	session, as <session>\x00<hex of the hash>), empty values
+//	session, as <session>\x00<hex of the hash>; audit records by subject
+//	and by actor), empty values
 //	<prefix>/log            the last change; its versions are the event log
 //	<prefix>/meta/store     schema version and the nonce of the store ID
 //	<prefix>/meta/compacted the compaction mark of Store.Compact

@@ -36,6 +36,10 @@ const (
 	// finds an expired session's tokens (every generation) through it.
 	bucketRefreshBySession = "idx/refresh_by_session"
 	bucketBansBySubject    = "idx/bans_by_subject"
+	// bucketAuditBySubject: <subject>\x00<audit ID>; bucketAuditByActor:
+	// <actor>\x00<audit ID>; only records with the field set have one.
+	bucketAuditBySubject = "idx/audit_by_subject"
+	bucketAuditByActor   = "idx/audit_by_actor"
 	// bucketPresence holds each replica's storage.Presence value, under a
 	// lease of the replica's store (presence.go); no record, no event.
 	bucketPresence = "presence"

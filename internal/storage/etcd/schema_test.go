@@ -42,11 +42,11 @@ func TestOpenSchemaVersions(t *testing.T) {
 
 	fresh := etcdtest.NewPrefix()
 	etcdtest.Open(t, etcd.Options{Prefix: fresh}, m)
-	if schema := rawSchema(t, cli, fresh); schema != 2 {
-		t.Errorf("a new store has schema %d, want 2", schema)
+	if schema := rawSchema(t, cli, fresh); schema != 3 {
+		t.Errorf("a new store has schema %d, want 3", schema)
 	}
 
-	for _, v := range []int{1, 3} {
+	for _, v := range []int{1, 2, 4} {
 		prefix := etcdtest.NewPrefix()
 		meta := fmt.Sprintf(`{"schema":%d,"nonce":"00112233445566778899aabbccddeeff"}`, v)
 		if _, err := cli.Put(t.Context(), prefix+"/meta/store", meta); err != nil {

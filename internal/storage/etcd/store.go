@@ -27,8 +27,9 @@ import (
 // refuses a store of any other version, older or newer: before 1.0 there is
 // no migration (see the README's Compatibility section). Version-1 stores,
 // written by development builds without the refresh-token index by
-// session, are refused too.
-const schemaVersion = 2
+// session, and version-2 stores, without the audit indexes, are refused
+// too.
+const schemaVersion = 3
 
 // Store is a storage.Store over an etcd cluster, under one key prefix.
 type Store struct {

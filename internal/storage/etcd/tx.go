@@ -598,6 +598,12 @@ func (t *txn) Bans(q storage.BanQuery) iter.Seq2[storage.Ban, error] {
 
 func (t *txn) AuditRecords(q storage.AuditQuery) iter.Seq2[storage.AuditRecord, error] {
 	match := q.Matches
+	switch {
+	case q.Subject != "":
+		return scanIndex(t, bucketAuditBySubject, t.k.indexPrefix(bucketAuditBySubject, q.Subject), bucketAudit, "audit record", q.After, match)
+	case q.Actor != "":
+		return scanIndex(t, bucketAuditByActor, t.k.indexPrefix(bucketAuditByActor, q.Actor), bucketAudit, "audit record", q.After, match)
+	}
 	return scanRecords(t, bucketAudit, "audit record", q.After, match)
 }
 

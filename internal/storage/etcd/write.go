@@ -32,6 +32,8 @@ var (
 		storage.IndexRefreshTokensBySession: bucketRefreshBySession,
 		storage.IndexBansByTenant:           bucketBansByTenant,
 		storage.IndexBansBySubject:          bucketBansBySubject,
+		storage.IndexAuditBySubject:         bucketAuditBySubject,
+		storage.IndexAuditByActor:           bucketAuditByActor,
 	}
 )
 

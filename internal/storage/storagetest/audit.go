@@ -17,6 +17,7 @@ func auditFixtures() []storage.AuditRecord {
 	actors := []string{"alice-key", "bob-key"}
 	actions := []string{"ban.create", "ban.lift", "session.revoke", "key.rotate"}
 	subjects := []string{"user:alice", "ip:203.0.113.0/24", "device:d1", "user:bob", "session:ses_01"}
+	channels := []string{"grpc", "console", "grpc", ""}
 	var out []storage.AuditRecord
 	for i := range 12 {
 		rec := storage.AuditRecord{
@@ -25,6 +26,7 @@ func auditFixtures() []storage.AuditRecord {
 			Action:    actions[i%len(actions)],
 			Actor:     actors[i%len(actors)],
 			ActorAddr: "192.0.2.9:4711",
+			Channel:   channels[i%len(channels)],
 			TenantID:  tenants[i%len(tenants)],
 			Subject:   subjects[i%len(subjects)],
 			TargetID:  fmt.Sprintf("ban_%02d", i),
@@ -56,6 +58,21 @@ var auditQueries = []storage.AuditQuery{
 	{TenantID: "t1", From: at(2 * time.Minute), To: at(10 * time.Minute)},
 	{TenantID: "t3"},
 	{From: at(time.Hour)},
+	// Through the index by subject or by actor, with the other filters
+	// applied on top, in the same ID order.
+	{Subject: "user:alice", From: at(2 * time.Minute), To: at(11 * time.Minute)},
+	{Subject: "user:bob", Actor: "alice-key"},
+	{Subject: "user:alice", Action: "ban.lift", TenantID: "t1"},
+	{Subject: "device:d1", TenantID: "t10"},
+	{Actor: "alice-key", TenantID: "t1", From: at(time.Minute)},
+	{Actor: "bob-key", To: at(6 * time.Minute)},
+	// A prefix of an indexed value matches nothing.
+	{Subject: "user:al"},
+	{Subject: "user"},
+	{Actor: "bob"},
+	{Channel: "console"},
+	{Channel: "grpc", Subject: "user:alice"},
+	{Channel: "grpc", Actor: "bob-key", From: at(4 * time.Minute)},
 }
 
 func matchAudit(q storage.AuditQuery, a storage.AuditRecord) bool {
@@ -63,6 +80,7 @@ func matchAudit(q storage.AuditQuery, a storage.AuditRecord) bool {
 		(q.Subject == "" || a.Subject == q.Subject) &&
 		(q.Actor == "" || a.Actor == q.Actor) &&
 		(q.Action == "" || a.Action == q.Action) &&
+		(q.Channel == "" || a.Channel == q.Channel) &&
 		(q.From.IsZero() || !a.Time.Before(q.From)) &&
 		(q.To.IsZero() || a.Time.Before(q.To))
 }
@@ -93,6 +111,22 @@ func testAudit(t *testing.T, newStore func(*testing.T) storage.Store) {
 	t.Run("Paging", func(t *testing.T) {
 		s, all := setup(t)
 		auditListing.checkPages(t, s, all, auditQueries, []int{2})
+	})
+
+	t.Run("KeyFieldWithNUL", func(t *testing.T) {
+		// Subject and actor go into index keys: a NUL byte would let one
+		// run into another's entries.
+		s, all := setup(t)
+		for _, r := range []storage.AuditRecord{
+			{ID: "aud_98", Time: at(time.Hour), Subject: "user:a\x00b"},
+			{ID: "aud_99", Time: at(time.Hour), Actor: "key\x00"},
+		} {
+			_, err := s.Update(t.Context(), func(tx storage.Tx) error { return tx.AppendAudit(r) })
+			if !errors.Is(err, storage.ErrInvalidRecord) {
+				t.Errorf("AppendAudit(%+v): %v, want ErrInvalidRecord", r, err)
+			}
+		}
+		sameList(t, "audit trail after refused appends", auditListing.get(t, s, storage.AuditQuery{}), all, normAudit, auditID)
 	})
 
 	t.Run("DuplicateID", func(t *testing.T) {
