@@ -41,18 +41,47 @@ func (a *Authority) ListAuditRecords(ctx context.Context, f AuditFilter, p Page)
 		// range of the last hour reads the last hour): see idBefore.
 		after = idBefore("aud_", f.From)
 	}
+	// The store seeks with the index (subject, else actor) and the start;
+	// the other filters are applied here, so that the records read can be
+	// counted and bounded.
+	seek := storage.AuditQuery{Subject: f.Subject, After: after}
+	if f.Subject == "" {
+		seek.Actor = f.Actor
+	}
+	want := storage.AuditQuery{TenantID: f.TenantID, Subject: f.Subject, Actor: f.Actor,
+		Action: f.Action, Channel: f.Channel, From: f.From, To: f.To}
 	var out []storage.AuditRecord
-	var next string
+	var last string // the last record read
+	more := false
 	err = a.store.View(ctx, func(tx storage.ReadTx) error {
-		var err error
-		out, next, err = collect("audit", f, size,
-			tx.AuditRecords(storage.AuditQuery{TenantID: f.TenantID, Subject: f.Subject, Actor: f.Actor,
-				Action: f.Action, Channel: f.Channel, From: f.From, To: f.To, After: after}),
-			func(r storage.AuditRecord) string { return r.ID }, nil)
-		return err
+		scanned := 0
+		for r, err := range tx.AuditRecords(seek) {
+			if err != nil {
+				return err
+			}
+			if scanned == auditScanLimit || (len(out) == size && want.Matches(&r)) {
+				more = true
+				break
+			}
+			scanned++
+			if want.Matches(&r) {
+				out = append(out, r)
+			}
+			last = r.ID
+		}
+		return nil
 	})
-	return out, next, err
+	if err != nil || !more {
+		return out, "", err
+	}
+	return out, nextPageToken("audit", f, last), nil
 }
+
+// auditScanLimit bounds the audit records one page reads under filters
+// that no index serves (action, channel, tenant, an end time): past it the
+// page ends short, even empty, with a next page token, so that no call
+// reads the whole trail (about 5 µs a record on a bbolt store).
+var auditScanLimit = 20000
 
 // ActionDeniedSummary is the action of a record that counts denied calls
 // that were not audited one by one (see DeniedSummary).

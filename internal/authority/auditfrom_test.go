@@ -70,3 +70,50 @@ func TestListAuditRecordsFromStartsAtFrom(t *testing.T) {
 		}
 	}
 }
+
+// TestListAuditRecordsBoundsItsScan: a filter no index serves (an action)
+// reads at most the scan limit per page; a page then ends short, even
+// empty, with a token, and the pages together hold exactly the matches.
+func TestListAuditRecordsBoundsItsScan(t *testing.T) {
+	ctx := context.Background()
+	defer authority.SetAuditScanLimit(4)()
+	clk := &clock{now: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)}
+	a := authority.New(bolttest.Open(t, bolt.Options{}), authority.Config{Clock: clk.Now})
+	for i := range 11 {
+		clk.Advance(time.Second)
+		k, _, err := a.CreateAPIKey(ctx, authority.System, "k"+string(rune('a'+i)), []string{authority.ScopeBansRead}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if i == 8 { // one record of another action among the others
+			if _, err := a.RevokeAPIKey(ctx, authority.System, k.ID); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	var sizes []int
+	var got []string
+	p := authority.Page{Size: 10}
+	for {
+		recs, next, err := a.ListAuditRecords(ctx, authority.AuditFilter{Action: "apikey.revoke"}, p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sizes = append(sizes, len(recs))
+		for _, r := range recs {
+			got = append(got, r.Action)
+		}
+		if next == "" {
+			break
+		}
+		p.Token = next
+	}
+	// 12 records read 4 at a time: the match is the tenth; pages of 0, 0
+	// and 1 (then what is left after it, none matching).
+	if len(got) != 1 || got[0] != "apikey.revoke" {
+		t.Fatalf("records: %v, want the one apikey.revoke", got)
+	}
+	if len(sizes) < 3 || sizes[0] != 0 {
+		t.Fatalf("page sizes %v: want several pages, the first empty (4 records read, none matching)", sizes)
+	}
+}

@@ -12,3 +12,11 @@ func SetRefuseUnknownEarly(on bool) (restore func()) {
 // AuditSweepBatch is how many audit records one Update of SweepAudit
 // deletes at most.
 const AuditSweepBatch = auditSweepBatch
+
+// SetAuditScanLimit sets how many audit records one page reads at most
+// and returns a function that restores it.
+func SetAuditScanLimit(n int) (restore func()) {
+	old := auditScanLimit
+	auditScanLimit = n
+	return func() { auditScanLimit = old }
+}

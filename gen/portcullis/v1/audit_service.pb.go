@@ -294,7 +294,10 @@ func (x *ListAuditRecordsRequest) GetChannel() string {
 // ListAuditRecordsResponse is one page of the audit trail.
 type ListAuditRecordsResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// The records, oldest first.
+	// The records, oldest first. Filters that no index serves (action,
+	// channel, tenant, end_time) are applied to at most 20,000 records a
+	// page: past that, a page holds fewer than page_size records, even none,
+	// and still has a next_page_token.
 	Records []*AuditRecord `protobuf:"bytes,1,rep,name=records,proto3" json:"records,omitempty"`
 	// Pass as page_token for the next page; empty on the last page.
 	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
