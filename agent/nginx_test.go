@@ -166,7 +166,7 @@ type seen struct {
 }
 
 // TestNginxAuthRequest puts a real nginx (auth_request to the agent) in
-// front of a small upstream and drives the cases of issue 16 through it.
+// front of a small upstream and drives the agent's cases through it.
 func TestNginxAuthRequest(t *testing.T) {
 	nginxBinary(t)
 	e := startEnv(t, `

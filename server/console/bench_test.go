@@ -22,7 +22,7 @@ import (
 	"github.com/portcullis-dev/portcullis/server"
 )
 
-// The size of the store BenchmarkConsolePages serves: the 1,000,000
+// The size of the store BenchmarkConsolePages serves: the goal's 1,000,000
 // sessions and 100,000 bans (one audit record each) by default;
 // PORTCULLIS_BENCH_SESSIONS and PORTCULLIS_BENCH_BANS change it.
 func benchSize(name string, def int) int {

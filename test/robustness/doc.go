@@ -1,4 +1,4 @@
-// Package robustness is the robustness harness (issue 18), built the way
+// Package robustness is the robustness harness, built the way
 // etcd's own tests/robustness proves etcd: run the system under a mixed
 // load from many concurrent clients, inject faults at random moments,
 // record every operation with its invocation and response times and its
@@ -32,7 +32,7 @@
 // figures of the last long run.
 //
 // It may import client/, gen/, porcupine and toxiproxy; its tests also
-// internal/storage/bolt (the file check, and the reproduction of a bug
-// the harness found) and etcd's embed and client packages (the members).
+// internal/storage/bolt (the file check) and etcd's embed and client
+// packages (the members).
 // Nothing imports it.
 package robustness
