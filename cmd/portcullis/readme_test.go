@@ -109,39 +109,7 @@ func TestREADMEWalkthrough(t *testing.T) {
 	build("-modfile=tools/go.mod", "-o", filepath.Join(bin, "grpcurl"), "github.com/fullstorydev/grpcurl/cmd/grpcurl")
 
 	work := t.TempDir()
-	grpcAddr, httpAddr := freeAddr(t), freeAddr(t)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	srv := exec.CommandContext(ctx, filepath.Join(bin, "portcullis"), "serve", "--data", "data",
-		"--listen", grpcAddr, "--http-listen", httpAddr, "--checkpoint-interval", "500ms")
-	srv.Dir = work
-	srv.Env = cleanEnv()
-	logs, err := srv.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := srv.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() { cancel(); _ = srv.Wait() }()
-	ready := make(chan struct{})
-	go func() {
-		sc := bufio.NewScanner(logs)
-		for sc.Scan() {
-			var l struct{ Msg string }
-			if json.Unmarshal(sc.Bytes(), &l) == nil && l.Msg == "portcullis serving" {
-				close(ready)
-				break
-			}
-		}
-		for sc.Scan() {
-		}
-	}()
-	select {
-	case <-ready:
-	case <-time.After(20 * time.Second):
-		t.Fatal("the authority did not start")
-	}
+	grpcAddr, httpAddr := startWalkthroughAuthority(t, bin, work)
 
 	// One bash runs every block; each block's output goes to its own file
 	// and its last command's exit status to another.
@@ -186,4 +154,62 @@ func cleanEnv() []string {
 		}
 	}
 	return env
+}
+
+// startWalkthroughAuthority starts `portcullis serve` in work on two free
+// loopback ports, as the README's reader does with `make run`, and returns
+// its addresses once it logs that it serves. A port another test took
+// between freeAddr and the bind makes serve exit: it is started again on
+// other ports. Any other exit fails the test with serve's log.
+func startWalkthroughAuthority(t *testing.T, bin, work string) (grpcAddr, httpAddr string) {
+	t.Helper()
+	for attempt := 1; ; attempt++ {
+		grpcAddr, httpAddr = freeAddr(t), freeAddr(t)
+		ctx, cancel := context.WithCancel(context.Background())
+		srv := exec.CommandContext(ctx, filepath.Join(bin, "portcullis"), "serve", "--data", "data",
+			"--listen", grpcAddr, "--http-listen", httpAddr, "--checkpoint-interval", "500ms")
+		srv.Dir = work
+		srv.Env = cleanEnv()
+		logs, err := srv.StderrPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := srv.Start(); err != nil {
+			t.Fatal(err)
+		}
+		ready, exited := make(chan struct{}), make(chan struct{})
+		var lines []string // serve's log until it serves or exits
+		go func() {
+			defer close(exited)
+			sc := bufio.NewScanner(logs)
+			for sc.Scan() {
+				var l struct{ Msg string }
+				if json.Unmarshal(sc.Bytes(), &l) == nil && l.Msg == "portcullis serving" {
+					close(ready)
+					for sc.Scan() {
+					}
+					return
+				}
+				lines = append(lines, sc.Text())
+			}
+		}()
+		select {
+		case <-ready:
+			t.Cleanup(func() { cancel(); _ = srv.Wait() })
+			return grpcAddr, httpAddr
+		case <-exited:
+			_ = srv.Wait()
+			cancel()
+			log := strings.Join(lines, "\n")
+			if strings.Contains(log, "address already in use") && attempt < 5 {
+				continue
+			}
+			t.Fatalf("the authority exited before serving:\n%s", log)
+		case <-time.After(time.Minute): // a hang guard, not a deadline
+			cancel()
+			_ = srv.Wait()
+			<-exited
+			t.Fatalf("the authority did not start within a minute:\n%s", strings.Join(lines, "\n"))
+		}
+	}
 }
