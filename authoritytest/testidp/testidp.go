@@ -1,15 +1,3 @@
-// Package testidp runs a real OpenID Provider for tests: zitadel/oidc's
-// op package (a maintained, certified OP library) over an in-memory
-// storage of its own, serving discovery, JWKS, the authorization code flow
-// and the token endpoint on a loopback httptest server. Login logs a user
-// in through that flow (authorize, the login page, the callback, the code
-// exchange) and returns the JWT access token the OP issued, carrying the
-// user (sub), the login session (sid), a token ID (jti) and the client as
-// audience. RotateKey and DropOldKeys rotate the OP's RS256 signing key;
-// Close takes the OP away.
-//
-// It is for tests of external issuers (IssuerService): it knows nothing of
-// Portcullis.
 package testidp
 
 import (

@@ -67,7 +67,7 @@ func New(cfg Config) *Console {
 	c := &Console{cfg: cfg, auth: cfg.Authority, log: cfg.Logger, revs: newBanRevisions(10000),
 		signins: newSigninLimiter(cfg.Authority.Config().Clock)}
 	c.sessions = newSessions(cfg.Authority.Config().Clock, cfg.SessionTTL, cfg.IdleTTL)
-	c.pages = parsePages()
+	c.pages = pages
 	return c
 }
 

@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"html/template"
+	"io/fs"
 	"net/http"
 	"net/url"
+	"path"
 	"strings"
 	"time"
 
@@ -50,19 +52,21 @@ var funcs = template.FuncMap{
 	},
 }
 
-// parsePages parses each page with the layout.
+// pages are the embedded templates, each page with the layout, parsed
+// once for every Console. They are part of the binary: a broken one fails
+// at start-up (template.Must, as regexp.MustCompile), in every test.
+var pages = parsePages()
+
 func parsePages() map[string]*template.Template {
-	names, err := templateFS.ReadDir("templates")
-	if err != nil {
-		panic(err)
-	}
+	names, _ := fs.Glob(templateFS, "templates/*.html") // a constant, valid pattern
 	out := map[string]*template.Template{}
 	for _, n := range names {
-		name := strings.TrimSuffix(n.Name(), ".html")
+		file := path.Base(n)
+		name := strings.TrimSuffix(file, ".html")
 		if name == "layout" {
 			continue
 		}
-		out[name] = template.Must(template.New("layout.html").Funcs(funcs).ParseFS(templateFS, "templates/layout.html", "templates/"+n.Name()))
+		out[name] = template.Must(template.New("layout.html").Funcs(funcs).ParseFS(templateFS, "templates/layout.html", n))
 	}
 	return out
 }
