@@ -24,6 +24,7 @@ import (
 	"github.com/portcullis-dev/portcullis/client"
 	pb "github.com/portcullis-dev/portcullis/gen/portcullis/v1"
 	"github.com/portcullis-dev/portcullis/internal/storage/bolt"
+	"github.com/portcullis-dev/portcullis/test/serveproc"
 )
 
 // envInt reads a positive integer from the environment, or def.
@@ -97,10 +98,10 @@ func TestCrashKill9(t *testing.T) {
 	t.Logf("cycles=%d seed=%d (PORTCULLIS_CRASH_CYCLES, PORTCULLIS_CRASH_SEED)", cycles, seed)
 	rng := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
 
-	bin := buildPortcullis(t)
+	bin := serveproc.Build(t)
 	data := filepath.Join(t.TempDir(), "data")
 	dbPath := filepath.Join(data, "portcullis.db")
-	addr := freeAddr(t)
+	addr := serveproc.FreeAddr(t)
 	args := []string{
 		"--listen", addr, "--http-listen", "", "--data", data, "--log-level", "info",
 		"--checkpoint-interval", "200ms",
@@ -108,8 +109,8 @@ func TestCrashKill9(t *testing.T) {
 		"--refresh-rate", "-1", "--create-session-rate", "-1",
 	}
 
-	auth := startAuthority(t, bin, args...)
-	defer func() { auth.kill() }()
+	auth := serveproc.Start(t, bin, args...)
+	defer func() { auth.Kill() }()
 	keyBytes, err := os.ReadFile(filepath.Join(data, "admin.key"))
 	if err != nil {
 		t.Fatal(err)
@@ -188,11 +189,11 @@ func TestCrashKill9(t *testing.T) {
 		<-timer.C
 		down := make(chan struct{})
 		up.Store(&down)
-		auth.kill()
+		auth.Kill()
 		if err := bolt.Check(dbPath); err != nil {
 			t.Fatalf("cycle %d: bolt.Check after SIGKILL: %v", cycle, err)
 		}
-		auth = startAuthority(t, bin, args...)
+		auth = serveproc.Start(t, bin, args...)
 		close(down)
 		t.Logf("cycle %d: killed after %v, %d writes acknowledged in the cycle", cycle, delay, led.acks.Load()-before)
 	}
@@ -260,7 +261,7 @@ func TestCrashKill9(t *testing.T) {
 	}
 
 	// And the file is consistent after a last kill.
-	auth.kill()
+	auth.Kill()
 	if err := bolt.Check(dbPath); err != nil {
 		t.Fatalf("bolt.Check after the final SIGKILL: %v", err)
 	}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/portcullis-dev/portcullis/client"
 	"github.com/portcullis-dev/portcullis/internal/storage/bolt"
+	"github.com/portcullis-dev/portcullis/test/serveproc"
 )
 
 // fastReconnect makes a client reconnect within ~100 ms of a restart (the
@@ -30,7 +31,7 @@ const boltRetain = 1000
 type boltCluster struct {
 	bin, data, db string
 	args          []string
-	auth          *proc
+	auth          *serveproc.Proc
 	load          []*client.Client
 	watch         []*client.Client
 	// faults: four SIGKILLs to one graceful stop, in shuffled rounds.
@@ -38,10 +39,10 @@ type boltCluster struct {
 }
 
 func startBolt(t *testing.T) *boltCluster {
-	b := &boltCluster{bin: portcullisBin(t), data: filepath.Join(t.TempDir(), "data"),
+	b := &boltCluster{bin: serveproc.Build(t), data: filepath.Join(t.TempDir(), "data"),
 		faults: rounds{kinds: []string{"kill-authority", "kill-authority", "kill-authority", "kill-authority", "stop-authority"}}}
 	b.db = filepath.Join(b.data, "portcullis.db")
-	addr := freeAddr(t)
+	addr := serveproc.FreeAddr(t)
 	b.args = []string{
 		"--listen", addr, "--http-listen", "", "--data", b.data, "--log-level", "info",
 		"--checkpoint-interval", "200ms", "--retain-revisions", strconv.Itoa(boltRetain),
@@ -49,8 +50,8 @@ func startBolt(t *testing.T) *boltCluster {
 		// The clients are one API key and one IP: lift the abuse limits.
 		"--refresh-rate", "-1", "--create-session-rate", "-1",
 	}
-	b.auth = startProc(t, b.bin, b.args...)
-	t.Cleanup(func() { b.auth.kill() })
+	b.auth = serveproc.Start(t, b.bin, b.args...)
+	t.Cleanup(func() { b.auth.Kill() })
 	key := readKey(t, b.data)
 	dial := func() *client.Client {
 		c, err := client.Dial(addr, client.WithAPIKey(key), client.WithInsecure(), client.WithDialOptions(fastReconnect))
@@ -81,22 +82,21 @@ func (b *boltCluster) retained(rev, head int64) bool { return rev >= head-boltRe
 func (b *boltCluster) inject(t *testing.T, rng *rand.Rand) string {
 	kind := b.faults.next(rng)
 	if kind == "stop-authority" {
-		_ = b.auth.cmd.Process.Signal(sigterm)
-		<-b.auth.done
+		b.auth.Stop()
 	} else {
-		b.auth.kill()
+		b.auth.Kill()
 	}
 	if err := bolt.Check(b.db); err != nil {
 		t.Fatalf("%s: bolt.Check: %v", kind, err)
 	}
-	b.auth = startProc(t, b.bin, b.args...)
+	b.auth = serveproc.Start(t, b.bin, b.args...)
 	return kind
 }
 
 // finish kills the authority one last time and checks the file: bbolt's
 // page check and the store's invariants.
 func (b *boltCluster) finish(t *testing.T) {
-	b.auth.kill()
+	b.auth.Kill()
 	if err := bolt.Check(b.db); err != nil {
 		t.Fatalf("bolt.Check after the final SIGKILL: %v", err)
 	}

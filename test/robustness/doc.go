@@ -32,7 +32,7 @@
 // figures of the last long run.
 //
 // It may import client/, gen/, porcupine and toxiproxy; its tests also
-// internal/storage/bolt (the file check) and etcd's embed and client
-// packages (the members).
+// internal/storage/bolt (the file check), test/serveproc (the authority
+// processes) and etcd's embed and client packages (the members).
 // Nothing imports it.
 package robustness

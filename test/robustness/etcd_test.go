@@ -16,6 +16,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/portcullis-dev/portcullis/client"
+	"github.com/portcullis-dev/portcullis/test/serveproc"
 )
 
 // etcdReplicas is how many authority replicas share the etcd store.
@@ -41,12 +42,12 @@ type etcdCluster struct {
 
 type etcdReplica struct {
 	args    []string
-	proc    *proc
+	proc    *serveproc.Proc
 	proxies []*toxiproxy.Proxy
 }
 
 func startEtcd(t *testing.T) *etcdCluster {
-	e := &etcdCluster{bin: portcullisBin(t), faults: rounds{kinds: etcdFaults}}
+	e := &etcdCluster{bin: serveproc.Build(t), faults: rounds{kinds: etcdFaults}}
 	server := toxiproxy.NewServer(toxiproxy.NewMetricsContainer(nil), zerolog.Nop())
 	e.startMembers(t, server)
 	var err error
@@ -69,7 +70,7 @@ func startEtcd(t *testing.T) *etcdCluster {
 			r.proxies = append(r.proxies, p)
 			eps = append(eps, p.Listen)
 		}
-		addr := freeAddr(t)
+		addr := serveproc.FreeAddr(t)
 		addrs = append(addrs, addr)
 		r.args = []string{
 			"--listen", addr, "--http-listen", "", "--data", filepath.Join(t.TempDir(), "data"), "--log-level", "info",
@@ -77,8 +78,8 @@ func startEtcd(t *testing.T) *etcdCluster {
 			"--checkpoint-interval", "200ms", "--access-ttl", "2h",
 			"--refresh-rate", "-1", "--create-session-rate", "-1",
 		}
-		r.proc = startProc(t, e.bin, r.args...)
-		t.Cleanup(func() { r.proc.kill() })
+		r.proc = serveproc.Start(t, e.bin, r.args...)
+		t.Cleanup(func() { r.proc.Kill() })
 		e.replicas = append(e.replicas, r)
 	}
 	// The first replica bootstrapped the store and wrote the admin key.
@@ -112,7 +113,7 @@ func (e *etcdCluster) startMembers(t *testing.T, server *toxiproxy.ApiServer) {
 	for i := range 3 {
 		m := &memberProc{cfg: memberConfig{
 			Name: fmt.Sprintf("m%d", i), Dir: t.TempDir(), Token: "robustness",
-			ClientURL: "http://" + freeAddr(t), PeerListen: "http://" + freeAddr(t),
+			ClientURL: "http://" + serveproc.FreeAddr(t), PeerListen: "http://" + serveproc.FreeAddr(t),
 		}}
 		p := toxiproxy.NewProxy(server, "peer-"+m.cfg.Name, "127.0.0.1:0", strings.TrimPrefix(m.cfg.PeerListen, "http://"))
 		if err := p.Start(); err != nil {
@@ -195,8 +196,8 @@ func (e *etcdCluster) inject(t *testing.T, rng *rand.Rand) string {
 		p.Toxics.ResetToxics(context.Background())
 	case "kill-authority-replica":
 		r := e.replicas[rng.IntN(len(e.replicas))]
-		r.proc.kill()
-		r.proc = startProc(t, e.bin, r.args...)
+		r.proc.Kill()
+		r.proc = serveproc.Start(t, e.bin, r.args...)
 	default: // the links between a replica and etcd: cut or slowed
 		r := e.replicas[rng.IntN(len(e.replicas))]
 		toxic := `{"type":"timeout","attributes":{"timeout":0}}`
@@ -231,7 +232,7 @@ func (e *etcdCluster) finish(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute) // hang guard
 	defer cancel()
 	for _, r := range e.replicas {
-		r.proc.kill()
+		r.proc.Kill()
 	}
 	st, err := e.cli.Get(ctx, "/", clientv3.WithCountOnly())
 	if err != nil {
