@@ -85,6 +85,11 @@ var errorRows = []struct {
 	{"REVISION_NOT_SENT", codes.OutOfRange, rpcerr.ErrRevisionNotSent, false},
 	{"LAST_ADMIN_KEY", codes.FailedPrecondition, rpcerr.ErrLastAdminKey, false},
 	{"ALREADY_EXISTS", codes.AlreadyExists, rpcerr.ErrAlreadyExists, false},
+	{"SET_INVALID", codes.InvalidArgument, rpcerr.ErrSETInvalid, false},
+	{"SET_KEY_INVALID", codes.InvalidArgument, rpcerr.ErrSETKeyInvalid, false},
+	{"SET_ISSUER_INVALID", codes.InvalidArgument, rpcerr.ErrSETIssuerInvalid, false},
+	{"SET_AUDIENCE_INVALID", codes.InvalidArgument, rpcerr.ErrSETAudienceInvalid, false},
+	{"SET_REPLAYED", codes.InvalidArgument, rpcerr.ErrSETReplayed, false},
 }
 
 // TestErrorRowsCoverTheEnum: every ErrorReason of the proto has a row.

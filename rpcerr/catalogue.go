@@ -69,6 +69,13 @@ var (
 	// ErrAlreadyExists: the record to create exists (an external issuer
 	// with the same URL).
 	ErrAlreadyExists = def(pb.ErrorReason_ALREADY_EXISTS, codes.AlreadyExists, "already exists")
+	// Security Event Tokens a Shared Signals receiver refused; nothing of
+	// them was applied.
+	ErrSETInvalid         = def(pb.ErrorReason_SET_INVALID, codes.InvalidArgument, "security event token invalid")
+	ErrSETKeyInvalid      = def(pb.ErrorReason_SET_KEY_INVALID, codes.InvalidArgument, "security event token not signed by a transmitter key")
+	ErrSETIssuerInvalid   = def(pb.ErrorReason_SET_ISSUER_INVALID, codes.InvalidArgument, "security event token from another issuer")
+	ErrSETAudienceInvalid = def(pb.ErrorReason_SET_AUDIENCE_INVALID, codes.InvalidArgument, "security event token for another audience")
+	ErrSETReplayed        = def(pb.ErrorReason_SET_REPLAYED, codes.InvalidArgument, "security event token received before")
 )
 
 // Entry is one row of the catalogue.

@@ -30,12 +30,15 @@ const (
 	ScopeAuditRead     = "audit:read"
 	ScopeKeysRead      = "keys:read"
 	ScopeKeysAdmin     = "keys:admin"
-	ScopeAdmin         = "admin"
+	// ScopeSignals: a Shared Signals receiver of this authority's events,
+	// managing its own streams and polling them (docs/signals.md).
+	ScopeSignals = "signals"
+	ScopeAdmin   = "admin"
 )
 
 // AllScopes lists the valid scopes.
 var AllScopes = []string{ScopeSessionsWrite, ScopeSessionsRead, ScopeBansWrite, ScopeBansRead,
-	ScopeEventsWatch, ScopeAuditRead, ScopeKeysRead, ScopeKeysAdmin, ScopeAdmin}
+	ScopeEventsWatch, ScopeAuditRead, ScopeKeysRead, ScopeKeysAdmin, ScopeSignals, ScopeAdmin}
 
 // HasScope reports whether k grants scope.
 func HasScope(k storage.APIKey, scope string) bool {

@@ -118,6 +118,21 @@ const (
 	// The record to create exists already (AlreadyExists): an external
 	// issuer with the same URL.
 	ErrorReason_ALREADY_EXISTS ErrorReason = 27
+	// A Security Event Token (RFC 8417) a Shared Signals receiver refused
+	// (InvalidArgument; over HTTP 400 with the RFC 8935 "err" code in the
+	// body). Nothing of it was applied. SET_INVALID: malformed, unsigned,
+	// or its iat outside the accepted window (invalid_request).
+	ErrorReason_SET_INVALID ErrorReason = 28
+	// Its signature does not verify with a key of the transmitter's JWKS
+	// (invalid_key).
+	ErrorReason_SET_KEY_INVALID ErrorReason = 29
+	// Its iss is not the transmitter's issuer (invalid_issuer).
+	ErrorReason_SET_ISSUER_INVALID ErrorReason = 30
+	// Its aud does not name this receiver (invalid_audience).
+	ErrorReason_SET_AUDIENCE_INVALID ErrorReason = 31
+	// Its jti was received before from the same transmitter
+	// (invalid_request): a replay, or a redelivery of one already applied.
+	ErrorReason_SET_REPLAYED ErrorReason = 32
 )
 
 // Enum value maps for ErrorReason.
@@ -151,6 +166,11 @@ var (
 		25: "REVISION_NOT_SENT",
 		26: "LAST_ADMIN_KEY",
 		27: "ALREADY_EXISTS",
+		28: "SET_INVALID",
+		29: "SET_KEY_INVALID",
+		30: "SET_ISSUER_INVALID",
+		31: "SET_AUDIENCE_INVALID",
+		32: "SET_REPLAYED",
 	}
 	ErrorReason_value = map[string]int32{
 		"ERROR_REASON_UNSPECIFIED": 0,
@@ -181,6 +201,11 @@ var (
 		"REVISION_NOT_SENT":        25,
 		"LAST_ADMIN_KEY":           26,
 		"ALREADY_EXISTS":           27,
+		"SET_INVALID":              28,
+		"SET_KEY_INVALID":          29,
+		"SET_ISSUER_INVALID":       30,
+		"SET_AUDIENCE_INVALID":     31,
+		"SET_REPLAYED":             32,
 	}
 )
 
@@ -215,7 +240,7 @@ var File_portcullis_v1_errors_proto protoreflect.FileDescriptor
 
 const file_portcullis_v1_errors_proto_rawDesc = "" +
 	"\n" +
-	"\x1aportcullis/v1/errors.proto\x12\rportcullis.v1*\xdf\x04\n" +
+	"\x1aportcullis/v1/errors.proto\x12\rportcullis.v1*\xc9\x05\n" +
 	"\vErrorReason\x12\x1c\n" +
 	"\x18ERROR_REASON_UNSPECIFIED\x10\x00\x12\x0f\n" +
 	"\vUSER_BANNED\x10\x01\x12\r\n" +
@@ -245,7 +270,12 @@ const file_portcullis_v1_errors_proto_rawDesc = "" +
 	"\x11SNAPSHOT_TOO_SOON\x10\x18\x12\x15\n" +
 	"\x11REVISION_NOT_SENT\x10\x19\x12\x12\n" +
 	"\x0eLAST_ADMIN_KEY\x10\x1a\x12\x12\n" +
-	"\x0eALREADY_EXISTS\x10\x1bBEZCgithub.com/portcullis-dev/portcullis/gen/portcullis/v1;portcullisv1b\x06proto3"
+	"\x0eALREADY_EXISTS\x10\x1b\x12\x0f\n" +
+	"\vSET_INVALID\x10\x1c\x12\x13\n" +
+	"\x0fSET_KEY_INVALID\x10\x1d\x12\x16\n" +
+	"\x12SET_ISSUER_INVALID\x10\x1e\x12\x18\n" +
+	"\x14SET_AUDIENCE_INVALID\x10\x1f\x12\x10\n" +
+	"\fSET_REPLAYED\x10 BEZCgithub.com/portcullis-dev/portcullis/gen/portcullis/v1;portcullisv1b\x06proto3"
 
 var (
 	file_portcullis_v1_errors_proto_rawDescOnce sync.Once
