@@ -96,6 +96,7 @@ func (a *Authority) serve() (err error) {
 		SendTimeout:        a.opts.SendTimeout,
 		ProgressTimeout:    a.opts.ProgressTimeout,
 		SnapshotPartSize:   a.opts.SnapshotPartSize,
+		PublicURL:          a.opts.PublicURL,
 	})
 	run.grpc = run.srv.NewGRPCServer(a.opts.ServerOptions...)
 	go run.grpc.Serve(run.lis)

@@ -43,4 +43,8 @@ type Options struct {
 	// EtcdPrefix is the key prefix of the store in etcd (default: a fresh,
 	// random one, so that authorities sharing a cluster share nothing).
 	EtcdPrefix string
+	// PublicURL is the authority's base URL for Shared Signals (serve
+	// --public-url): a push transmitter is told to deliver to
+	// PublicURL/ssf/receive/<id>, so serve HTTPHandler there.
+	PublicURL string
 }

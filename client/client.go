@@ -30,6 +30,9 @@ type Client struct {
 	APIKeys  pb.APIKeyServiceClient
 	// Issuers manages the external OIDC issuers whose tokens mirrors accept.
 	Issuers pb.IssuerServiceClient
+	// Signals manages the Shared Signals transmitters the authority
+	// receives from.
+	Signals pb.SignalServiceClient
 
 	conn *grpc.ClientConn
 }
@@ -144,6 +147,7 @@ func Dial(target string, opts ...Option) (*Client, error) {
 		Audit:    pb.NewAuditServiceClient(conn),
 		APIKeys:  pb.NewAPIKeyServiceClient(conn),
 		Issuers:  pb.NewIssuerServiceClient(conn),
+		Signals:  pb.NewSignalServiceClient(conn),
 		conn:     conn,
 	}, nil
 }

@@ -70,6 +70,11 @@ var rules = map[string]rule{
 	pb.IssuerService_UpdateIssuer_FullMethodName: {scope: authority.ScopeAdmin},
 	pb.IssuerService_DeleteIssuer_FullMethodName: {scope: authority.ScopeAdmin},
 
+	pb.SignalService_CreateTransmitter_FullMethodName: {scope: authority.ScopeAdmin},
+	pb.SignalService_GetTransmitter_FullMethodName:    {scope: authority.ScopeAdmin},
+	pb.SignalService_ListTransmitters_FullMethodName:  {scope: authority.ScopeAdmin},
+	pb.SignalService_DeleteTransmitter_FullMethodName: {scope: authority.ScopeAdmin},
+
 	grpc_health_v1.Health_Check_FullMethodName:                             {public: true},
 	grpc_health_v1.Health_List_FullMethodName:                              {public: true},
 	grpc_health_v1.Health_Watch_FullMethodName:                             {public: true},

@@ -13,6 +13,7 @@ import (
 	pb "github.com/portcullis-dev/portcullis/gen/portcullis/v1"
 	"github.com/portcullis-dev/portcullis/internal/authority"
 	"github.com/portcullis-dev/portcullis/internal/fleet"
+	"github.com/portcullis-dev/portcullis/internal/receiver"
 	"github.com/portcullis-dev/portcullis/internal/storage"
 	"github.com/portcullis-dev/portcullis/rpcerr"
 )
@@ -56,6 +57,14 @@ var sentinels = []struct {
 	{errSnapshotTooSoon, pb.ErrorReason_SNAPSHOT_TOO_SOON},
 	// With metadata sent_revision (fleet.RevisionNotSentError).
 	{fleet.ErrRevisionNotSent, pb.ErrorReason_REVISION_NOT_SENT},
+	// Shared Signals: SETs the receiver refused (nothing applied).
+	{receiver.ErrSETInvalid, pb.ErrorReason_SET_INVALID},
+	{receiver.ErrSETKey, pb.ErrorReason_SET_KEY_INVALID},
+	{receiver.ErrSETIssuer, pb.ErrorReason_SET_ISSUER_INVALID},
+	{receiver.ErrSETAudience, pb.ErrorReason_SET_AUDIENCE_INVALID},
+	{receiver.ErrSETReplayed, pb.ErrorReason_SET_REPLAYED},
+	// A push without the Authorization given to the transmitter (401).
+	{receiver.ErrPushUnauthorized, pb.ErrorReason_API_KEY_INVALID},
 }
 
 // detailedError is an error that adds ErrorInfo metadata and, when delay

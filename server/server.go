@@ -21,6 +21,7 @@ import (
 	pb "github.com/portcullis-dev/portcullis/gen/portcullis/v1"
 	"github.com/portcullis-dev/portcullis/internal/authority"
 	"github.com/portcullis-dev/portcullis/internal/fleet"
+	"github.com/portcullis-dev/portcullis/internal/receiver"
 	"github.com/portcullis-dev/portcullis/rpcerr"
 )
 
@@ -55,6 +56,13 @@ type Options struct {
 	// Metrics are served on /metrics (default: NewMetrics(), without the
 	// store instrumentation).
 	Metrics *Metrics
+	// PublicURL is the authority's base URL as other services reach it
+	// (serve --public-url): the Shared Signals push endpoint is
+	// PublicURL/ssf/receive/<transmitter id>.
+	PublicURL string
+	// Receiver is the Shared Signals receiver, run by whoever made it
+	// (serve); nil: the server makes one and runs it until Shutdown.
+	Receiver *receiver.Receiver
 }
 
 // Server serves the portcullis.v1 API over an Authority.
@@ -158,6 +166,7 @@ func (s *Server) Register(g *grpc.Server) {
 	pb.RegisterAuditServiceServer(g, auditService{Server: s})
 	pb.RegisterAPIKeyServiceServer(g, apiKeyService{Server: s})
 	pb.RegisterIssuerServiceServer(g, s.newIssuerService()) // issuers.go: starts the key fetcher
+	pb.RegisterSignalServiceServer(g, s.newSignalService()) // signals.go
 	grpc_health_v1.RegisterHealthServer(g, s.health)
 	registerReflection(g) // reflection.go: with the protos' comments
 }

@@ -60,6 +60,6 @@ func newOperatorCommands() []*cobra.Command {
 	return []*cobra.Command{
 		newBanCommand(), newUnbanCommand(), newBansCommand(), newCheckCommand(),
 		newSessionsCommand(), newRevokeCommand(), newAuditCommand(), newWatchCommand(),
-		newKeysCommand(), newAPIKeysCommand(), newIssuersCommand(), newVersionCommand(),
+		newKeysCommand(), newAPIKeysCommand(), newIssuersCommand(), newTransmittersCommand(), newVersionCommand(),
 	}
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/portcullis-dev/portcullis/internal/authority"
+	"github.com/portcullis-dev/portcullis/internal/receiver"
 	"github.com/portcullis-dev/portcullis/server"
 )
 
@@ -43,6 +44,7 @@ type serveConfig struct {
 	clientCA           string
 	limits             server.Limits // limits.go
 	store              storeConfig   // store.go
+	publicURL          string        // Shared Signals: the base URL transmitters and receivers use
 }
 
 func newServeCommand() *cobra.Command {
@@ -84,6 +86,7 @@ signing key and an API key named bootstrap-admin with scope admin, written to
 	f.Int64Var(&c.retainRevisions, "retain-revisions", 100000, "how many revisions of the event log to keep for resuming watchers")
 	f.DurationVar(&c.shutdownTimeout, "shutdown-timeout", 10*time.Second, "how long to wait for calls in flight on shutdown")
 	f.StringVar(&c.console, "console", "auto", "serve the operator console under /console/ on the HTTP listener: auto (when --http-listen is a loopback address), on, or off")
+	f.StringVar(&c.publicURL, "public-url", "", "this authority's base URL as other services reach it, for Shared Signals (push endpoints, the SSF issuer); default http:// + --http-listen")
 	addTLSFlags(f, &c)
 	addLimitFlags(f, &c.limits)
 	addStoreFlags(f, &c.store)
@@ -175,7 +178,20 @@ func serve(ctx context.Context, c serveConfig, logOut io.Writer) error {
 		log.Info("created the bootstrap admin API key", "name", authority.BootstrapKeyName, "file", keyPath)
 	}
 
-	srv := server.New(auth, server.Options{Logger: log, CheckpointInterval: c.checkpointInterval, Metrics: metrics, Limits: c.limits})
+	publicURL := c.publicURL
+	if publicURL == "" && c.httpListen != "" {
+		publicURL = "http://" + c.httpListen
+	}
+	// The Shared Signals receiver (transmitters add) polls and sweeps
+	// until shutdown, stopping before the store closes (this defer runs
+	// before the store's).
+	signals := receiver.New(auth, receiver.Config{PublicURL: publicURL, Logger: log})
+	signalsCtx, stopSignals := context.WithCancel(ctx)
+	signalsDone := make(chan struct{})
+	go func() { defer close(signalsDone); signals.Run(signalsCtx) }()
+	defer func() { stopSignals(); <-signalsDone }()
+	srv := server.New(auth, server.Options{Logger: log, CheckpointInterval: c.checkpointInterval, Metrics: metrics, Limits: c.limits,
+		PublicURL: publicURL, Receiver: signals})
 	// The sweeper stops (and its pass in flight ends) before the store
 	// closes: this defer runs before the store's.
 	sweepCtx, stopSweep := context.WithCancel(ctx)

@@ -1,0 +1,218 @@
+package receiver
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/portcullis-dev/portcullis/internal/authority"
+	"github.com/portcullis-dev/portcullis/internal/storage"
+	"github.com/portcullis-dev/portcullis/ssf"
+)
+
+// applied is what a SET did, for its audit record.
+type applied struct {
+	uri, tenant, subject, reason, policy string
+}
+
+// eventNames are the short names of the applied events, for reasons and
+// policies.
+var eventNames = map[string]string{
+	ssf.EventSessionRevoked:       "session-revoked",
+	ssf.EventAccountDisabled:      "account-disabled",
+	ssf.EventAccountEnabled:       "account-enabled",
+	ssf.EventCredentialCompromise: "credential-compromise",
+	ssf.EventAccountPurged:        "account-purged",
+}
+
+// apply performs the action of set's event. A SET with no event applied
+// here (a verification, a stream update) is accepted without action (ok
+// false); one with several events is refused: SSF 1.0 SETs carry one.
+func (r *Receiver) apply(ctx context.Context, t storage.SignalTransmitter, set ssf.SET) (ev applied, ok bool, err error) {
+	if len(set.Events) != 1 {
+		return ev, false, fmt.Errorf("%w: %d events; a SET carries exactly one", ErrSETInvalid, len(set.Events))
+	}
+	var payload json.RawMessage
+	for ev.uri, payload = range set.Events {
+	}
+	name, known := eventNames[ev.uri]
+	if !known {
+		return ev, false, nil
+	}
+	var common struct {
+		Subject     *ssf.Subject `json:"subject"` // pre-1.0 drafts put it in the event
+		ReasonAdmin any          `json:"reason_admin"`
+		Reason      any          `json:"reason"` // RISC account-disabled: hijacking, bulk-account
+	}
+	if err := json.Unmarshal(payload, &common); err != nil {
+		return ev, false, fmt.Errorf("%w: event %s: %v", ErrSETInvalid, name, err)
+	}
+	sub := set.SubjectID
+	if sub == nil {
+		sub = common.Subject
+	}
+	if sub == nil {
+		return ev, false, fmt.Errorf("%w: no subject (sub_id)", ErrSETInvalid)
+	}
+	subj, err := subjectOf(*sub)
+	if err != nil {
+		return ev, false, err
+	}
+	ev.tenant = t.TenantID
+	if ev.tenant == storage.AllTenants && subj.tenant != "" && ev.uri == ssf.EventSessionRevoked {
+		ev.tenant = subj.tenant
+	}
+	ev.subject = "user:" + subj.user
+	ev.policy = "ssf:" + name
+	ev.reason = fmt.Sprintf("Shared Signals %s from %s", name, t.Issuer)
+	if why := reasonText(common.Reason); why != "" {
+		ev.reason += " (" + why + ")"
+	}
+	if why := reasonText(common.ReasonAdmin); why != "" {
+		ev.reason += ": " + why
+	}
+	by := actor(t.ID)
+	switch ev.uri {
+	case ssf.EventAccountDisabled, ssf.EventCredentialCompromise, ssf.EventAccountPurged:
+		in := authority.BanInput{TenantID: t.TenantID, Kind: storage.SubjectUser, Value: subj.user, Reason: ev.reason, Policy: ev.policy}
+		if t.BanDuration > 0 {
+			end := r.now().Add(t.BanDuration)
+			in.ExpireTime = &end
+		}
+		_, _, err = r.auth.CreateBan(ctx, by, in)
+	case ssf.EventAccountEnabled:
+		err = r.liftOwnBans(ctx, t, subj.user, ev.reason)
+	case ssf.EventSessionRevoked:
+		err = r.revokeSession(ctx, t, subj, ev.tenant, ev.reason)
+	}
+	if err != nil {
+		return ev, false, err
+	}
+	r.log.Info("signal applied", "transmitter", t.ID, "event", name, "jti", set.JTI, "user", subj.user)
+	return ev, true, nil
+}
+
+// subject is what the receiver reads of a SET's subject.
+type subject struct {
+	user, issuer, session, tenant string
+}
+
+// subjectOf maps an RFC 9493 subject onto a user (and a session, the
+// user's issuer and a tenant for a complex subject). A user is an
+// iss_sub's sub, an email address or an opaque id.
+func subjectOf(s ssf.Subject) (subject, error) {
+	var out subject
+	user := &s
+	if s.Format == ssf.FormatComplex || (s.Format == "" && s.User != nil) {
+		if s.User == nil {
+			return out, fmt.Errorf("%w: a complex subject without user", ErrSETInvalid)
+		}
+		user = s.User
+		if s.Session != nil {
+			out.session = cmpStr(s.Session.ID, s.Session.Sub)
+		}
+		if s.Tenant != nil {
+			out.tenant = cmpStr(s.Tenant.ID, s.Tenant.Sub)
+		}
+	}
+	switch user.Format {
+	case "iss_sub":
+		out.user, out.issuer = user.Sub, user.Iss
+	case "email":
+		out.user = user.Email
+	case "opaque":
+		out.user = user.ID
+	default:
+		return out, fmt.Errorf("%w: subject format %.32q names no user this receiver knows (iss_sub, email, opaque, or complex with one)", ErrSETInvalid, user.Format)
+	}
+	if out.user == "" {
+		return out, fmt.Errorf("%w: the subject names an empty user", ErrSETInvalid)
+	}
+	return out, nil
+}
+
+func cmpStr(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
+}
+
+// reasonText reads a CAEP reason_admin: a string, or a map of language
+// tags to strings (the "en" one, else any).
+func reasonText(v any) string {
+	switch x := v.(type) {
+	case string:
+		return truncate(x)
+	case map[string]any:
+		if s, ok := x["en"].(string); ok {
+			return truncate(s)
+		}
+		keys := make([]string, 0, len(x))
+		for k := range x {
+			keys = append(keys, k)
+		}
+		slices.Sort(keys)
+		for _, k := range keys {
+			if s, ok := x[k].(string); ok {
+				return truncate(s)
+			}
+		}
+	}
+	return ""
+}
+
+// liftOwnBans lifts the active bans of user that this transmitter's
+// signals made; an operator's ban on the same user stays.
+func (r *Receiver) liftOwnBans(ctx context.Context, t storage.SignalTransmitter, user, reason string) error {
+	by := actor(t.ID)
+	var mine []string
+	p := authority.Page{Size: 1000}
+	for {
+		bans, next, err := r.auth.ListBans(ctx, authority.BanFilter{Kind: storage.SubjectUser, State: authority.StateActive}, p)
+		if err != nil {
+			return err
+		}
+		for _, b := range bans {
+			if b.Value == user && b.CreatedBy == by.Name {
+				mine = append(mine, b.ID)
+			}
+		}
+		if next == "" {
+			break
+		}
+		p.Token = next
+	}
+	for _, id := range mine {
+		if _, _, err := r.auth.LiftBan(ctx, by, id, reason); err != nil && !errors.Is(err, authority.ErrBanAlreadyLifted) {
+			return err
+		}
+	}
+	return nil
+}
+
+// revokeSession applies a CAEP session-revoked: the external issuer's
+// session when the subject names one of an issuer registered here, else
+// every session of the user in the tenant (a session this authority
+// cannot name is revoked with all the user's others).
+func (r *Receiver) revokeSession(ctx context.Context, t storage.SignalTransmitter, s subject, tenant, reason string) error {
+	by := actor(t.ID)
+	if s.session != "" && s.issuer != "" {
+		_, err := r.auth.GetIssuer(ctx, s.issuer)
+		switch {
+		case err == nil:
+			_, _, err = r.auth.RevokeExternal(ctx, by, s.issuer, s.session, "", reason)
+			return err
+		case !errors.Is(err, authority.ErrNotFound):
+			return err
+		}
+	}
+	if tenant == storage.AllTenants {
+		return fmt.Errorf("%w: the transmitter's tenant is \"*\" and the subject names no tenant whose sessions to revoke", ErrSETInvalid)
+	}
+	_, _, err := r.auth.RevokeUserSessions(ctx, by, tenant, s.user, strings.TrimSpace(reason))
+	return err
+}
