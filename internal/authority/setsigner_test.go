@@ -13,8 +13,6 @@ import (
 
 	"github.com/portcullis-dev/portcullis/internal/authority"
 	"github.com/portcullis-dev/portcullis/internal/storage"
-	"github.com/portcullis-dev/portcullis/internal/storage/bolt"
-	"github.com/portcullis-dev/portcullis/internal/storage/bolt/bolttest"
 )
 
 func revisionOf(t *testing.T, st storage.Store) int64 {
@@ -45,12 +43,17 @@ func signingKeys(t *testing.T, st storage.Store) []storage.SigningKey {
 	return out
 }
 
-// TestSETSignerRS256 checks that concurrent first uses on two authorities
-// over one store (two replicas) make one RSA key, that it emits no event,
-// survives rotations and is listed after the token keys.
+// TestSETSignerRS256 checks, on bbolt and etcd, that concurrent first uses
+// on two authorities over one store (two replicas) make one RSA key, that
+// it emits no event, survives rotations and is listed after the token keys.
 func TestSETSignerRS256(t *testing.T) {
+	for name, open := range backends(t) {
+		t.Run(name, func(t *testing.T) { testSETSignerRS256(t, open(t)) })
+	}
+}
+
+func testSETSignerRS256(t *testing.T, st storage.Store) {
 	ctx := context.Background()
-	st := bolttest.Open(t, bolt.Options{})
 	clk := &clock{now: time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC)}
 	cfg := authority.Config{Clock: clk.Now}
 	replicas := []*authority.Authority{authority.New(st, cfg), authority.New(st, cfg)}
