@@ -97,3 +97,22 @@ func TestWireJSONNames(t *testing.T) {
 		t.Fatalf("aud array: %v %v", sc.Audience, err)
 	}
 }
+
+// FuzzParseJWKS: ParseJWKS never panics and keeps only keys with a kid and
+// algorithms Verify knows.
+func FuzzParseJWKS(f *testing.F) {
+	f.Add([]byte(`{"keys":[{"kty":"OKP","kid":"a","crv":"Ed25519","x":"` + b64(edPub) + `"}]}`))
+	f.Add([]byte(`{"keys":[{"kty":"RSA","kid":"r","n":"AQAB","e":"AQAB"},{"kty":"EC","kid":"e","crv":"P-256","x":"","y":""}]}`))
+	f.Fuzz(func(t *testing.T, body []byte) {
+		keys, err := ParseJWKS(body)
+		if err != nil {
+			return
+		}
+		for _, k := range keys {
+			algs := k.Algorithms()
+			if k.KeyID == "" || len(algs) != 1 || signingMethods[algs[0]] == nil {
+				t.Fatalf("kept %+v (algs %v)", k, algs)
+			}
+		}
+	})
+}

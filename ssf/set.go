@@ -78,3 +78,21 @@ func (s *SET) UnmarshalJSON(b []byte) error {
 	*s = out
 	return nil
 }
+
+// EventSubject returns the subject of the event of type uri: the SET's
+// top-level sub_id (SSF 1.0 §4.1.1), or else the event's own "subject"
+// member, which transmitters following earlier SSF drafts and RFC 8417's
+// examples send. It returns nil when there is neither or the event's
+// subject is not valid (Verify already validated sub_id).
+func (s SET) EventSubject(uri string) *Subject {
+	if s.SubjectID != nil {
+		return s.SubjectID
+	}
+	var ev struct {
+		Subject *Subject `json:"subject"`
+	}
+	if json.Unmarshal(s.Events[uri], &ev) != nil || ev.Subject == nil || ev.Subject.Validate() != nil {
+		return nil
+	}
+	return ev.Subject
+}

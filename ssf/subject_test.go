@@ -77,3 +77,20 @@ func TestSubjectKeyCanonical(t *testing.T) {
 		t.Fatalf("key does not round-trip: %+v %v", back, err)
 	}
 }
+
+func TestEventSubject(t *testing.T) {
+	top := SET{SubjectID: Opaque("top"), Events: map[string]json.RawMessage{EventAccountDisabled: json.RawMessage(`{"subject":{"format":"opaque","id":"inner"}}`)}}
+	if got := top.EventSubject(EventAccountDisabled); got == nil || got.ID != "top" {
+		t.Fatalf("sub_id must win: %+v", got)
+	}
+	inner := SET{Events: map[string]json.RawMessage{EventAccountDisabled: json.RawMessage(`{"subject":{"format":"opaque","id":"inner"},"reason":"hijacking"}`)}}
+	if got := inner.EventSubject(EventAccountDisabled); got == nil || got.ID != "inner" {
+		t.Fatalf("event subject: %+v", got)
+	}
+	for name, ev := range map[string]string{"none": `{}`, "invalid": `{"subject":{"format":"opaque"}}`, "not an object": `{"subject":3}`} {
+		s := SET{Events: map[string]json.RawMessage{EventAccountDisabled: json.RawMessage(ev)}}
+		if got := s.EventSubject(EventAccountDisabled); got != nil {
+			t.Errorf("%s: %+v", name, got)
+		}
+	}
+}
