@@ -43,17 +43,13 @@ func (r *Receiver) apply(ctx context.Context, t storage.SignalTransmitter, set s
 		return ev, false, nil
 	}
 	var common struct {
-		Subject     *ssf.Subject `json:"subject"` // pre-1.0 drafts put it in the event
-		ReasonAdmin any          `json:"reason_admin"`
-		Reason      any          `json:"reason"` // RISC account-disabled: hijacking, bulk-account
+		ReasonAdmin any `json:"reason_admin"`
+		Reason      any `json:"reason"` // RISC account-disabled: hijacking, bulk-account
 	}
 	if err := json.Unmarshal(payload, &common); err != nil {
 		return ev, false, fmt.Errorf("%w: event %s: %v", ErrSETInvalid, name, err)
 	}
-	sub := set.SubjectID
-	if sub == nil {
-		sub = common.Subject
-	}
+	sub := set.EventSubject(ev.uri) // sub_id, or the event's subject (earlier drafts)
 	if sub == nil {
 		return ev, false, fmt.Errorf("%w: no subject (sub_id)", ErrSETInvalid)
 	}
