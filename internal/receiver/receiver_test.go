@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -35,6 +36,7 @@ type env struct {
 	m     *client.Mirror
 	tx    *txfake.Transmitter
 	id    string // the transmitter's ID here
+	pub   string // the authority's HTTP URL
 	n     atomic.Int64
 }
 
@@ -64,7 +66,7 @@ func newEnv(t *testing.T, delivery string) *env {
 	if err != nil {
 		t.Fatalf("CreateTransmitter: %v", err)
 	}
-	return &env{t: t, ctx: ctx, a: a, admin: admin, m: m, tx: tx, id: resp.GetTransmitter().GetTransmitterId()}
+	return &env{t: t, ctx: ctx, a: a, admin: admin, m: m, tx: tx, id: resp.GetTransmitter().GetTransmitterId(), pub: pub.URL}
 }
 
 func (e *env) jti() string { return fmt.Sprintf("jti-%d", e.n.Add(1)) }
@@ -295,6 +297,26 @@ func TestPushRefused(t *testing.T) {
 	}
 	if n := len(e.applyAudits()); n != before {
 		t.Fatalf("signal.apply records: %d, want %d", n, before)
+	}
+	resp, err := http.Get(e.pub + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	for _, want := range []string{
+		"portcullis_signals_received_total 9", // the applied one, and 8 refused after the Authorization check
+		"portcullis_signals_applied_total 1",
+		"portcullis_signals_duplicates_total 1",
+		`portcullis_signals_refused_total{reason="SET_INVALID"} 4`,
+		`portcullis_signals_refused_total{reason="SET_KEY_INVALID"} 1`,
+		`portcullis_signals_refused_total{reason="SET_ISSUER_INVALID"} 1`,
+		`portcullis_signals_refused_total{reason="SET_AUDIENCE_INVALID"} 1`,
+		`portcullis_signals_refused_total{reason="PUSH_UNAUTHORIZED"} 1`,
+	} {
+		if !strings.Contains(string(b), want+"\n") {
+			t.Errorf("metrics lack %q", want)
+		}
 	}
 }
 
