@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/portcullis-dev/portcullis/authoritytest"
@@ -292,13 +294,27 @@ func TestPushRefused(t *testing.T) {
 			t.Errorf("%s: %d %v, want %d err %q reason %s", c.name, code, body, c.code, c.err, c.reason)
 		}
 	}
+	// RFC 8935 §2: the body is application/secevent+jwt.
+	st := e.tx.Stream()
+	req, _ := http.NewRequestWithContext(e.ctx, http.MethodPost, st.Delivery.EndpointURL, strings.NewReader(e.tx.Sign(disable(e.jti()))))
+	req.Header.Set("Content-Type", "text/plain")
+	req.Header.Set("Authorization", st.Delivery.AuthorizationHeader)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusBadRequest || !strings.Contains(string(body), `"err":"invalid_request"`) {
+		t.Fatalf("text/plain push: %d %s", resp.StatusCode, body)
+	}
 	if bans := e.bans("gina", pb.BanState_BAN_STATE_UNSPECIFIED); len(bans) != 0 {
 		t.Fatalf("a refused SET banned: %v", bans)
 	}
 	if n := len(e.applyAudits()); n != before {
 		t.Fatalf("signal.apply records: %d, want %d", n, before)
 	}
-	resp, err := http.Get(e.pub + "/metrics")
+	resp, err = http.Get(e.pub + "/metrics")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -336,12 +352,36 @@ func TestKeyRotationAndDelete(t *testing.T) {
 	if err != nil || len(got.GetTransmitter().GetKeyIds()) != 2 {
 		t.Fatalf("keys after the refetch: %v %v", got, err)
 	}
+	for _, bad := range []string{"", "a\x00b", strings.Repeat("x", 65)} {
+		if _, err := e.admin.Signals.GetTransmitter(e.ctx, &pb.GetTransmitterRequest{TransmitterId: bad}); status.Code(err) != codes.InvalidArgument {
+			t.Errorf("GetTransmitter(%q): %v", bad, err)
+		}
+	}
+	if _, err := e.admin.Signals.GetTransmitter(e.ctx, &pb.GetTransmitterRequest{TransmitterId: "stx_none"}); status.Code(err) != codes.NotFound {
+		t.Errorf("GetTransmitter of an unknown ID: %v", err)
+	}
 	stream := e.tx.Stream()
 	if _, err := e.admin.Signals.DeleteTransmitter(e.ctx, &pb.DeleteTransmitterRequest{TransmitterId: e.id}); err != nil {
 		t.Fatal(err)
 	}
 	if d := e.tx.Deleted(); len(d) != 1 || d[0] != stream.StreamID {
 		t.Fatalf("streams deleted at the transmitter: %v", d)
+	}
+	// The stream's last push, after the delete: the transmitter is unknown.
+	s := e.tx.SET(aud, e.jti(), e.a.Clock().Now(), user("hank"), ssf.EventAccountEnabled, ssf.AccountEnabled{})
+	req, _ := http.NewRequestWithContext(e.ctx, http.MethodPost, stream.Delivery.EndpointURL, strings.NewReader(e.tx.Sign(s)))
+	req.Header.Set("Content-Type", ssf.ContentType)
+	req.Header.Set("Authorization", stream.Delivery.AuthorizationHeader)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNotFound {
+		t.Fatalf("push after delete: %d", resp.StatusCode)
+	}
+	if active := e.bans("hank", pb.BanState_BAN_STATE_ACTIVE); len(active) != 1 {
+		t.Fatalf("a push after the delete lifted a ban: %v", active)
 	}
 }
 

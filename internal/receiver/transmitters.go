@@ -197,9 +197,23 @@ func transmitterAudit(action string, by authority.Actor, t storage.SignalTransmi
 	}
 }
 
+// checkID refuses an ID no transmitter can have, before the store sees it.
+func checkID(id string) error {
+	if id == "" {
+		return invalid("transmitter_id", "is required")
+	}
+	if len(id) > 64 || strings.ContainsAny(id, "\x00/") {
+		return invalid("transmitter_id", "%.64q is not a transmitter ID", id)
+	}
+	return nil
+}
+
 // Get returns one transmitter.
 func (r *Receiver) Get(ctx context.Context, id string) (storage.SignalTransmitter, error) {
 	var out storage.SignalTransmitter
+	if err := checkID(id); err != nil {
+		return out, err
+	}
 	err := r.auth.View(ctx, func(tx storage.ReadTx) error {
 		var err error
 		out, err = tx.SignalTransmitter(id)
@@ -230,6 +244,9 @@ func (r *Receiver) List(ctx context.Context) ([]storage.SignalTransmitter, error
 // SETs are refused from then on. Then it deletes our stream at the
 // transmitter, best effort (a failure is logged).
 func (r *Receiver) Delete(ctx context.Context, by authority.Actor, id string) error {
+	if err := checkID(id); err != nil {
+		return err
+	}
 	now := r.now()
 	var rec storage.SignalTransmitter
 	_, err := r.auth.Update(ctx, func(tx storage.Tx) error {
