@@ -33,7 +33,7 @@ func newTransmittersAddCommand() *cobra.Command {
 	var req pb.CreateTransmitterRequest
 	var banDuration time.Duration
 	cmd := &cobra.Command{
-		Use:   "add CONFIG_URL --audience A --tenant T",
+		Use:   "add CONFIG_URL --tenant T [--audience A]",
 		Short: "Receive a transmitter's signals: the authority fetches its configuration and keys and creates a stream at it",
 		Long: `Receive a Shared Signals transmitter's security events: the authority fetches
 CONFIG_URL (the transmitter's /.well-known/ssf-configuration, or its issuer
@@ -48,7 +48,7 @@ in --tenant (for --ban-duration; default permanent) or revoke sessions.`,
 	cf := addConnFlags(cmd, "text", "json")
 	f := cmd.Flags()
 	var tokenFile string
-	f.StringVar(&req.Audience, "audience", "", `the "aud" the transmitter's SETs carry for this authority (required)`)
+	f.StringVar(&req.Audience, "audience", "", `the "aud" the transmitter's SETs carry for this authority (default: the one the transmitter sets for the stream)`)
 	f.StringVar(&req.TenantId, "tenant", "", `the tenant of the bans its signals make (required; "*" for every tenant)`)
 	f.StringVar(&req.Delivery, "delivery", "push", `"push" (the transmitter POSTs SETs here) or "poll" (the authority polls it)`)
 	f.StringVar(&tokenFile, "bearer-token-file", "", "a file holding the credential the authority presents to the transmitter (kept out of the process list)")

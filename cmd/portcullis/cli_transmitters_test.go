@@ -10,8 +10,8 @@ import (
 )
 
 // TestCLITransmitters: transmitters add creates a stream at a (fake)
-// transmitter and shows its keys, refuses push when serve has no public
-// URL, list and show print it without its bearer token, rm removes it
+// transmitter and shows its keys (adopting the stream's aud when not
+// given), refuses push when serve has no public URL, list and show print it without its bearer token, rm removes it
 // and deletes the stream at the transmitter.
 func TestCLITransmitters(t *testing.T) {
 	e := newCLIEnv(t)
@@ -24,7 +24,8 @@ func TestCLITransmitters(t *testing.T) {
 	if code != exitError || !strings.HasPrefix(errs, "portcullis: InvalidArgument INVALID_ARGUMENT: ") || !strings.Contains(errs, "public") {
 		t.Fatalf("push without --public-url: %d %q", code, errs)
 	}
-	out := e.ok("transmitters", "add", tx.URL, "--audience", "me", "--tenant", "acme", "--delivery", "poll",
+	// Without --audience: the aud the transmitter set for the stream.
+	out := e.ok("transmitters", "add", tx.URL, "--tenant", "acme", "--delivery", "poll",
 		"--bearer-token-file", tokenFile, "--ban-duration", "2h")
 	if !strings.HasPrefix(out, "added transmitter stx_") || !strings.Contains(out, "issuer "+tx.URL) || !strings.Contains(out, "keys k1") {
 		t.Fatalf("transmitters add: %q", out)
@@ -39,7 +40,7 @@ func TestCLITransmitters(t *testing.T) {
 		t.Fatalf("transmitters list: %q", list)
 	}
 	show := e.ok("transmitters", "show", id)
-	if !strings.Contains(show, "ban_duration: 2h0m0s") || !strings.Contains(show, "poll_url:     "+tx.URL+"/poll") {
+	if !strings.Contains(show, "ban_duration: 2h0m0s") || !strings.Contains(show, "audience:     aud-"+stream.StreamID) || !strings.Contains(show, "poll_url:     "+tx.URL+"/poll") {
 		t.Fatalf("transmitters show: %q", show)
 	}
 	if js := e.ok("transmitters", "list", "-o", "json"); strings.Contains(js, txfake.Token) || strings.Contains(list+show, txfake.Token) {

@@ -105,6 +105,9 @@ func (r *Receiver) call(ctx context.Context, t storage.SignalTransmitter, method
 // createStream creates our stream at the transmitter (SSF 1.0 §8.1.1.1).
 func (r *Receiver) createStream(ctx context.Context, t storage.SignalTransmitter, d ssf.Delivery) (ssf.StreamConfig, error) {
 	req := ssf.StreamConfig{EventsRequested: EventsApplied, Delivery: &d, Description: t.Description}
+	if t.Audience != "" {
+		req.Audience = ssf.Audience{t.Audience}
+	}
 	var out ssf.StreamConfig
 	if err := r.call(ctx, t, http.MethodPost, t.ConfigurationEndpoint, req, &out, callTimeout); err != nil {
 		return out, err

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -76,9 +77,6 @@ func (r *Receiver) check(s *Settings) (issuer string, err error) {
 	}
 	if err := r.auth.CheckFetchURL(s.ConfigURL); err != nil {
 		return "", invalid("config_url", "%v", err)
-	}
-	if s.Audience == "" {
-		return "", invalid("audience", "is required: the aud the transmitter's SETs carry for this authority")
 	}
 	if err := checkText("audience", s.Audience, maxAudienceLen); err != nil {
 		return "", err
@@ -160,6 +158,19 @@ func (r *Receiver) Add(ctx context.Context, by authority.Actor, s Settings) (sto
 		return storage.SignalTransmitter{}, invalid("config_url", "creating our stream at the transmitter failed: %v", err)
 	}
 	rec.StreamID = stream.StreamID
+	// aud is the transmitter's to set (SSF 1.0 §8.1.1): asked for when
+	// given, adopted when not, and the add refused when the stream's aud
+	// is not the one asked for (every SET would be refused).
+	switch {
+	case s.Audience == "" && len(stream.Audience) == 0:
+		r.deleteStream(rec)
+		return storage.SignalTransmitter{}, invalid("audience", "the transmitter's stream names no aud: give the audience its SETs carry for this authority")
+	case s.Audience == "":
+		rec.Audience = stream.Audience[0]
+	case len(stream.Audience) > 0 && !slices.Contains(stream.Audience, s.Audience):
+		r.deleteStream(rec)
+		return storage.SignalTransmitter{}, invalid("audience", "the transmitter's stream has aud %.200q, not %.200q", []string(stream.Audience), s.Audience)
+	}
 	if s.Delivery == ssf.DeliveryPoll {
 		if stream.Delivery == nil || stream.Delivery.EndpointURL == "" {
 			r.deleteStream(rec)

@@ -213,7 +213,9 @@ type CreateTransmitterRequest struct {
 	// The transmitter's configuration URL (…/.well-known/ssf-configuration),
 	// or its issuer URL, to which that path is added.
 	ConfigUrl string `protobuf:"bytes,1,opt,name=config_url,json=configUrl,proto3" json:"config_url,omitempty"`
-	// The "aud" the transmitter's SETs carry for this authority (required).
+	// The "aud" the transmitter's SETs carry for this authority: asked for
+	// when creating the stream (the add is refused when the transmitter
+	// sets another). Empty: the aud the transmitter sets for the stream.
 	Audience string `protobuf:"bytes,2,opt,name=audience,proto3" json:"audience,omitempty"`
 	// "push" (default) or "poll".
 	Delivery string `protobuf:"bytes,3,opt,name=delivery,proto3" json:"delivery,omitempty"`

@@ -132,6 +132,9 @@ func (x *Transmitter) createStream(w http.ResponseWriter, r *http.Request) {
 	c.StreamID = fmt.Sprintf("stream-%d", x.seq)
 	c.Issuer = x.URL
 	c.EventsDelivered = c.EventsRequested
+	if len(c.Audience) == 0 {
+		c.Audience = ssf.Audience{"aud-" + c.StreamID} // as internal/transmitter: the receiver's to choose, else the stream's
+	}
 	if c.Delivery.Method == ssf.DeliveryPoll {
 		c.Delivery.EndpointURL = x.URL + "/poll"
 	}
