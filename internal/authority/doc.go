@@ -69,6 +69,15 @@
 // "session.revoke_token". A token that names no live session revokes
 // nothing and is no error, as RFC 7009 §2.2 requires.
 //
+// # Ban expiry announcements
+//
+// A temporary ban runs out without a write, so nothing in the event log
+// says so. AnnounceExpiredBans (banexpiry.go), which the Shared Signals
+// transmitter calls in a loop, writes that event once per full user ban:
+// ExpiryAnnounced set and a ban.expired event, in batches bounded like
+// the revocations' (etcd's --max-txn-ops), each re-checking its bans so
+// that racing callers on several replicas announce each ban once.
+//
 // # External issuers
 //
 // issuers.go keeps the external OIDC issuers whose tokens VerifySession
