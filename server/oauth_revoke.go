@@ -34,9 +34,14 @@ const RevisionHeader = "Portcullis-Revision"
 
 // registerOAuthRevoke serves RFC 7009 token revocation on mux.
 func (s *Server) registerOAuthRevoke(mux *http.ServeMux) {
+	// Failed client authentications per address, bounded as gRPC's are
+	// (Limits.FailedAuthPerSecond), in buckets of their own.
+	failures := newKeyedLimiter("failed_auth", s.opts.Limits.FailedAuthPerSecond, s.opts.Limits.FailedAuthBurst)
 	// Every method, so that the others get this endpoint's JSON 405
 	// rather than the mux's plain-text one.
-	mux.HandleFunc(oauthRevokePath, s.serveOAuthRevoke)
+	mux.HandleFunc(oauthRevokePath, func(w http.ResponseWriter, r *http.Request) {
+		s.serveOAuthRevoke(w, r, failures)
+	})
 }
 
 // serveOAuthRevoke is RFC 7009 §2: the client (an API key with scope
@@ -45,7 +50,7 @@ func (s *Server) registerOAuthRevoke(mux *http.ServeMux) {
 // 200 with an empty body whether or not the token named anything (§2.2);
 // errors are JSON with RFC 6749 §5.2's "error" next to Portcullis's
 // reason and message.
-func (s *Server) serveOAuthRevoke(w http.ResponseWriter, r *http.Request) {
+func (s *Server) serveOAuthRevoke(w http.ResponseWriter, r *http.Request, failures *keyedLimiter) {
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", http.MethodPost)
 		s.writeHTTPError(w, r, rpcerr.New(pb.ErrorReason_INVALID_ARGUMENT,
@@ -53,7 +58,7 @@ func (s *Server) serveOAuthRevoke(w http.ResponseWriter, r *http.Request) {
 			oauthErrorCode("invalid_request", http.StatusMethodNotAllowed))
 		return
 	}
-	key, ok := s.oauthClient(w, r)
+	key, ok := s.oauthClient(w, r, failures)
 	if !ok {
 		return
 	}
@@ -102,8 +107,10 @@ func (s *Server) serveOAuthRevoke(w http.ResponseWriter, r *http.Request) {
 // itself). It must grant sessions:write. A refused client is audited like
 // a refused gRPC call (call.denied) and answered 401 invalid_client with
 // the challenge of the scheme it used (§5.2), or of both when it sent
-// none.
-func (s *Server) oauthClient(w http.ResponseWriter, r *http.Request) (storage.APIKey, bool) {
+// none. An address that failed too often (failures) gets 429
+// RESOURCE_EXHAUSTED instead, counted in the denied-call summary, as over
+// gRPC.
+func (s *Server) oauthClient(w http.ResponseWriter, r *http.Request, failures *keyedLimiter) (storage.APIKey, bool) {
 	var secret, scheme string
 	if _, pass, ok := r.BasicAuth(); ok {
 		scheme, secret = "Basic", pass
@@ -113,9 +120,18 @@ func (s *Server) oauthClient(w http.ResponseWriter, r *http.Request) (storage.AP
 	} else if h := r.Header.Get("Authorization"); len(h) > len("Bearer ") && strings.EqualFold(h[:len("Bearer ")], "Bearer ") {
 		scheme, secret = "Bearer", strings.TrimSpace(h[len("Bearer "):])
 	}
-	refuse := func(why string, name string, err error) (storage.APIKey, bool) {
+	// refuse answers a refused client; failed says the credential itself
+	// failed (counted against the address), not only its scope.
+	refuse := func(why, name string, failed bool, err error) (storage.APIKey, bool) {
 		actor := authority.Actor{Name: name, Addr: r.RemoteAddr, Channel: authority.ChannelHTTP}
-		s.denied.record(r.Context(), actor, oauthRemoteIP(r), oauthRevokeMethod, why, false)
+		ip := oauthRemoteIP(r)
+		limited := failed && !failures.allow(ip)
+		s.denied.record(r.Context(), actor, ip, oauthRevokeMethod, why, limited)
+		if limited {
+			s.writeHTTPError(w, r, limitError("failed_auth_rate",
+				"too many failed authentications from this address; retry later with a valid API key"), nil)
+			return storage.APIKey{}, false
+		}
 		switch scheme {
 		case "":
 			w.Header().Add("WWW-Authenticate", `Basic realm="portcullis"`)
@@ -127,12 +143,12 @@ func (s *Server) oauthClient(w http.ResponseWriter, r *http.Request) (storage.AP
 		return storage.APIKey{}, false
 	}
 	if secret == "" {
-		return refuse("no client credential", "", rpcerr.New(pb.ErrorReason_API_KEY_INVALID,
+		return refuse("no client credential", "", true, rpcerr.New(pb.ErrorReason_API_KEY_INVALID,
 			`authenticate with an API key: "Authorization: Bearer <key>", or HTTP Basic with the key as the password`, nil))
 	}
 	key, err := s.auth.Authenticate(r.Context(), secret)
 	if errors.Is(err, authority.ErrAPIKeyInvalid) {
-		return refuse("invalid API key", "", err)
+		return refuse("invalid API key", "", true, err)
 	} else if err != nil {
 		s.writeHTTPError(w, r, err, nil)
 		return storage.APIKey{}, false
@@ -140,7 +156,7 @@ func (s *Server) oauthClient(w http.ResponseWriter, r *http.Request) (storage.AP
 	if !authority.HasScope(key, authority.ScopeSessionsWrite) {
 		// RFC 6749 §5.2 has no error for a client that authenticated but
 		// may not use the endpoint other than invalid_client.
-		return refuse("missing scope "+authority.ScopeSessionsWrite, key.Name, rpcerr.New(pb.ErrorReason_PERMISSION_DENIED,
+		return refuse("missing scope "+authority.ScopeSessionsWrite, key.Name, false, rpcerr.New(pb.ErrorReason_PERMISSION_DENIED,
 			"API key "+strconv.Quote(key.Name)+" lacks scope "+strconv.Quote(authority.ScopeSessionsWrite)+" needed by "+oauthRevokeMethod, nil))
 	}
 	return key, true

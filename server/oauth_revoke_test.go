@@ -341,3 +341,34 @@ func TestOAuthRevokeBadRequests(t *testing.T) {
 		t.Fatalf("a bad request revoked the session: %v", got)
 	}
 }
+
+// Failed client authentications are bounded per address as over gRPC:
+// past the burst, 429 RESOURCE_EXHAUSTED, counted rather than audited one
+// by one; a valid key from the same address still works.
+func TestOAuthRevokeFailedAuthRateLimit(t *testing.T) {
+	e := newEnv(t, envOptions{server: server.Options{Limits: server.Limits{FailedAuthPerSecond: slow, FailedAuthBurst: 3}}})
+	h := httptest.NewServer(e.srv.HTTPHandler())
+	defer h.Close()
+	s := e.login(&pb.CreateSessionRequest{UserId: "alice"})
+	re := &revokeEnv{t: t, http: h, key: e.keyWith("app", "sessions:write")}
+	form := url.Values{"token": {s.GetRefreshToken()}}.Encode()
+	const ct = "application/x-www-form-urlencoded"
+	for range 3 {
+		if r := re.post("Bearer pck_nope", ct, form); r.status != http.StatusUnauthorized {
+			t.Fatalf("status %d body %s, want 401", r.status, r.raw)
+		}
+	}
+	r := re.post("Bearer pck_nope", ct, form)
+	if r.status != http.StatusTooManyRequests || r.body.Reason != "RESOURCE_EXHAUSTED" || r.body.Metadata["limit"] != "failed_auth_rate" {
+		t.Fatalf("status %d body %s, want 429 failed_auth_rate", r.status, r.raw)
+	}
+	wantOK(t, re.revoke(s.GetRefreshToken(), ""))
+	aud, err := e.audit.ListAuditRecords(e.admin(), &pb.ListAuditRecordsRequest{Action: "call.denied"})
+	if err != nil || len(aud.GetRecords()) != 3 {
+		t.Fatalf("%d call.denied records (%v), want 3", len(aud.GetRecords()), err)
+	}
+	got, err := e.sessions.GetSession(e.admin(), &pb.GetSessionRequest{SessionId: s.GetSession().GetSessionId()})
+	if err != nil || got.GetSession().GetRevokeTime() == nil {
+		t.Fatalf("session not revoked: %v (%v)", got, err)
+	}
+}
