@@ -222,6 +222,22 @@ func TestOAuthRevokeExpiredAccessToken(t *testing.T) {
 	}
 }
 
+// A token signed by a key rotated out long ago (past its verification
+// overlap, not yet deleted) is still this authority's: its session is
+// revoked.
+func TestOAuthRevokeTokenOfRetiredKey(t *testing.T) {
+	e := newRevokeEnv(t)
+	s := e.login("grace")
+	if _, err := e.admin.Keys.RotateKey(context.Background(), &pb.RotateKeyRequest{Reason: "test"}); err != nil {
+		t.Fatal(err)
+	}
+	e.a.Clock().Advance(time.Hour) // the token expired, its key no longer verifies
+	wantOK(t, e.revoke(s.GetAccessToken(), ""))
+	if got := e.session(s.GetSession().GetSessionId()); got.GetRevokeTime() == nil {
+		t.Fatalf("session not revoked: %v", got)
+	}
+}
+
 func TestOAuthRevokeUnknownTokens(t *testing.T) {
 	e := newRevokeEnv(t)
 	s := e.login("dave")
