@@ -37,6 +37,11 @@
 //     refusal carries an ErrorInfo like every other limit's.
 //   - The sweeper that runs the domain's sweeps of ended sessions and old
 //     audit records every interval, and the server's metrics.
+//   - RFC 7009 token revocation on the HTTP listener (oauth_revoke.go,
+//     POST /oauth2/revoke): the client is an API key with sessions:write
+//     (Bearer, or the HTTP Basic password), refused ones audited like
+//     refused gRPC calls; errors are writeHTTPError's JSON with RFC 6749's
+//     "error".
 //   - Server reflection from the descriptors that make generate keeps with
 //     their comments, so that grpcurl describe shows them.
 //
