@@ -294,6 +294,14 @@ func TestPushRefused(t *testing.T) {
 			t.Errorf("%s: %d %v, want %d err %q reason %s", c.name, code, body, c.code, c.err, c.reason)
 		}
 	}
+	// The wrong Authorization is audited as a denied call.
+	denied, err := e.admin.Audit.ListAuditRecords(e.ctx, &pb.ListAuditRecordsRequest{Action: "call.denied"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := denied.GetRecords(); len(r) != 1 || r[0].GetDetails()["method"] != "POST /ssf/receive/"+e.id || r[0].GetChannel() != "ssf" {
+		t.Fatalf("denied-call audit: %v", r)
+	}
 	// RFC 8935 §2: the body is application/secevent+jwt.
 	st := e.tx.Stream()
 	req, _ := http.NewRequestWithContext(e.ctx, http.MethodPost, st.Delivery.EndpointURL, strings.NewReader(e.tx.Sign(disable(e.jti()))))
