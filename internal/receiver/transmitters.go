@@ -84,8 +84,8 @@ func (r *Receiver) check(s *Settings) (issuer string, err error) {
 	switch s.Delivery {
 	case "", "push":
 		s.Delivery = ssf.DeliveryPush
-		if r.cfg.PublicURL == "" {
-			return "", invalid("delivery", "push needs this authority's public URL (serve --public-url)")
+		if pu, err := url.Parse(r.cfg.PublicURL); err != nil || pu.Host == "" || (pu.Scheme != "https" && pu.Scheme != "http") {
+			return "", invalid("delivery", "push needs this authority's public URL (serve --public-url, or --http-listen), not %.128q", r.cfg.PublicURL)
 		}
 	case "poll":
 		s.Delivery = ssf.DeliveryPoll
