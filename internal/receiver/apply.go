@@ -73,6 +73,15 @@ func (r *Receiver) apply(ctx context.Context, t storage.SignalTransmitter, set s
 	by := actor(t.ID)
 	switch ev.uri {
 	case ssf.EventAccountDisabled, ssf.EventCredentialCompromise, ssf.EventAccountPurged:
+		// A ban of ours in force already (a redelivery after a failure
+		// that followed the ban, another replica's) is not made twice.
+		own, err := r.ownBans(ctx, t, subj.user)
+		if err != nil {
+			return ev, false, err
+		}
+		if len(own) > 0 {
+			break
+		}
 		in := authority.BanInput{TenantID: t.TenantID, Kind: storage.SubjectUser, Value: subj.user, Reason: ev.reason, Policy: ev.policy}
 		if t.BanDuration > 0 {
 			end := r.now().Add(t.BanDuration)
@@ -161,29 +170,33 @@ func reasonText(v any) string {
 	return ""
 }
 
+// ownBans returns the active full bans of user in the transmitter's
+// tenant that its signals made (CheckBan: the user's bans through the
+// index, not a scan of every ban).
+func (r *Receiver) ownBans(ctx context.Context, t storage.SignalTransmitter, user string) ([]storage.Ban, error) {
+	tenant := t.TenantID
+	if tenant == storage.AllTenants {
+		tenant = authority.DefaultTenant // CheckBan names a tenant; the "*" bans match any
+	}
+	_, bans, err := r.auth.CheckBan(ctx, authority.CheckInput{TenantID: tenant, UserID: user})
+	if err != nil {
+		return nil, err
+	}
+	by := actor(t.ID).Name
+	return slices.DeleteFunc(bans, func(b storage.Ban) bool {
+		return b.TenantID != t.TenantID || b.Kind != storage.SubjectUser || b.Value != user || b.CreatedBy != by || !b.Full()
+	}), nil
+}
+
 // liftOwnBans lifts the active bans of user that this transmitter's
 // signals made; an operator's ban on the same user stays.
 func (r *Receiver) liftOwnBans(ctx context.Context, t storage.SignalTransmitter, user, reason string) error {
-	by := actor(t.ID)
-	var mine []string
-	p := authority.Page{Size: 1000}
-	for {
-		bans, next, err := r.auth.ListBans(ctx, authority.BanFilter{Kind: storage.SubjectUser, State: authority.StateActive}, p)
-		if err != nil {
-			return err
-		}
-		for _, b := range bans {
-			if b.Value == user && b.CreatedBy == by.Name {
-				mine = append(mine, b.ID)
-			}
-		}
-		if next == "" {
-			break
-		}
-		p.Token = next
+	own, err := r.ownBans(ctx, t, user)
+	if err != nil {
+		return err
 	}
-	for _, id := range mine {
-		if _, _, err := r.auth.LiftBan(ctx, by, id, reason); err != nil && !errors.Is(err, authority.ErrBanAlreadyLifted) {
+	for _, b := range own {
+		if _, _, err := r.auth.LiftBan(ctx, actor(t.ID), b.ID, reason); err != nil && !errors.Is(err, authority.ErrBanAlreadyLifted) {
 			return err
 		}
 	}

@@ -166,6 +166,9 @@ func TestPushBans(t *testing.T) {
 	if err := e.check(alice); !errors.Is(err, client.ErrUserBanned) {
 		t.Fatalf("after account-disabled: %v", err)
 	}
+	// The same signal again (another jti: a transmitter's retry, another
+	// replica's): the ban in force is not made twice.
+	e.mustApply(e.signed(e.jti(), ssf.EventAccountDisabled, user("alice"), ssf.AccountDisabled{}))
 	bans := e.bans("alice", pb.BanState_BAN_STATE_ACTIVE)
 	if len(bans) != 1 {
 		t.Fatalf("bans: %v", bans)
@@ -200,7 +203,7 @@ func TestPushBans(t *testing.T) {
 	}
 
 	audits := e.applyAudits()
-	if len(audits) != 4 {
+	if len(audits) != 5 {
 		t.Fatalf("signal.apply records: %d", len(audits))
 	}
 	found := false
