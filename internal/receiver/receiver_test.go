@@ -31,7 +31,7 @@ const aud = "https://receiver.example"
 // its --public-url, a mirror following it, and a fake transmitter added
 // as push or poll.
 type env struct {
-	t     *testing.T
+	t     testing.TB
 	ctx   context.Context
 	a     *authoritytest.Authority
 	admin *client.Client
@@ -42,7 +42,7 @@ type env struct {
 	n     atomic.Int64
 }
 
-func newEnv(t *testing.T, delivery string) *env {
+func newEnv(t testing.TB, delivery string) *env {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute) // hang guard
 	t.Cleanup(cancel)
