@@ -5,6 +5,7 @@ import (
 
 	"google.golang.org/grpc/health/grpc_health_v1"
 
+	"github.com/portcullis-dev/portcullis/internal/transmitter"
 	"github.com/portcullis-dev/portcullis/server/console"
 )
 
@@ -14,6 +15,7 @@ type HTTPOption func(*httpOptions)
 type httpOptions struct {
 	console       bool
 	consoleSecure bool
+	transmitter   *transmitter.Transmitter // WithTransmitter (ssf_transmitter.go)
 }
 
 // WithConsole serves the operator console under /console/ (package
@@ -46,6 +48,9 @@ func (s *Server) HTTPHandler(opts ...HTTPOption) http.Handler {
 		}
 		_, _ = w.Write([]byte("ok\n"))
 	})
+	if o.transmitter != nil {
+		s.registerSSFTransmitter(mux, o.transmitter)
+	}
 	if o.console {
 		c := console.New(console.Config{Authority: s.auth, Fleet: s.fleet, Scope: scopeOf, Closing: s.closing, Secure: o.consoleSecure, Logger: s.log})
 		mux.Handle("/console/", c.Handler())

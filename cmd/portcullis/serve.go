@@ -17,6 +17,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/portcullis-dev/portcullis/internal/authority"
+	"github.com/portcullis-dev/portcullis/internal/transmitter"
 	"github.com/portcullis-dev/portcullis/server"
 )
 
@@ -43,6 +44,8 @@ type serveConfig struct {
 	clientCA           string
 	limits             server.Limits // limits.go
 	store              storeConfig   // store.go
+	publicURL          string        // Shared Signals issuer and endpoints' base
+	ssfMaxOutage       time.Duration // a push receiver failing this long pauses its stream
 }
 
 func newServeCommand() *cobra.Command {
@@ -84,6 +87,8 @@ signing key and an API key named bootstrap-admin with scope admin, written to
 	f.Int64Var(&c.retainRevisions, "retain-revisions", 100000, "how many revisions of the event log to keep for resuming watchers")
 	f.DurationVar(&c.shutdownTimeout, "shutdown-timeout", 10*time.Second, "how long to wait for calls in flight on shutdown")
 	f.StringVar(&c.console, "console", "auto", "serve the operator console under /console/ on the HTTP listener: auto (when --http-listen is a loopback address), on, or off")
+	f.StringVar(&c.publicURL, "public-url", "", "the authority's public base URL: the Shared Signals issuer and the base of its endpoints (default http://<--http-listen>)")
+	f.DurationVar(&c.ssfMaxOutage, "ssf-max-outage", transmitter.DefaultMaxOutage, "how long a Shared Signals push receiver may fail before its stream is paused")
 	addTLSFlags(f, &c)
 	addLimitFlags(f, &c.limits)
 	addStoreFlags(f, &c.store)
@@ -191,6 +196,22 @@ func serve(ctx context.Context, c serveConfig, logOut io.Writer) error {
 	} else {
 		close(sweepDone)
 	}
+	// The Shared Signals transmitter (internal/transmitter): on every
+	// replica it pushes the streams' SETs and announces expired bans. Like
+	// the sweeper, it stops (writing its streams' positions) before the
+	// store closes.
+	publicURL := c.publicURL
+	if publicURL == "" {
+		publicURL = "http://" + c.httpListen
+	}
+	ssfTx := transmitter.New(transmitter.Config{Store: metrics.InstrumentStore(store), Authority: auth,
+		Issuer: publicURL, Logger: log, MaxOutage: c.ssfMaxOutage})
+	metrics.Registry().MustRegister(server.TransmitterCollector(ssfTx))
+	ssfCtx, stopSSF := context.WithCancel(ctx)
+	ssfDone := make(chan struct{})
+	go func() { defer close(ssfDone); ssfTx.Run(ssfCtx) }()
+	defer func() { stopSSF(); <-ssfDone }()
+
 	g := srv.NewGRPCServer(tr.grpc...)
 	lis, err := net.Listen("tcp", c.listen)
 	if err != nil {
@@ -206,7 +227,7 @@ func serve(ctx context.Context, c serveConfig, logOut io.Writer) error {
 			g.Stop()
 			return err
 		}
-		var hopts []server.HTTPOption
+		hopts := []server.HTTPOption{server.WithTransmitter(ssfTx)}
 		if console {
 			hopts = append(hopts, server.WithConsole(c.tlsCert != ""))
 		}

@@ -1,0 +1,170 @@
+package transmitter
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/portcullis-dev/portcullis/internal/storage"
+	"github.com/portcullis-dev/portcullis/ssf"
+)
+
+// expiryAnnouncer is the authority's ban-expiry announcer
+// (Authority.AnnounceExpiredBans).
+type expiryAnnouncer interface {
+	AnnounceExpiredBans(ctx context.Context) (next time.Time, err error)
+}
+
+// worker is one running push worker.
+type worker struct {
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+// Run delivers the push streams and announces expired bans until ctx
+// ends, on every replica. It follows the event log: at start and on every
+// signal.stream.* event it (re)starts the push worker of each enabled
+// push stream, with the stream's new configuration, and stops the others.
+// It returns once every worker has stopped and written its Position.
+func (t *Transmitter) Run(ctx context.Context) {
+	var wg sync.WaitGroup
+	if a, ok := any(t.cfg.Authority).(expiryAnnouncer); ok {
+		wg.Go(func() { t.announce(ctx, a) })
+	}
+	workers := map[string]*worker{}
+	defer func() {
+		for id := range workers {
+			t.stopWorker(workers, id)
+		}
+		wg.Wait()
+	}()
+	backoff := t.cfg.MinBackoff
+	for ctx.Err() == nil {
+		err := t.follow(ctx, workers)
+		if ctx.Err() != nil {
+			return
+		}
+		t.log.Warn("SSF transmitter: following the event log failed; retrying", "error", err)
+		if sleep(ctx, backoff) != nil {
+			return
+		}
+		backoff = min(2*backoff, t.cfg.MaxBackoff)
+	}
+}
+
+// follow reconciles every stream, then each one the log names, until the
+// log fails.
+func (t *Transmitter) follow(ctx context.Context, workers map[string]*worker) error {
+	var rev int64
+	var streams []storage.SignalStream
+	err := t.cfg.Store.View(ctx, func(tx storage.ReadTx) error {
+		rev, streams = tx.Revision(), streams[:0]
+		for st, err := range tx.SignalStreams() {
+			if err != nil {
+				return err
+			}
+			streams = append(streams, st)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	w, err := t.cfg.Store.Watch(ctx, rev)
+	if err != nil {
+		return err
+	}
+	defer w.Close()
+	seen := map[string]bool{}
+	for _, st := range streams {
+		seen[st.ID] = true
+		t.reconcile(ctx, workers, st.ID, &st)
+	}
+	for id := range workers {
+		if !seen[id] {
+			t.stopWorker(workers, id)
+		}
+	}
+	for {
+		ch, err := w.Next(ctx)
+		if err != nil {
+			return err
+		}
+		for _, ev := range ch.Events {
+			switch ev.Kind {
+			case storage.EventSignalStreamUpdated, storage.EventSignalStreamDeleted:
+				if ev.Signal != nil {
+					t.reconcile(ctx, workers, ev.Signal.StreamID, nil)
+				}
+			case storage.EventBanCreated, storage.EventBanLifted:
+				select { // a new temporary ban may expire before the announcer's next wake
+				case t.kick <- struct{}{}:
+				default:
+				}
+			}
+		}
+	}
+}
+
+// reconcile stops the stream's worker and starts a new one if the stream
+// (st, or as the store has it) is an enabled push stream.
+func (t *Transmitter) reconcile(ctx context.Context, workers map[string]*worker, id string, st *storage.SignalStream) {
+	t.stopWorker(workers, id) // it writes its Position before the new one reads it
+	if st == nil {
+		err := t.cfg.Store.View(ctx, func(tx storage.ReadTx) error {
+			s, err := tx.SignalStream(id)
+			if err == nil {
+				st = &s
+			}
+			return err
+		})
+		if errors.Is(err, storage.ErrNotFound) {
+			return
+		} else if err != nil {
+			t.log.Warn("SSF transmitter: reading a stream failed", "stream", id, "error", err)
+			return
+		}
+	}
+	if st.Status != StatusEnabled || st.DeliveryMethod != ssf.DeliveryPush {
+		return
+	}
+	wctx, cancel := context.WithCancel(ctx)
+	w := &worker{cancel: cancel, done: make(chan struct{})}
+	workers[id] = w
+	s := *st
+	go func() {
+		defer close(w.done)
+		t.push(wctx, s)
+	}()
+}
+
+func (t *Transmitter) stopWorker(workers map[string]*worker, id string) {
+	if w, ok := workers[id]; ok {
+		w.cancel()
+		<-w.done
+		delete(workers, id)
+	}
+}
+
+// announce calls AnnounceExpiredBans when the earliest temporary ban
+// expires (at least once a minute, and when a ban event arrives): its
+// ban.expired events become account-enabled SETs.
+func (t *Transmitter) announce(ctx context.Context, a expiryAnnouncer) {
+	for ctx.Err() == nil {
+		wait := time.Minute
+		next, err := a.AnnounceExpiredBans(ctx)
+		if err != nil && ctx.Err() == nil {
+			t.log.Warn("SSF transmitter: announcing expired bans failed", "error", err)
+		} else if !next.IsZero() {
+			wait = min(wait, max(next.Sub(t.cfg.Clock()), 0))
+		}
+		tm := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+		case <-tm.C:
+		case <-t.kick:
+		}
+		tm.Stop()
+	}
+}
