@@ -19,17 +19,20 @@ var errStop = errors.New("push worker stopped")
 
 // pusher is one push stream's worker state.
 type pusher struct {
-	t       *Transmitter
-	st      storage.SignalStream
-	c       *counters
+	t  *Transmitter
+	st storage.SignalStream
+	c  *counters
+	// since: the stream's record is as of this revision; a later change
+	// of it ends the worker there (Run starts another with the change).
+	since   int64
 	pos     int64     // delivered through this revision
 	written int64     // the Position last written
 	wroteAt time.Time // when (wall time: it only spaces writes)
 }
 
 // push delivers the stream's SETs until ctx ends or the stream pauses.
-func (t *Transmitter) push(ctx context.Context, st storage.SignalStream) {
-	p := &pusher{t: t, st: st, c: t.count(st.ID), pos: st.Position, written: st.Position}
+func (t *Transmitter) push(ctx context.Context, st storage.SignalStream, since int64) {
+	p := &pusher{t: t, st: st, c: t.count(st.ID), since: since, pos: st.Position, written: st.Position}
 	defer p.flush(context.WithoutCancel(ctx))
 	backoff := t.cfg.MinBackoff
 	for ctx.Err() == nil {
@@ -84,10 +87,27 @@ func (p *pusher) run(ctx context.Context) error {
 			}
 		}
 		p.pos = ch.Revision
+		if ch.Revision > p.since && changesStream(ch, p.st.ID) {
+			// Reconfigured, paused or deleted from here on: what follows is
+			// for the worker Run starts with the new record, if any.
+			p.flush(ctx)
+			return errStop
+		}
 		if time.Since(p.wroteAt) >= positionEvery {
 			p.flush(ctx)
 		}
 	}
+}
+
+// changesStream reports whether ch changes the stream's record.
+func changesStream(ch storage.Change, id string) bool {
+	for _, ev := range ch.Events {
+		if (ev.Kind == storage.EventSignalStreamUpdated || ev.Kind == storage.EventSignalStreamDeleted) &&
+			ev.Signal != nil && ev.Signal.StreamID == id {
+			return true
+		}
+	}
+	return false
 }
 
 // deliver pushes one SET until the receiver takes (202) or refuses it

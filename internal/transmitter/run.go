@@ -57,14 +57,14 @@ func (t *Transmitter) Run(ctx context.Context) {
 // log fails.
 func (t *Transmitter) follow(ctx context.Context, workers map[string]*worker) error {
 	var rev int64
-	var streams []storage.SignalStream
+	var ids []string
 	err := t.cfg.Store.View(ctx, func(tx storage.ReadTx) error {
-		rev, streams = tx.Revision(), streams[:0]
+		rev, ids = tx.Revision(), ids[:0]
 		for st, err := range tx.SignalStreams() {
 			if err != nil {
 				return err
 			}
-			streams = append(streams, st)
+			ids = append(ids, st.ID)
 		}
 		return nil
 	})
@@ -77,9 +77,9 @@ func (t *Transmitter) follow(ctx context.Context, workers map[string]*worker) er
 	}
 	defer w.Close()
 	seen := map[string]bool{}
-	for _, st := range streams {
-		seen[st.ID] = true
-		t.reconcile(ctx, workers, st.ID, &st)
+	for _, id := range ids {
+		seen[id] = true
+		t.reconcile(ctx, workers, id, rev)
 	}
 	for id := range workers {
 		if !seen[id] {
@@ -95,7 +95,7 @@ func (t *Transmitter) follow(ctx context.Context, workers map[string]*worker) er
 			switch ev.Kind {
 			case storage.EventSignalStreamUpdated, storage.EventSignalStreamDeleted:
 				if ev.Signal != nil {
-					t.reconcile(ctx, workers, ev.Signal.StreamID, nil)
+					t.reconcile(ctx, workers, ev.Signal.StreamID, ch.Revision)
 				}
 			case storage.EventBanCreated, storage.EventBanLifted:
 				select { // a new temporary ban may expire before the announcer's next wake
@@ -108,23 +108,19 @@ func (t *Transmitter) follow(ctx context.Context, workers map[string]*worker) er
 }
 
 // reconcile stops the stream's worker and starts a new one if the stream
-// (st, or as the store has it) is an enabled push stream.
-func (t *Transmitter) reconcile(ctx context.Context, workers map[string]*worker, id string, st *storage.SignalStream) {
+// is an enabled push stream, as of revision since (or later).
+func (t *Transmitter) reconcile(ctx context.Context, workers map[string]*worker, id string, since int64) {
 	t.stopWorker(workers, id) // it writes its Position before the new one reads it
-	if st == nil {
-		err := t.cfg.Store.View(ctx, func(tx storage.ReadTx) error {
-			s, err := tx.SignalStream(id)
-			if err == nil {
-				st = &s
-			}
-			return err
-		})
-		if errors.Is(err, storage.ErrNotFound) {
-			return
-		} else if err != nil {
-			t.log.Warn("SSF transmitter: reading a stream failed", "stream", id, "error", err)
-			return
-		}
+	var st storage.SignalStream
+	err := t.cfg.Store.View(ctx, func(tx storage.ReadTx) (err error) {
+		st, err = tx.SignalStream(id)
+		return err
+	})
+	if errors.Is(err, storage.ErrNotFound) {
+		return
+	} else if err != nil {
+		t.log.Warn("SSF transmitter: reading a stream failed", "stream", id, "error", err)
+		return
 	}
 	if st.Status != StatusEnabled || st.DeliveryMethod != ssf.DeliveryPush {
 		return
@@ -132,10 +128,9 @@ func (t *Transmitter) reconcile(ctx context.Context, workers map[string]*worker,
 	wctx, cancel := context.WithCancel(ctx)
 	w := &worker{cancel: cancel, done: make(chan struct{})}
 	workers[id] = w
-	s := *st
 	go func() {
 		defer close(w.done)
-		t.push(wctx, s)
+		t.push(wctx, st, since)
 	}()
 }
 
