@@ -123,6 +123,8 @@ func (d *BanDecoder) field(p *banParser, key []byte, b *Ban) bool {
 		return p.str(&b.LiftedBy, &d.last[lastLiftedBy])
 	case "LiftReason":
 		return p.str(&b.LiftReason, &d.last[lastLiftReason])
+	case "ExpiryAnnounced":
+		return p.time(&b.ExpiryAnnounced)
 	}
 	return false // another key: encoding/json's matching (case-insensitive) decides
 }

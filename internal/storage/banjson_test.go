@@ -22,6 +22,8 @@ func jsonBans() []storage.Ban {
 			CreateTime: t.Add(time.Nanosecond), LiftTime: t.Add(time.Hour + 10*time.Microsecond), LiftedBy: "ops", LiftReason: "appeal"},
 		{ID: "ban_05", TenantID: "public", Kind: storage.SubjectUser, Value: "leap", CreateTime: time.Date(2024, 2, 29, 23, 59, 59, 999999999, time.UTC)},
 		{ID: "ban_06", Kind: "other", Value: "x"},
+		{ID: "ban_07", TenantID: "public", Kind: storage.SubjectUser, Value: "carol", CreateTime: t,
+			ExpireTime: t.Add(time.Hour), ExpiryAnnounced: t.Add(time.Hour + time.Second)},
 	}
 }
 

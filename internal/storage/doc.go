@@ -82,9 +82,18 @@
 // Issuer records (issuers.go), keyed by the issuer URL, hold an external
 // OIDC issuer's settings, its current public keys and the fetch status;
 // ExternalRevocation records, keyed by issuer, kind and value, revoke one
-// of its sessions or tokens until KeepUntil (swept by the authority). The
-// bolt backend creates their buckets on first write, so older files open
-// unchanged.
+// of its sessions or tokens until KeepUntil (swept by the authority).
+//
+// The records of OpenID Shared Signals (signals.go): SignalStream, keyed
+// by ID, is an SSF stream this authority transmits, with its delivery
+// position (written without an event); SignalTransmitter, keyed by ID, a
+// transmitter it receives from; ReceivedSET, keyed by transmitter and jti
+// (ReceivedSETKey), marks a SET already applied until KeepUntil. Their
+// events (signal.*) carry a SignalNote naming the record, never the
+// record and its secrets; ban.expired carries the Ban, whose
+// ExpiryAnnounced says it was announced. The bolt backend creates their
+// buckets with the others when it creates a file, and refuses files of
+// the schema version before them (4).
 //
 // # Encoding
 //

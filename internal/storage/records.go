@@ -88,6 +88,10 @@ type Ban struct {
 	LiftTime   time.Time // zero while not lifted
 	LiftedBy   string
 	LiftReason string
+
+	// ExpiryAnnounced is when EventBanExpired was emitted for the ban;
+	// zero before (and for bans that never expire).
+	ExpiryAnnounced time.Time
 }
 
 // Full reports whether the ban forbids everything (no capability list).
@@ -181,7 +185,7 @@ const (
 )
 
 // Event is one state change a verifier needs. Exactly one of Ban, Session,
-// Key, Issuer and Revocation is set, according to Kind. Key never carries the private
+// Key, Issuer, Revocation and Signal is set, according to Kind. Key never carries the private
 // key.
 type Event struct {
 	Kind    EventKind
@@ -192,6 +196,8 @@ type Event struct {
 	Issuer  *Issuer `json:",omitempty"`
 	// Revocation is the payload of EventExternalRevoked.
 	Revocation *ExternalRevocation `json:",omitempty"`
+	// Signal is the payload of the signal.* events (signals.go).
+	Signal *SignalNote `json:",omitempty"`
 }
 
 // Change is everything one Update emitted, under one revision.

@@ -32,7 +32,10 @@ func (s Session) UTC() Session {
 func (r RefreshToken) UTC() RefreshToken { utc(&r.ExpireTime); return r }
 
 // UTC returns b with every time in UTC.
-func (b Ban) UTC() Ban { utc(&b.CreateTime, &b.ExpireTime, &b.LiftTime); return b }
+func (b Ban) UTC() Ban {
+	utc(&b.CreateTime, &b.ExpireTime, &b.LiftTime, &b.ExpiryAnnounced)
+	return b
+}
 
 // UTC returns a with every time in UTC.
 func (a AuditRecord) UTC() AuditRecord { utc(&a.Time); return a }
@@ -67,6 +70,10 @@ func (e Event) UTC() Event {
 		r := e.Revocation.UTC()
 		e.Revocation = &r
 	}
+	if e.Signal != nil {
+		n := *e.Signal
+		e.Signal = &n
+	}
 	return e
 }
 
@@ -75,7 +82,7 @@ func (e Event) UTC() Event {
 // ErrInvalidEvent.
 func (e Event) Check() error {
 	n := 0
-	for _, set := range []bool{e.Ban != nil, e.Session != nil, e.Key != nil, e.Issuer != nil, e.Revocation != nil} {
+	for _, set := range []bool{e.Ban != nil, e.Session != nil, e.Key != nil, e.Issuer != nil, e.Revocation != nil, e.Signal != nil} {
 		if set {
 			n++
 		}
@@ -85,7 +92,7 @@ func (e Event) Check() error {
 	}
 	ok := true // a kind this build does not know: only the count is checked
 	switch e.Kind {
-	case EventBanCreated, EventBanLifted:
+	case EventBanCreated, EventBanLifted, EventBanExpired:
 		ok = e.Ban != nil
 	case EventSessionRevoked:
 		ok = e.Session != nil
@@ -95,6 +102,9 @@ func (e Event) Check() error {
 		ok = e.Issuer != nil
 	case EventExternalRevoked:
 		ok = e.Revocation != nil
+	case EventSignalStreamUpdated, EventSignalStreamDeleted, EventSignalVerification,
+		EventSignalTransmitterUpdated, EventSignalTransmitterDeleted:
+		ok = e.Signal != nil
 	}
 	if !ok {
 		return fmt.Errorf("%w: %q carries the wrong payload", ErrInvalidEvent, e.Kind)

@@ -157,6 +157,22 @@ type ReadTx interface {
 	ExternalRevocation(key string) (ExternalRevocation, error)
 	// ExternalRevocations yields every external revocation, by key.
 	ExternalRevocations() iter.Seq2[ExternalRevocation, error]
+
+	// SignalStream reads an SSF stream this authority transmits, by ID.
+	SignalStream(id string) (SignalStream, error)
+	// SignalStreams yields every stream, by ID.
+	SignalStreams() iter.Seq2[SignalStream, error]
+	// SignalTransmitter reads a transmitter this authority receives
+	// from, by ID.
+	SignalTransmitter(id string) (SignalTransmitter, error)
+	// SignalTransmitters yields every transmitter, by ID.
+	SignalTransmitters() iter.Seq2[SignalTransmitter, error]
+	// ReceivedSET reads the mark of a received SET by key
+	// (ReceivedSETKey).
+	ReceivedSET(key string) (ReceivedSET, error)
+	// ReceivedSETs yields every received SET's mark, by key (so by
+	// transmitter, then jti).
+	ReceivedSETs() iter.Seq2[ReceivedSET, error]
 }
 
 // Tx reads and writes within one Update.
@@ -206,6 +222,21 @@ type Tx interface {
 	// DeleteExternalRevocation removes an external revocation past its
 	// KeepUntil (sweeping); an absent one is not an error.
 	DeleteExternalRevocation(key string) error
+
+	// PutSignalStream creates or replaces an SSF stream.
+	PutSignalStream(SignalStream) error
+	// DeleteSignalStream removes a stream; an absent one is not an error.
+	DeleteSignalStream(id string) error
+	// PutSignalTransmitter creates or replaces a transmitter.
+	PutSignalTransmitter(SignalTransmitter) error
+	// DeleteSignalTransmitter removes a transmitter; an absent one is not
+	// an error.
+	DeleteSignalTransmitter(id string) error
+	// PutReceivedSET records a received SET (keyed by ReceivedSET.Key).
+	PutReceivedSET(ReceivedSET) error
+	// DeleteReceivedSET removes a received SET's mark past its KeepUntil
+	// (sweeping); an absent one is not an error.
+	DeleteReceivedSET(key string) error
 
 	// Emit appends an event to this transaction's change. Its Revision is
 	// assigned at commit.

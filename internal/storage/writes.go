@@ -25,9 +25,13 @@ const (
 	TableSigningKeys
 	TableIssuers             // by issuer URL
 	TableExternalRevocations // by ExternalRevocation.Key
+	TableSignalStreams       // by SignalStream.ID
+	TableSignalTransmitters  // by SignalTransmitter.ID
+	TableReceivedSETs        // by ReceivedSET.Key
 )
 
-var tableNames = [...]string{"session", "refresh token", "ban", "audit record", "api key", "signing key", "issuer", "external revocation"}
+var tableNames = [...]string{"session", "refresh token", "ban", "audit record", "api key", "signing key", "issuer", "external revocation",
+	"signal stream", "signal transmitter", "received SET"}
 
 func (t Table) String() string { return tableNames[t] }
 
@@ -352,6 +356,53 @@ func (w *Writes) DeleteExternalRevocation(key string) error {
 		return err
 	}
 	return w.rt.DeleteRecord(TableExternalRevocations, key)
+}
+
+func (w *Writes) PutSignalStream(s SignalStream) error {
+	if err := w.ready(s.CheckKeys); err != nil {
+		return err
+	}
+	return w.put(TableSignalStreams, s.ID, s.UTC())
+}
+
+// DeleteSignalStream removes a stream; an absent one is not an error.
+func (w *Writes) DeleteSignalStream(id string) error {
+	if err := w.rt.Writable(); err != nil {
+		return err
+	}
+	return w.rt.DeleteRecord(TableSignalStreams, id)
+}
+
+func (w *Writes) PutSignalTransmitter(x SignalTransmitter) error {
+	if err := w.ready(x.CheckKeys); err != nil {
+		return err
+	}
+	return w.put(TableSignalTransmitters, x.ID, x.UTC())
+}
+
+// DeleteSignalTransmitter removes a transmitter; an absent one is not an
+// error.
+func (w *Writes) DeleteSignalTransmitter(id string) error {
+	if err := w.rt.Writable(); err != nil {
+		return err
+	}
+	return w.rt.DeleteRecord(TableSignalTransmitters, id)
+}
+
+func (w *Writes) PutReceivedSET(r ReceivedSET) error {
+	if err := w.ready(r.CheckKeys); err != nil {
+		return err
+	}
+	return w.put(TableReceivedSETs, r.Key(), r.UTC())
+}
+
+// DeleteReceivedSET removes a received SET's mark; an absent one is not
+// an error.
+func (w *Writes) DeleteReceivedSET(key string) error {
+	if err := w.rt.Writable(); err != nil {
+		return err
+	}
+	return w.rt.DeleteRecord(TableReceivedSETs, key)
 }
 
 // Emit encodes the event now, so later changes to the caller's payload do

@@ -62,6 +62,9 @@ func checkStore(tx *bbolt.Tx) error {
 		checkKeyed(bucketSigningKeys, "signing key", func(k storage.SigningKey) []byte { return []byte(k.ID) }),
 		checkKeyed(bucketIssuers, "issuer", func(i storage.Issuer) []byte { return []byte(i.URL) }),
 		checkKeyed(bucketExternalRevocations, "external revocation", func(r storage.ExternalRevocation) []byte { return []byte(r.Key()) }),
+		checkKeyed(bucketSignalStreams, "signal stream", func(s storage.SignalStream) []byte { return []byte(s.ID) }),
+		checkKeyed(bucketSignalTransmitters, "signal transmitter", func(x storage.SignalTransmitter) []byte { return []byte(x.ID) }),
+		checkKeyed(bucketReceivedSETs, "received SET", func(r storage.ReceivedSET) []byte { return []byte(r.Key()) }),
 	}
 	for _, check := range checks {
 		if err := check(rt); err != nil {

@@ -14,9 +14,10 @@ package bolt
 // any other version, older or newer: before 1.0 there is no migration (see
 // the README's Compatibility section). Files of version 1 (written by
 // development builds, without bucketRefreshTokensBySession), of version 2
-// (without the buckets of external issuers) and of version 3 (without the
-// audit indexes) are refused too.
-const schemaVersion uint64 = 4
+// (without the buckets of external issuers), of version 3 (without the
+// audit indexes) and of version 4 (without the buckets of shared signals)
+// are refused too.
+const schemaVersion uint64 = 5
 
 // sep separates the parts of an index key.
 const sep = 0x00
@@ -71,6 +72,15 @@ var (
 	// storage.ExternalRevocation.
 	bucketExternalRevocations = []byte("external_revocations")
 
+	// bucketSignalStreams: stream ID -> JSON storage.SignalStream.
+	bucketSignalStreams = []byte("signal_streams")
+	// bucketSignalTransmitters: transmitter ID -> JSON
+	// storage.SignalTransmitter.
+	bucketSignalTransmitters = []byte("signal_transmitters")
+	// bucketReceivedSETs: storage.ReceivedSET.Key() -> JSON
+	// storage.ReceivedSET.
+	bucketReceivedSETs = []byte("received_sets")
+
 	// bucketEvents: revision as 8-byte big-endian -> JSON storage.Change.
 	// It holds exactly the revisions compacted+1 .. revision (see meta).
 	bucketEvents = []byte("events")
@@ -87,6 +97,7 @@ var allBuckets = [][]byte{
 	bucketAPIKeys,
 	bucketSigningKeys,
 	bucketIssuers, bucketExternalRevocations,
+	bucketSignalStreams, bucketSignalTransmitters, bucketReceivedSETs,
 	bucketEvents,
 }
 

@@ -65,7 +65,7 @@ func copyStore(t *testing.T) string {
 // A file of any other schema version is refused, an older one included:
 // before 1.0 there is no migration. The file is left as it was.
 func TestOpenRefusesOtherSchemaVersions(t *testing.T) {
-	for _, v := range []uint64{1, 3, 99} {
+	for _, v := range []uint64{1, 3, 4, 99} {
 		path := copyStore(t)
 		rawUpdate(t, path, func(tx *bbolt.Tx) error {
 			return tx.Bucket(bolt.BucketMeta).Put(bolt.MetaSchemaVersion, binary.BigEndian.AppendUint64(nil, v))

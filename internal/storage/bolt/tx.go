@@ -39,6 +39,9 @@ var (
 		storage.TableIssuers:       bucketIssuers,
 
 		storage.TableExternalRevocations: bucketExternalRevocations,
+		storage.TableSignalStreams:       bucketSignalStreams,
+		storage.TableSignalTransmitters:  bucketSignalTransmitters,
+		storage.TableReceivedSETs:        bucketReceivedSETs,
 	}
 	indexBuckets = [...][]byte{
 		storage.IndexSessionsByTenant:       bucketSessionsByTenant,

@@ -24,6 +24,9 @@ var (
 		storage.TableIssuers:       bucketIssuers,
 
 		storage.TableExternalRevocations: bucketExternalRevocations,
+		storage.TableSignalStreams:       bucketSignalStreams,
+		storage.TableSignalTransmitters:  bucketSignalTransmitters,
+		storage.TableReceivedSETs:        bucketReceivedSETs,
 	}
 	indexBuckets = [...]string{
 		storage.IndexSessionsByTenant:       bucketSessionsByTenant,
@@ -38,13 +41,15 @@ var (
 )
 
 // recordKey is the key of a record: refresh tokens by the hex of their
-// hash; issuers and external revocations by the hex of their key, which
-// holds "/" or NUL bytes (hex keeps the keys' byte order).
+// hash; issuers, external revocations and the records of shared signals
+// by the hex of their key, which may hold "/" or NUL bytes (a URL, a
+// transmitter's jti; hex keeps the keys' byte order).
 func (t *txn) recordKey(tb storage.Table, id string) string {
 	switch tb {
 	case storage.TableRefreshTokens:
 		return t.k.refresh([]byte(id))
-	case storage.TableIssuers, storage.TableExternalRevocations:
+	case storage.TableIssuers, storage.TableExternalRevocations,
+		storage.TableSignalStreams, storage.TableSignalTransmitters, storage.TableReceivedSETs:
 		return t.k.record(tableBuckets[tb], hex.EncodeToString([]byte(id)))
 	}
 	return t.k.record(tableBuckets[tb], id)

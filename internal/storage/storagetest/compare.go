@@ -51,7 +51,7 @@ func normRefreshToken(r storage.RefreshToken) storage.RefreshToken {
 }
 
 func normBan(b storage.Ban) storage.Ban {
-	for _, t := range []*time.Time{&b.CreateTime, &b.ExpireTime, &b.LiftTime} {
+	for _, t := range []*time.Time{&b.CreateTime, &b.ExpireTime, &b.LiftTime, &b.ExpiryAnnounced} {
 		normTime(t)
 	}
 	b.Capabilities = normStrings(b.Capabilities)
