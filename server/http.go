@@ -28,7 +28,8 @@ func WithConsole(secure bool) HTTPOption {
 // HTTPHandler serves /healthz (the process is up), /readyz (the gRPC
 // health service reports SERVING: false while shutting down), /metrics
 // (Prometheus, see Metrics) and /.well-known/jwks.json (the verification
-// keys, see serveJWKS), and, under WithConsole, the console.
+// keys, see serveJWKS), and, under WithConsole, the console; under
+// WithTransmitter, the Shared Signals transmitter (ssf_transmitter.go).
 func (s *Server) HTTPHandler(opts ...HTTPOption) http.Handler {
 	var o httpOptions
 	for _, opt := range opts {

@@ -27,9 +27,6 @@ import (
 // test restarts the authority).
 const testIssuer = "https://portcullis.test"
 
-// hangGuard bounds every wait for something that must happen.
-const hangGuard = time.Minute
-
 // ssfEnv is env plus the Shared Signals transmitter over the same store,
 // served over real HTTP with the server's handler.
 type ssfEnv struct {
