@@ -6,6 +6,7 @@ import (
 	"crypto"
 	"encoding/json"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -43,6 +44,9 @@ func newSSFEnv(t testing.TB, o envOptions, cfg transmitter.Config, noRun bool) *
 	t.Helper()
 	e := &ssfEnv{env: newEnv(t, o)}
 	cfg.Store, cfg.Authority, cfg.Issuer, cfg.Clock = e.store, e.auth, testIssuer, e.clock.Now
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
+	}
 	cfg.MinBackoff = cmpOr(cfg.MinBackoff, time.Millisecond)
 	cfg.MaxBackoff = cmpOr(cfg.MaxBackoff, 20*time.Millisecond)
 	e.tx = transmitter.New(cfg)

@@ -122,9 +122,6 @@ func (p *pusher) deliver(ctx context.Context, s pending) error {
 		if err == nil {
 			code, err = p.post(ctx, raw)
 		}
-		if ctx.Err() != nil {
-			return errStop
-		}
 		switch {
 		case err == nil && code >= 200 && code < 300:
 			p.c.delivered.Add(1)
@@ -136,6 +133,8 @@ func (p *pusher) deliver(ctx context.Context, s pending) error {
 			p.c.skipped.Add(1)
 			t.log.Warn("SSF push: the receiver refused a SET; skipped", "stream", p.st.ID, "jti", s.set.JTI)
 			return nil
+		case ctx.Err() != nil:
+			return errStop
 		}
 		p.c.failed.Add(1)
 		if err == nil {
