@@ -80,9 +80,11 @@ func decisionLayers(b *testing.B) []layer {
 	const peer = "198.51.100.7" // untrusted: the client address is the peer
 	in := client.CheckInput{ClientIP: netip.MustParseAddr(peer)}
 	ctx := context.Background()
-	if _, err := e.mirror.Check(ctx, tok, in); err != nil {
+	sess, err := e.mirror.Check(ctx, tok, in)
+	if err != nil {
 		b.Fatal(err)
 	}
+	ident := [len(agent.IdentityHeaders)][]string{{sess.UserID}, {sess.SessionID}, {sess.TenantID}, {sess.Issuer}}
 
 	// Read as the forward-auth handler reads headers: by canonical name,
 	// without http.Header.Get's canonicalization per lookup.
@@ -126,6 +128,28 @@ func decisionLayers(b *testing.B) []layer {
 		{"mirror-check", func(b *testing.B) {
 			if _, err := e.mirror.Check(ctx, tok, in); err != nil {
 				b.Fatal(err)
+			}
+		}},
+		// The floor of any forward-auth handler: the mirror's check plus
+		// only the header work the door cannot skip (the token and the
+		// original request read from nginx's three headers, the four
+		// identity headers written, the response map cleared as net/http
+		// gives each request a fresh one), with no route, address or
+		// metrics work. Its ratio to mirror-check bounds what the real
+		// handler can reach.
+		{"check-plus-headers", func(b *testing.B) {
+			clear(w.h)
+			hv := freq.Header
+			a, m, u := hv["Authorization"], hv["X-Original-Method"], hv["X-Original-Uri"]
+			if len(a) != 1 || len(m) != 1 || len(u) != 1 || len(a[0]) < 8 {
+				b.Fatal("headers")
+			}
+			if _, err := e.mirror.Check(ctx, a[0][7:], in); err != nil {
+				b.Fatal(err)
+			}
+			// The values rendered once, as the handler's cache does.
+			for i, name := range agent.IdentityHeaders {
+				w.h[name] = ident[i]
 			}
 		}},
 		{"decide", func(b *testing.B) {

@@ -50,6 +50,7 @@ type env struct {
 	srv      *server.Server
 	grpc     *grpc.Server
 	conn     *grpc.ClientConn
+	lis      *bufconn.Listener
 	clock    *testClock
 	adminKey string
 
@@ -116,6 +117,7 @@ func newEnv(t testing.TB, o envOptions) *env {
 	g := e.srv.NewGRPCServer()
 	e.grpc = g
 	lis := bufconn.Listen(1 << 20)
+	e.lis = lis
 	go g.Serve(lis)
 	e.conn, err = grpc.NewClient("passthrough:///bufnet",
 		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }),

@@ -248,7 +248,7 @@ func (r *receiver) key(kid string) (crypto.PublicKey, []string, bool) {
 	if !ok {
 		return nil, nil, false
 	}
-	return k.Key, []string{k.Algorithm}, true
+	return k.Key, k.Algorithms(), true
 }
 
 func (r *receiver) serve(w http.ResponseWriter, req *http.Request) {

@@ -73,6 +73,10 @@ type Authority struct {
 	// keys caches parsed signing keys by ID: parsing an Ed25519 seed costs
 	// a scalar multiplication, and keys never change once created.
 	keys sync.Map // string -> ed25519.PrivateKey
+	// setKeys caches the parsed RS256 SET key by ID (setsigner.go), and
+	// setKeyMu makes one goroutine generate it on first use.
+	setKeys  sync.Map // string -> *rsa.PrivateKey
+	setKeyMu sync.Mutex
 	// current is the signing key last seen current, for presigning; a
 	// write transaction always re-checks it.
 	current atomic.Pointer[storage.SigningKey]

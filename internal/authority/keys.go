@@ -12,8 +12,21 @@ import (
 	"github.com/portcullis-dev/portcullis/internal/storage"
 )
 
-// currentKey returns the key that signs new tokens: the newest one that is
-// not retired.
+// Signing key algorithms: EdDSA keys sign access tokens (and may sign
+// SETs); the RS256 key signs only SETs, for receivers that cannot verify
+// EdDSA (setsigner.go).
+const (
+	algEdDSA = "EdDSA"
+	algRS256 = "RS256"
+)
+
+// tokenKey reports whether k is an access-token key: only those sign
+// tokens, reach mirrors (snapshots and key events) and are rotated,
+// retired and deleted. The RS256 SET key is none of these.
+func tokenKey(k storage.SigningKey) bool { return k.Algorithm == algEdDSA }
+
+// currentKey returns the key that signs new tokens: the newest token key
+// that is not retired.
 func currentKey(tx storage.ReadTx) (storage.SigningKey, error) {
 	var cur storage.SigningKey
 	found := false
@@ -21,7 +34,7 @@ func currentKey(tx storage.ReadTx) (storage.SigningKey, error) {
 		if err != nil {
 			return storage.SigningKey{}, err
 		}
-		if k.RetireTime.IsZero() && (!found || k.CreateTime.After(cur.CreateTime)) {
+		if tokenKey(k) && k.RetireTime.IsZero() && (!found || k.CreateTime.After(cur.CreateTime)) {
 			cur, found = k, true
 		}
 	}
@@ -38,7 +51,7 @@ func newSigningKey(now time.Time) (storage.SigningKey, error) {
 	}
 	return storage.SigningKey{
 		ID:         newID("key_", now),
-		Algorithm:  "EdDSA",
+		Algorithm:  algEdDSA,
 		PrivateKey: priv.Seed(),
 		PublicKey:  pub,
 		CreateTime: now,
@@ -134,7 +147,7 @@ func (a *Authority) deleteUnusableKeys(tx storage.Tx, now time.Time) error {
 		if err != nil {
 			return err
 		}
-		if !k.RetireTime.IsZero() && !now.Before(k.VerifyUntil) {
+		if tokenKey(k) && !k.RetireTime.IsZero() && !now.Before(k.VerifyUntil) {
 			dead = append(dead, k.ID)
 			if len(dead) == maxKeyDeletes {
 				break
@@ -149,15 +162,17 @@ func (a *Authority) deleteUnusableKeys(tx storage.Tx, now time.Time) error {
 	return nil
 }
 
-// verificationKeys returns the public keys that may still verify a token at
-// now, the current signing key first, without private keys.
+// verificationKeys returns the public token keys that may still verify a
+// token at now, the current signing key first, without private keys. It is
+// what verifies tokens and what snapshots send to mirrors, so it holds no
+// RS256 SET key.
 func verificationKeys(tx storage.ReadTx, now time.Time) ([]storage.SigningKey, error) {
 	var keys []storage.SigningKey
 	for k, err := range tx.SigningKeys() {
 		if err != nil {
 			return nil, err
 		}
-		if k.RetireTime.IsZero() || now.Before(k.VerifyUntil) {
+		if tokenKey(k) && (k.RetireTime.IsZero() || now.Before(k.VerifyUntil)) {
 			keys = append(keys, *publicOnly(k))
 		}
 	}
@@ -174,12 +189,21 @@ func verificationKeys(tx storage.ReadTx, now time.Time) ([]storage.SigningKey, e
 	return keys, nil
 }
 
-// ListKeys returns the keys that may still verify a token.
+// ListKeys returns the public keys that may still verify something this
+// authority signed: the token keys of verificationKeys, then the RS256 SET
+// key when one exists (the JWKS publishes both; SET receivers need it).
 func (a *Authority) ListKeys(ctx context.Context) ([]storage.SigningKey, error) {
 	var keys []storage.SigningKey
 	err := a.store.View(ctx, func(tx storage.ReadTx) error {
 		var err error
 		keys, err = verificationKeys(tx, a.now())
+		if err != nil {
+			return err
+		}
+		k, found, err := setKey(tx)
+		if found {
+			keys = append(keys, *publicOnly(k))
+		}
 		return err
 	})
 	return keys, err

@@ -159,11 +159,12 @@ type APIKey struct {
 	CreatedBy  string
 }
 
-// SigningKey is an Ed25519 key that signs access tokens.
+// SigningKey is an Ed25519 key that signs access tokens ("EdDSA"), or the
+// RSA key that signs only SETs ("RS256": PKCS#8 DER private, PKIX DER public).
 type SigningKey struct {
 	ID         string // the JWT "kid"
-	Algorithm  string // "EdDSA"
-	PrivateKey []byte // ed25519 seed (32 bytes)
+	Algorithm  string // "EdDSA" or "RS256"
+	PrivateKey []byte // EdDSA: ed25519 seed (32 bytes); RS256: PKCS#8 DER
 	PublicKey  []byte
 	CreateTime time.Time
 	// RetireTime is when the key stopped signing (zero: the current key).

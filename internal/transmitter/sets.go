@@ -82,8 +82,8 @@ func (t *Transmitter) mapEvent(st storage.SignalStream, ev storage.Event) (typ s
 			User:    &ssf.Subject{Format: "iss_sub", Iss: t.cfg.Issuer, Sub: s.UserID},
 			Session: &ssf.Subject{Format: "opaque", ID: s.ID},
 			Tenant:  &ssf.Subject{Format: "opaque", ID: s.TenantID}}
-		return ssf.EventSessionRevoked, sub, ssf.SessionRevoked{EventTimestamp: ts, InitiatingEntity: initiator(s.RevokedBy),
-			ReasonAdmin: reasons(s.RevokeReason)}, true
+		return ssf.EventSessionRevoked, sub, ssf.SessionRevoked{CAEPCommon: ssf.CAEPCommon{EventTimestamp: ts,
+			InitiatingEntity: initiator(s.RevokedBy), ReasonAdmin: reasons(s.RevokeReason)}}, true
 	case storage.EventExternalRevoked:
 		r := ev.Revocation
 		if r == nil || r.SessionID == "" { // a token (jti) revocation names no session
@@ -95,8 +95,8 @@ func (t *Transmitter) mapEvent(st storage.SignalStream, ev storage.Event) (typ s
 		sub = &ssf.Subject{Format: "complex",
 			User:    &ssf.Subject{Format: "iss_sub", Iss: r.Issuer, Sub: r.SessionID},
 			Session: &ssf.Subject{Format: "opaque", ID: r.SessionID}}
-		return ssf.EventSessionRevoked, sub, ssf.SessionRevoked{EventTimestamp: ts, InitiatingEntity: initiator(r.RevokedBy),
-			ReasonAdmin: reasons(r.Reason)}, true
+		return ssf.EventSessionRevoked, sub, ssf.SessionRevoked{CAEPCommon: ssf.CAEPCommon{EventTimestamp: ts,
+			InitiatingEntity: initiator(r.RevokedBy), ReasonAdmin: reasons(r.Reason)}}, true
 	case storage.EventBanCreated, storage.EventBanLifted, storage.EventBanExpired:
 		b := ev.Ban
 		if b == nil || b.Kind != storage.SubjectUser || !b.Full() {
@@ -104,15 +104,11 @@ func (t *Transmitter) mapEvent(st storage.SignalStream, ev storage.Event) (typ s
 		}
 		sub = t.user(b.TenantID, b.Value)
 		if ev.Kind == storage.EventBanCreated {
-			return ssf.EventAccountDisabled, sub, ssf.AccountDisabled{EventTimestamp: ts, InitiatingEntity: initiator(b.CreatedBy),
-				ReasonAdmin: reasons(b.Reason)}, true
+			// RISC names two reasons (hijacking, bulk-account) and allows
+			// others: the ban's own reason says most.
+			return ssf.EventAccountDisabled, sub, ssf.AccountDisabled{Reason: b.Reason}, true
 		}
-		why, by := "ban expired", "system"
-		if ev.Kind == storage.EventBanLifted {
-			why, by = b.LiftReason, b.LiftedBy
-		}
-		return ssf.EventAccountEnabled, sub, ssf.AccountEnabled{EventTimestamp: ts, InitiatingEntity: initiator(by),
-			ReasonAdmin: reasons(why)}, true
+		return ssf.EventAccountEnabled, sub, ssf.AccountEnabled{}, true
 	case storage.EventSignalVerification:
 		n := ev.Signal
 		if n == nil || n.StreamID != st.ID {
@@ -128,9 +124,9 @@ func (t *Transmitter) mapEvent(st storage.SignalStream, ev storage.Event) (typ s
 // by itself, "admin" for an operator's API key.
 func initiator(actor string) string {
 	if actor == "" || actor == "system" {
-		return "system"
+		return ssf.InitiatingSystem
 	}
-	return "admin"
+	return ssf.InitiatingAdmin
 }
 
 // subjectWanted reports whether a stream with subjects named the event's

@@ -493,14 +493,17 @@ func (x *Ban) GetState() BanState {
 	return BanState_BAN_STATE_UNSPECIFIED
 }
 
-// VerificationKey is a public key that verifies access tokens.
+// VerificationKey is a public key that verifies access tokens ("EdDSA"), or
+// the key that signs Shared Signals SETs for receivers that need RS256
+// ("RS256"; it never signs access tokens, never retires).
 type VerificationKey struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The JWT "kid".
 	KeyId string `protobuf:"bytes,1,opt,name=key_id,json=keyId,proto3" json:"key_id,omitempty"`
-	// The JWT "alg" ("EdDSA").
+	// The JWT "alg": "EdDSA" or "RS256".
 	Algorithm string `protobuf:"bytes,2,opt,name=algorithm,proto3" json:"algorithm,omitempty"`
-	// The raw Ed25519 public key (32 bytes).
+	// EdDSA: the raw Ed25519 public key (32 bytes); RS256: the PKIX DER
+	// public key.
 	PublicKey []byte `protobuf:"bytes,3,opt,name=public_key,json=publicKey,proto3" json:"public_key,omitempty"`
 	// When the key was created.
 	CreateTime *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
