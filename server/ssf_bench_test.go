@@ -21,8 +21,7 @@ func BenchmarkSSFPush(b *testing.B) {
 		b.Run(alg, func(b *testing.B) {
 			e := newSSFEnv(b, envOptions{}, transmitter.Config{}, true)
 			r := newReceiver(b, e.http.URL+"/.well-known/jwks.json")
-			st := e.pushStream(b, e.keyWith("rp", authority.ScopeSignals), r, map[string]any{"signing_alg": alg})
-			r.audience = st.StreamID
+			e.pushStream(b, e.keyWith("rp", authority.ScopeSignals), r, map[string]any{"signing_alg": alg})
 			// Commit the events concurrently: bolt groups the Updates.
 			var wg sync.WaitGroup
 			const writers = 8

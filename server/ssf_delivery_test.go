@@ -48,8 +48,7 @@ func TestSSFPausedDeliversNothing(t *testing.T) {
 	paused := newReceiver(t, e.http.URL+"/.well-known/jwks.json")
 	witness := newReceiver(t, e.http.URL+"/.well-known/jwks.json")
 	ps := e.pushStream(t, key, paused, nil)
-	ws := e.pushStream(t, key, witness, nil)
-	paused.audience, witness.audience = ps.StreamID, ws.StreamID
+	e.pushStream(t, key, witness, nil)
 	e.ban(t, "u1")
 	paused.awaitN(t, 1)
 	witness.awaitN(t, 1)
@@ -82,7 +81,6 @@ func TestSSFRetriesInOrder(t *testing.T) {
 		return http.StatusAccepted
 	}
 	st := e.pushStream(t, e.keyWith("rp", authority.ScopeSignals), r, nil)
-	r.audience = st.StreamID
 	var want []string
 	for i := range 5 {
 		u := "u" + strconv.Itoa(i)
@@ -136,7 +134,6 @@ func TestSSFOutagePauses(t *testing.T) {
 	r.mu.Unlock()
 	key := e.keyWith("rp2", authority.ScopeAdmin)
 	e.must(t, http.StatusOK, "POST", "/ssf/status", key, map[string]any{"stream_id": st.StreamID, "status": "enabled"}, nil)
-	r.audience = st.StreamID
 	if got := users(r.awaitN(t, 1)); got[0] != "u1" {
 		t.Errorf("after the outage: %v", got)
 	}
@@ -149,8 +146,7 @@ func TestSSFRestartContinues(t *testing.T) {
 	e1 := newSSFEnv(t, envOptions{}, transmitter.Config{}, false)
 	r := newReceiver(t, e1.http.URL+"/.well-known/jwks.json")
 	key := e1.keyWith("rp", authority.ScopeSignals)
-	st := e1.pushStream(t, key, r, nil)
-	r.audience = st.StreamID
+	e1.pushStream(t, key, r, nil)
 	e1.ban(t, "before")
 	r.awaitN(t, 1)
 	e1.ban(t, "racing") // may or may not be delivered before the stop
@@ -195,11 +191,11 @@ func (e *ssfEnv) poll(t testing.TB, key, id string, body map[string]any) (map[st
 }
 
 // verifyAll verifies polled SETs and returns them by jti.
-func verifyAll(t testing.TB, r *receiver, sets map[string]string) map[string]ssf.SET {
+func verifyAll(t testing.TB, r *receiver, aud string, sets map[string]string) map[string]ssf.SET {
 	t.Helper()
 	out := map[string]ssf.SET{}
 	for jti, raw := range sets {
-		s, err := ssf.Verify(raw, ssf.VerifyOptions{Issuer: testIssuer, Audience: r.audience, Key: r.key,
+		s, err := ssf.Verify(raw, ssf.VerifyOptions{Issuer: testIssuer, Audience: aud, Key: r.key,
 			Now: time.Now(), MaxAge: 100 * 365 * 24 * time.Hour, MaxSkew: 100 * 365 * 24 * time.Hour})
 		if err != nil {
 			t.Fatalf("polled SET %s: %v", jti, err)
@@ -227,7 +223,6 @@ func TestSSFPoll(t *testing.T) {
 	key := e.keyWith("rp", authority.ScopeSignals)
 	st := e.createStream(t, key, map[string]any{"events_requested": transmitter.Supported})
 	r := newReceiver(t, e.http.URL+"/.well-known/jwks.json") // only for its key lookup
-	r.audience = st.StreamID
 	for i := range 5 {
 		e.ban(t, "p"+strconv.Itoa(i))
 	}
@@ -235,7 +230,7 @@ func TestSSFPoll(t *testing.T) {
 	if len(first) != 2 || !more {
 		t.Fatalf("first poll: %d SETs, moreAvailable %v", len(first), more)
 	}
-	got := verifyAll(t, r, first)
+	got := verifyAll(t, r, st.StreamID, first)
 	for _, s := range got {
 		if u := s.SubjectID.Sub; u != "p0" && u != "p1" {
 			t.Errorf("first poll has %s, want p0 and p1", u)
@@ -251,7 +246,7 @@ func TestSSFPoll(t *testing.T) {
 	if len(rest) != 3 || more {
 		t.Fatalf("after the ack: %d SETs, moreAvailable %v", len(rest), more)
 	}
-	for _, s := range verifyAll(t, r, rest) {
+	for _, s := range verifyAll(t, r, st.StreamID, rest) {
 		if u := s.SubjectID.Sub; u == "p0" || u == "p1" {
 			t.Errorf("acknowledged %s delivered again", u)
 		}
@@ -276,7 +271,7 @@ func TestSSFPoll(t *testing.T) {
 		if len(sets) != 1 {
 			t.Fatalf("long poll returned %d SETs", len(sets))
 		}
-		for _, s := range verifyAll(t, r, sets) {
+		for _, s := range verifyAll(t, r, st.StreamID, sets) {
 			if s.SubjectID.Sub != "late" {
 				t.Errorf("long poll returned %s", s.SubjectID.Sub)
 			}
@@ -312,7 +307,6 @@ func TestSSFCompacted(t *testing.T) {
 	}
 	// Enabled again, it continues from the current revision.
 	e.must(t, http.StatusOK, "POST", "/ssf/status", key, map[string]any{"stream_id": pushSt.StreamID, "status": "enabled"}, nil)
-	r.audience = pushSt.StreamID
 	e.ban(t, "fresh")
 	if got := users(r.awaitN(t, 1)); got[0] != "fresh" {
 		t.Errorf("after re-enabling: %v", got)

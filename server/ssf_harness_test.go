@@ -148,7 +148,11 @@ func (e *ssfEnv) pushStream(t testing.TB, key string, r *receiver, extra map[str
 	for k, v := range extra {
 		body[k] = v
 	}
-	return e.createStream(t, key, body)
+	st := e.createStream(t, key, body)
+	r.mu.Lock()
+	r.audience = st.StreamID
+	r.mu.Unlock()
+	return st
 }
 
 // stream reads a stream record straight from the store.
@@ -207,8 +211,7 @@ type receiver struct {
 	// answer, when set, chooses the status of the nth POST (from 1); 202
 	// otherwise.
 	answer func(n int) int
-	// audience the SETs must carry ("" = the stream's ID, checked by the
-	// test).
+	// audience the SETs must carry: the stream's ID (pushStream sets it).
 	audience string
 }
 
@@ -254,7 +257,7 @@ func (r *receiver) key(kid string) (crypto.PublicKey, []string, bool) {
 func (r *receiver) serve(w http.ResponseWriter, req *http.Request) {
 	r.mu.Lock()
 	r.posts++
-	n, answer := r.posts, r.answer
+	n, answer, aud := r.posts, r.answer, r.audience
 	close(r.changed)
 	r.changed = make(chan struct{})
 	r.mu.Unlock()
@@ -273,7 +276,7 @@ func (r *receiver) serve(w http.ResponseWriter, req *http.Request) {
 		r.t.Errorf("push with Content-Type %q", ct)
 	}
 	body, _ := io.ReadAll(req.Body)
-	set, err := ssf.Verify(string(body), ssf.VerifyOptions{Issuer: testIssuer, Audience: r.audience, Key: r.key,
+	set, err := ssf.Verify(string(body), ssf.VerifyOptions{Issuer: testIssuer, Audience: aud, Key: r.key,
 		Now: time.Now(), MaxAge: 100 * 365 * 24 * time.Hour, MaxSkew: 100 * 365 * 24 * time.Hour})
 	if err != nil {
 		r.t.Errorf("a pushed SET does not verify: %v", err)

@@ -192,8 +192,7 @@ func TestSSFPushEvents(t *testing.T) {
 	e := newSSFEnv(t, envOptions{}, transmitter.Config{}, false)
 	r := newReceiver(t, e.http.URL+"/.well-known/jwks.json")
 	key := e.keyWith("rp", authority.ScopeSignals)
-	st := e.pushStream(t, key, r, nil)
-	r.audience = st.StreamID
+	e.pushStream(t, key, r, nil)
 	ctx := context.Background()
 
 	// A ban in every tenant: account-disabled about the user, with the reason.
@@ -309,8 +308,7 @@ func jtiParts(t testing.TB, jti string) (int64, int) {
 func TestSSFBanExpiry(t *testing.T) {
 	e := newSSFEnv(t, envOptions{}, transmitter.Config{}, false)
 	r := newReceiver(t, e.http.URL+"/.well-known/jwks.json")
-	st := e.pushStream(t, e.keyWith("rp", authority.ScopeSignals), r, nil)
-	r.audience = st.StreamID
+	e.pushStream(t, e.keyWith("rp", authority.ScopeSignals), r, nil)
 	ctx := context.Background()
 	if _, _, err := e.auth.CreateBan(ctx, actor, authority.BanInput{TenantID: "*", Kind: storage.SubjectUser, Value: "dave", Duration: "1h", Reason: "cool off"}); err != nil {
 		t.Fatal(err)
@@ -342,7 +340,6 @@ func TestSSFVerification(t *testing.T) {
 	r := newReceiver(t, e.http.URL+"/.well-known/jwks.json")
 	key := e.keyWith("rp", authority.ScopeSignals)
 	st := e.pushStream(t, key, r, map[string]any{"signing_alg": "RS256"})
-	r.audience = st.StreamID
 	e.must(t, http.StatusNoContent, "POST", "/ssf/verify", key, map[string]any{"stream_id": st.StreamID, "state": "VGhpcyBpcyBhbiBleGFtcGxlIHN0YXRlIHZhbHVlLgo="}, nil)
 	code, body := e.call(t, "POST", "/ssf/verify", key, map[string]any{"stream_id": st.StreamID, "state": "again"})
 	if code != http.StatusTooManyRequests {
