@@ -9,10 +9,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/portcullis-dev/portcullis/internal/authority"
 	"github.com/portcullis-dev/portcullis/internal/storage"
 	"github.com/portcullis-dev/portcullis/internal/storage/bolt"
 	"github.com/portcullis-dev/portcullis/internal/transmitter"
+	"github.com/portcullis-dev/portcullis/server"
 	"github.com/portcullis-dev/portcullis/ssf"
 )
 
@@ -311,4 +314,107 @@ func TestSSFCompacted(t *testing.T) {
 	if got := users(r.awaitN(t, 1)); got[0] != "fresh" {
 		t.Errorf("after re-enabling: %v", got)
 	}
+}
+
+// TestSSFSubjectsAndEventsFilter: a stream with subjects gets only the
+// events about them (by user, or by tenant); a stream gets only the event
+// types it requested; capability and IP bans send nothing. The metrics
+// count what was delivered.
+func TestSSFSubjectsAndEventsFilter(t *testing.T) {
+	e := newSSFEnv(t, envOptions{}, transmitter.Config{}, false)
+	key := e.keyWith("rp", authority.ScopeSignals)
+	ctx := context.Background()
+	bySubject := newReceiver(t, e.http.URL+"/.well-known/jwks.json")
+	sub := e.pushStream(t, key, bySubject, nil)
+	for _, s := range []map[string]any{
+		{"format": "iss_sub", "iss": testIssuer, "sub": "alice"},
+		{"format": "opaque", "id": "t9"},
+	} {
+		e.must(t, http.StatusOK, "POST", "/ssf/subjects:add", key, map[string]any{"stream_id": sub.StreamID, "subject": s}, nil)
+	}
+	onlyEnabled := newReceiver(t, e.http.URL+"/.well-known/jwks.json")
+	e.pushStream(t, key, onlyEnabled, map[string]any{"events_requested": []string{ssf.EventAccountEnabled}})
+
+	if _, _, err := e.auth.CreateBan(ctx, actor, authority.BanInput{TenantID: "*", Kind: storage.SubjectUser, Value: "mallory", Capabilities: []string{"chat"}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := e.auth.CreateBan(ctx, actor, authority.BanInput{TenantID: "*", Kind: storage.SubjectIP, Value: "198.51.100.7"}); err != nil {
+		t.Fatal(err)
+	}
+	e.ban(t, "bob")            // neither subject
+	alice := e.ban(t, "alice") // alice
+	tok, err := e.auth.CreateSession(ctx, actor, authority.SessionInput{TenantID: "t9", UserID: "zed"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := e.auth.RevokeSession(ctx, actor, tok.Session.ID, "t9's"); err != nil { // tenant t9
+		t.Fatal(err)
+	}
+	if _, _, err := e.auth.LiftBan(ctx, actor, alice.ID, "ok"); err != nil { // alice
+		t.Fatal(err)
+	}
+	sets := bySubject.awaitN(t, 3)
+	var got []string
+	for _, s := range sets {
+		typ, _ := eventOf(t, s)
+		got = append(got, typ[strings.LastIndex(typ, "/")+1:])
+	}
+	if strings.Join(got, ",") != "account-disabled,session-revoked,account-enabled" || sets[0].SubjectID.Sub != "alice" ||
+		sets[1].SubjectID.Tenant.ID != "t9" || sets[2].SubjectID.Sub != "alice" {
+		t.Errorf("the stream with subjects got %v: %s", got, describe(sets))
+	}
+	if sets := onlyEnabled.awaitN(t, 1); len(sets) != 1 {
+		t.Errorf("account-enabled only: %s", describe(sets))
+	} else if typ, _ := eventOf(t, sets[0]); typ != ssf.EventAccountEnabled {
+		t.Errorf("account-enabled only: got %s", typ)
+	}
+	// Nothing more is on its way to either: one more event of each kind
+	// they take arrives next.
+	e.ban(t, "alice")
+	if _, _, err := e.auth.LiftBan(ctx, actor, e.ban(t, "carol").ID, "ok"); err != nil {
+		t.Fatal(err)
+	}
+	if s := bySubject.awaitN(t, 4); len(s) != 4 || s[3].SubjectID.Sub != "alice" {
+		t.Errorf("after the second ban: %s", describe(s))
+	}
+	if s := onlyEnabled.awaitN(t, 2); len(s) != 2 || s[1].SubjectID.Sub != "carol" {
+		t.Errorf("after carol's lift: %s", describe(s))
+	}
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(server.TransmitterCollector(e.tx))
+	if got := metricValue(t, reg, "portcullis_ssf_sets_total", map[string]string{"stream": sub.StreamID, "result": "delivered"}); got < 3 {
+		t.Errorf("portcullis_ssf_sets_total delivered = %v", got)
+	}
+	if got := metricValue(t, reg, "portcullis_ssf_stream_status", map[string]string{"stream": sub.StreamID, "status": "enabled"}); got != 1 {
+		t.Errorf("portcullis_ssf_stream_status enabled = %v", got)
+	}
+}
+
+// metricValue is the value of the sample of name with the labels.
+func metricValue(t testing.TB, reg *prometheus.Registry, name string, labels map[string]string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+	metrics:
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if v, ok := labels[l.GetName()]; ok && v != l.GetValue() {
+					continue metrics
+				}
+			}
+			if c := m.GetCounter(); c != nil {
+				return c.GetValue()
+			}
+			return m.GetGauge().GetValue()
+		}
+	}
+	t.Fatalf("no sample %s%v", name, labels)
+	return 0
 }
