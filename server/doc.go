@@ -41,6 +41,11 @@
 //     configuration, stream management, poll; API keys of scope signals,
 //     each managing its own streams) and its metrics; the rules are
 //     internal/transmitter's.
+//   - RFC 7009 token revocation on the HTTP listener (oauth_revoke.go,
+//     POST /oauth2/revoke): the client is an API key with sessions:write
+//     (Bearer, or the HTTP Basic password), refused ones audited like
+//     refused gRPC calls; errors are writeHTTPError's JSON with RFC 6749's
+//     "error".
 //   - Server reflection from the descriptors that make generate keeps with
 //     their comments, so that grpcurl describe shows them.
 //

@@ -38,6 +38,7 @@ func (s *Server) HTTPHandler(opts ...HTTPOption) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", s.metrics.Handler())
 	mux.HandleFunc("GET /.well-known/jwks.json", s.serveJWKS)
+	s.registerOAuthRevoke(mux) // POST /oauth2/revoke (RFC 7009), oauth_revoke.go
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		_, _ = w.Write([]byte("ok\n"))
 	})

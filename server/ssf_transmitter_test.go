@@ -304,7 +304,8 @@ func jtiParts(t testing.TB, jti string) (int64, int) {
 }
 
 // TestSSFBanExpiry: a temporary ban that runs out (the injected clock
-// passes its end, the authority announces it) sends account-enabled.
+// passes its end) sends account-enabled: the transmitter's announcer,
+// woken by the next ban event, has the authority announce it.
 func TestSSFBanExpiry(t *testing.T) {
 	e := newSSFEnv(t, envOptions{}, transmitter.Config{}, false)
 	r := newReceiver(t, e.http.URL+"/.well-known/jwks.json")
@@ -314,21 +315,23 @@ func TestSSFBanExpiry(t *testing.T) {
 		t.Fatal(err)
 	}
 	r.awaitN(t, 1)
-	// The announcer is the authority's (the oauth branch); until it is
-	// merged this test cannot run.
-	a, ok := any(e.auth).(interface {
-		AnnounceExpiredBans(context.Context) (time.Time, error)
-	})
-	if !ok {
-		t.Skip("Authority.AnnounceExpiredBans is not merged yet")
-	}
 	e.clock.Advance(2 * time.Hour)
-	if _, err := a.AnnounceExpiredBans(ctx); err != nil {
-		t.Fatal(err)
+	e.ban(t, "erin")
+	sets := r.await(t, "dave's account-enabled", func(sets []ssf.SET) bool {
+		for _, s := range sets {
+			if _, ok := s.Events[ssf.EventAccountEnabled]; ok {
+				return true
+			}
+		}
+		return false
+	})
+	for _, s := range sets {
+		if _, ok := s.Events[ssf.EventAccountEnabled]; ok && s.SubjectID.Sub != "dave" {
+			t.Errorf("account-enabled for %s", s.SubjectID.Sub)
+		}
 	}
-	sets := r.awaitN(t, 2)
-	if typ, _ := eventOf(t, sets[1]); typ != ssf.EventAccountEnabled || sets[1].SubjectID.Sub != "dave" {
-		t.Errorf("expiry SET: %s %s", typ, subjectJSON(t, sets[1].SubjectID))
+	if sets[0].SubjectID.Sub != "dave" || sets[0].Events[ssf.EventAccountDisabled] == nil {
+		t.Errorf("first SET: %s", describe(sets))
 	}
 }
 

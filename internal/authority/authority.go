@@ -46,7 +46,8 @@ const (
 )
 
 // Actor is who performs an action: the caller's API key name, network
-// address and the channel it came through (ChannelGRPC, ChannelConsole).
+// address and the channel it came through (ChannelGRPC, ChannelConsole,
+// ChannelHTTP).
 // They go into audit records and revocation reasons.
 type Actor struct {
 	Name    string
@@ -59,6 +60,9 @@ type Actor struct {
 const (
 	ChannelGRPC    = "grpc"
 	ChannelConsole = "console"
+	// ChannelHTTP: the authority's plain HTTP endpoints (RFC 7009
+	// token revocation).
+	ChannelHTTP = "http"
 )
 
 // System is the actor of changes Portcullis makes by itself.

@@ -61,6 +61,23 @@
 // Key rotation deletes at most 32 unusable signing keys per Update for the
 // same reason; the rest go with the next rotations.
 //
+// # Token revocation (RFC 7009)
+//
+// RevokeToken (revoketoken.go) revokes the session a refresh token (by
+// its hash, any generation) or an access token (signature by any stored
+// key, issuer and audience; expiry ignored) belongs to, audited as
+// "session.revoke_token". A token that names no live session revokes
+// nothing and is no error, as RFC 7009 §2.2 requires.
+//
+// # Ban expiry announcements
+//
+// A temporary ban runs out without a write, so nothing in the event log
+// says so. AnnounceExpiredBans (banexpiry.go), which the Shared Signals
+// transmitter calls in a loop, writes that event once per full user ban:
+// ExpiryAnnounced set and a ban.expired event, in batches bounded like
+// the revocations' (etcd's --max-txn-ops), each re-checking its bans so
+// that racing callers on several replicas announce each ban once.
+//
 // # External issuers
 //
 // issuers.go keeps the external OIDC issuers whose tokens VerifySession

@@ -20,3 +20,11 @@ func SetAuditScanLimit(n int) (restore func()) {
 	auditScanLimit = n
 	return func() { auditScanLimit = old }
 }
+
+// SetBanExpiryScanPage sets how many bans one page of AnnounceExpiredBans's
+// scan reads and returns a function that restores it.
+func SetBanExpiryScanPage(n int) (restore func()) {
+	old := banExpiryScanPage
+	banExpiryScanPage = n
+	return func() { banExpiryScanPage = old }
+}

@@ -10,12 +10,6 @@ import (
 	"github.com/portcullis-dev/portcullis/ssf"
 )
 
-// expiryAnnouncer is the authority's ban-expiry announcer
-// (Authority.AnnounceExpiredBans).
-type expiryAnnouncer interface {
-	AnnounceExpiredBans(ctx context.Context) (next time.Time, err error)
-}
-
 // worker is one running push worker.
 type worker struct {
 	cancel context.CancelFunc
@@ -29,9 +23,7 @@ type worker struct {
 // It returns once every worker has stopped and written its Position.
 func (t *Transmitter) Run(ctx context.Context) {
 	var wg sync.WaitGroup
-	if a, ok := any(t.cfg.Authority).(expiryAnnouncer); ok {
-		wg.Go(func() { t.announce(ctx, a) })
-	}
+	wg.Go(func() { t.announce(ctx) })
 	workers := map[string]*worker{}
 	defer func() {
 		for id := range workers {
@@ -145,10 +137,10 @@ func (t *Transmitter) stopWorker(workers map[string]*worker, id string) {
 // announce calls AnnounceExpiredBans when the earliest temporary ban
 // expires (at least once a minute, and when a ban event arrives): its
 // ban.expired events become account-enabled SETs.
-func (t *Transmitter) announce(ctx context.Context, a expiryAnnouncer) {
+func (t *Transmitter) announce(ctx context.Context) {
 	for ctx.Err() == nil {
 		wait := time.Minute
-		next, err := a.AnnounceExpiredBans(ctx)
+		next, err := t.cfg.Authority.AnnounceExpiredBans(ctx)
 		if err != nil && ctx.Err() == nil {
 			t.log.Warn("SSF transmitter: announcing expired bans failed", "error", err)
 		} else if !next.IsZero() {
