@@ -99,9 +99,15 @@ func TestSSFStreamLifecycle(t *testing.T) {
 		replaced.Delivery.Method != ssf.DeliveryPush || replaced.Delivery.EndpointURL != "https://rp.example/ssf" {
 		t.Errorf("replaced = %+v", replaced)
 	}
-	code, body := e.call(t, "PATCH", "/ssf/streams", key, map[string]any{"stream_id": id, "delivery": map[string]any{"method": "urn:example:carrier-pigeon"}})
-	if code != http.StatusBadRequest || !strings.Contains(string(body), "INVALID_ARGUMENT") {
-		t.Errorf("bad delivery method: %d %s", code, body)
+	for _, d := range []map[string]any{
+		{"method": "urn:example:carrier-pigeon"},
+		{"method": ssf.DeliveryPush, "endpoint_url": "http://rp.example/ssf"}, // http only on loopback
+		{"method": ssf.DeliveryPush, "endpoint_url": "/relative"},
+	} {
+		code, body := e.call(t, "PATCH", "/ssf/streams", key, map[string]any{"stream_id": id, "delivery": d})
+		if code != http.StatusBadRequest || !strings.Contains(string(body), "INVALID_ARGUMENT") {
+			t.Errorf("delivery %v: %d %s", d, code, body)
+		}
 	}
 
 	// Status.

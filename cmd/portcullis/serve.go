@@ -205,7 +205,7 @@ func serve(ctx context.Context, c serveConfig, logOut io.Writer) error {
 		publicURL = "http://" + c.httpListen
 	}
 	ssfTx := transmitter.New(transmitter.Config{Store: metrics.InstrumentStore(store), Authority: auth,
-		Issuer: publicURL, Logger: log, MaxOutage: c.ssfMaxOutage})
+		Issuer: publicURL, Logger: log, MaxOutage: c.ssfMaxOutage, InsecurePush: c.insecure})
 	metrics.Registry().MustRegister(server.TransmitterCollector(ssfTx))
 	ssfCtx, stopSSF := context.WithCancel(ctx)
 	ssfDone := make(chan struct{})

@@ -3,6 +3,7 @@ package transmitter
 import (
 	"context"
 	"errors"
+	"net/netip"
 	"net/url"
 	"slices"
 	"strings"
@@ -153,7 +154,10 @@ func (t *Transmitter) configure(st *storage.SignalStream, in StreamInput, replac
 		case ssf.DeliveryPush:
 			u, err := url.Parse(d.EndpointURL)
 			if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || len(d.EndpointURL) > maxFieldLen {
-				return invalid("delivery.endpoint_url", "push needs the receiver's absolute http(s) URL, not %.100q", d.EndpointURL)
+				return invalid("delivery.endpoint_url", "push needs the receiver's absolute https URL, not %.100q", d.EndpointURL)
+			}
+			if u.Scheme == "http" && !t.cfg.InsecurePush && !loopback(u.Hostname()) {
+				return invalid("delivery.endpoint_url", "%.100q: https required (http only on loopback, or with serve --insecure)", d.EndpointURL)
 			}
 			if len(d.AuthorizationHeader) > maxAuthHeader || strings.ContainsAny(d.AuthorizationHeader, "\r\n") {
 				return invalid("delivery.authorization_header", "longer than %d bytes or not one line", maxAuthHeader)
@@ -164,6 +168,15 @@ func (t *Transmitter) configure(st *storage.SignalStream, in StreamInput, replac
 		}
 	}
 	return nil
+}
+
+// loopback reports whether host is this machine.
+func loopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.IsLoopback()
 }
 
 // owned reads a stream the caller may manage.

@@ -26,8 +26,12 @@ type Config struct {
 	// Clock returns the current time (default time.Now): iat, outages,
 	// min_verification_interval.
 	Clock func() time.Time
-	// HTTPClient pushes SETs (default: a client with a 30 s timeout).
+	// HTTPClient pushes SETs (default: a client with a 30 s timeout). It
+	// follows no redirect: a receiver answering 3xx is failing.
 	HTTPClient *http.Client
+	// InsecurePush admits push endpoints over plain http on any host, not
+	// only loopback (serve --insecure).
+	InsecurePush bool
 	// Logger receives the delivery logs (default slog.Default()).
 	Logger *slog.Logger
 	// MaxOutage is how long a push stream's receiver may fail before the
@@ -89,9 +93,14 @@ func New(cfg Config) *Transmitter {
 	if cfg.Clock == nil {
 		cfg.Clock = time.Now
 	}
-	if cfg.HTTPClient == nil {
-		cfg.HTTPClient = &http.Client{Timeout: 30 * time.Second}
+	client := http.Client{Timeout: 30 * time.Second}
+	if cfg.HTTPClient != nil {
+		client = *cfg.HTTPClient
 	}
+	// A redirect would carry the SET (and the Authorization header) to a
+	// URL the receiver did not register.
+	client.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	cfg.HTTPClient = &client
 	cfg.Logger = cmp.Or(cfg.Logger, slog.Default())
 	cfg.MaxOutage = cmp.Or(cfg.MaxOutage, DefaultMaxOutage)
 	cfg.MinBackoff = cmp.Or(cfg.MinBackoff, DefaultMinBackoff)
