@@ -41,6 +41,7 @@ var sentinels = []struct {
 	{authority.ErrAlreadyExists, pb.ErrorReason_ALREADY_EXISTS},
 	{transmitter.ErrStreamNotFound, pb.ErrorReason_NOT_FOUND},
 	{transmitter.ErrVerificationTooSoon, pb.ErrorReason_RESOURCE_EXHAUSTED},
+	{transmitter.ErrTooManyStreams, pb.ErrorReason_RESOURCE_EXHAUSTED},
 	{storage.ErrCompacted, pb.ErrorReason_REVISION_COMPACTED},
 	{storage.ErrClosed, pb.ErrorReason_UNAVAILABLE},
 	// Retryable: nothing was written.

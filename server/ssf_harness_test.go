@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -334,7 +333,28 @@ func (r *receiver) awaitPosts(t testing.TB, n int) {
 // awaitN waits for n SETs.
 func (r *receiver) awaitN(t testing.TB, n int) []ssf.SET {
 	t.Helper()
-	return r.await(t, strconv.Itoa(n)+" SETs", func(s []ssf.SET) bool { return len(s) >= n })
+	guard := time.After(hangGuard)
+	for {
+		r.mu.Lock()
+		got, ch := len(r.sets), r.changed // no copy per wake: the benchmark waits for thousands
+		if got >= n {
+			sets := slices.Clone(r.sets)
+			r.mu.Unlock()
+			return sets
+		}
+		r.mu.Unlock()
+		select {
+		case <-ch:
+		case <-guard:
+			t.Fatalf("receiver: %d SETs never came; got %d: %s", n, got, describe(r.snapshot()))
+		}
+	}
+}
+
+func (r *receiver) snapshot() []ssf.SET {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.sets)
 }
 
 // describe lists SETs by jti and event type, for failure messages.

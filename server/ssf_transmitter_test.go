@@ -145,6 +145,21 @@ func TestSSFStreamLifecycle(t *testing.T) {
 	}
 }
 
+// TestSSFStreamsPerKey: a key creates at most MaxStreamsPerKey streams
+// (429 beyond); another key is not counted against it.
+func TestSSFStreamsPerKey(t *testing.T) {
+	e := newSSFEnv(t, envOptions{}, transmitter.Config{}, false)
+	key := e.keyWith("rp", authority.ScopeSignals)
+	for range transmitter.MaxStreamsPerKey {
+		e.createStream(t, key, map[string]any{})
+	}
+	code, body := e.call(t, "POST", "/ssf/streams", key, map[string]any{})
+	if code != http.StatusTooManyRequests || !strings.Contains(string(body), "RESOURCE_EXHAUSTED") {
+		t.Errorf("one stream too many: %d %s", code, body)
+	}
+	e.createStream(t, e.keyWith("rp2", authority.ScopeSignals), map[string]any{})
+}
+
 func mustJSON(t testing.TB, v any) string {
 	t.Helper()
 	b, err := json.Marshal(v)

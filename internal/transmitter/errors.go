@@ -18,6 +18,8 @@ var (
 	// ErrVerificationTooSoon: a verification request came sooner than the
 	// stream's min_verification_interval after the previous one.
 	ErrVerificationTooSoon = errors.New("verification requested sooner than min_verification_interval")
+	// ErrTooManyStreams: the caller's key has MaxStreamsPerKey streams.
+	ErrTooManyStreams = errors.New("too many streams for one API key")
 )
 
 func invalid(field, format string, args ...any) error {

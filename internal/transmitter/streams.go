@@ -3,6 +3,7 @@ package transmitter
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/netip"
 	"net/url"
 	"slices"
@@ -37,6 +38,9 @@ const (
 	maxFieldLen        = 2048
 	maxAuthHeader      = 4096
 	maxSubjects        = 10000
+	// MaxStreamsPerKey bounds the streams one API key creates: each push
+	// stream is a worker on every replica.
+	MaxStreamsPerKey = 50
 )
 
 // Caller is who manages a stream: the API key's ID owns the streams it
@@ -214,6 +218,18 @@ func (t *Transmitter) CreateStream(ctx context.Context, c Caller, in StreamInput
 		return ssf.StreamConfig{}, err
 	}
 	_, err := t.cfg.Store.Update(ctx, func(tx storage.Tx) error {
+		n := 0
+		for other, err := range tx.SignalStreams() {
+			if err != nil {
+				return err
+			}
+			if other.Owner == c.KeyID {
+				n++
+			}
+		}
+		if n >= MaxStreamsPerKey {
+			return fmt.Errorf("%w: API key %q has %d streams, the most one may; delete one first", ErrTooManyStreams, c.KeyName, n)
+		}
 		st.Position = tx.Revision()
 		if err := tx.PutSignalStream(st); err != nil {
 			return err
