@@ -67,6 +67,9 @@ func (t *Transmitter) Poll(ctx context.Context, c Caller, id string, in ssf.Poll
 		t.log.Warn("SSF poll: the receiver refused a SET", "stream", id, "jti", j, "err", e.Err, "description", e.Description)
 	}
 
+	if st.Status == StatusDisabled { // it holds nothing
+		return ssf.PollResponse{Sets: map[string]string{}}, nil
+	}
 	w, err := t.cfg.Store.Watch(ctx, st.Position)
 	if errors.Is(err, storage.ErrCompacted) {
 		t.pauseCompacted(ctx, id, st.Position)

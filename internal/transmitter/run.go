@@ -108,7 +108,11 @@ func (t *Transmitter) reconcile(ctx context.Context, workers map[string]*worker,
 		st, err = tx.SignalStream(id)
 		return err
 	})
-	if errors.Is(err, storage.ErrNotFound) {
+	if errors.Is(err, storage.ErrNotFound) { // deleted: forget its counts
+		t.mu.Lock()
+		delete(t.counters, id)
+		delete(t.lastVerify, id)
+		t.mu.Unlock()
 		return
 	} else if err != nil {
 		t.log.Warn("SSF transmitter: reading a stream failed", "stream", id, "error", err)
