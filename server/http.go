@@ -27,8 +27,9 @@ func WithConsole(secure bool) HTTPOption {
 
 // HTTPHandler serves /healthz (the process is up), /readyz (the gRPC
 // health service reports SERVING: false while shutting down), /metrics
-// (Prometheus, see Metrics) and /.well-known/jwks.json (the verification
-// keys, see serveJWKS), and, under WithConsole, the console; under
+// (Prometheus, see Metrics), /.well-known/jwks.json (the verification
+// keys, see serveJWKS) and /.well-known/openid-configuration (where to find
+// them, see serveDiscovery), and, under WithConsole, the console; under
 // WithTransmitter, the Shared Signals transmitter (ssf_transmitter.go).
 func (s *Server) HTTPHandler(opts ...HTTPOption) http.Handler {
 	var o httpOptions
@@ -38,6 +39,7 @@ func (s *Server) HTTPHandler(opts ...HTTPOption) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", s.metrics.Handler())
 	mux.HandleFunc("GET /.well-known/jwks.json", s.serveJWKS)
+	mux.HandleFunc("GET /.well-known/openid-configuration", s.serveDiscovery) // discovery.go
 	s.registerOAuthRevoke(mux) // POST /oauth2/revoke (RFC 7009), oauth_revoke.go
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		_, _ = w.Write([]byte("ok\n"))
