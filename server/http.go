@@ -40,7 +40,7 @@ func (s *Server) HTTPHandler(opts ...HTTPOption) http.Handler {
 	mux.Handle("GET /metrics", s.metrics.Handler())
 	mux.HandleFunc("GET /.well-known/jwks.json", s.serveJWKS)
 	mux.HandleFunc("GET /.well-known/openid-configuration", s.serveDiscovery) // discovery.go
-	s.registerOAuthRevoke(mux) // POST /oauth2/revoke (RFC 7009), oauth_revoke.go
+	s.registerOAuthRevoke(mux)                                                // POST /oauth2/revoke (RFC 7009), oauth_revoke.go
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		_, _ = w.Write([]byte("ok\n"))
 	})

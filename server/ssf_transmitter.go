@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"strings"
 
@@ -36,11 +35,14 @@ const maxSSFBody = 1 << 20
 type ssfTransmitter struct {
 	s *Server
 	t *transmitter.Transmitter
+	// failures limits failed authentications per address, as over gRPC.
+	failures *keyedLimiter
 }
 
 // registerSSFTransmitter adds the transmitter's routes to mux.
 func (s *Server) registerSSFTransmitter(mux *http.ServeMux, t *transmitter.Transmitter) {
-	h := &ssfTransmitter{s: s, t: t}
+	h := &ssfTransmitter{s: s, t: t,
+		failures: newKeyedLimiter("failed_auth", s.opts.Limits.FailedAuthPerSecond, s.opts.Limits.FailedAuthBurst)}
 	mux.HandleFunc("GET /.well-known/ssf-configuration", h.configuration)
 	mux.HandleFunc("POST /ssf/streams", h.auth(h.create))
 	mux.HandleFunc("GET /ssf/streams", h.auth(h.get))
@@ -58,22 +60,34 @@ func (s *Server) registerSSFTransmitter(mux *http.ServeMux, t *transmitter.Trans
 type ssfHandler func(w http.ResponseWriter, r *http.Request, c transmitter.Caller)
 
 // auth checks the bearer API key for scope signals, as the gRPC
-// authenticator does (a refusal is audited), and passes on the caller.
+// authenticator does: a refusal is audited (call.denied), and an address
+// whose credentials failed too often gets 429 RESOURCE_EXHAUSTED instead,
+// counted in the denied-call summary.
 func (h *ssfTransmitter) auth(next ssfHandler) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		method := r.Method + " " + r.URL.Path
 		actor := authority.Actor{Addr: r.RemoteAddr, Channel: channelSSF}
-		ip, _, _ := net.SplitHostPort(r.RemoteAddr)
+		ip := oauthRemoteIP(r)
+		// refuse answers a refused caller; failed says the credential
+		// itself failed (counted against the address), not only its scope.
+		refuse := func(why string, failed bool, err error) {
+			limited := failed && !h.failures.allow(ip)
+			h.s.denied.record(r.Context(), actor, ip, method, why, limited)
+			if limited {
+				err = limitError("failed_auth_rate", "too many failed authentications from this address; retry later with a valid API key")
+			} else if failed {
+				w.Header().Set("WWW-Authenticate", `Bearer realm="portcullis"`)
+			}
+			h.s.writeHTTPError(w, r, err, nil)
+		}
 		secret, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 		if !ok || secret == "" {
-			h.s.denied.record(r.Context(), actor, ip, method, "no bearer credential", false)
-			h.unauthorized(w, r, rpcerr.New(pb.ErrorReason_API_KEY_INVALID, `send an API key as "Authorization: Bearer <key>"`, nil))
+			refuse("no bearer credential", true, rpcerr.New(pb.ErrorReason_API_KEY_INVALID, `send an API key as "Authorization: Bearer <key>"`, nil))
 			return
 		}
 		key, err := h.s.auth.Authenticate(r.Context(), secret)
 		if errors.Is(err, authority.ErrAPIKeyInvalid) {
-			h.s.denied.record(r.Context(), actor, ip, method, "invalid API key", false)
-			h.unauthorized(w, r, err)
+			refuse("invalid API key", true, err)
 			return
 		} else if err != nil {
 			h.s.writeHTTPError(w, r, err, nil)
@@ -81,19 +95,13 @@ func (h *ssfTransmitter) auth(next ssfHandler) http.HandlerFunc {
 		}
 		actor.Name = key.Name
 		if !authority.HasScope(key, authority.ScopeSignals) {
-			h.s.denied.record(r.Context(), actor, ip, method, "missing scope "+authority.ScopeSignals, false)
-			h.s.writeHTTPError(w, r, rpcerr.New(pb.ErrorReason_PERMISSION_DENIED,
-				fmt.Sprintf("API key %q lacks scope %q needed by %s", key.Name, authority.ScopeSignals, method), nil), nil)
+			refuse("missing scope "+authority.ScopeSignals, false, rpcerr.New(pb.ErrorReason_PERMISSION_DENIED,
+				fmt.Sprintf("API key %q lacks scope %q needed by %s", key.Name, authority.ScopeSignals, method), nil))
 			return
 		}
 		next(w, r, transmitter.Caller{KeyID: key.ID, KeyName: key.Name,
 			Admin: authority.HasScope(key, authority.ScopeAdmin), Actor: actor})
 	}
-}
-
-func (h *ssfTransmitter) unauthorized(w http.ResponseWriter, r *http.Request, err error) {
-	w.Header().Set("WWW-Authenticate", `Bearer realm="portcullis"`)
-	h.s.writeHTTPError(w, r, err, nil)
 }
 
 // decode reads a JSON body into each of vs (the SSF object, then this

@@ -12,6 +12,7 @@ import (
 	"github.com/portcullis-dev/portcullis/internal/authority"
 	"github.com/portcullis-dev/portcullis/internal/storage"
 	"github.com/portcullis-dev/portcullis/internal/transmitter"
+	"github.com/portcullis-dev/portcullis/server"
 	"github.com/portcullis-dev/portcullis/ssf"
 )
 
@@ -204,6 +205,31 @@ func TestSSFAuth(t *testing.T) {
 		t.Errorf("another key lists %d streams", len(list))
 	}
 	e.must(t, http.StatusOK, "GET", "/ssf/streams?stream_id="+id, e.adminKey, nil, nil)
+}
+
+// TestSSFFailedAuthLimited: an address whose credentials keep failing gets
+// 429 (as over gRPC), while a valid key from it still works; the refusals
+// are audited.
+func TestSSFFailedAuthLimited(t *testing.T) {
+	lim := server.DefaultLimits
+	lim.FailedAuthPerSecond, lim.FailedAuthBurst = 0.001, 3
+	e := newSSFEnv(t, envOptions{server: server.Options{Limits: lim}}, transmitter.Config{}, false)
+	var codes []int
+	for range 5 {
+		code, _ := e.call(t, "GET", "/ssf/streams", "pcl_wrong", nil)
+		codes = append(codes, code)
+	}
+	if !slices.Equal(codes, []int{401, 401, 401, 429, 429}) {
+		t.Errorf("statuses of failed authentications: %v", codes)
+	}
+	e.must(t, http.StatusOK, "GET", "/ssf/streams", e.keyWith("rp", authority.ScopeSignals), nil, nil)
+	recs, _, err := e.auth.ListAuditRecords(context.Background(), authority.AuditFilter{Action: "call.denied"}, authority.Page{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(recs) == 0 || recs[0].Channel != "ssf" || recs[0].Details["method"] != "GET /ssf/streams" {
+		t.Errorf("denied-call audit: %+v", recs)
+	}
 }
 
 // TestSSFPushEvents: bans, their revocations, revocations, lifts and
