@@ -112,6 +112,41 @@ func TestSSFRetriesInOrder(t *testing.T) {
 	}
 }
 
+// TestSSFRefusedSkipped: a SET the receiver refuses (400, RFC 8935 §2.3)
+// is skipped for good, counted, and the next one follows; the stream's
+// authorization_header is sent with every push but never shown.
+func TestSSFRefusedSkipped(t *testing.T) {
+	e := newSSFEnv(t, envOptions{}, transmitter.Config{}, false)
+	r := newReceiver(t, e.http.URL+"/.well-known/jwks.json")
+	r.answer = func(n int) int {
+		if n == 1 {
+			return http.StatusBadRequest
+		}
+		return http.StatusAccepted
+	}
+	key := e.keyWith("rp", authority.ScopeSignals)
+	st := e.pushStream(t, key, r, nil)
+	e.ban(t, "refused")
+	e.ban(t, "taken")
+	e.ban(t, "sentinel") // pushed only once the worker has counted the one before
+	if got := users(r.awaitN(t, 2)); strings.Join(got, ",") != "taken,sentinel" {
+		t.Errorf("delivered %v, want taken and sentinel", got)
+	}
+	var c transmitter.StreamCounts
+	for _, n := range e.tx.Counts() {
+		if n.StreamID == st.StreamID {
+			c = n
+		}
+	}
+	if c.Skipped != 1 || c.Delivered < 1 || c.Failed != 0 {
+		t.Errorf("counts %+v, want 1 skipped, 1 or 2 delivered", c)
+	}
+	_, body := e.call(t, "GET", "/ssf/streams?stream_id="+st.StreamID, key, nil)
+	if strings.Contains(string(body), "authorization_header") || strings.Contains(string(body), r.auth) {
+		t.Errorf("the stream shows its authorization header: %s", body)
+	}
+}
+
 // TestSSFOutagePauses: a receiver failing for longer than MaxOutage (on
 // the injected clock) gets its stream paused with a reason.
 func TestSSFOutagePauses(t *testing.T) {

@@ -262,6 +262,10 @@ func (r *receiver) serve(w http.ResponseWriter, req *http.Request) {
 	r.mu.Unlock()
 	if answer != nil {
 		if code := answer(n); code != http.StatusAccepted {
+			if code == http.StatusBadRequest { // RFC 8935 §2.3
+				writeJSON(w, code, ssf.PushError{Err: "invalid_request", Description: "refused by the test"})
+				return
+			}
 			w.WriteHeader(code)
 			return
 		}
@@ -289,6 +293,12 @@ func (r *receiver) serve(w http.ResponseWriter, req *http.Request) {
 	r.changed = make(chan struct{})
 	r.mu.Unlock()
 	w.WriteHeader(http.StatusAccepted)
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(v)
 }
 
 // await waits until the SETs received satisfy ok and returns them.

@@ -2,6 +2,7 @@ package transmitter
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -129,9 +130,9 @@ func (p *pusher) deliver(ctx context.Context, s pending) error {
 				p.setOutage(ctx, time.Time{}, "")
 			}
 			return nil
-		case err == nil && code == http.StatusBadRequest:
+		case code == http.StatusBadRequest:
 			p.c.skipped.Add(1)
-			t.log.Warn("SSF push: the receiver refused a SET; skipped", "stream", p.st.ID, "jti", s.set.JTI)
+			t.log.Warn("SSF push: the receiver refused a SET; skipped", "stream", p.st.ID, "jti", s.set.JTI, "error", err)
 			return nil
 		case ctx.Err() != nil:
 			return errStop
@@ -172,9 +173,23 @@ func (p *pusher) post(ctx context.Context, raw string) (int, error) {
 	if err != nil {
 		return 0, err
 	}
+	defer resp.Body.Close()
+	if resp.StatusCode == http.StatusBadRequest {
+		// RFC 8935 §2.3: the receiver says why, as {"err", "description"}.
+		var e ssf.PushError
+		if json.NewDecoder(io.LimitReader(resp.Body, 64<<10)).Decode(&e) == nil && e.Err != "" {
+			return resp.StatusCode, &pushRefused{e}
+		}
+	}
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
-	resp.Body.Close()
 	return resp.StatusCode, nil
+}
+
+// pushRefused is a receiver's RFC 8935 error for one SET.
+type pushRefused struct{ e ssf.PushError }
+
+func (p *pushRefused) Error() string {
+	return fmt.Sprintf("the receiver refused the SET: %.100s: %.300s", p.e.Err, p.e.Description)
 }
 
 // setOutage records the start (or, zero, the end) of the receiver's

@@ -87,8 +87,9 @@ func (t *Transmitter) wire(st storage.SignalStream) ssf.StreamConfig {
 		EventsSupported: slices.Clone(Supported),
 		EventsRequested: slices.Clone(st.EventsRequested),
 		EventsDelivered: slices.Clone(st.EventsDelivered),
-		Delivery: &ssf.Delivery{Method: st.DeliveryMethod, EndpointURL: st.EndpointURL,
-			AuthorizationHeader: st.AuthorizationHeader},
+		// authorization_header is the receiver's secret: stored to be sent,
+		// never returned (a listing by an admin key would show it).
+		Delivery:                &ssf.Delivery{Method: st.DeliveryMethod, EndpointURL: st.EndpointURL},
 		MinVerificationInterval: int(t.cfg.MinVerificationInterval.Seconds()),
 		Description:             st.Description,
 	}
