@@ -8,9 +8,11 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
@@ -200,9 +202,11 @@ func serve(ctx context.Context, c serveConfig, logOut io.Writer) error {
 	// replica it pushes the streams' SETs and announces expired bans. Like
 	// the sweeper, it stops (writing its streams' positions) before the
 	// store closes.
-	publicURL := c.publicURL
+	publicURL := strings.TrimSuffix(c.publicURL, "/")
 	if publicURL == "" {
 		publicURL = "http://" + c.httpListen
+	} else if u, err := url.Parse(publicURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+		return usageError{fmt.Errorf("--public-url %q: want an absolute http(s) URL", c.publicURL)}
 	}
 	ssfTx := transmitter.New(transmitter.Config{Store: metrics.InstrumentStore(store), Authority: auth,
 		Issuer: publicURL, Logger: log, MaxOutage: c.ssfMaxOutage, InsecurePush: c.insecure})

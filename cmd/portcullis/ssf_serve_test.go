@@ -2,7 +2,10 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
+	"io"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -30,6 +33,19 @@ func TestServePublicURL(t *testing.T) {
 		}
 		if doc.Issuer != want || doc.JWKSURI != want+"/.well-known/jwks.json" {
 			t.Errorf("--public-url %q: issuer %q, jwks_uri %q", public, doc.Issuer, doc.JWKSURI)
+		}
+	}
+}
+
+// TestServePublicURLInvalid: --public-url must be an absolute http(s) URL.
+func TestServePublicURLInvalid(t *testing.T) {
+	for _, bad := range []string{"auth.example.com", "ftp://auth.example.com", "https://"} {
+		cfg := serveConfig{dataDir: filepath.Join(t.TempDir(), "data"), listen: "127.0.0.1:0", httpListen: freeAddr(t),
+			publicURL: bad, logFormat: "json", logLevel: "info"}
+		err := serve(t.Context(), cfg, io.Discard)
+		var usage usageError
+		if !errors.As(err, &usage) || !strings.Contains(err.Error(), "--public-url") {
+			t.Errorf("--public-url %q: %v", bad, err)
 		}
 	}
 }
