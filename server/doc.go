@@ -37,6 +37,10 @@
 //     refusal carries an ErrorInfo like every other limit's.
 //   - The sweeper that runs the domain's sweeps of ended sessions and old
 //     audit records every interval, and the server's metrics.
+//   - The Shared Signals transmitter's HTTP endpoints (ssf_transmitter.go:
+//     configuration, stream management, poll; API keys of scope signals,
+//     each managing its own streams) and its metrics; the rules are
+//     internal/transmitter's.
 //   - RFC 7009 token revocation on the HTTP listener (oauth_revoke.go,
 //     POST /oauth2/revoke): the client is an API key with sessions:write
 //     (Bearer, or the HTTP Basic password), refused ones audited like
@@ -45,7 +49,7 @@
 //   - Server reflection from the descriptors that make generate keeps with
 //     their comments, so that grpcurl describe shows them.
 //
-// It may import internal/authority, internal/fleet and internal/storage
+// It may import internal/authority, internal/fleet, internal/transmitter, ssf and internal/storage
 // (the domain it serves; the store only through the authority), gen/ (the API), gRPC and protobuf, go-grpc-middleware, the
 // Prometheus client and x/time/rate; nothing that services link (client/,
 // interceptors/), which must not depend on it either. It is imported by

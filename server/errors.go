@@ -15,6 +15,7 @@ import (
 	"github.com/portcullis-dev/portcullis/internal/fleet"
 	"github.com/portcullis-dev/portcullis/internal/receiver"
 	"github.com/portcullis-dev/portcullis/internal/storage"
+	"github.com/portcullis-dev/portcullis/internal/transmitter"
 	"github.com/portcullis-dev/portcullis/rpcerr"
 )
 
@@ -39,6 +40,9 @@ var sentinels = []struct {
 	{authority.ErrSessionAlreadyRevoked, pb.ErrorReason_SESSION_ALREADY_REVOKED},
 	{authority.ErrLastAdminKey, pb.ErrorReason_LAST_ADMIN_KEY},
 	{authority.ErrAlreadyExists, pb.ErrorReason_ALREADY_EXISTS},
+	{transmitter.ErrStreamNotFound, pb.ErrorReason_NOT_FOUND},
+	{transmitter.ErrVerificationTooSoon, pb.ErrorReason_RESOURCE_EXHAUSTED},
+	{transmitter.ErrTooManyStreams, pb.ErrorReason_RESOURCE_EXHAUSTED},
 	{storage.ErrCompacted, pb.ErrorReason_REVISION_COMPACTED},
 	{storage.ErrClosed, pb.ErrorReason_UNAVAILABLE},
 	// Retryable: nothing was written.

@@ -5,6 +5,7 @@ import (
 
 	"google.golang.org/grpc/health/grpc_health_v1"
 
+	"github.com/portcullis-dev/portcullis/internal/transmitter"
 	"github.com/portcullis-dev/portcullis/server/console"
 )
 
@@ -14,6 +15,7 @@ type HTTPOption func(*httpOptions)
 type httpOptions struct {
 	console       bool
 	consoleSecure bool
+	transmitter   *transmitter.Transmitter // WithTransmitter (ssf_transmitter.go)
 }
 
 // WithConsole serves the operator console under /console/ (package
@@ -27,7 +29,8 @@ func WithConsole(secure bool) HTTPOption {
 // health service reports SERVING: false while shutting down), /metrics
 // (Prometheus, see Metrics), /.well-known/jwks.json (the verification
 // keys, see serveJWKS) and /.well-known/openid-configuration (where to find
-// them, see serveDiscovery), and, under WithConsole, the console.
+// them, see serveDiscovery), and, under WithConsole, the console; under
+// WithTransmitter, the Shared Signals transmitter (ssf_transmitter.go).
 func (s *Server) HTTPHandler(opts ...HTTPOption) http.Handler {
 	var o httpOptions
 	for _, opt := range opts {
@@ -50,6 +53,9 @@ func (s *Server) HTTPHandler(opts ...HTTPOption) http.Handler {
 		}
 		_, _ = w.Write([]byte("ok\n"))
 	})
+	if o.transmitter != nil {
+		s.registerSSFTransmitter(mux, o.transmitter)
+	}
 	if o.console {
 		c := console.New(console.Config{Authority: s.auth, Fleet: s.fleet, Scope: scopeOf, Closing: s.closing, Secure: o.consoleSecure, Logger: s.log})
 		mux.Handle("/console/", c.Handler())

@@ -8,9 +8,11 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
@@ -18,6 +20,7 @@ import (
 
 	"github.com/portcullis-dev/portcullis/internal/authority"
 	"github.com/portcullis-dev/portcullis/internal/receiver"
+	"github.com/portcullis-dev/portcullis/internal/transmitter"
 	"github.com/portcullis-dev/portcullis/server"
 )
 
@@ -44,7 +47,8 @@ type serveConfig struct {
 	clientCA           string
 	limits             server.Limits // limits.go
 	store              storeConfig   // store.go
-	publicURL          string        // Shared Signals: the base URL transmitters and receivers use
+	publicURL          string        // Shared Signals issuer and endpoints' base
+	ssfMaxOutage       time.Duration // a push receiver failing this long pauses its stream
 }
 
 func newServeCommand() *cobra.Command {
@@ -86,7 +90,8 @@ signing key and an API key named bootstrap-admin with scope admin, written to
 	f.Int64Var(&c.retainRevisions, "retain-revisions", 100000, "how many revisions of the event log to keep for resuming watchers")
 	f.DurationVar(&c.shutdownTimeout, "shutdown-timeout", 10*time.Second, "how long to wait for calls in flight on shutdown")
 	f.StringVar(&c.console, "console", "auto", "serve the operator console under /console/ on the HTTP listener: auto (when --http-listen is a loopback address), on, or off")
-	f.StringVar(&c.publicURL, "public-url", "", "this authority's base URL as other services reach it, for Shared Signals (push endpoints, the SSF issuer); default http:// + --http-listen")
+	f.StringVar(&c.publicURL, "public-url", "", "the authority's public base URL: the Shared Signals issuer and the base of its endpoints (default http://<--http-listen>)")
+	f.DurationVar(&c.ssfMaxOutage, "ssf-max-outage", transmitter.DefaultMaxOutage, "how long a Shared Signals push receiver may fail before its stream is paused")
 	addTLSFlags(f, &c)
 	addLimitFlags(f, &c.limits)
 	addStoreFlags(f, &c.store)
@@ -178,9 +183,13 @@ func serve(ctx context.Context, c serveConfig, logOut io.Writer) error {
 		log.Info("created the bootstrap admin API key", "name", authority.BootstrapKeyName, "file", keyPath)
 	}
 
-	publicURL := c.publicURL
-	if publicURL == "" && c.httpListen != "" {
+	// The base URL of Shared Signals: the transmitter's issuer, the
+	// receiver's push endpoints.
+	publicURL := strings.TrimSuffix(c.publicURL, "/")
+	if publicURL == "" {
 		publicURL = "http://" + c.httpListen
+	} else if u, err := url.Parse(publicURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+		return usageError{fmt.Errorf("--public-url %q: want an absolute http(s) URL", c.publicURL)}
 	}
 	// The Shared Signals receiver (transmitters add) polls and sweeps
 	// until shutdown, stopping before the store closes (this defer runs
@@ -207,6 +216,18 @@ func serve(ctx context.Context, c serveConfig, logOut io.Writer) error {
 	} else {
 		close(sweepDone)
 	}
+	// The Shared Signals transmitter (internal/transmitter): on every
+	// replica it pushes the streams' SETs and announces expired bans. Like
+	// the sweeper, it stops (writing its streams' positions) before the
+	// store closes.
+	ssfTx := transmitter.New(transmitter.Config{Store: metrics.InstrumentStore(store), Authority: auth,
+		Issuer: publicURL, Logger: log, MaxOutage: c.ssfMaxOutage, InsecurePush: c.insecure})
+	metrics.Registry().MustRegister(server.TransmitterCollector(ssfTx))
+	ssfCtx, stopSSF := context.WithCancel(ctx)
+	ssfDone := make(chan struct{})
+	go func() { defer close(ssfDone); ssfTx.Run(ssfCtx) }()
+	defer func() { stopSSF(); <-ssfDone }()
+
 	g := srv.NewGRPCServer(tr.grpc...)
 	lis, err := net.Listen("tcp", c.listen)
 	if err != nil {
@@ -222,7 +243,7 @@ func serve(ctx context.Context, c serveConfig, logOut io.Writer) error {
 			g.Stop()
 			return err
 		}
-		var hopts []server.HTTPOption
+		hopts := []server.HTTPOption{server.WithTransmitter(ssfTx)}
 		if console {
 			hopts = append(hopts, server.WithConsole(c.tlsCert != ""))
 		}
