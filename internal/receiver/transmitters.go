@@ -107,10 +107,6 @@ func (r *Receiver) check(s *Settings) (issuer string, err error) {
 	return issuer, checkText("description", s.Description, maxDescriptionLen)
 }
 
-// transmitterConfig is what the receiver reads of a transmitter's
-// configuration.
-type transmitterConfig = ssf.TransmitterConfig
-
 // Add adds a transmitter: it fetches its configuration and JWKS, creates
 // our stream at it, then stores the record, audited
 // ("signal.transmitter.create"). Nothing is stored when a step fails; a
@@ -121,7 +117,7 @@ func (r *Receiver) Add(ctx context.Context, by authority.Actor, s Settings) (sto
 	if err != nil {
 		return storage.SignalTransmitter{}, err
 	}
-	var conf transmitterConfig
+	var conf ssf.TransmitterConfig
 	if _, err := r.auth.GetJSON(ctx, s.ConfigURL, &conf); err != nil {
 		return storage.SignalTransmitter{}, invalid("config_url", "fetching the transmitter's configuration failed: %v", err)
 	}
