@@ -7,7 +7,9 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"unicode/utf8"
 
+	"github.com/portcullis-dev/portcullis/ident"
 	"github.com/portcullis-dev/portcullis/internal/authority"
 	"github.com/portcullis-dev/portcullis/internal/storage"
 	"github.com/portcullis-dev/portcullis/ssf"
@@ -70,6 +72,10 @@ func (r *Receiver) apply(ctx context.Context, t storage.SignalTransmitter, set s
 	if why := reasonText(common.ReasonAdmin); why != "" {
 		ev.reason += ": " + why
 	}
+	// The transmitter's text goes into bans and revocations, whose reasons
+	// the authority bounds and keeps free of control characters: a SET is
+	// not refused for the way its reason is written.
+	ev.reason = cleanText(ev.reason, maxReasonLen)
 	by := actor(t.ID)
 	switch ev.uri {
 	case ssf.EventAccountDisabled, ssf.EventCredentialCompromise, ssf.EventAccountPurged:
@@ -144,6 +150,26 @@ func cmpStr(a, b string) string {
 		return a
 	}
 	return b
+}
+
+// maxReasonLen is the authority's bound on a reason (validate.go).
+const maxReasonLen = 1024
+
+// cleanText replaces what free text may not hold (invalid UTF-8, control
+// characters, bidi controls: ident.CheckText) with U+FFFD and cuts s to
+// at most max bytes, on a character boundary.
+func cleanText(s string, max int) string {
+	var b strings.Builder
+	for _, r := range strings.ToValidUTF8(s, "\uFFFD") {
+		if r < 0x20 || r == 0x7f || (0x80 <= r && r <= 0x9f) || ident.IsBidiControl(r) {
+			r = utf8.RuneError
+		}
+		if b.Len()+utf8.RuneLen(r) > max {
+			break
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
 }
 
 // reasonText reads a CAEP reason_admin: a string, or a map of language
@@ -222,6 +248,6 @@ func (r *Receiver) revokeSession(ctx context.Context, t storage.SignalTransmitte
 	if tenant == storage.AllTenants {
 		return fmt.Errorf("%w: the transmitter's tenant is \"*\" and the subject names no tenant whose sessions to revoke", ErrSETInvalid)
 	}
-	_, _, err := r.auth.RevokeUserSessions(ctx, by, tenant, s.user, strings.TrimSpace(reason))
+	_, _, err := r.auth.RevokeUserSessions(ctx, by, tenant, s.user, reason)
 	return err
 }

@@ -179,6 +179,13 @@ func TestPushBans(t *testing.T) {
 		!b.GetExpireTime().AsTime().Equal(e.a.Clock().Now().Add(time.Hour)) {
 		t.Fatalf("ban: %v", b)
 	}
+	// A reason longer than the authority takes, with control characters:
+	// the ban is made, its reason cleaned and cut.
+	e.mustApply(e.signed(e.jti(), ssf.EventAccountDisabled, user("bea"), ssf.AccountDisabled{Reason: "line\nbreak\u202e" + strings.Repeat("é", 1500)}))
+	if bea := e.bans("bea", pb.BanState_BAN_STATE_ACTIVE); len(bea) != 1 || len(bea[0].GetReason()) > 1024 ||
+		!strings.Contains(bea[0].GetReason(), "line\ufffdbreak\ufffd") {
+		t.Fatalf("bea's ban: %v", bea)
+	}
 	for _, c := range []struct{ user, event string }{{"carol", ssf.EventCredentialCompromise}, {"dave", ssf.EventAccountPurged}} {
 		_, tok := e.session(c.user)
 		e.mustApply(e.signed(e.jti(), c.event, user(c.user), map[string]any{"credential_type": "password"}))
@@ -203,7 +210,7 @@ func TestPushBans(t *testing.T) {
 	}
 
 	audits := e.applyAudits()
-	if len(audits) != 5 {
+	if len(audits) != 6 {
 		t.Fatalf("signal.apply records: %d", len(audits))
 	}
 	found := false

@@ -161,3 +161,64 @@ func TestAToB(t *testing.T) {
 		})
 	}
 }
+
+// TestMutual: A and B receive from each other. A ban at A comes back to A
+// as B's ban (a ban of the same user by the signal's actor), and the echo
+// of that at B finds B's ban in force and bans nothing: the loop stops.
+// The proof it stopped: a later ban at A (of zed) reaches B and comes back
+// to A after the echoes (delivery is in order), and by then each side has
+// exactly the bans of alice it had after the first round.
+func TestMutual(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute) // hang guard
+	defer cancel()
+	bin := serveproc.Build(t)
+	a, b := start(t, bin), start(t, bin)
+	receive := func(at, from authority) string {
+		key, err := from.admin.APIKeys.CreateAPIKey(ctx, &pb.CreateAPIKeyRequest{Name: "receiver", Scopes: []string{"signals"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		tx, err := at.admin.Signals.CreateTransmitter(ctx, &pb.CreateTransmitterRequest{
+			ConfigUrl: "http://" + from.http, Audience: "http://" + at.http, BearerToken: key.GetSecret(), TenantId: "acme"})
+		if err != nil {
+			t.Fatalf("CreateTransmitter: %v", err)
+		}
+		return "ssf:" + tx.GetTransmitter().GetTransmitterId()
+	}
+	fromA, fromB := receive(b, a), receive(a, b) // the actors of the bans signals make at B and at A
+	atA, atB := watch(ctx, t, a), watch(ctx, t, b)
+	banBy := func(user, by string) func(*pb.Event) bool {
+		return func(e *pb.Event) bool {
+			return e.GetBanCreated().GetSubject().GetUserId() == user && e.GetBanCreated().GetCreatedBy() == by
+		}
+	}
+	if _, err := a.admin.Bans.CreateBan(ctx, userBan("alice")); err != nil {
+		t.Fatal(err)
+	}
+	atB.next("alice's ban at B", banBy("alice", fromA))
+	atA.next("alice's ban coming back to A", banBy("alice", fromB))
+	if _, err := a.admin.Bans.CreateBan(ctx, userBan("zed")); err != nil {
+		t.Fatal(err)
+	}
+	atB.next("zed's ban at B", banBy("zed", fromA))
+	atA.next("zed's ban coming back to A", banBy("zed", fromB))
+	for _, c := range []struct {
+		name string
+		at   authority
+		want int
+	}{{"A", a, 2}, {"B", b, 1}} {
+		resp, err := c.at.admin.Bans.ListBans(ctx, &pb.ListBansRequest{TenantId: "acme", State: pb.BanState_BAN_STATE_ACTIVE})
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for _, ban := range resp.GetBans() {
+			if ban.GetSubject().GetUserId() == "alice" {
+				n++
+			}
+		}
+		if n != c.want {
+			t.Errorf("%s: %d active bans of alice, want %d: %v", c.name, n, c.want, resp.GetBans())
+		}
+	}
+}
