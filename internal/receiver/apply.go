@@ -63,7 +63,13 @@ func (r *Receiver) apply(ctx context.Context, t storage.SignalTransmitter, set s
 	if ev.tenant == storage.AllTenants && subj.tenant != "" && ev.uri == ssf.EventSessionRevoked {
 		ev.tenant = subj.tenant
 	}
+	if subj.user == "" && ev.uri != ssf.EventSessionRevoked {
+		return ev, false, fmt.Errorf("%w: %s names no user", ErrSETInvalid, name)
+	}
 	ev.subject = "user:" + subj.user
+	if subj.user == "" {
+		ev.subject = "session:" + subj.session
+	}
 	ev.policy = "ssf:" + name
 	ev.reason = fmt.Sprintf("Shared Signals %s from %s", name, t.Issuer)
 	if why := reasonText(common.Reason); why != "" {
@@ -97,7 +103,12 @@ func (r *Receiver) apply(ctx context.Context, t storage.SignalTransmitter, set s
 	case ssf.EventAccountEnabled:
 		err = r.liftOwnBans(ctx, t, subj.user, ev.reason)
 	case ssf.EventSessionRevoked:
-		err = r.revokeSession(ctx, t, subj, ev.tenant, ev.reason)
+		var acted bool
+		if acted, err = r.revokeSession(ctx, t, subj, ev.tenant, ev.reason); err == nil && !acted {
+			r.log.Info("signal names a session of an issuer not registered here and no user: nothing to revoke",
+				"transmitter", t.ID, "jti", set.JTI, "issuer", subj.sessionIssuer)
+			return ev, false, nil
+		}
 	}
 	if err != nil {
 		return ev, false, err
@@ -106,41 +117,57 @@ func (r *Receiver) apply(ctx context.Context, t storage.SignalTransmitter, set s
 	return ev, true, nil
 }
 
-// subject is what the receiver reads of a SET's subject.
+// subject is what the receiver reads of a SET's subject: a user (and the
+// issuer whose namespace its ID is in), a session (and its issuer), a
+// tenant.
 type subject struct {
-	user, issuer, session, tenant string
+	user, issuer           string
+	session, sessionIssuer string
+	tenant                 string
 }
 
-// subjectOf maps an RFC 9493 subject onto a user (and a session, the
-// user's issuer and a tenant for a complex subject). A user is an
-// iss_sub's sub, an email address or an opaque id.
+// subjectOf maps an RFC 9493 subject onto a user: an iss_sub's sub, an
+// email address or an opaque id, alone or as a complex subject's user. A
+// complex subject may add a session (opaque, or iss_sub: the session ID in
+// its issuer's namespace, as internal/transmitter sends an external
+// issuer's session) and a tenant; it may name a session without a user.
 func subjectOf(s ssf.Subject) (subject, error) {
 	var out subject
 	user := &s
-	if s.Format == ssf.FormatComplex || (s.Format == "" && s.User != nil) {
-		if s.User == nil {
-			return out, fmt.Errorf("%w: a complex subject without user", ErrSETInvalid)
-		}
+	if s.Format == ssf.FormatComplex || (s.Format == "" && (s.User != nil || s.Session != nil)) {
 		user = s.User
-		if s.Session != nil {
-			out.session = cmpStr(s.Session.ID, s.Session.Sub)
+		if ss := s.Session; ss != nil {
+			if ss.Format == ssf.FormatIssSub {
+				out.session, out.sessionIssuer = ss.Sub, ss.Iss
+			} else {
+				out.session = cmpStr(ss.ID, ss.Sub)
+			}
 		}
 		if s.Tenant != nil {
 			out.tenant = cmpStr(s.Tenant.ID, s.Tenant.Sub)
 		}
+		if user == nil {
+			if out.session == "" {
+				return out, fmt.Errorf("%w: a complex subject with neither user nor session", ErrSETInvalid)
+			}
+			return out, nil
+		}
 	}
 	switch user.Format {
-	case "iss_sub":
+	case ssf.FormatIssSub:
 		out.user, out.issuer = user.Sub, user.Iss
-	case "email":
+	case ssf.FormatEmail:
 		out.user = user.Email
-	case "opaque":
+	case ssf.FormatOpaque:
 		out.user = user.ID
 	default:
 		return out, fmt.Errorf("%w: subject format %.32q names no user this receiver knows (iss_sub, email, opaque, or complex with one)", ErrSETInvalid, user.Format)
 	}
 	if out.user == "" {
 		return out, fmt.Errorf("%w: the subject names an empty user", ErrSETInvalid)
+	}
+	if out.session != "" && out.sessionIssuer == "" {
+		out.sessionIssuer = out.issuer // an opaque session of the user's issuer
 	}
 	return out, nil
 }
@@ -232,22 +259,26 @@ func (r *Receiver) liftOwnBans(ctx context.Context, t storage.SignalTransmitter,
 // revokeSession applies a CAEP session-revoked: the external issuer's
 // session when the subject names one of an issuer registered here, else
 // every session of the user in the tenant (a session this authority
-// cannot name is revoked with all the user's others).
-func (r *Receiver) revokeSession(ctx context.Context, t storage.SignalTransmitter, s subject, tenant, reason string) error {
+// cannot name is revoked with all the user's others). acted is false when
+// the subject names neither a session here nor a user: nothing to revoke.
+func (r *Receiver) revokeSession(ctx context.Context, t storage.SignalTransmitter, s subject, tenant, reason string) (acted bool, err error) {
 	by := actor(t.ID)
-	if s.session != "" && s.issuer != "" {
-		_, err := r.auth.GetIssuer(ctx, s.issuer)
+	if s.session != "" && s.sessionIssuer != "" {
+		_, err := r.auth.GetIssuer(ctx, s.sessionIssuer)
 		switch {
 		case err == nil:
-			_, _, err = r.auth.RevokeExternal(ctx, by, s.issuer, s.session, "", reason)
-			return err
+			_, _, err = r.auth.RevokeExternal(ctx, by, s.sessionIssuer, s.session, "", reason)
+			return err == nil, err
 		case !errors.Is(err, authority.ErrNotFound):
-			return err
+			return false, err
 		}
 	}
-	if tenant == storage.AllTenants {
-		return fmt.Errorf("%w: the transmitter's tenant is \"*\" and the subject names no tenant whose sessions to revoke", ErrSETInvalid)
+	if s.user == "" {
+		return false, nil
 	}
-	_, _, err := r.auth.RevokeUserSessions(ctx, by, tenant, s.user, reason)
-	return err
+	if tenant == storage.AllTenants {
+		return false, fmt.Errorf("%w: the transmitter's tenant is \"*\" and the subject names no tenant whose sessions to revoke", ErrSETInvalid)
+	}
+	_, _, err = r.auth.RevokeUserSessions(ctx, by, tenant, s.user, reason)
+	return err == nil, err
 }

@@ -249,6 +249,29 @@ func TestPushSessionRevoked(t *testing.T) {
 		t.Fatalf("external token after session-revoked: %v", err)
 	}
 
+	// The session alone, in its issuer's namespace (how internal/transmitter
+	// sends a revoked session of an external issuer).
+	idTok2 := idp.Sign(jwt.MapClaims{"iss": idp.URL, "sub": "erin", "aud": testidp.ClientID, "sid": "idp-sess-2",
+		"iat": now.Unix(), "exp": now.Add(10 * time.Minute).Unix()})
+	sessionOnly := func(iss, sid string) *ssf.Subject {
+		return &ssf.Subject{Format: "complex", Session: &ssf.Subject{Format: "iss_sub", Iss: iss, Sub: sid}}
+	}
+	e.mustApply(e.signed(e.jti(), ssf.EventSessionRevoked, sessionOnly(idp.URL, "idp-sess-2"), ssf.SessionRevoked{}))
+	if err := e.check(idTok2); !errors.Is(err, client.ErrSessionRevoked) {
+		t.Fatalf("external token after a session-only session-revoked: %v", err)
+	}
+	// A session of an issuer not registered here, with no user: accepted,
+	// nothing to revoke, not audited as applied.
+	before := len(e.applyAudits())
+	e.mustApply(e.signed(e.jti(), ssf.EventSessionRevoked, sessionOnly("https://elsewhere.example", "s1"), ssf.SessionRevoked{}))
+	if n := len(e.applyAudits()); n != before {
+		t.Fatalf("signal.apply records after a session of nowhere: %d, want %d", n, before)
+	}
+	// A ban needs a user.
+	if code, body := e.push(e.signed(e.jti(), ssf.EventAccountDisabled, sessionOnly(idp.URL, "idp-sess-3"), ssf.AccountDisabled{})); code != 400 || body["reason"] != "SET_INVALID" {
+		t.Fatalf("account-disabled of a session: %d %v", code, body)
+	}
+
 	sid, tok := e.session("frank")
 	e.mustApply(e.signed(e.jti(), ssf.EventSessionRevoked, user("frank"), ssf.SessionRevoked{}))
 	if err := e.check(tok); !errors.Is(err, client.ErrSessionRevoked) {
