@@ -362,7 +362,7 @@ func TestSSFSubjectsAndEventsFilter(t *testing.T) {
 	bySubject := newReceiver(t, e.http.URL+"/.well-known/jwks.json")
 	sub := e.pushStream(t, key, bySubject, nil)
 	for _, s := range []map[string]any{
-		{"format": "iss_sub", "iss": testIssuer, "sub": "alice"},
+		{"format": "iss_sub", "iss": e.auth.Config().Issuer, "sub": "alice"},
 		{"format": "opaque", "id": "t9"},
 	} {
 		e.must(t, http.StatusOK, "POST", "/ssf/subjects:add", key, map[string]any{"stream_id": sub.StreamID, "subject": s}, nil)

@@ -127,7 +127,7 @@ func TestSSFStreamLifecycle(t *testing.T) {
 	}
 
 	// Subjects.
-	alice := map[string]any{"format": "iss_sub", "iss": testIssuer, "sub": "alice"}
+	alice := map[string]any{"format": "iss_sub", "iss": e.auth.Config().Issuer, "sub": "alice"}
 	e.must(t, http.StatusOK, "POST", "/ssf/subjects:add", key, map[string]any{"stream_id": id, "subject": alice, "verified": true}, nil)
 	if subs := e.stream(t, id).Subjects; len(subs) != 1 {
 		t.Errorf("subjects after add = %v", subs)
@@ -252,7 +252,7 @@ func TestSSFPushEvents(t *testing.T) {
 	if typ != ssf.EventAccountDisabled || ev["reason"] != "fraud" {
 		t.Errorf("first SET: %s %v", typ, ev)
 	}
-	if got, want := subjectJSON(t, sets[0].SubjectID), (&ssf.Subject{Format: "iss_sub", Iss: testIssuer, Sub: "alice"}).Key(); got != want {
+	if got, want := subjectJSON(t, sets[0].SubjectID), (&ssf.Subject{Format: "iss_sub", Iss: e.auth.Config().Issuer, Sub: "alice"}).Key(); got != want {
 		t.Errorf("sub_id = %s, want %s", got, want)
 	}
 

@@ -49,11 +49,12 @@ func (t *Transmitter) setsFor(st storage.SignalStream, ch storage.Change) []pend
 	return out
 }
 
-// user is the subject of a user of a tenant: iss_sub with this issuer,
-// inside a complex subject with the tenant unless the ban covers every
-// tenant.
+// user is the subject of a user of a tenant: iss_sub with the issuer of
+// the authority's access tokens (the namespace its user IDs live in, and
+// the issuer a receiver trusting those tokens has registered), inside a
+// complex subject with the tenant unless the ban covers every tenant.
 func (t *Transmitter) user(tenant, user string) *ssf.Subject {
-	u := &ssf.Subject{Format: "iss_sub", Iss: t.cfg.Issuer, Sub: user}
+	u := &ssf.Subject{Format: "iss_sub", Iss: t.cfg.Authority.Config().Issuer, Sub: user}
 	if tenant == storage.AllTenants || tenant == "" {
 		return u
 	}
@@ -79,7 +80,7 @@ func (t *Transmitter) mapEvent(st storage.SignalStream, ev storage.Event) (typ s
 			return "", nil, nil, false
 		}
 		sub = &ssf.Subject{Format: "complex",
-			User:    &ssf.Subject{Format: "iss_sub", Iss: t.cfg.Issuer, Sub: s.UserID},
+			User:    &ssf.Subject{Format: "iss_sub", Iss: t.cfg.Authority.Config().Issuer, Sub: s.UserID},
 			Session: &ssf.Subject{Format: "opaque", ID: s.ID},
 			Tenant:  &ssf.Subject{Format: "opaque", ID: s.TenantID}}
 		return ssf.EventSessionRevoked, sub, ssf.SessionRevoked{CAEPCommon: ssf.CAEPCommon{EventTimestamp: ts,
@@ -89,12 +90,12 @@ func (t *Transmitter) mapEvent(st storage.SignalStream, ev storage.Event) (typ s
 		if r == nil || r.SessionID == "" { // a token (jti) revocation names no session
 			return "", nil, nil, false
 		}
-		// The session of an external issuer: iss_sub of that issuer with
-		// the session claim as sub, as the receiver's RevokeExternal takes
-		// them (issuer, sid).
+		// The session of an external issuer, whose user the revocation
+		// does not know: the session alone, as iss_sub (the session
+		// claim's value in that issuer's namespace), which is what a
+		// receiver's revocation takes (issuer, sid).
 		sub = &ssf.Subject{Format: "complex",
-			User:    &ssf.Subject{Format: "iss_sub", Iss: r.Issuer, Sub: r.SessionID},
-			Session: &ssf.Subject{Format: "opaque", ID: r.SessionID}}
+			Session: &ssf.Subject{Format: "iss_sub", Iss: r.Issuer, Sub: r.SessionID}}
 		return ssf.EventSessionRevoked, sub, ssf.SessionRevoked{CAEPCommon: ssf.CAEPCommon{EventTimestamp: ts,
 			InitiatingEntity: initiator(r.RevokedBy), ReasonAdmin: reasons(r.Reason)}}, true
 	case storage.EventBanCreated, storage.EventBanLifted, storage.EventBanExpired:

@@ -1,11 +1,13 @@
-// Package signals holds the Shared Signals end-to-end tests: two real
-// `portcullis serve` processes, A transmitting (internal/transmitter) and
-// B receiving (internal/receiver), B added as a receiver of A with an API
-// key of A with scope signals. A ban, an unban and a session revocation
-// at A must become, through SSF push and poll delivery, a ban, its lift
-// and a revocation at B; and two authorities receiving from each other
-// must not ban each other's echoes forever.
+// Package signals holds the Shared Signals end-to-end tests: real
+// `portcullis serve` processes (harness_test.go), A transmitting
+// (internal/transmitter) and B receiving (internal/receiver) with an API
+// key of A with scope signals, by push and by poll. A ban, a lift and a
+// session revocation at A must become a ban, its lift and a revocation at
+// B (signals_test.go), survive A's crash in a burst (burst_test.go), fall
+// back to the user's sessions when B cannot name A's session, and two
+// authorities receiving from each other must not ban each other's echoes
+// forever (receive_test.go).
 //
 // It has only tests. They build the binary from cmd/portcullis and talk to
-// both processes as an operator would, through client/ and gen/.
+// the processes as an operator would, through client/ and gen/.
 package signals
