@@ -25,10 +25,6 @@ func (a *Authority) Update(ctx context.Context, fn func(storage.Tx) error) (int6
 	return a.store.Update(ctx, fn)
 }
 
-// NewAuditID returns the ID of an audit record written at now:
-// time-ordered like the authority's own.
-func NewAuditID(now time.Time) string { return newID("aud_", now) }
-
 // CheckFetchURL applies the external issuers' transport rule to a URL the
 // authority fetches or posts to: https, http only on a loopback host or
 // under serve --insecure.

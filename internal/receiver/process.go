@@ -77,7 +77,7 @@ func (r *Receiver) process(ctx context.Context, t storage.SignalTransmitter, raw
 			return nil
 		}
 		return tx.AppendAudit(storage.AuditRecord{
-			ID: authority.NewAuditID(now), Time: now, Action: "signal.apply", Actor: actor(t.ID).Name,
+			ID: authority.NewID("aud_", now), Time: now, Action: "signal.apply", Actor: actor(t.ID).Name,
 			Channel: authority.ChannelSignals, TenantID: ev.tenant, Subject: ev.subject, Reason: ev.reason, Policy: ev.policy,
 			Details: map[string]string{"jti": set.JTI, "transmitter": t.ID, "event": ev.uri, "issuer": t.Issuer},
 		})

@@ -199,7 +199,7 @@ func (r *Receiver) Add(ctx context.Context, by authority.Actor, s Settings) (sto
 
 func transmitterAudit(action string, by authority.Actor, t storage.SignalTransmitter, now time.Time) storage.AuditRecord {
 	return storage.AuditRecord{
-		ID: authority.NewAuditID(now), Time: now, Action: action, Actor: by.Name, ActorAddr: by.Addr, Channel: by.Channel,
+		ID: authority.NewID("aud_", now), Time: now, Action: action, Actor: by.Name, ActorAddr: by.Addr, Channel: by.Channel,
 		TargetID: t.ID, Details: map[string]string{"issuer": t.Issuer, "stream_id": t.StreamID, "delivery": t.DeliveryMethod},
 	}
 }
