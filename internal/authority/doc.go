@@ -6,7 +6,11 @@
 //
 // It alone holds the Store: the event stream reads it through the
 // authority (Watch, Revision, StoreID, StreamSnapshot, Presence), so that
-// no caller reaches past the domain.
+// no caller reaches past the domain. The Shared Signals receiver
+// (internal/receiver) writes its own records (transmitters, received SETs)
+// through Update and fetches transmitters' documents with the issuers'
+// client and URL rules (receiverapi.go); its bans and revocations go
+// through the domain's methods.
 //
 // # The last admin key
 //
