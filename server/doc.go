@@ -41,6 +41,12 @@
 //     configuration, stream management, poll; API keys of scope signals,
 //     each managing its own streams) and its metrics; the rules are
 //     internal/transmitter's.
+//   - The Shared Signals receiver: SignalService (signals.go, scope
+//     admin), the push endpoint POST /ssf/receive/{transmitter_id}
+//     (ssf_receiver.go: RFC 8935 answers through writeHTTPError, a wrong
+//     Authorization audited like a refused call) and its metrics
+//     (signalmetrics.go); the rules are internal/receiver's, which the
+//     server runs itself when Options.Receiver is nil (authoritytest).
 //   - RFC 7009 token revocation on the HTTP listener (oauth_revoke.go,
 //     POST /oauth2/revoke): the client is an API key with sessions:write
 //     (Bearer, or the HTTP Basic password), refused ones audited like
@@ -49,7 +55,7 @@
 //   - Server reflection from the descriptors that make generate keeps with
 //     their comments, so that grpcurl describe shows them.
 //
-// It may import internal/authority, internal/fleet, internal/transmitter, ssf and internal/storage
+// It may import internal/authority, internal/fleet, internal/transmitter, internal/receiver, ssf and internal/storage
 // (the domain it serves; the store only through the authority), gen/ (the API), gRPC and protobuf, go-grpc-middleware, the
 // Prometheus client and x/time/rate; nothing that services link (client/,
 // interceptors/), which must not depend on it either. It is imported by
