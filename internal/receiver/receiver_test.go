@@ -426,6 +426,31 @@ func TestKeyRotationAndDelete(t *testing.T) {
 	}
 }
 
+// TestUnknownKidRefetch: a SET naming a kid the transmitter does not
+// publish refetches its JWKS, at most once a minute (by the authority's
+// clock), and is refused with invalid_key.
+func TestUnknownKidRefetch(t *testing.T) {
+	e := newEnv(t, "push")
+	stranger := txfake.Start(t)
+	stranger.RotateKey() // "k2": a kid the transmitter does not have
+	forged := func() string {
+		return stranger.Sign(e.tx.SET(aud, e.jti(), e.a.Clock().Now(), user("ivy"), ssf.EventAccountDisabled, ssf.AccountDisabled{}))
+	}
+	fetches := e.tx.JWKSFetches()
+	for i, want := range []int{fetches + 1, fetches + 1} {
+		if code, body := e.push(forged()); code != 400 || body["err"] != "invalid_key" {
+			t.Fatalf("push %d: %d %v", i, code, body)
+		}
+		if got := e.tx.JWKSFetches(); got != want {
+			t.Fatalf("after push %d: %d JWKS fetches, want %d", i, got, want)
+		}
+	}
+	e.a.Clock().Advance(61 * time.Second)
+	if code, _ := e.push(forged()); code != 400 || e.tx.JWKSFetches() != fetches+2 {
+		t.Fatalf("a minute later: %d, %d JWKS fetches, want %d", code, e.tx.JWKSFetches(), fetches+2)
+	}
+}
+
 // TestPoll: a poll transmitter's SETs are applied in order and
 // acknowledged in the next poll; a refused one is reported in setErrs.
 func TestPoll(t *testing.T) {

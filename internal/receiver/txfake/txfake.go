@@ -34,18 +34,19 @@ type Transmitter struct {
 	URL string // its issuer, and the base of its endpoints
 	srv *httptest.Server
 
-	mu      sync.Mutex
-	keys    map[string]ed25519.PrivateKey // published keys by kid
-	kid     string                        // the signing key
-	stream  *ssf.StreamConfig             // the stream created, nil before and after delete
-	deleted []string                      // stream IDs deleted
-	queue   map[string]string             // poll: SETs not yet acknowledged, by jti
-	acked   []string
-	setErrs map[string]ssf.SETErr
-	polls   int
-	changed chan struct{} // closed and replaced on every change
-	done    chan struct{} // closed when the test ends: waiting polls return
-	seq     int
+	mu       sync.Mutex
+	keys     map[string]ed25519.PrivateKey // published keys by kid
+	kid      string                        // the signing key
+	stream   *ssf.StreamConfig             // the stream created, nil before and after delete
+	deleted  []string                      // stream IDs deleted
+	queue    map[string]string             // poll: SETs not yet acknowledged, by jti
+	acked    []string
+	setErrs  map[string]ssf.SETErr
+	polls    int
+	jwksGets int
+	changed  chan struct{} // closed and replaced on every change
+	done     chan struct{} // closed when the test ends: waiting polls return
+	seq      int
 }
 
 // Start starts a fake transmitter, closed at the test's end.
@@ -109,6 +110,7 @@ func (x *Transmitter) config(w http.ResponseWriter, _ *http.Request) {
 func (x *Transmitter) jwks(w http.ResponseWriter, _ *http.Request) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
+	x.jwksGets++
 	var keys []map[string]string
 	for kid, k := range x.keys {
 		keys = append(keys, map[string]string{"kty": "OKP", "crv": "Ed25519", "kid": kid, "alg": "EdDSA", "use": "sig",
@@ -212,6 +214,13 @@ func (x *Transmitter) Stream() *ssf.StreamConfig {
 	}
 	c := *x.stream
 	return &c
+}
+
+// JWKSFetches returns how many times the JWKS was fetched.
+func (x *Transmitter) JWKSFetches() int {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	return x.jwksGets
 }
 
 // Deleted returns the IDs of the streams the receiver deleted.
