@@ -465,8 +465,12 @@ func TestPoll(t *testing.T) {
 		return s
 	}())
 	e.tx.Enqueue("s-11", bad)
+	// Two hours old: refused by push (1 h), taken by poll (7 days), which a
+	// receiver that was down collects late.
+	e.tx.Enqueue("s-12", e.tx.Sign(e.tx.SET(aud, "s-12", e.a.Clock().Now().Add(-2*time.Hour), user("jack"),
+		ssf.EventAccountDisabled, ssf.AccountDisabled{})))
 	err := e.tx.WaitPolled(e.ctx, func(acked []string, setErrs map[string]ssf.SETErr) bool {
-		return len(acked) == 2 && setErrs["s-11"].Err == "invalid_audience"
+		return len(acked) == 3 && setErrs["s-11"].Err == "invalid_audience"
 	})
 	if err != nil {
 		t.Fatalf("waiting for the acks: %v", err)
@@ -478,5 +482,8 @@ func TestPoll(t *testing.T) {
 	}
 	if lifted := e.bans("ivan", pb.BanState_BAN_STATE_LIFTED); len(lifted) != 1 {
 		t.Fatalf("lifted bans: %v", lifted)
+	}
+	if jack := e.bans("jack", pb.BanState_BAN_STATE_ACTIVE); len(jack) != 1 {
+		t.Fatalf("jack's bans after a 2 h old polled SET: %v", jack)
 	}
 }
