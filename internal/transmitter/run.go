@@ -89,11 +89,15 @@ func (t *Transmitter) follow(ctx context.Context, workers map[string]*worker) er
 				if ev.Signal != nil {
 					t.reconcile(ctx, workers, ev.Signal.StreamID, ch.Revision)
 				}
-			case storage.EventBanCreated, storage.EventBanLifted:
-				select { // a new temporary ban may expire before the announcer's next wake
-				case t.kick <- struct{}{}:
-				default:
+			case storage.EventBanCreated:
+				// A temporary full user ban may expire before the
+				// announcer's next wake-up; any ban lets it look at the
+				// clock.
+				var at time.Time
+				if b := ev.Ban; b != nil && b.Kind == storage.SubjectUser && b.Full() {
+					at = b.ExpireTime
 				}
+				t.noteExpiry(at)
 			}
 		}
 	}
@@ -138,24 +142,70 @@ func (t *Transmitter) stopWorker(workers map[string]*worker, id string) {
 	}
 }
 
-// announce calls AnnounceExpiredBans when the earliest temporary ban
-// expires (at least once a minute, and when a ban event arrives): its
-// ban.expired events become account-enabled SETs.
+// announceEvery bounds the announcer's sleep: a safety net only, since
+// every ban that can expire reaches it through the log (noteExpiry).
+const announceEvery = time.Hour
+
+// announce calls AnnounceExpiredBans (a scan of every ban) when the
+// earliest temporary full user ban it knows of expires: its ban.expired
+// events become account-enabled SETs. A new ban's expiry reaches it
+// through noteExpiry and only moves that wake-up earlier: a burst of bans
+// costs no scan per ban.
 func (t *Transmitter) announce(ctx context.Context) {
 	for ctx.Err() == nil {
-		wait := time.Minute
 		next, err := t.cfg.Authority.AnnounceExpiredBans(ctx)
 		if err != nil && ctx.Err() == nil {
 			t.log.Warn("SSF transmitter: announcing expired bans failed", "error", err)
-		} else if !next.IsZero() {
-			wait = min(wait, max(next.Sub(t.cfg.Clock()), 0))
+			next = t.cfg.Clock().Add(time.Minute) // retry
 		}
-		tm := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-		case <-tm.C:
-		case <-t.kick:
+		for ctx.Err() == nil {
+			wait := announceEvery
+			if !next.IsZero() {
+				wait = min(wait, max(next.Sub(t.cfg.Clock()), 0))
+			}
+			tm := time.NewTimer(wait)
+			woke := false
+			select {
+			case <-ctx.Done():
+			case <-tm.C:
+				woke = true
+			case <-t.kick:
+				if at := t.takeExpiry(); !at.IsZero() && (next.IsZero() || at.Before(next)) {
+					next = at
+				}
+				// Due by the clock (an injected clock moves without the
+				// timer): scan now.
+				woke = !next.IsZero() && !t.cfg.Clock().Before(next)
+			}
+			tm.Stop()
+			if woke {
+				break // scan
+			}
 		}
-		tm.Stop()
 	}
+}
+
+// noteExpiry tells the announcer of a new ban, which expires at at (zero:
+// never, or not a ban it announces) and wakes it to look at the clock.
+func (t *Transmitter) noteExpiry(at time.Time) {
+	if !at.IsZero() {
+		t.mu.Lock()
+		if t.earliest.IsZero() || at.Before(t.earliest) {
+			t.earliest = at
+		}
+		t.mu.Unlock()
+	}
+	select {
+	case t.kick <- struct{}{}:
+	default:
+	}
+}
+
+// takeExpiry returns the earliest expiry noted since the last call.
+func (t *Transmitter) takeExpiry() time.Time {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	at := t.earliest
+	t.earliest = time.Time{}
+	return at
 }

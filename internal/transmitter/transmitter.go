@@ -70,8 +70,10 @@ type Transmitter struct {
 	// (this replica's memory: the interval is a courtesy bound, not state).
 	lastVerify map[string]time.Time
 	counters   map[string]*counters
-	// kick wakes the ban-expiry announcer when a ban event arrives.
-	kick chan struct{}
+	// kick wakes the ban-expiry announcer when a ban expiring before
+	// earliest (under mu) arrives.
+	kick     chan struct{}
+	earliest time.Time
 }
 
 // counters are one stream's delivery counts on this replica.
