@@ -1,10 +1,3 @@
-// Package txfake is a Shared Signals transmitter for tests of the
-// receiver: an httptest server with /.well-known/ssf-configuration, a
-// JWKS, a stream management endpoint (create and delete only) and a poll
-// endpoint, signing SETs with ssf.Sign. It is narrow on purpose: it does
-// what a transmitter does for one receiver's stream, and records what the
-// receiver sent (the stream it asked for, bearer tokens, acks, setErrs) so
-// that tests check it. The real transmitter is internal/transmitter.
 package txfake
 
 import (
