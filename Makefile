@@ -86,7 +86,8 @@ FUZZ_TARGETS := \
 	./token:FuzzVerify ./token:FuzzForgery ./token:FuzzExternalForgery ./token:FuzzExternalClaims \
 	./internal/authority:FuzzParseDuration ./internal/authority:FuzzParseSubjectIP \
 	./internal/authority:FuzzPageToken ./server:FuzzWatchResume \
-	./internal/storage:FuzzBanDecoder ./server:FuzzBanWire ./client:FuzzWatchCodec
+	./internal/storage:FuzzBanDecoder ./server:FuzzBanWire ./client:FuzzWatchCodec \
+	./ssf:FuzzVerify ./ssf:FuzzParseJWKS
 FUZZTIME_SHORT ?= 3s
 FUZZTIME       ?= 30s
 
