@@ -22,10 +22,6 @@ func WithTransmitter(t *transmitter.Transmitter) HTTPOption {
 	return func(o *httpOptions) { o.transmitter = t }
 }
 
-// channelSSF is the audit channel of changes made through the Shared
-// Signals endpoints.
-const channelSSF = "ssf"
-
 // maxSSFBody bounds a request body of the SSF endpoints.
 const maxSSFBody = 1 << 20
 
@@ -66,7 +62,7 @@ type ssfHandler func(w http.ResponseWriter, r *http.Request, c transmitter.Calle
 func (h *ssfTransmitter) auth(next ssfHandler) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		method := r.Method + " " + r.URL.Path
-		actor := authority.Actor{Addr: r.RemoteAddr, Channel: channelSSF}
+		actor := authority.Actor{Addr: r.RemoteAddr, Channel: authority.ChannelSignals}
 		ip := oauthRemoteIP(r)
 		// refuse answers a refused caller; failed says the credential
 		// itself failed (counted against the address), not only its scope.

@@ -47,8 +47,8 @@ const (
 
 // Actor is who performs an action: the caller's API key name, network
 // address and the channel it came through (ChannelGRPC, ChannelConsole,
-// ChannelHTTP).
-// They go into audit records and revocation reasons.
+// ChannelHTTP, ChannelSignals). They go into audit records and revocation
+// reasons.
 type Actor struct {
 	Name    string
 	Addr    string
@@ -63,6 +63,10 @@ const (
 	// ChannelHTTP: the authority's plain HTTP endpoints (RFC 7009
 	// token revocation).
 	ChannelHTTP = "http"
+	// ChannelSignals: Shared Signals, both ways: a receiver of this
+	// authority's events managing its streams, and the changes this
+	// authority's receiver applied (actor "ssf:<transmitter id>").
+	ChannelSignals = "ssf"
 )
 
 // System is the actor of changes Portcullis makes by itself.

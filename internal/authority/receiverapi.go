@@ -14,10 +14,6 @@ import (
 // fetch rules of external issuers, which apply to a transmitter's
 // configuration and JWKS as they do to an issuer's discovery document.
 
-// ChannelSignals is the channel of the changes a Shared Signals receiver
-// applied (actor "ssf:<transmitter id>").
-const ChannelSignals = "ssf"
-
 // Update runs fn in one write transaction of the store. It is for the
 // receiver's own records and their audit; bans and revocations go through
 // the Authority's methods so that their rules hold.
