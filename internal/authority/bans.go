@@ -26,6 +26,11 @@ type BanInput struct {
 	Capabilities []string
 	Reason       string
 	Policy       string
+	// Also, when set, writes the caller's own records in the Update that
+	// commits the ban (the Shared Signals receiver's mark of the SET and
+	// its audit record), so that they commit with it or not at all. An
+	// error from it writes nothing and is returned unchanged.
+	Also func(storage.Tx) error
 }
 
 func (in BanInput) validate(now time.Time) (storage.Ban, error) {
@@ -163,6 +168,11 @@ func (a *Authority) CreateBan(ctx context.Context, actor Actor, in BanInput) (st
 		head: func(tx storage.Tx) error {
 			if err := tx.PutBan(ban); err != nil {
 				return err
+			}
+			if in.Also != nil {
+				if err := in.Also(tx); err != nil {
+					return err
+				}
 			}
 			return tx.Emit(storage.Event{Kind: storage.EventBanCreated, Time: now, Ban: &ban})
 		},

@@ -33,38 +33,42 @@ var eventNames = map[string]string{
 // apply performs the action of set's event. A SET with no event applied
 // here (a verification, a stream update) is accepted without action (ok
 // false); one with several events is refused: SSF 1.0 SETs carry one.
-func (r *Receiver) apply(ctx context.Context, t storage.SignalTransmitter, set ssf.SET) (ev applied, ok bool, err error) {
+// When the action is one write of the authority's that takes the caller's
+// records (a ban), mark writes the SET's in it and marked is true: the ban,
+// the SET's mark and its audit record commit together, in one durable
+// commit instead of two. Otherwise the caller marks the SET after.
+func (r *Receiver) apply(ctx context.Context, t storage.SignalTransmitter, set ssf.SET, mark func(storage.Tx, applied, bool) error) (ev applied, ok, marked bool, err error) {
 	if len(set.Events) != 1 {
-		return ev, false, fmt.Errorf("%w: %d events; a SET carries exactly one", ErrSETInvalid, len(set.Events))
+		return ev, false, false, fmt.Errorf("%w: %d events; a SET carries exactly one", ErrSETInvalid, len(set.Events))
 	}
 	var payload json.RawMessage
 	for ev.uri, payload = range set.Events {
 	}
 	name, known := eventNames[ev.uri]
 	if !known {
-		return ev, false, nil
+		return ev, false, false, nil
 	}
 	var common struct {
 		ReasonAdmin any `json:"reason_admin"`
 		Reason      any `json:"reason"` // RISC account-disabled: hijacking, bulk-account
 	}
 	if err := json.Unmarshal(payload, &common); err != nil {
-		return ev, false, fmt.Errorf("%w: event %s: %v", ErrSETInvalid, name, err)
+		return ev, false, false, fmt.Errorf("%w: event %s: %v", ErrSETInvalid, name, err)
 	}
 	sub := set.EventSubject(ev.uri) // sub_id, or the event's subject (earlier drafts)
 	if sub == nil {
-		return ev, false, fmt.Errorf("%w: no subject (sub_id)", ErrSETInvalid)
+		return ev, false, false, fmt.Errorf("%w: no subject (sub_id)", ErrSETInvalid)
 	}
 	subj, err := subjectOf(*sub)
 	if err != nil {
-		return ev, false, err
+		return ev, false, false, err
 	}
 	ev.tenant = t.TenantID
 	if ev.tenant == storage.AllTenants && subj.tenant != "" && ev.uri == ssf.EventSessionRevoked {
 		ev.tenant = subj.tenant
 	}
 	if subj.user == "" && ev.uri != ssf.EventSessionRevoked {
-		return ev, false, fmt.Errorf("%w: %s names no user", ErrSETInvalid, name)
+		return ev, false, false, fmt.Errorf("%w: %s names no user", ErrSETInvalid, name)
 	}
 	ev.subject = "user:" + subj.user
 	if subj.user == "" {
@@ -89,17 +93,23 @@ func (r *Receiver) apply(ctx context.Context, t storage.SignalTransmitter, set s
 		// that followed the ban, another replica's) is not made twice.
 		own, err := r.ownBans(ctx, t, subj.user)
 		if err != nil {
-			return ev, false, err
+			return ev, false, false, err
 		}
 		if len(own) > 0 {
 			break
 		}
-		in := authority.BanInput{TenantID: t.TenantID, Kind: storage.SubjectUser, Value: subj.user, Reason: ev.reason, Policy: ev.policy}
+		in := authority.BanInput{TenantID: t.TenantID, Kind: storage.SubjectUser, Value: subj.user, Reason: ev.reason, Policy: ev.policy,
+			Also: func(tx storage.Tx) error { return mark(tx, ev, true) }}
 		if t.BanDuration > 0 {
 			end := r.now().Add(t.BanDuration)
 			in.ExpireTime = &end
 		}
 		_, _, err = r.auth.CreateBan(ctx, by, in)
+		// The mark committed with the ban, unless the ban's first Update
+		// failed (then nothing did) or only its later batches of session
+		// revocations did (an IncompleteError: the ban and the mark stand).
+		var incomplete *authority.IncompleteError
+		marked = err == nil || errors.As(err, &incomplete)
 	case ssf.EventAccountEnabled:
 		err = r.liftOwnBans(ctx, t, subj.user, ev.reason)
 	case ssf.EventSessionRevoked:
@@ -107,14 +117,14 @@ func (r *Receiver) apply(ctx context.Context, t storage.SignalTransmitter, set s
 		if acted, err = r.revokeSession(ctx, t, subj, ev.tenant, ev.reason); err == nil && !acted {
 			r.log.Info("signal names a session of an issuer not registered here and no user: nothing to revoke",
 				"transmitter", t.ID, "jti", set.JTI, "issuer", subj.sessionIssuer)
-			return ev, false, nil
+			return ev, false, false, nil
 		}
 	}
 	if err != nil {
-		return ev, false, err
+		return ev, false, false, err
 	}
 	r.log.Info("signal applied", "transmitter", t.ID, "event", name, "jti", set.JTI, "user", subj.user)
-	return ev, true, nil
+	return ev, true, marked, nil
 }
 
 // subject is what the receiver reads of a SET's subject: a user (and the

@@ -24,9 +24,10 @@
 // (process): ssf.Verify (signature with one of the transmitter's keys,
 // iss = its issuer, aud = the configured audience, iat within the window),
 // with one refetch of the JWKS when the kid is unknown (at most once a
-// minute per transmitter); then the jti replay check; then the action;
-// then one Update writing the ReceivedSET and the "signal.apply" audit
-// record. SETs of one transmitter are processed one at a time on a
+// minute per transmitter); then the jti replay check; then the action,
+// with the ReceivedSET and the "signal.apply" audit record written in the
+// ban's own Update when it bans (one commit), or in one Update after it
+// (lifts and revocations, which tolerate a repeat). SETs of one transmitter are processed one at a time on a
 // replica, so a redelivery racing the original is a replay, not a second
 // ban. A SET whose action failed is not recorded: the transmitter
 // delivers it again.

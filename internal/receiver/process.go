@@ -60,13 +60,9 @@ func (r *Receiver) process(ctx context.Context, t storage.SignalTransmitter, raw
 	case !errors.Is(err, storage.ErrNotFound):
 		return err
 	}
-	ev, applied, err := r.apply(ctx, t, set)
-	if err != nil {
-		r.refused(err)
-		return err
-	}
-	now := r.now()
-	_, err = r.auth.Update(ctx, func(tx storage.Tx) error {
+	// mark records the SET (and, when it was applied, its audit record).
+	mark := func(tx storage.Tx, ev applied, applied bool) error {
+		now := r.now()
 		if err := tx.PutReceivedSET(storage.ReceivedSET{
 			Transmitter: t.ID, JTI: set.JTI, Event: ev.uri, ReceiveTime: now,
 			KeepUntil: set.IssuedAt.Add(maxAge + r.cfg.MaxSkew),
@@ -81,7 +77,15 @@ func (r *Receiver) process(ctx context.Context, t storage.SignalTransmitter, raw
 			Channel: authority.ChannelSignals, TenantID: ev.tenant, Subject: ev.subject, Reason: ev.reason, Policy: ev.policy,
 			Details: map[string]string{"jti": set.JTI, "transmitter": t.ID, "event": ev.uri, "issuer": t.Issuer},
 		})
-	})
+	}
+	ev, applied, marked, err := r.apply(ctx, t, set, mark)
+	if err != nil {
+		r.refused(err)
+		return err
+	}
+	if !marked {
+		_, err = r.auth.Update(ctx, func(tx storage.Tx) error { return mark(tx, ev, applied) })
+	}
 	if err != nil {
 		// The action stands; a redelivery applies it again, which bans
 		// and revocations tolerate.
