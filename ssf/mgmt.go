@@ -60,15 +60,7 @@ type Delivery struct {
 	Method              string `json:"method"`
 	EndpointURL         string `json:"endpoint_url,omitempty"`
 	AuthorizationHeader string `json:"authorization_header,omitempty"`
-	// MaxInFlight (member DeliveryMaxInFlight, a Portcullis extension) is
-	// how many pushed SETs the receiver takes in flight at once; it then
-	// orders them by SET.PrevJTI. 0 or 1: one at a time, as RFC 8935
-	// receivers expect. Transmitters that do not know it ignore it.
-	MaxInFlight int `json:"portcullis_max_in_flight,omitempty"`
 }
-
-// DeliveryMaxInFlight is the member of Delivery.MaxInFlight.
-const DeliveryMaxInFlight = "portcullis_max_in_flight"
 
 // StreamConfig is an event stream's configuration (SSF 1.0 §8.1.1): the
 // body of stream creation, reading, update and replacement.

@@ -19,18 +19,7 @@ type SET struct {
 	// Events maps each event type URI to its payload (one event per SET in
 	// SSF 1.0 §4.1.3, which Verify does not require: RFC 8417 allows more).
 	Events map[string]json.RawMessage
-	// PrevJTI (claim ClaimPrevJTI, a Portcullis extension) is the jti of
-	// the SET before this one in its stream, sent by a transmitter that
-	// has several SETs of a stream in flight at once (DeliveryMaxInFlight),
-	// so that the receiver applies them in the stream's order; "" for the
-	// first SET of a stream, and from transmitters that send one at a time.
-	PrevJTI string
 }
-
-// ClaimPrevJTI is the claim of SET.PrevJTI. It is a private claim name
-// (RFC 7519 §4.3), prefixed to keep clear of registered and public ones;
-// receivers that do not know it ignore it.
-const ClaimPrevJTI = "portcullis_prev_jti"
 
 // setJSON is the SET's JSON. aud is a string or an array (RFC 7519 §4.1.3),
 // so it is read raw; iat is a NumericDate (possibly fractional).
@@ -42,7 +31,6 @@ type setJSON struct {
 	TxnID     string                     `json:"txn,omitempty"`
 	SubjectID *Subject                   `json:"sub_id,omitempty"`
 	Events    map[string]json.RawMessage `json:"events"`
-	PrevJTI   string                     `json:"portcullis_prev_jti,omitempty"` // ClaimPrevJTI
 }
 
 // MarshalJSON writes the claims; a single audience is written as a string,
@@ -61,7 +49,7 @@ func (s SET) MarshalJSON() ([]byte, error) {
 	}
 	return json.Marshal(setJSON{
 		Issuer: s.Issuer, Audience: audRaw, IssuedAt: json.RawMessage(fmt.Sprint(s.IssuedAt.Unix())),
-		JTI: s.JTI, TxnID: s.TxnID, SubjectID: s.SubjectID, Events: s.Events, PrevJTI: s.PrevJTI,
+		JTI: s.JTI, TxnID: s.TxnID, SubjectID: s.SubjectID, Events: s.Events,
 	})
 }
 
@@ -71,7 +59,7 @@ func (s *SET) UnmarshalJSON(b []byte) error {
 	if err := json.Unmarshal(b, &w); err != nil {
 		return err
 	}
-	out := SET{Issuer: w.Issuer, JTI: w.JTI, TxnID: w.TxnID, SubjectID: w.SubjectID, Events: w.Events, PrevJTI: w.PrevJTI}
+	out := SET{Issuer: w.Issuer, JTI: w.JTI, TxnID: w.TxnID, SubjectID: w.SubjectID, Events: w.Events}
 	if len(w.Audience) > 0 && string(w.Audience) != "null" {
 		var one string
 		if err := json.Unmarshal(w.Audience, &one); err == nil {
