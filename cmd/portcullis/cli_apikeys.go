@@ -88,12 +88,7 @@ func newAPIKeysListCommand() *cobra.Command {
 			}
 			w := cmd.OutOrStdout()
 			if cf.output == "json" {
-				for _, k := range resp.GetApiKeys() {
-					if err := jsonLine(w, k); err != nil {
-						return err
-					}
-				}
-				return nil
+				return jsonLines(w, resp.GetApiKeys())
 			}
 			t := newTable(w, "API_KEY_ID", "NAME", "SCOPES", "CREATED", "EXPIRES", "REVOKED")
 			for _, k := range resp.GetApiKeys() {

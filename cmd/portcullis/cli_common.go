@@ -220,6 +220,16 @@ func jsonLine(w io.Writer, m proto.Message) error {
 	return err
 }
 
+// jsonLines writes each message as one JSON line (a listing's -o json).
+func jsonLines[M proto.Message](w io.Writer, ms []M) error {
+	for _, m := range ms {
+		if err := jsonLine(w, m); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // table writes aligned columns.
 type table struct{ tw *tabwriter.Writer }
 

@@ -114,12 +114,7 @@ func newIssuersListCommand() *cobra.Command {
 			}
 			w := cmd.OutOrStdout()
 			if cf.output == "json" {
-				for _, is := range resp.GetIssuers() {
-					if err := jsonLine(w, is); err != nil {
-						return err
-					}
-				}
-				return nil
+				return jsonLines(w, resp.GetIssuers())
 			}
 			t := newTable(w, "ISSUER", "TENANT", "AUDIENCES", "KEYS", "LAST_SUCCESS", "LAST_ERROR_TIME", "LAST_ERROR")
 			for _, is := range resp.GetIssuers() {

@@ -38,12 +38,7 @@ func newKeysListCommand() *cobra.Command {
 			}
 			w := cmd.OutOrStdout()
 			if cf.output == "json" {
-				for _, k := range resp.GetKeys() {
-					if err := jsonLine(w, k); err != nil {
-						return err
-					}
-				}
-				return nil
+				return jsonLines(w, resp.GetKeys())
 			}
 			t := newTable(w, "KEY_ID", "ALGORITHM", "CREATED", "RETIRED", "VERIFY_UNTIL")
 			for _, k := range resp.GetKeys() {

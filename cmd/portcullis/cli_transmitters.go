@@ -102,12 +102,7 @@ func newTransmittersListCommand() *cobra.Command {
 			}
 			w := cmd.OutOrStdout()
 			if cf.output == "json" {
-				for _, t := range resp.GetTransmitters() {
-					if err := jsonLine(w, t); err != nil {
-						return err
-					}
-				}
-				return nil
+				return jsonLines(w, resp.GetTransmitters())
 			}
 			t := newTable(w, "ID", "ISSUER", "DELIVERY", "TENANT", "STREAM", "KEYS", "LAST_SUCCESS", "LAST_ERROR")
 			for _, x := range resp.GetTransmitters() {
