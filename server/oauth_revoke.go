@@ -3,11 +3,8 @@ package server
 import (
 	"errors"
 	"mime"
-	"net"
 	"net/http"
-	"net/url"
 	"strconv"
-	"strings"
 
 	pb "github.com/portcullis-dev/portcullis/gen/portcullis/v1"
 	"github.com/portcullis-dev/portcullis/internal/authority"
@@ -111,55 +108,12 @@ func (s *Server) serveOAuthRevoke(w http.ResponseWriter, r *http.Request, failur
 // RESOURCE_EXHAUSTED instead, counted in the denied-call summary, as over
 // gRPC.
 func (s *Server) oauthClient(w http.ResponseWriter, r *http.Request, failures *keyedLimiter) (storage.APIKey, bool) {
-	var secret, scheme string
-	if _, pass, ok := r.BasicAuth(); ok {
-		scheme, secret = "Basic", pass
-		if p, err := url.QueryUnescape(pass); err == nil {
-			secret = p
-		}
-	} else if h := r.Header.Get("Authorization"); len(h) > len("Bearer ") && strings.EqualFold(h[:len("Bearer ")], "Bearer ") {
-		scheme, secret = "Bearer", strings.TrimSpace(h[len("Bearer "):])
-	}
-	// refuse answers a refused client; failed says the credential itself
-	// failed (counted against the address), not only its scope.
-	refuse := func(why, name string, failed bool, err error) (storage.APIKey, bool) {
-		actor := authority.Actor{Name: name, Addr: r.RemoteAddr, Channel: authority.ChannelHTTP}
-		ip := oauthRemoteIP(r)
-		limited := failed && !failures.allow(ip)
-		s.denied.record(r.Context(), actor, ip, oauthRevokeMethod, why, limited)
-		if limited {
-			s.writeHTTPError(w, r, limitError("failed_auth_rate",
-				"too many failed authentications from this address; retry later with a valid API key"), nil)
-			return storage.APIKey{}, false
-		}
-		switch scheme {
-		case "":
-			w.Header().Add("WWW-Authenticate", `Basic realm="portcullis"`)
-			w.Header().Add("WWW-Authenticate", `Bearer realm="portcullis"`)
-		default:
-			w.Header().Set("WWW-Authenticate", scheme+` realm="portcullis"`)
-		}
-		s.writeHTTPError(w, r, err, oauthErrorCode("invalid_client", http.StatusUnauthorized))
-		return storage.APIKey{}, false
-	}
-	if secret == "" {
-		return refuse("no client credential", "", true, rpcerr.New(pb.ErrorReason_API_KEY_INVALID,
-			`authenticate with an API key: "Authorization: Bearer <key>", or HTTP Basic with the key as the password`, nil))
-	}
-	key, err := s.auth.Authenticate(r.Context(), secret)
-	if errors.Is(err, authority.ErrAPIKeyInvalid) {
-		return refuse("invalid API key", "", true, err)
-	} else if err != nil {
-		s.writeHTTPError(w, r, err, nil)
-		return storage.APIKey{}, false
-	}
-	if !authority.HasScope(key, authority.ScopeSessionsWrite) {
+	key, _, ok := s.apiKey(w, r, httpKeyCheck{method: oauthRevokeMethod, scope: authority.ScopeSessionsWrite,
+		channel: authority.ChannelHTTP, basic: true, failures: failures,
 		// RFC 6749 §5.2 has no error for a client that authenticated but
 		// may not use the endpoint other than invalid_client.
-		return refuse("missing scope "+authority.ScopeSessionsWrite, key.Name, false, rpcerr.New(pb.ErrorReason_PERMISSION_DENIED,
-			"API key "+strconv.Quote(key.Name)+" lacks scope "+strconv.Quote(authority.ScopeSessionsWrite)+" needed by "+oauthRevokeMethod, nil))
-	}
-	return key, true
+		protocol: oauthErrorCode("invalid_client", http.StatusUnauthorized)})
+	return key, ok
 }
 
 // oauthInvalidRequest answers 400 invalid_request; field, when set, goes
@@ -190,13 +144,4 @@ func oauthRevokeProtocol(reason pb.ErrorReason, b *HTTPError) int {
 		b.Error, b.ErrorDescription = "invalid_request", b.Message
 	}
 	return 0
-}
-
-// oauthRemoteIP is the address part of r.RemoteAddr, which the denied-call
-// summaries count by.
-func oauthRemoteIP(r *http.Request) string {
-	if host, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
-		return host
-	}
-	return r.RemoteAddr
 }

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"mime"
-	"net"
 	"net/http"
 
 	pb "github.com/portcullis-dev/portcullis/gen/portcullis/v1"
@@ -44,11 +43,7 @@ func (s *Server) serveSSFPush(w http.ResponseWriter, r *http.Request) {
 	}
 	err = s.signalReceiver().Receive(r.Context(), id, r.Header.Get("Authorization"), body)
 	if errors.Is(err, receiver.ErrPushUnauthorized) {
-		ip, _, splitErr := net.SplitHostPort(r.RemoteAddr)
-		if splitErr != nil {
-			ip = r.RemoteAddr
-		}
-		s.denied.record(r.Context(), authority.Actor{Addr: r.RemoteAddr, Channel: authority.ChannelSignals}, ip,
+		s.denied.record(r.Context(), authority.Actor{Addr: r.RemoteAddr, Channel: authority.ChannelSignals}, remoteIP(r),
 			"POST /ssf/receive/"+id, "wrong push authorization", false)
 	}
 	if err != nil {

@@ -2,16 +2,11 @@ package server
 
 import (
 	"encoding/json"
-	"errors"
-	"fmt"
 	"io"
 	"net/http"
-	"strings"
 
-	pb "github.com/portcullis-dev/portcullis/gen/portcullis/v1"
 	"github.com/portcullis-dev/portcullis/internal/authority"
 	"github.com/portcullis-dev/portcullis/internal/transmitter"
-	"github.com/portcullis-dev/portcullis/rpcerr"
 	"github.com/portcullis-dev/portcullis/ssf"
 )
 
@@ -61,38 +56,9 @@ type ssfHandler func(w http.ResponseWriter, r *http.Request, c transmitter.Calle
 // counted in the denied-call summary.
 func (h *ssfTransmitter) auth(next ssfHandler) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		method := r.Method + " " + r.URL.Path
-		actor := authority.Actor{Addr: r.RemoteAddr, Channel: authority.ChannelSignals}
-		ip := oauthRemoteIP(r)
-		// refuse answers a refused caller; failed says the credential
-		// itself failed (counted against the address), not only its scope.
-		refuse := func(why string, failed bool, err error) {
-			limited := failed && !h.failures.allow(ip)
-			h.s.denied.record(r.Context(), actor, ip, method, why, limited)
-			if limited {
-				err = limitError("failed_auth_rate", "too many failed authentications from this address; retry later with a valid API key")
-			} else if failed {
-				w.Header().Set("WWW-Authenticate", `Bearer realm="portcullis"`)
-			}
-			h.s.writeHTTPError(w, r, err, nil)
-		}
-		secret, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-		if !ok || secret == "" {
-			refuse("no bearer credential", true, rpcerr.New(pb.ErrorReason_API_KEY_INVALID, `send an API key as "Authorization: Bearer <key>"`, nil))
-			return
-		}
-		key, err := h.s.auth.Authenticate(r.Context(), secret)
-		if errors.Is(err, authority.ErrAPIKeyInvalid) {
-			refuse("invalid API key", true, err)
-			return
-		} else if err != nil {
-			h.s.writeHTTPError(w, r, err, nil)
-			return
-		}
-		actor.Name = key.Name
-		if !authority.HasScope(key, authority.ScopeSignals) {
-			refuse("missing scope "+authority.ScopeSignals, false, rpcerr.New(pb.ErrorReason_PERMISSION_DENIED,
-				fmt.Sprintf("API key %q lacks scope %q needed by %s", key.Name, authority.ScopeSignals, method), nil))
+		key, actor, ok := h.s.apiKey(w, r, httpKeyCheck{method: r.Method + " " + r.URL.Path, scope: authority.ScopeSignals,
+			channel: authority.ChannelSignals, failures: h.failures})
+		if !ok {
 			return
 		}
 		next(w, r, transmitter.Caller{KeyID: key.ID, KeyName: key.Name,
