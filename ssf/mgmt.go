@@ -60,6 +60,12 @@ type Delivery struct {
 	Method              string `json:"method"`
 	EndpointURL         string `json:"endpoint_url,omitempty"`
 	AuthorizationHeader string `json:"authorization_header,omitempty"`
+	// MaxInFlight (push; the Portcullis extension portcullis_max_in_flight)
+	// asks the transmitter to keep up to this many SETs in flight at once,
+	// each naming its predecessor (SET.PrevJTI), instead of one at a time:
+	// a receiver that reorders them by that chain and commits a run of them
+	// together takes SETs far faster. 0 or 1: one at a time.
+	MaxInFlight int `json:"portcullis_max_in_flight,omitempty"`
 }
 
 // StreamConfig is an event stream's configuration (SSF 1.0 §8.1.1): the

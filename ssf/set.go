@@ -16,6 +16,13 @@ type SET struct {
 	JTI       string
 	TxnID     string
 	SubjectID *Subject
+	// PrevJTI is the jti of the SET sent before this one in the same
+	// stream (the Portcullis extension claim portcullis_prev_jti), set by a
+	// transmitter that keeps several SETs in flight for a receiver that
+	// asked for it (Delivery.MaxInFlight), so that the receiver applies
+	// them in the stream's order whatever order they arrive in. Empty: the
+	// transmitter has no earlier SET of the stream unacknowledged.
+	PrevJTI string
 	// Events maps each event type URI to its payload (one event per SET in
 	// SSF 1.0 §4.1.3, which Verify does not require: RFC 8417 allows more).
 	Events map[string]json.RawMessage
@@ -30,6 +37,7 @@ type setJSON struct {
 	JTI       string                     `json:"jti"`
 	TxnID     string                     `json:"txn,omitempty"`
 	SubjectID *Subject                   `json:"sub_id,omitempty"`
+	PrevJTI   string                     `json:"portcullis_prev_jti,omitempty"`
 	Events    map[string]json.RawMessage `json:"events"`
 }
 
@@ -49,7 +57,7 @@ func (s SET) MarshalJSON() ([]byte, error) {
 	}
 	return json.Marshal(setJSON{
 		Issuer: s.Issuer, Audience: audRaw, IssuedAt: json.RawMessage(fmt.Sprint(s.IssuedAt.Unix())),
-		JTI: s.JTI, TxnID: s.TxnID, SubjectID: s.SubjectID, Events: s.Events,
+		JTI: s.JTI, TxnID: s.TxnID, SubjectID: s.SubjectID, PrevJTI: s.PrevJTI, Events: s.Events,
 	})
 }
 
@@ -59,7 +67,7 @@ func (s *SET) UnmarshalJSON(b []byte) error {
 	if err := json.Unmarshal(b, &w); err != nil {
 		return err
 	}
-	out := SET{Issuer: w.Issuer, JTI: w.JTI, TxnID: w.TxnID, SubjectID: w.SubjectID, Events: w.Events}
+	out := SET{Issuer: w.Issuer, JTI: w.JTI, TxnID: w.TxnID, SubjectID: w.SubjectID, PrevJTI: w.PrevJTI, Events: w.Events}
 	if len(w.Audience) > 0 && string(w.Audience) != "null" {
 		var one string
 		if err := json.Unmarshal(w.Audience, &one); err == nil {

@@ -23,9 +23,12 @@ type SignalStream struct {
 	EndpointURL     string // push: the receiver's URL; poll: this authority's poll URL
 	// AuthorizationHeader is sent as Authorization with every push (a secret).
 	AuthorizationHeader string
-	Algorithm           string // SET signing: "EdDSA" (default) or "RS256"
-	Status              string // "enabled", "paused", "disabled"
-	StatusReason        string
+	// MaxInFlight (push): how many SETs may be in flight at once, each
+	// naming its predecessor (ssf.SET.PrevJTI); 0 or 1: one at a time.
+	MaxInFlight  int
+	Algorithm    string // SET signing: "EdDSA" (default) or "RS256"
+	Status       string // "enabled", "paused", "disabled"
+	StatusReason string
 	// Subjects: canonical JSON (ssf.Subject.Key) of the subjects added;
 	// empty = every subject.
 	Subjects []string

@@ -38,6 +38,9 @@ const (
 	maxFieldLen        = 2048
 	maxAuthHeader      = 4096
 	maxSubjects        = 10000
+	// MaxInFlight bounds a push stream's portcullis_max_in_flight: the
+	// SETs one stream may have signed and unacknowledged at once.
+	MaxInFlight = 256
 	// MaxStreamsPerKey bounds the streams one API key creates: each push
 	// stream is a worker on every replica.
 	MaxStreamsPerKey = 50
@@ -89,7 +92,7 @@ func (t *Transmitter) wire(st storage.SignalStream) ssf.StreamConfig {
 		EventsDelivered: slices.Clone(st.EventsDelivered),
 		// authorization_header is the receiver's secret: stored to be sent,
 		// never returned (a listing by an admin key would show it).
-		Delivery:                &ssf.Delivery{Method: st.DeliveryMethod, EndpointURL: st.EndpointURL},
+		Delivery:                &ssf.Delivery{Method: st.DeliveryMethod, EndpointURL: st.EndpointURL, MaxInFlight: st.MaxInFlight},
 		MinVerificationInterval: int(t.cfg.MinVerificationInterval.Seconds()),
 		Description:             st.Description,
 	}
@@ -151,8 +154,15 @@ func (t *Transmitter) configure(st *storage.SignalStream, in StreamInput, replac
 		if c.Delivery != nil {
 			d = *c.Delivery
 		}
+		if d.MaxInFlight < 0 || d.MaxInFlight > MaxInFlight {
+			return invalid("delivery.portcullis_max_in_flight", "want 0 to %d, not %d", MaxInFlight, d.MaxInFlight)
+		}
+		st.MaxInFlight = 0
 		switch d.Method {
 		case "", ssf.DeliveryPoll: // poll unless the receiver asks for push
+			if d.MaxInFlight > 1 {
+				return invalid("delivery.portcullis_max_in_flight", "applies to push delivery only (a poll asks for maxEvents)")
+			}
 			st.DeliveryMethod = ssf.DeliveryPoll
 			st.EndpointURL = strings.TrimSuffix(t.cfg.Issuer, "/") + "/ssf/poll/" + st.ID
 			st.AuthorizationHeader = ""
@@ -168,6 +178,7 @@ func (t *Transmitter) configure(st *storage.SignalStream, in StreamInput, replac
 				return invalid("delivery.authorization_header", "longer than %d bytes or not one line", maxAuthHeader)
 			}
 			st.DeliveryMethod, st.EndpointURL, st.AuthorizationHeader = ssf.DeliveryPush, d.EndpointURL, d.AuthorizationHeader
+			st.MaxInFlight = d.MaxInFlight
 		default:
 			return invalid("delivery.method", "want %s (push) or %s (poll), not %.100q", ssf.DeliveryPush, ssf.DeliveryPoll, d.Method)
 		}
