@@ -150,14 +150,37 @@ type BanWrite struct {
 // nothing behind.
 func (a *Authority) CreateBan(ctx context.Context, actor Actor, in BanInput) (storage.Ban, BanWrite, error) {
 	now := a.now()
-	ban, err := in.validate(now)
+	ban, rv, err := a.newBan(actor, in, now)
 	if err != nil {
 		return storage.Ban{}, BanWrite{}, err
+	}
+	revoked, rev, committed, err := a.revokeAll(ctx, rv, now)
+	switch {
+	case err != nil && committed:
+		a.log.Error("ban created, but revoking its sessions failed", "ban_id", ban.ID, "tenant_id", ban.TenantID,
+			"revoked_sessions", revoked, "actor", actor.Name, "error", err)
+		return ban, BanWrite{RevokedSessions: revoked, Revision: rev},
+			&IncompleteError{BanID: ban.ID, Revoked: revoked, Revision: rev, Err: err}
+	case err != nil:
+		return storage.Ban{}, BanWrite{}, err
+	}
+	a.log.Info("ban created", "ban_id", ban.ID, "tenant_id", ban.TenantID, "subject_kind", ban.Kind,
+		"full", ban.Full(), "revoked_sessions", revoked, "actor", actor.Name)
+	return ban, BanWrite{RevokedSessions: revoked, Revision: rev}, nil
+}
+
+// newBan validates in and returns the ban it makes, with the revocation
+// that commits it: the ban, in.Also, its event and its audit record in
+// the first Update, with the live sessions a full ban revokes.
+func (a *Authority) newBan(actor Actor, in BanInput, now time.Time) (storage.Ban, revocation, error) {
+	ban, err := in.validate(now)
+	if err != nil {
+		return storage.Ban{}, revocation{}, err
 	}
 	ban.ID = newID("ban_", now)
 	ban.CreateTime, ban.CreatedBy, ban.CreatorAddr = now, actor.Name, actor.Addr
 	subject := subjectString(ban.Kind, ban.Value)
-	revoked, rev, committed, err := a.revokeAll(ctx, revocation{
+	return ban, revocation{
 		pick: func(tx storage.ReadTx, after string, limit int) ([]storage.Session, error) {
 			if !ban.Full() {
 				return nil, nil
@@ -196,60 +219,53 @@ func (a *Authority) CreateBan(ctx context.Context, actor Actor, in BanInput) (st
 			}
 			return tx.AppendAudit(rec)
 		},
-	}, now)
-	switch {
-	case err != nil && committed:
-		a.log.Error("ban created, but revoking its sessions failed", "ban_id", ban.ID, "tenant_id", ban.TenantID,
-			"revoked_sessions", revoked, "actor", actor.Name, "error", err)
-		return ban, BanWrite{RevokedSessions: revoked, Revision: rev},
-			&IncompleteError{BanID: ban.ID, Revoked: revoked, Revision: rev, Err: err}
-	case err != nil:
-		return storage.Ban{}, BanWrite{}, err
-	}
-	a.log.Info("ban created", "ban_id", ban.ID, "tenant_id", ban.TenantID, "subject_kind", ban.Kind,
-		"full", ban.Full(), "revoked_sessions", revoked, "actor", actor.Name)
-	return ban, BanWrite{RevokedSessions: revoked, Revision: rev}, nil
+	}, nil
 }
 
 // LiftBan ends a ban early, keeping its record. It returns the lifted ban
 // and the revision of the write.
 func (a *Authority) LiftBan(ctx context.Context, actor Actor, banID, reason string) (storage.Ban, int64, error) {
-	if err := checkID("ban_id", banID, true); err != nil {
-		return storage.Ban{}, 0, err
-	}
-	if err := checkText("reason", reason); err != nil {
-		return storage.Ban{}, 0, err
-	}
-	now := a.now()
 	var ban storage.Ban
-	rev, err := a.store.Update(ctx, func(tx storage.Tx) error {
-		var err error
-		if ban, err = tx.Ban(banID); errors.Is(err, storage.ErrNotFound) {
-			return notFound("ban", banID)
-		} else if err != nil {
-			return err
-		}
-		if ban.Lifted() {
-			return fmt.Errorf("%w: ban %s was lifted at %s by %s", ErrBanAlreadyLifted, ban.ID, ban.LiftTime.Format(time.RFC3339), ban.LiftedBy)
-		}
-		ban.LiftTime, ban.LiftedBy, ban.LiftReason = now, actor.Name, reason
-		if err := tx.PutBan(ban); err != nil {
-			return err
-		}
-		if err := tx.Emit(storage.Event{Kind: storage.EventBanLifted, Time: now, Ban: &ban}); err != nil {
-			return err
-		}
-		return tx.AppendAudit(storage.AuditRecord{
-			ID: newID("aud_", now), Time: now, Action: "ban.lift", Actor: actor.Name, ActorAddr: actor.Addr, Channel: actor.Channel,
-			TenantID: ban.TenantID, Subject: subjectString(ban.Kind, ban.Value), TargetID: ban.ID,
-			Reason: reason, Policy: ban.Policy,
-		})
+	rev, err := a.Write(ctx, func(w *Writer) (err error) {
+		ban, err = w.LiftBan(actor, banID, reason)
+		return err
 	})
 	if err != nil {
 		return storage.Ban{}, 0, err
 	}
 	a.log.Info("ban lifted", "ban_id", ban.ID, "tenant_id", ban.TenantID, "actor", actor.Name)
 	return ban, rev, nil
+}
+
+// LiftBan ends a ban early, as Authority.LiftBan.
+func (w *Writer) LiftBan(actor Actor, banID, reason string) (storage.Ban, error) {
+	if err := checkID("ban_id", banID, true); err != nil {
+		return storage.Ban{}, err
+	}
+	if err := checkText("reason", reason); err != nil {
+		return storage.Ban{}, err
+	}
+	ban, err := w.tx.Ban(banID)
+	if errors.Is(err, storage.ErrNotFound) {
+		return storage.Ban{}, notFound("ban", banID)
+	} else if err != nil {
+		return storage.Ban{}, err
+	}
+	if ban.Lifted() {
+		return storage.Ban{}, fmt.Errorf("%w: ban %s was lifted at %s by %s", ErrBanAlreadyLifted, ban.ID, ban.LiftTime.Format(time.RFC3339), ban.LiftedBy)
+	}
+	ban.LiftTime, ban.LiftedBy, ban.LiftReason = w.now, actor.Name, reason
+	if err := w.tx.PutBan(ban); err != nil {
+		return storage.Ban{}, err
+	}
+	if err := w.tx.Emit(storage.Event{Kind: storage.EventBanLifted, Time: w.now, Ban: &ban}); err != nil {
+		return storage.Ban{}, err
+	}
+	return ban, w.tx.AppendAudit(storage.AuditRecord{
+		ID: newID("aud_", w.now), Time: w.now, Action: "ban.lift", Actor: actor.Name, ActorAddr: actor.Addr, Channel: actor.Channel,
+		TenantID: ban.TenantID, Subject: subjectString(ban.Kind, ban.Value), TargetID: ban.ID,
+		Reason: reason, Policy: ban.Policy,
+	})
 }
 
 // GetBan returns a ban in any state.

@@ -26,58 +26,64 @@ const maxSweepBatch = 64
 // revoked is not an error: it returns the existing revocation and the
 // store's revision. It returns the revision of the change, for a wait.
 func (a *Authority) RevokeExternal(ctx context.Context, actor Actor, issuerURL, sid, jti, reason string) (storage.ExternalRevocation, int64, error) {
+	var out storage.ExternalRevocation
+	rev, err := a.Write(ctx, func(w *Writer) (err error) {
+		out, err = w.RevokeExternal(actor, issuerURL, sid, jti, reason)
+		return err
+	})
+	return out, rev, err
+}
+
+// RevokeExternal revokes an external issuer's session or token, as
+// Authority.RevokeExternal.
+func (w *Writer) RevokeExternal(actor Actor, issuerURL, sid, jti, reason string) (storage.ExternalRevocation, error) {
 	if err := checkText("issuer", issuerURL); err != nil {
-		return storage.ExternalRevocation{}, 0, err
+		return storage.ExternalRevocation{}, err
 	}
 	if (sid == "") == (jti == "") {
-		return storage.ExternalRevocation{}, 0, invalid("session_id", "with issuer, give the session (session_id) or one token (token_id), exactly one")
+		return storage.ExternalRevocation{}, invalid("session_id", "with issuer, give the session (session_id) or one token (token_id), exactly one")
 	}
 	for field, v := range map[string]string{"session_id": sid, "token_id": jti} {
 		if len(v) > maxIDLen {
-			return storage.ExternalRevocation{}, 0, invalid(field, "is longer than %d bytes", maxIDLen)
+			return storage.ExternalRevocation{}, invalid(field, "is longer than %d bytes", maxIDLen)
 		}
 		if err := checkText(field, v); err != nil {
-			return storage.ExternalRevocation{}, 0, err
+			return storage.ExternalRevocation{}, err
 		}
 	}
 	if err := checkText("reason", reason); err != nil {
-		return storage.ExternalRevocation{}, 0, err
+		return storage.ExternalRevocation{}, err
 	}
-	now := a.now()
-	var out storage.ExternalRevocation
-	rev, err := a.store.Update(ctx, func(tx storage.Tx) error {
-		is, err := tx.Issuer(issuerURL)
-		if err != nil {
-			return issuerNotFound(err, issuerURL)
-		}
-		key := storage.ExternalRevocationKey(issuerURL, sid, jti)
-		if old, err := tx.ExternalRevocation(key); err == nil && now.Before(old.KeepUntil) {
-			out = old
-			return nil
-		} else if err != nil && !errors.Is(err, storage.ErrNotFound) {
-			return err
-		}
-		out = storage.ExternalRevocation{
-			Issuer: issuerURL, SessionID: sid, TokenID: jti, TenantID: is.TenantID, RevokeTime: now,
-			KeepUntil: now.Add(is.MaxTokenLifetime + is.Leeway), Reason: reason, RevokedBy: actor.Name,
-		}
-		if err := tx.PutExternalRevocation(out); err != nil {
-			return err
-		}
-		if err := tx.Emit(storage.Event{Kind: storage.EventExternalRevoked, Time: now, Revocation: &out}); err != nil {
-			return err
-		}
-		target := "session:" + sid
-		if jti != "" {
-			target = "token:" + jti
-		}
-		return tx.AppendAudit(storage.AuditRecord{
-			ID: newID("aud_", now), Time: now, Action: "session.revoke_external", Actor: actor.Name, ActorAddr: actor.Addr, Channel: actor.Channel,
-			TenantID: is.TenantID, Subject: target, TargetID: issuerURL, Reason: reason,
-			Details: map[string]string{"issuer": issuerURL, "keep_until": out.KeepUntil.Format(time.RFC3339)},
-		})
+	is, err := w.Issuer(issuerURL)
+	if err != nil {
+		return storage.ExternalRevocation{}, err
+	}
+	now := w.now
+	key := storage.ExternalRevocationKey(issuerURL, sid, jti)
+	if old, err := w.tx.ExternalRevocation(key); err == nil && now.Before(old.KeepUntil) {
+		return old, nil
+	} else if err != nil && !errors.Is(err, storage.ErrNotFound) {
+		return storage.ExternalRevocation{}, err
+	}
+	out := storage.ExternalRevocation{
+		Issuer: issuerURL, SessionID: sid, TokenID: jti, TenantID: is.TenantID, RevokeTime: now,
+		KeepUntil: now.Add(is.MaxTokenLifetime + is.Leeway), Reason: reason, RevokedBy: actor.Name,
+	}
+	if err := w.tx.PutExternalRevocation(out); err != nil {
+		return storage.ExternalRevocation{}, err
+	}
+	if err := w.tx.Emit(storage.Event{Kind: storage.EventExternalRevoked, Time: now, Revocation: &out}); err != nil {
+		return storage.ExternalRevocation{}, err
+	}
+	target := "session:" + sid
+	if jti != "" {
+		target = "token:" + jti
+	}
+	return out, w.tx.AppendAudit(storage.AuditRecord{
+		ID: newID("aud_", now), Time: now, Action: "session.revoke_external", Actor: actor.Name, ActorAddr: actor.Addr, Channel: actor.Channel,
+		TenantID: is.TenantID, Subject: target, TargetID: issuerURL, Reason: reason,
+		Details: map[string]string{"issuer": issuerURL, "keep_until": out.KeepUntil.Format(time.RFC3339)},
 	})
-	return out, rev, err
 }
 
 // externalRevoked returns ErrSessionRevoked when the token's session or

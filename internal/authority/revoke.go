@@ -54,34 +54,10 @@ func (a *Authority) revokeAll(ctx context.Context, rv revocation, now time.Time)
 	limit, after := -1, ""
 	for {
 		var batch []storage.Session
-		more := false
-		r, err := a.store.Update(ctx, func(tx storage.Tx) error {
-			peek := limit // read one more than the batch, to know whether to go on
-			if limit >= 0 {
-				peek = limit + 1
-			}
-			found, err := rv.pick(tx, after, peek)
-			if err != nil {
-				return err
-			}
-			batch, more = found, false
-			if limit >= 0 && len(found) > limit {
-				batch, more = found[:limit], true
-			}
-			if committed && len(batch) == 0 {
-				return nil // revoked meanwhile by someone else: nothing to record
-			}
-			if !committed && rv.head != nil {
-				if err := rv.head(tx); err != nil {
-					return err
-				}
-			}
-			for _, s := range batch {
-				if err := revoke(tx, s, now, rv.by, rv.reason); err != nil {
-					return err
-				}
-			}
-			return rv.audit(tx, len(batch), !committed)
+		var more bool
+		r, err := a.store.Update(ctx, func(tx storage.Tx) (err error) {
+			batch, more, err = rv.write(tx, now, after, limit, !committed)
+			return err
 		})
 		if errors.Is(err, storage.ErrTxnTooLarge) {
 			switch {
@@ -112,6 +88,39 @@ func (a *Authority) revokeAll(ctx context.Context, rv revocation, now time.Time)
 		// A first Update that had room for none leaves batches of one.
 		limit = max(limit, 1)
 	}
+}
+
+// write is one Update of rv: when first, rv.head, then the live sessions
+// after the cursor (at most limit, or all when limit < 0), then the audit
+// record. more tells whether sessions are left beyond limit. A later
+// batch that finds none left writes nothing.
+func (rv revocation) write(tx storage.Tx, now time.Time, after string, limit int, first bool) (batch []storage.Session, more bool, err error) {
+	peek := limit // read one more than the batch, to know whether to go on
+	if limit >= 0 {
+		peek = limit + 1
+	}
+	found, err := rv.pick(tx, after, peek)
+	if err != nil {
+		return nil, false, err
+	}
+	batch = found
+	if limit >= 0 && len(found) > limit {
+		batch, more = found[:limit], true
+	}
+	if !first && len(batch) == 0 {
+		return nil, false, nil // revoked meanwhile by someone else: nothing to record
+	}
+	if first && rv.head != nil {
+		if err := rv.head(tx); err != nil {
+			return nil, false, err
+		}
+	}
+	for _, s := range batch {
+		if err := revoke(tx, s, now, rv.by, rv.reason); err != nil {
+			return nil, false, err
+		}
+	}
+	return batch, more, rv.audit(tx, len(batch), first)
 }
 
 // liveSessions returns, in ID order, the sessions q selects that are live

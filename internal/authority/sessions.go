@@ -482,26 +482,20 @@ func (a *Authority) RevokeSession(ctx context.Context, actor Actor, id, reason s
 	return s, rev, nil
 }
 
-// RevokeUserSessions revokes every live session of a user in a tenant and
-// returns how many, and the revision of the write (of the last one when
-// the revocations were split; the current revision when there was nothing
-// to revoke). Like CreateBan's, the revocations are one Update when the
-// store takes it, else batches (see revokeAll), each with its own
-// "session.revoke_user" audit record; a failure after the first batch
-// committed is an *IncompleteError, and calling again revokes the rest.
-func (a *Authority) RevokeUserSessions(ctx context.Context, actor Actor, tenantID, userID, reason string) (int, int64, error) {
+// userRevocation validates a revocation of every live session of a user
+// in a tenant and returns the tenant and the revocation.
+func userRevocation(actor Actor, tenantID, userID, reason string, now time.Time) (string, revocation, error) {
 	tid, err := tenant(tenantID, false)
 	if err != nil {
-		return 0, 0, err
+		return "", revocation{}, err
 	}
 	if err := checkID("user_id", userID, true); err != nil {
-		return 0, 0, err
+		return "", revocation{}, err
 	}
 	if err := checkText("reason", reason); err != nil {
-		return 0, 0, err
+		return "", revocation{}, err
 	}
-	now := a.now()
-	n, rev, committed, err := a.revokeAll(ctx, revocation{
+	return tid, revocation{
 		pick: func(tx storage.ReadTx, after string, limit int) ([]storage.Session, error) {
 			return liveSessions(tx, storage.SessionQuery{TenantID: tid, UserID: userID, After: after}, nil, now, limit)
 		},
@@ -513,7 +507,23 @@ func (a *Authority) RevokeUserSessions(ctx context.Context, actor Actor, tenantI
 				Details: map[string]string{"revoked_sessions": fmt.Sprint(n)},
 			})
 		},
-	}, now)
+	}, nil
+}
+
+// RevokeUserSessions revokes every live session of a user in a tenant and
+// returns how many, and the revision of the write (of the last one when
+// the revocations were split; the current revision when there was nothing
+// to revoke). Like CreateBan's, the revocations are one Update when the
+// store takes it, else batches (see revokeAll), each with its own
+// "session.revoke_user" audit record; a failure after the first batch
+// committed is an *IncompleteError, and calling again revokes the rest.
+func (a *Authority) RevokeUserSessions(ctx context.Context, actor Actor, tenantID, userID, reason string) (int, int64, error) {
+	now := a.now()
+	tid, rv, err := userRevocation(actor, tenantID, userID, reason, now)
+	if err != nil {
+		return 0, 0, err
+	}
+	n, rev, committed, err := a.revokeAll(ctx, rv, now)
 	switch {
 	case err != nil && committed:
 		a.log.Error("revoking a user's sessions stopped part way", "tenant_id", tid, "revoked_sessions", n,
