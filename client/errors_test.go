@@ -90,6 +90,7 @@ var errorRows = []struct {
 	{"SET_ISSUER_INVALID", codes.InvalidArgument, rpcerr.ErrSETIssuerInvalid, false},
 	{"SET_AUDIENCE_INVALID", codes.InvalidArgument, rpcerr.ErrSETAudienceInvalid, false},
 	{"SET_REPLAYED", codes.InvalidArgument, rpcerr.ErrSETReplayed, false},
+	{"SET_PREDECESSOR_MISSING", codes.Unavailable, rpcerr.ErrSETPredecessorMissing, false},
 }
 
 // TestErrorRowsCoverTheEnum: every ErrorReason of the proto has a row.

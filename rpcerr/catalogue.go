@@ -76,6 +76,9 @@ var (
 	ErrSETIssuerInvalid   = def(pb.ErrorReason_SET_ISSUER_INVALID, codes.InvalidArgument, "security event token from another issuer")
 	ErrSETAudienceInvalid = def(pb.ErrorReason_SET_AUDIENCE_INVALID, codes.InvalidArgument, "security event token for another audience")
 	ErrSETReplayed        = def(pb.ErrorReason_SET_REPLAYED, codes.InvalidArgument, "security event token received before")
+	// A pushed SET held for a predecessor that did not come; it is sent
+	// again.
+	ErrSETPredecessorMissing = def(pb.ErrorReason_SET_PREDECESSOR_MISSING, codes.Unavailable, "security event token's predecessor not applied")
 )
 
 // Entry is one row of the catalogue.

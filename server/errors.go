@@ -67,6 +67,7 @@ var sentinels = []struct {
 	{receiver.ErrSETIssuer, pb.ErrorReason_SET_ISSUER_INVALID},
 	{receiver.ErrSETAudience, pb.ErrorReason_SET_AUDIENCE_INVALID},
 	{receiver.ErrSETReplayed, pb.ErrorReason_SET_REPLAYED},
+	{receiver.ErrSETPredecessorMissing, pb.ErrorReason_SET_PREDECESSOR_MISSING},
 	// A push without the Authorization given to the transmitter (401).
 	{receiver.ErrPushUnauthorized, pb.ErrorReason_API_KEY_INVALID},
 }

@@ -1,12 +1,12 @@
 package receiver
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"github.com/portcullis-dev/portcullis/ident"
@@ -30,101 +30,156 @@ var eventNames = map[string]string{
 	ssf.EventAccountPurged:        "account-purged",
 }
 
-// apply performs the action of set's event. A SET with no event applied
-// here (a verification, a stream update) is accepted without action (ok
-// false); one with several events is refused: SSF 1.0 SETs carry one.
-// When the action is one write of the authority's that takes the caller's
-// records (a ban), mark writes the SET's in it and marked is true: the ban,
-// the SET's mark and its audit record commit together, in one durable
-// commit instead of two. Otherwise the caller marks the SET after.
-func (r *Receiver) apply(ctx context.Context, t storage.SignalTransmitter, set ssf.SET, mark func(storage.Tx, applied, bool) error) (ev applied, ok, marked bool, err error) {
+// kind is what a SET asks the receiver to do.
+type kind int
+
+const (
+	kindNone   kind = iota // an event not applied here (a verification, a stream update): accepted
+	kindBan                // account-disabled, credential-compromise, account-purged
+	kindLift               // account-enabled: lift this transmitter's own bans
+	kindRevoke             // session-revoked
+)
+
+// action is what a SET asks of the receiver, read from it before any
+// write.
+type action struct {
+	kind kind
+	name string // the event's short name
+	subj subject
+	ev   applied
+}
+
+// plan reads the action of set's event. A SET with several events is
+// refused: SSF 1.0 SETs carry one.
+func (r *Receiver) plan(t storage.SignalTransmitter, set ssf.SET) (action, error) {
+	var a action
 	if len(set.Events) != 1 {
-		return ev, false, false, fmt.Errorf("%w: %d events; a SET carries exactly one", ErrSETInvalid, len(set.Events))
+		return a, fmt.Errorf("%w: %d events; a SET carries exactly one", ErrSETInvalid, len(set.Events))
 	}
 	var payload json.RawMessage
-	for ev.uri, payload = range set.Events {
+	for a.ev.uri, payload = range set.Events {
 	}
-	name, known := eventNames[ev.uri]
+	name, known := eventNames[a.ev.uri]
 	if !known {
-		return ev, false, false, nil
+		return a, nil
 	}
+	a.name = name
 	var common struct {
 		ReasonAdmin any `json:"reason_admin"`
 		Reason      any `json:"reason"` // RISC account-disabled: hijacking, bulk-account
 	}
 	if err := json.Unmarshal(payload, &common); err != nil {
-		return ev, false, false, fmt.Errorf("%w: event %s: %v", ErrSETInvalid, name, err)
+		return a, fmt.Errorf("%w: event %s: %v", ErrSETInvalid, name, err)
 	}
-	sub := set.EventSubject(ev.uri) // sub_id, or the event's subject (earlier drafts)
+	sub := set.EventSubject(a.ev.uri) // sub_id, or the event's subject (earlier drafts)
 	if sub == nil {
-		return ev, false, false, fmt.Errorf("%w: no subject (sub_id)", ErrSETInvalid)
+		return a, fmt.Errorf("%w: no subject (sub_id)", ErrSETInvalid)
 	}
 	subj, err := subjectOf(*sub)
 	if err != nil {
-		return ev, false, false, err
+		return a, err
 	}
-	ev.tenant = t.TenantID
-	if ev.tenant == storage.AllTenants && subj.tenant != "" && ev.uri == ssf.EventSessionRevoked {
-		ev.tenant = subj.tenant
+	a.subj = subj
+	a.ev.tenant = t.TenantID
+	if a.ev.tenant == storage.AllTenants && subj.tenant != "" && a.ev.uri == ssf.EventSessionRevoked {
+		a.ev.tenant = subj.tenant
 	}
-	if subj.user == "" && ev.uri != ssf.EventSessionRevoked {
-		return ev, false, false, fmt.Errorf("%w: %s names no user", ErrSETInvalid, name)
+	if subj.user == "" && a.ev.uri != ssf.EventSessionRevoked {
+		return a, fmt.Errorf("%w: %s names no user", ErrSETInvalid, name)
 	}
-	ev.subject = "user:" + subj.user
+	a.ev.subject = "user:" + subj.user
 	if subj.user == "" {
-		ev.subject = "session:" + subj.session
+		a.ev.subject = "session:" + subj.session
 	}
-	ev.policy = "ssf:" + name
-	ev.reason = fmt.Sprintf("Shared Signals %s from %s", name, t.Issuer)
+	a.ev.policy = "ssf:" + name
+	a.ev.reason = fmt.Sprintf("Shared Signals %s from %s", name, t.Issuer)
 	if why := reasonText(common.Reason); why != "" {
-		ev.reason += " (" + why + ")"
+		a.ev.reason += " (" + why + ")"
 	}
 	if why := reasonText(common.ReasonAdmin); why != "" {
-		ev.reason += ": " + why
+		a.ev.reason += ": " + why
 	}
 	// The transmitter's text goes into bans and revocations, whose reasons
 	// the authority bounds and keeps free of control characters: a SET is
 	// not refused for the way its reason is written.
-	ev.reason = cleanText(ev.reason, maxReasonLen)
-	by := actor(t.ID)
-	switch ev.uri {
+	a.ev.reason = cleanText(a.ev.reason, maxReasonLen)
+	switch a.ev.uri {
 	case ssf.EventAccountDisabled, ssf.EventCredentialCompromise, ssf.EventAccountPurged:
+		a.kind = kindBan
+	case ssf.EventAccountEnabled:
+		a.kind = kindLift
+	case ssf.EventSessionRevoked:
+		a.kind = kindRevoke
+	}
+	return a, nil
+}
+
+// act performs a in w's transaction; acted is false when there was
+// nothing to do (an event not applied here, a session of an issuer not
+// registered here and no user).
+func (r *Receiver) act(w *authority.Writer, t storage.SignalTransmitter, a action) (acted bool, err error) {
+	by := actor(t.ID)
+	switch a.kind {
+	case kindBan:
 		// A ban of ours in force already (a redelivery after a failure
 		// that followed the ban, another replica's) is not made twice.
-		own, err := r.ownBans(ctx, t, subj.user)
+		own, err := r.ownBans(w, t, a.subj.user)
+		if err != nil || len(own) > 0 {
+			return err == nil, err
+		}
+		_, _, err = w.CreateBan(by, r.banInput(t, a, w.Now()))
+		return err == nil, err
+	case kindLift:
+		own, err := r.ownBans(w, t, a.subj.user)
 		if err != nil {
-			return ev, false, false, err
+			return false, err
 		}
-		if len(own) > 0 {
-			break
+		for _, b := range own {
+			if _, err := w.LiftBan(by, b.ID, a.ev.reason); err != nil {
+				return false, err
+			}
 		}
-		in := authority.BanInput{TenantID: t.TenantID, Kind: storage.SubjectUser, Value: subj.user, Reason: ev.reason, Policy: ev.policy,
-			Also: func(tx storage.Tx) error { return mark(tx, ev, true) }}
-		if t.BanDuration > 0 {
-			end := r.now().Add(t.BanDuration)
-			in.ExpireTime = &end
+		return true, nil
+	case kindRevoke:
+		if s := a.subj; s.session != "" && s.sessionIssuer != "" {
+			_, err := w.Issuer(s.sessionIssuer)
+			switch {
+			case err == nil:
+				_, err = w.RevokeExternal(by, s.sessionIssuer, s.session, "", a.ev.reason)
+				return err == nil, err
+			case !errors.Is(err, authority.ErrNotFound):
+				return false, err
+			}
 		}
-		_, _, err = r.auth.CreateBan(ctx, by, in)
-		// The mark committed with the ban, unless the ban's first Update
-		// failed (then nothing did) or only its later batches of session
-		// revocations did (an IncompleteError: the ban and the mark stand).
-		var incomplete *authority.IncompleteError
-		marked = err == nil || errors.As(err, &incomplete)
-	case ssf.EventAccountEnabled:
-		err = r.liftOwnBans(ctx, t, subj.user, ev.reason)
-	case ssf.EventSessionRevoked:
-		var acted bool
-		if acted, err = r.revokeSession(ctx, t, subj, ev.tenant, ev.reason); err == nil && !acted {
-			r.log.Info("signal names a session of an issuer not registered here and no user: nothing to revoke",
-				"transmitter", t.ID, "jti", set.JTI, "issuer", subj.sessionIssuer)
-			return ev, false, false, nil
+		if a.subj.user == "" {
+			return false, nil
 		}
+		if err := r.checkRevokeTenant(a); err != nil {
+			return false, err
+		}
+		_, err := w.RevokeUserSessions(by, a.ev.tenant, a.subj.user, a.ev.reason)
+		return err == nil, err
 	}
-	if err != nil {
-		return ev, false, false, err
+	return false, nil
+}
+
+// banInput is the ban a banning SET makes.
+func (r *Receiver) banInput(t storage.SignalTransmitter, a action, now time.Time) authority.BanInput {
+	in := authority.BanInput{TenantID: t.TenantID, Kind: storage.SubjectUser, Value: a.subj.user, Reason: a.ev.reason, Policy: a.ev.policy}
+	if t.BanDuration > 0 {
+		end := now.Add(t.BanDuration)
+		in.ExpireTime = &end
 	}
-	r.log.Info("signal applied", "transmitter", t.ID, "event", name, "jti", set.JTI, "user", subj.user)
-	return ev, true, marked, nil
+	return in
+}
+
+// checkRevokeTenant refuses a revocation of every session of a user when
+// there is no one tenant to revoke them in.
+func (r *Receiver) checkRevokeTenant(a action) error {
+	if a.ev.tenant == storage.AllTenants {
+		return fmt.Errorf("%w: the transmitter's tenant is \"*\" and the subject names no tenant whose sessions to revoke", ErrSETInvalid)
+	}
+	return nil
 }
 
 // subject is what the receiver reads of a SET's subject: a user (and the
@@ -234,61 +289,25 @@ func reasonText(v any) string {
 }
 
 // ownBans returns the active full bans of user in the transmitter's
-// tenant that its signals made (CheckBan: the user's bans through the
-// index, not a scan of every ban).
-func (r *Receiver) ownBans(ctx context.Context, t storage.SignalTransmitter, user string) ([]storage.Ban, error) {
+// tenant that its signals made (through the bans' index, not a scan of
+// every ban).
+func (r *Receiver) ownBans(w *authority.Writer, t storage.SignalTransmitter, user string) ([]storage.Ban, error) {
 	tenant := t.TenantID
 	if tenant == storage.AllTenants {
-		tenant = authority.DefaultTenant // CheckBan names a tenant; the "*" bans match any
+		tenant = authority.DefaultTenant // ActiveBans names a tenant; the "*" bans match any
 	}
-	_, bans, err := r.auth.CheckBan(ctx, authority.CheckInput{TenantID: tenant, UserID: user})
+	bans, err := w.ActiveBans(tenant, user)
 	if err != nil {
 		return nil, err
 	}
+	return own(bans, t, user), nil
+}
+
+// own keeps the full bans of user in the transmitter's tenant that its
+// signals made.
+func own(bans []storage.Ban, t storage.SignalTransmitter, user string) []storage.Ban {
 	by := actor(t.ID).Name
 	return slices.DeleteFunc(bans, func(b storage.Ban) bool {
 		return b.TenantID != t.TenantID || b.Kind != storage.SubjectUser || b.Value != user || b.CreatedBy != by || !b.Full()
-	}), nil
-}
-
-// liftOwnBans lifts the active bans of user that this transmitter's
-// signals made; an operator's ban on the same user stays.
-func (r *Receiver) liftOwnBans(ctx context.Context, t storage.SignalTransmitter, user, reason string) error {
-	own, err := r.ownBans(ctx, t, user)
-	if err != nil {
-		return err
-	}
-	for _, b := range own {
-		if _, _, err := r.auth.LiftBan(ctx, actor(t.ID), b.ID, reason); err != nil && !errors.Is(err, authority.ErrBanAlreadyLifted) {
-			return err
-		}
-	}
-	return nil
-}
-
-// revokeSession applies a CAEP session-revoked: the external issuer's
-// session when the subject names one of an issuer registered here, else
-// every session of the user in the tenant (a session this authority
-// cannot name is revoked with all the user's others). acted is false when
-// the subject names neither a session here nor a user: nothing to revoke.
-func (r *Receiver) revokeSession(ctx context.Context, t storage.SignalTransmitter, s subject, tenant, reason string) (acted bool, err error) {
-	by := actor(t.ID)
-	if s.session != "" && s.sessionIssuer != "" {
-		_, err := r.auth.GetIssuer(ctx, s.sessionIssuer)
-		switch {
-		case err == nil:
-			_, _, err = r.auth.RevokeExternal(ctx, by, s.sessionIssuer, s.session, "", reason)
-			return err == nil, err
-		case !errors.Is(err, authority.ErrNotFound):
-			return false, err
-		}
-	}
-	if s.user == "" {
-		return false, nil
-	}
-	if tenant == storage.AllTenants {
-		return false, fmt.Errorf("%w: the transmitter's tenant is \"*\" and the subject names no tenant whose sessions to revoke", ErrSETInvalid)
-	}
-	_, _, err = r.auth.RevokeUserSessions(ctx, by, tenant, s.user, reason)
-	return err == nil, err
+	})
 }

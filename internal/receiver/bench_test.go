@@ -2,9 +2,11 @@ package receiver_test
 
 import (
 	"net/http"
+	"sync"
 	"testing"
 
 	pb "github.com/portcullis-dev/portcullis/gen/portcullis/v1"
+	"github.com/portcullis-dev/portcullis/internal/receiver"
 	"github.com/portcullis-dev/portcullis/ssf"
 )
 
@@ -28,6 +30,35 @@ func BenchmarkReceiveBan(b *testing.B) {
 				b.Fatalf("push: %d %v %v", code, body, err)
 			}
 		}
+	})
+	// SETs chained by portcullis_prev_jti, pushed by as many senders as
+	// the receiver asks a transmitter to keep in flight, in the chain's
+	// order of sending: the receiver applies runs of them per commit.
+	b.Run("push-window", func(b *testing.B) {
+		sets := make([]ssf.SET, b.N)
+		for i := range sets {
+			jti := e.jti()
+			sets[i] = e.tx.SET(aud, jti, e.a.Clock().Now(), user("window-"+jti), ssf.EventAccountDisabled, ssf.AccountDisabled{})
+		}
+		tokens := e.chained(sets...)
+		next := make(chan string, len(sets))
+		for _, s := range sets {
+			next <- tokens[s.JTI]
+		}
+		close(next)
+		b.ResetTimer()
+		var wg sync.WaitGroup
+		for range receiver.DefaultPushInFlight {
+			wg.Go(func() {
+				for tok := range next {
+					if code, body, err := e.tx.Push(e.ctx, tok, ""); err != nil || code != http.StatusAccepted {
+						b.Errorf("push: %d %v %v", code, body, err)
+						return
+					}
+				}
+			})
+		}
+		wg.Wait()
 	})
 	b.Run("grpc", func(b *testing.B) {
 		for range b.N {

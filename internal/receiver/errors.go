@@ -17,6 +17,10 @@ var (
 	ErrSETAudience = errors.New("security event token for another audience")
 	// ErrSETReplayed: its jti was received from this transmitter before.
 	ErrSETReplayed = errors.New("security event token received before")
+	// ErrSETPredecessorMissing: a pushed SET whose predecessor
+	// (ssf.SET.PrevJTI) was not applied within Config.HoldTimeout; nothing
+	// of it was applied and the transmitter sends it again (retryable).
+	ErrSETPredecessorMissing = errors.New("security event token's predecessor not applied")
 	// ErrPushUnauthorized: a push without the Authorization this receiver
 	// gave the transmitter.
 	ErrPushUnauthorized = errors.New("push not authorized")

@@ -116,8 +116,20 @@ func (r *Receiver) applyPolled(ctx context.Context, t storage.SignalTransmitter,
 		jtis = append(jtis, jti)
 	}
 	slices.SortFunc(jtis, naturalCompare)
+	var run []*item
+	var keys []string // the jti each was delivered under
 	for _, jti := range jtis {
-		err := r.process(ctx, t, sets[jti], r.cfg.PollMaxAge)
+		it, err := r.prepare(ctx, t, sets[jti], r.cfg.PollMaxAge)
+		if err != nil {
+			errs[jti] = ssf.SETErr{Err: errCode(err), Description: truncate(err.Error())}
+			continue
+		}
+		run, keys = append(run, it), append(keys, jti)
+	}
+	// A poll's SETs are one run: one transaction for all of them.
+	r.applyRun(ctx, run)
+	for i, it := range run {
+		jti, err := keys[i], it.err
 		switch {
 		case err == nil, errors.Is(err, ErrSETReplayed):
 			ack = append(ack, jti)

@@ -20,8 +20,9 @@ import (
 const maxSETLen = 64 << 10
 
 // Receive handles one pushed SET (RFC 8935): authHeader must be the
-// Authorization this receiver gave the transmitter. It returns nil when the
-// SET was applied and recorded.
+// Authorization this receiver gave the transmitter. It returns nil once
+// the SET was applied and recorded, after every SET it names as its
+// predecessor (ssf.SET.PrevJTI).
 func (r *Receiver) Receive(ctx context.Context, id, authHeader string, body []byte) error {
 	t, err := r.Get(ctx, id)
 	if err != nil {
@@ -33,66 +34,188 @@ func (r *Receiver) Receive(ctx context.Context, id, authHeader string, body []by
 		r.count(func(s *Stats) { s.Refused["PUSH_UNAUTHORIZED"]++ })
 		return fmt.Errorf("%w: the Authorization header is not the one this receiver gave transmitter %s", ErrPushUnauthorized, id)
 	}
-	return r.process(ctx, t, string(body), r.cfg.PushMaxAge)
+	it, err := r.prepare(ctx, t, string(body), r.cfg.PushMaxAge)
+	if err != nil {
+		return err
+	}
+	return r.sequencer(t.ID).submit(ctx, it)
 }
 
-// process verifies one SET of t, refuses a replay, applies it and records
-// it. maxAge bounds its iat's age.
-func (r *Receiver) process(ctx context.Context, t storage.SignalTransmitter, raw string, maxAge time.Duration) error {
+// item is one verified SET on its way to being applied.
+type item struct {
+	t      storage.SignalTransmitter
+	set    ssf.SET
+	act    action
+	maxAge time.Duration // bounds its iat's age; its mark is kept as long
+	// Set by each run of the transaction that applies it.
+	acted, dup bool
+	// err is its outcome; done is closed once it is known.
+	err  error
+	done chan struct{}
+}
+
+// prepare verifies one SET of t and reads its action; a refusal is
+// counted.
+func (r *Receiver) prepare(ctx context.Context, t storage.SignalTransmitter, raw string, maxAge time.Duration) (*item, error) {
 	r.count(func(s *Stats) { s.Received++ })
 	set, err := r.verify(ctx, &t, raw, maxAge)
+	if err == nil {
+		var it = &item{t: t, set: set, maxAge: maxAge, done: make(chan struct{})}
+		if it.act, err = r.plan(t, set); err == nil {
+			return it, nil
+		}
+	}
+	r.refused(err)
+	return nil, err
+}
+
+// write applies it in w's transaction and marks it received, with an
+// audit record when it acted; a SET received before is left alone (dup).
+func (r *Receiver) write(w *authority.Writer, it *item) error {
+	it.acted, it.dup = false, false
+	key := storage.ReceivedSETKey(it.t.ID, it.set.JTI)
+	if _, err := w.Tx().ReceivedSET(key); err == nil {
+		it.dup = true
+		return nil
+	} else if !errors.Is(err, storage.ErrNotFound) {
+		return err
+	}
+	acted, err := r.act(w, it.t, it.act)
 	if err != nil {
-		r.refused(err)
 		return err
 	}
-	m := r.lock(t.ID)
-	m.Lock()
-	defer m.Unlock()
-	key := storage.ReceivedSETKey(t.ID, set.JTI)
-	err = r.auth.View(ctx, func(tx storage.ReadTx) error {
-		_, err := tx.ReceivedSET(key)
+	it.acted = acted
+	return r.mark(w.Tx(), it)
+}
+
+// mark records it as received (and, when it acted, its audit record).
+func (r *Receiver) mark(tx storage.Tx, it *item) error {
+	now := r.now()
+	ev := it.act.ev
+	if err := tx.PutReceivedSET(storage.ReceivedSET{
+		Transmitter: it.t.ID, JTI: it.set.JTI, Event: ev.uri, ReceiveTime: now,
+		KeepUntil: it.set.IssuedAt.Add(it.maxAge + r.cfg.MaxSkew),
+	}); err != nil {
 		return err
+	}
+	if !it.acted {
+		return nil
+	}
+	return tx.AppendAudit(storage.AuditRecord{
+		ID: authority.NewID("aud_", now), Time: now, Action: "signal.apply", Actor: actor(it.t.ID).Name,
+		Channel: authority.ChannelSignals, TenantID: ev.tenant, Subject: ev.subject, Reason: ev.reason, Policy: ev.policy,
+		Details: map[string]string{"jti": it.set.JTI, "transmitter": it.t.ID, "event": ev.uri, "issuer": it.t.Issuer},
 	})
-	switch {
-	case err == nil:
-		r.count(func(s *Stats) { s.Duplicates++ })
-		return fmt.Errorf("%w: jti %.128q from transmitter %s was received before; nothing applied", ErrSETReplayed, set.JTI, t.ID)
-	case !errors.Is(err, storage.ErrNotFound):
+}
+
+// applyRun applies a run of SETs, in order, in one transaction: one
+// durable commit for the run. When that fails (a SET of it refused, or a
+// transaction too large for the store) each is applied alone; a failure of
+// our own (the store) then leaves it and every later SET of the run
+// unapplied, with that error, for the transmitter to deliver again in
+// order. Each item's err is set.
+func (r *Receiver) applyRun(ctx context.Context, run []*item) {
+	if len(run) > 1 {
+		_, err := r.auth.Write(ctx, func(w *authority.Writer) error {
+			for _, it := range run {
+				if err := r.write(w, it); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err == nil {
+			for _, it := range run {
+				r.finish(it, nil)
+			}
+			return
+		}
+	}
+	for i, it := range run {
+		err := r.applyOne(ctx, it)
+		r.finish(it, err)
+		if err != nil && !isRefusal(err) {
+			for _, later := range run[i+1:] {
+				later.err = err
+			}
+			return
+		}
+	}
+}
+
+// applyOne applies one SET in one transaction, or, when its writes are
+// more than the store takes in one (etcd's --max-txn-ops: a ban or a
+// revocation of a user with many sessions), in several (applySplit).
+func (r *Receiver) applyOne(ctx context.Context, it *item) error {
+	_, err := r.auth.Write(ctx, func(w *authority.Writer) error { return r.write(w, it) })
+	if errors.Is(err, storage.ErrTxnTooLarge) {
+		return r.applySplit(ctx, it)
+	}
+	return err
+}
+
+// applySplit applies a ban or a revocation of every session of a user
+// through the authority's methods that split their revocations over
+// several Updates. The ban commits with the SET's mark (BanInput.Also); a
+// revocation is marked after it, since a repeat revokes nothing more.
+func (r *Receiver) applySplit(ctx context.Context, it *item) error {
+	markAfter := func() error {
+		_, err := r.auth.Write(ctx, func(w *authority.Writer) error { return r.mark(w.Tx(), it) })
 		return err
 	}
-	// mark records the SET (and, when it was applied, its audit record).
-	mark := func(tx storage.Tx, ev applied, applied bool) error {
-		now := r.now()
-		if err := tx.PutReceivedSET(storage.ReceivedSET{
-			Transmitter: t.ID, JTI: set.JTI, Event: ev.uri, ReceiveTime: now,
-			KeepUntil: set.IssuedAt.Add(maxAge + r.cfg.MaxSkew),
-		}); err != nil {
+	a, by := it.act, actor(it.t.ID)
+	switch {
+	case a.kind == kindBan:
+		tenant := it.t.TenantID
+		if tenant == storage.AllTenants {
+			tenant = authority.DefaultTenant
+		}
+		_, bans, err := r.auth.CheckBan(ctx, authority.CheckInput{TenantID: tenant, UserID: a.subj.user})
+		if err != nil {
 			return err
 		}
-		if !applied {
-			return nil
+		it.acted = true
+		if len(own(bans, it.t, a.subj.user)) > 0 {
+			return markAfter()
 		}
-		return tx.AppendAudit(storage.AuditRecord{
-			ID: authority.NewID("aud_", now), Time: now, Action: "signal.apply", Actor: actor(t.ID).Name,
-			Channel: authority.ChannelSignals, TenantID: ev.tenant, Subject: ev.subject, Reason: ev.reason, Policy: ev.policy,
-			Details: map[string]string{"jti": set.JTI, "transmitter": t.ID, "event": ev.uri, "issuer": t.Issuer},
-		})
-	}
-	ev, applied, marked, err := r.apply(ctx, t, set, mark)
-	if err != nil {
-		r.refused(err)
+		in := r.banInput(it.t, a, r.now())
+		in.Also = func(tx storage.Tx) error { return r.mark(tx, it) }
+		_, _, err = r.auth.CreateBan(ctx, by, in)
 		return err
+	case a.kind == kindRevoke && a.subj.user != "":
+		if err := r.checkRevokeTenant(a); err != nil {
+			return err
+		}
+		if _, _, err := r.auth.RevokeUserSessions(ctx, by, a.ev.tenant, a.subj.user, a.ev.reason); err != nil {
+			return err
+		}
+		it.acted = true
+		return markAfter()
 	}
-	if !marked {
-		_, err = r.auth.Update(ctx, func(tx storage.Tx) error { return mark(tx, ev, applied) })
+	return fmt.Errorf("applying SET %.128q: %w", it.set.JTI, storage.ErrTxnTooLarge)
+}
+
+// finish records it's outcome: counted, logged, and, for a SET received
+// before, ErrSETReplayed.
+func (r *Receiver) finish(it *item, err error) {
+	switch {
+	case err != nil:
+		if isRefusal(err) {
+			r.refused(err)
+		}
+	case it.dup:
+		r.count(func(s *Stats) { s.Duplicates++ })
+		err = fmt.Errorf("%w: jti %.128q from transmitter %s was received before; nothing applied", ErrSETReplayed, it.set.JTI, it.t.ID)
+	default:
+		r.count(func(s *Stats) { s.Applied++ })
+		if it.acted {
+			r.log.Info("signal applied", "transmitter", it.t.ID, "event", it.act.name, "jti", it.set.JTI, "user", it.act.subj.user)
+		} else if it.act.kind == kindRevoke {
+			r.log.Info("signal names a session of an issuer not registered here and no user: nothing to revoke",
+				"transmitter", it.t.ID, "jti", it.set.JTI, "issuer", it.act.subj.sessionIssuer)
+		}
 	}
-	if err != nil {
-		// The action stands; a redelivery applies it again, which bans
-		// and revocations tolerate.
-		return err
-	}
-	r.count(func(s *Stats) { s.Applied++ })
-	return nil
+	it.err = err
 }
 
 // refused counts a refusal by its reason.

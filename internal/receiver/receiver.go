@@ -2,11 +2,13 @@ package receiver
 
 import (
 	"cmp"
+	"context"
 	"log/slog"
 	"sync"
 	"time"
 
 	"github.com/portcullis-dev/portcullis/internal/authority"
+	"github.com/portcullis-dev/portcullis/internal/storage"
 	"github.com/portcullis-dev/portcullis/ssf"
 )
 
@@ -16,6 +18,10 @@ const (
 	DefaultPushMaxAge    = time.Hour
 	DefaultPollMaxAge    = 7 * 24 * time.Hour
 	DefaultPollMaxEvents = 100
+	DefaultHoldTimeout   = 3 * time.Second
+	// DefaultPushInFlight is the portcullis_max_in_flight the receiver
+	// asks a push transmitter for.
+	DefaultPushInFlight = 64
 )
 
 // EventsApplied are the event types the receiver asks for and applies.
@@ -43,6 +49,13 @@ type Config struct {
 	PollMaxAge time.Duration
 	// PollMaxEvents is the maxEvents of each poll.
 	PollMaxEvents int
+	// HoldTimeout bounds how long a pushed SET waits for the predecessor
+	// it names (ssf.SET.PrevJTI) before it is refused as retryable
+	// (ErrSETPredecessorMissing): the transmitter sends it again.
+	HoldTimeout time.Duration
+	// PushInFlight is the portcullis_max_in_flight asked of push
+	// transmitters (1: one SET at a time).
+	PushInFlight int
 }
 
 // Receiver receives and applies the signals of the configured
@@ -53,8 +66,9 @@ type Receiver struct {
 	log  *slog.Logger
 
 	mu sync.Mutex
-	// locks serialise the SETs of one transmitter on this replica.
-	locks map[string]*sync.Mutex
+	// sequencers order and apply the pushed SETs of each transmitter on
+	// this replica.
+	sequencers map[string]*sequencer
 	// refetched: the last JWKS refetch for an unknown kid, per transmitter.
 	refetched map[string]time.Time
 	stats     Stats
@@ -82,9 +96,11 @@ func New(auth *authority.Authority, cfg Config) *Receiver {
 	cfg.PushMaxAge = cmp.Or(cfg.PushMaxAge, DefaultPushMaxAge)
 	cfg.PollMaxAge = cmp.Or(cfg.PollMaxAge, DefaultPollMaxAge)
 	cfg.PollMaxEvents = cmp.Or(cfg.PollMaxEvents, DefaultPollMaxEvents)
+	cfg.HoldTimeout = cmp.Or(cfg.HoldTimeout, DefaultHoldTimeout)
+	cfg.PushInFlight = cmp.Or(cfg.PushInFlight, DefaultPushInFlight)
 	return &Receiver{
 		auth: auth, cfg: cfg, log: cfg.Logger,
-		locks: map[string]*sync.Mutex{}, refetched: map[string]time.Time{},
+		sequencers: map[string]*sequencer{}, refetched: map[string]time.Time{},
 		stats: Stats{Refused: map[string]uint64{}},
 		kick:  make(chan struct{}, 1),
 	}
@@ -110,16 +126,28 @@ func (r *Receiver) count(f func(*Stats)) {
 	f(&r.stats)
 }
 
-// lock returns the mutex of one transmitter's SETs.
-func (r *Receiver) lock(id string) *sync.Mutex {
+// sequencer returns the sequencer of one transmitter's pushed SETs.
+func (r *Receiver) sequencer(id string) *sequencer {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	m := r.locks[id]
-	if m == nil {
-		m = &sync.Mutex{}
-		r.locks[id] = m
+	s := r.sequencers[id]
+	if s == nil {
+		s = newSequencer(r.cfg.HoldTimeout, r.applyRun, func(ctx context.Context, jti string) bool {
+			return r.received(ctx, id, jti)
+		})
+		r.sequencers[id] = s
 	}
-	return m
+	return s
+}
+
+// received reports whether the SET jti of transmitter id was recorded
+// (false when the store cannot say).
+func (r *Receiver) received(ctx context.Context, id, jti string) bool {
+	err := r.auth.View(ctx, func(tx storage.ReadTx) error {
+		_, err := tx.ReceivedSET(storage.ReceivedSETKey(id, jti))
+		return err
+	})
+	return err == nil
 }
 
 func (r *Receiver) wake() {

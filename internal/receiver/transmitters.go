@@ -148,6 +148,12 @@ func (r *Receiver) Add(ctx context.Context, by authority.Actor, s Settings) (sto
 		rec.PushSecretHash = sum[:]
 		delivery.EndpointURL = strings.TrimSuffix(r.cfg.PublicURL, "/") + "/ssf/receive/" + rec.ID
 		delivery.AuthorizationHeader = secret
+		if r.cfg.PushInFlight > 1 {
+			// A Portcullis transmitter then keeps that many SETs in
+			// flight, chained by portcullis_prev_jti; others ignore the
+			// member and push one at a time.
+			delivery.MaxInFlight = r.cfg.PushInFlight
+		}
 	}
 	stream, err := r.createStream(ctx, rec, delivery)
 	if err != nil {

@@ -133,6 +133,12 @@ const (
 	// Its jti was received before from the same transmitter
 	// (invalid_request): a replay, or a redelivery of one already applied.
 	ErrorReason_SET_REPLAYED ErrorReason = 32
+	// A pushed SET names a predecessor (the portcullis_prev_jti claim of a
+	// transmitter keeping several in flight) that this receiver had not
+	// applied within its hold time (Unavailable; over HTTP 503). Nothing
+	// of it was applied: the transmitter sends it again, after its
+	// predecessor.
+	ErrorReason_SET_PREDECESSOR_MISSING ErrorReason = 33
 )
 
 // Enum value maps for ErrorReason.
@@ -171,6 +177,7 @@ var (
 		30: "SET_ISSUER_INVALID",
 		31: "SET_AUDIENCE_INVALID",
 		32: "SET_REPLAYED",
+		33: "SET_PREDECESSOR_MISSING",
 	}
 	ErrorReason_value = map[string]int32{
 		"ERROR_REASON_UNSPECIFIED": 0,
@@ -206,6 +213,7 @@ var (
 		"SET_ISSUER_INVALID":       30,
 		"SET_AUDIENCE_INVALID":     31,
 		"SET_REPLAYED":             32,
+		"SET_PREDECESSOR_MISSING":  33,
 	}
 )
 
@@ -240,7 +248,7 @@ var File_portcullis_v1_errors_proto protoreflect.FileDescriptor
 
 const file_portcullis_v1_errors_proto_rawDesc = "" +
 	"\n" +
-	"\x1aportcullis/v1/errors.proto\x12\rportcullis.v1*\xc9\x05\n" +
+	"\x1aportcullis/v1/errors.proto\x12\rportcullis.v1*\xe6\x05\n" +
 	"\vErrorReason\x12\x1c\n" +
 	"\x18ERROR_REASON_UNSPECIFIED\x10\x00\x12\x0f\n" +
 	"\vUSER_BANNED\x10\x01\x12\r\n" +
@@ -275,7 +283,8 @@ const file_portcullis_v1_errors_proto_rawDesc = "" +
 	"\x0fSET_KEY_INVALID\x10\x1d\x12\x16\n" +
 	"\x12SET_ISSUER_INVALID\x10\x1e\x12\x18\n" +
 	"\x14SET_AUDIENCE_INVALID\x10\x1f\x12\x10\n" +
-	"\fSET_REPLAYED\x10 BEZCgithub.com/portcullis-dev/portcullis/gen/portcullis/v1;portcullisv1b\x06proto3"
+	"\fSET_REPLAYED\x10 \x12\x1b\n" +
+	"\x17SET_PREDECESSOR_MISSING\x10!BEZCgithub.com/portcullis-dev/portcullis/gen/portcullis/v1;portcullisv1b\x06proto3"
 
 var (
 	file_portcullis_v1_errors_proto_rawDescOnce sync.Once
