@@ -11,6 +11,11 @@ import (
 // maxRun bounds the SETs one transaction applies.
 const maxRun = 256
 
+// maxWaiting bounds the SETs one transmitter has waiting for their
+// predecessors (a transmitter keeps at most transmitter.MaxInFlight in
+// flight): past it a SET is refused as retryable at once.
+const maxWaiting = 1024
+
 // recentKept is how many applied jtis a sequencer remembers, so that most
 // SETs find their predecessor without a read of the store.
 const recentKept = 4096
@@ -38,6 +43,7 @@ type sequencer struct {
 	mu      sync.Mutex
 	ready   []*item            // in arrival order
 	waiting map[string][]*item // by the jti of the predecessor they wait for
+	nwait   int                // items in waiting
 	running bool               // a drain goroutine is applying runs
 	recent  map[string]bool    // applied (or refused) jtis, the last recentKept
 	order   []string           // recent's jtis, oldest first (a ring)
@@ -62,8 +68,12 @@ func (s *sequencer) submit(ctx context.Context, it *item) error {
 	if ready {
 		s.ready = append(s.ready, it)
 		s.startDrain(ctx)
+	} else if s.nwait >= maxWaiting {
+		s.mu.Unlock()
+		return fmt.Errorf("%w: %d SETs wait for their predecessors already; send %.128q first", ErrSETPredecessorMissing, s.nwait, prev)
 	} else {
 		s.waiting[prev] = append(s.waiting[prev], it)
+		s.nwait++
 	}
 	s.mu.Unlock()
 
@@ -102,6 +112,7 @@ func (s *sequencer) withdraw(it *item) bool {
 	for i, w := range s.waiting[prev] {
 		if w == it {
 			s.waiting[prev] = append(s.waiting[prev][:i:i], s.waiting[prev][i+1:]...)
+			s.nwait--
 			if len(s.waiting[prev]) == 0 {
 				delete(s.waiting, prev)
 			}
@@ -131,6 +142,7 @@ func (s *sequencer) drain(ctx context.Context) {
 			jti := run[i].set.JTI
 			if next := s.waiting[jti]; len(next) > 0 && len(run)+len(next) <= maxRun {
 				run = append(run, next...)
+				s.nwait -= len(next)
 				delete(s.waiting, jti)
 			}
 		}
@@ -147,6 +159,7 @@ func (s *sequencer) drain(ctx context.Context) {
 				s.remember(it.set.JTI)
 				if next := s.waiting[it.set.JTI]; len(next) > 0 {
 					s.ready = append(s.ready, next...)
+					s.nwait -= len(next)
 					delete(s.waiting, it.set.JTI)
 				}
 			}

@@ -3,6 +3,7 @@ package receiver
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"sync"
 	"testing"
@@ -121,8 +122,8 @@ func TestSequencerHoldTimeout(t *testing.T) {
 		if got := f.applied(); len(got) != 0 {
 			t.Fatalf("applied %v", got)
 		}
-		if len(s.waiting) != 0 {
-			t.Fatalf("still waiting: %v", s.waiting)
+		if len(s.waiting) != 0 || s.nwait != 0 {
+			t.Fatalf("still waiting: %v (%d)", s.waiting, s.nwait)
 		}
 	})
 }
@@ -194,6 +195,46 @@ func TestSequencerRefusalLetsTheChainGo(t *testing.T) {
 		}
 		if err := late()["s2"]; err != nil {
 			t.Fatalf("s2: %v", err)
+		}
+	})
+}
+
+// TestSequencerBoundsWaiting: past maxWaiting SETs waiting for their
+// predecessors, another is refused as retryable at once; the bound frees
+// as they go.
+func TestSequencerBoundsWaiting(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := &fakeApply{}
+		s := newSequencer(time.Minute, f.apply, func(context.Context, string) bool { return false })
+		var items []*item
+		for i := range maxWaiting {
+			items = append(items, setItem(fmt.Sprint("w", i+1), fmt.Sprint("w", i)))
+		}
+		waiting := submitAll(s, items...)
+		synctest.Wait()
+		start := time.Now()
+		if err := s.submit(context.Background(), setItem("x2", "x1")); !errors.Is(err, ErrSETPredecessorMissing) || time.Since(start) != 0 {
+			t.Fatalf("one more: %v after %s, want ErrSETPredecessorMissing at once", err, time.Since(start))
+		}
+		if err := s.submit(context.Background(), setItem("w0", "")); err != nil {
+			t.Fatal(err)
+		}
+		for jti, err := range waiting() {
+			if err != nil {
+				t.Fatalf("%s: %v", jti, err)
+			}
+		}
+		got := f.applied()
+		if len(got) != maxWaiting+1 {
+			t.Fatalf("applied %d SETs, want %d", len(got), maxWaiting+1)
+		}
+		for i, jti := range got {
+			if jti != fmt.Sprint("w", i) {
+				t.Fatalf("applied %s at %d, want w0..w%d in order", jti, i, maxWaiting)
+			}
+		}
+		if s.nwait != 0 {
+			t.Fatalf("%d still counted as waiting", s.nwait)
 		}
 	})
 }
