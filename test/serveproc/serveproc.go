@@ -141,3 +141,11 @@ func (p *Proc) Stop() {
 	_ = p.cmd.Process.Signal(syscall.SIGTERM)
 	<-p.done
 }
+
+// Freeze stops the process (SIGSTOP) without ending it: its sockets stay
+// open and what is sent to them waits in the kernel, as for a receiver
+// that stalls.
+func (p *Proc) Freeze() { _ = p.cmd.Process.Signal(syscall.SIGSTOP) }
+
+// Thaw resumes a frozen process (SIGCONT).
+func (p *Proc) Thaw() { _ = p.cmd.Process.Signal(syscall.SIGCONT) }
