@@ -70,6 +70,15 @@ func benchSignalsPush(b *testing.B, backlog bool) {
 	if backlog {
 		rx.proc.Thaw()
 	}
+	// Cheap until the last ban sent is applied (a check, not a listing of
+	// every ban, which would compete with B's work), then the listing.
+	waitFor(b, "B applies the last SET", func() error {
+		resp, err := rx.admin.Bans.CheckBan(ctx(b), &pb.CheckBanRequest{TenantId: "t1", UserId: user(n - 1)})
+		if err == nil && !resp.GetBanned() {
+			err = fmt.Errorf("%s not banned at B yet", user(n-1))
+		}
+		return err
+	})
 	applied := map[string]time.Time{}
 	waitFor(b, "B applies every SET", func() error {
 		for _, ban := range allBans(b, rx, "t1") {
