@@ -41,7 +41,7 @@ func newBackend(opts Options, log *slog.Logger, path string) (backend, error) {
 		open: func() (storage.Store, error) {
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
-			return etcd.Open(ctx, etcd.Options{Endpoints: opts.EtcdEndpoints, Prefix: prefix, Logger: log})
+			return etcd.Open(ctx, etcd.Options{Endpoints: opts.EtcdEndpoints, Prefix: prefix, Logger: log, MaxTxnOps: opts.EtcdMaxTxnOps})
 		},
 		// The data stays in etcd, which its owner checks, if at all.
 		check: func() error { return nil },

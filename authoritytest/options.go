@@ -40,6 +40,9 @@ type Options struct {
 	// `portcullis serve --store etcd://...` does, and as replicas must (StartReplicas).
 	// The embedetcd package starts one in-process.
 	EtcdEndpoints []string
+	// EtcdMaxTxnOps is the cluster's --max-txn-ops, when it is not etcd's
+	// default of 128 (etcd.Options.MaxTxnOps).
+	EtcdMaxTxnOps int
 	// EtcdPrefix is the key prefix of the store in etcd (default: a fresh,
 	// random one, so that authorities sharing a cluster share nothing).
 	EtcdPrefix string

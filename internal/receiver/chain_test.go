@@ -1,13 +1,16 @@
 package receiver_test
 
 import (
+	"fmt"
 	"net/http"
 	"strings"
 	"sync"
 	"testing"
 
+	"github.com/portcullis-dev/portcullis/authoritytest"
 	pb "github.com/portcullis-dev/portcullis/gen/portcullis/v1"
 	"github.com/portcullis-dev/portcullis/internal/receiver"
+	"github.com/portcullis-dev/portcullis/internal/storage/etcd/etcdtest"
 	"github.com/portcullis-dev/portcullis/ssf"
 )
 
@@ -59,22 +62,72 @@ func TestPushChainApplied(t *testing.T) {
 	if got := e.tx.Stream().Delivery.MaxInFlight; got != receiver.DefaultPushInFlight {
 		t.Fatalf("portcullis_max_in_flight asked: %d, want %d", got, receiver.DefaultPushInFlight)
 	}
-	now := e.a.Clock().Now()
 	for round := range 5 {
-		u := "chain-" + string(rune('a'+round))
-		j := func(n string) string { return u + "-" + n }
-		codes := e.pushAll(e.chained(
-			e.tx.SET(aud, j("1"), now, user(u), ssf.EventAccountDisabled, ssf.AccountDisabled{}),
-			e.tx.SET(aud, j("2"), now, user(u), ssf.EventAccountEnabled, ssf.AccountEnabled{}),
-			e.tx.SET(aud, j("3"), now, user(u), ssf.EventCredentialCompromise, map[string]any{}),
-		))
-		for jti, code := range codes {
-			if code != http.StatusAccepted {
-				t.Fatalf("%s: %d", jti, code)
-			}
+		e.banLiftBan(fmt.Sprint("chain-", round))
+	}
+}
+
+// TestPushChainEtcd: on etcd, whose transactions are bounded
+// (--max-txn-ops), a run of SETs too large for one transaction is applied
+// in smaller ones, still in the chain's order.
+func TestPushChainEtcd(t *testing.T) {
+	// --max-txn-ops 40: a run of more than about five bans is too large.
+	cluster := etcdtest.Start(t, etcdtest.Config{UnsafeNoFsync: true, MaxTxnOps: 40})
+	e := newEnv(t, "push", func(o *authoritytest.Options) { o.EtcdEndpoints, o.EtcdMaxTxnOps = etcdtest.Endpoints(cluster), 40 })
+	var users []string
+	for i := range 40 {
+		users = append(users, fmt.Sprint("etcd-", i))
+	}
+	e.banLiftBan(users...)
+
+	// A ban of a user with more sessions than one transaction revokes:
+	// applied alone, its revocations split over several.
+	var tokens []string
+	for range 150 {
+		_, tok := e.session("many")
+		tokens = append(tokens, tok)
+	}
+	e.mustApply(e.signed("many-1", ssf.EventAccountDisabled, user("many"), ssf.AccountDisabled{}))
+	if a := e.bans("many", pb.BanState_BAN_STATE_ACTIVE); len(a) != 1 {
+		t.Fatalf("many: %d active bans, want 1", len(a))
+	}
+	for _, tok := range tokens {
+		if err := e.check(tok); err == nil {
+			t.Fatal("a session of the banned user is still admitted")
 		}
+	}
+	revoked := 0
+	for _, rec := range e.applyAudits() {
+		if rec.GetDetails()["jti"] == "many-1" {
+			revoked++
+		}
+	}
+	if revoked != 1 {
+		t.Fatalf("%d signal.apply records of many-1, want 1", revoked)
+	}
+}
+
+// banLiftBan pushes, at once, a chain that bans, lifts and bans again each
+// user, and checks that each ends with one lifted ban and one active: in
+// another order they would not.
+func (e *env) banLiftBan(users ...string) {
+	e.t.Helper()
+	now := e.a.Clock().Now()
+	var sets []ssf.SET
+	for _, u := range users {
+		sets = append(sets,
+			e.tx.SET(aud, u+"-1", now, user(u), ssf.EventAccountDisabled, ssf.AccountDisabled{}),
+			e.tx.SET(aud, u+"-2", now, user(u), ssf.EventAccountEnabled, ssf.AccountEnabled{}),
+			e.tx.SET(aud, u+"-3", now, user(u), ssf.EventCredentialCompromise, map[string]any{}))
+	}
+	for jti, code := range e.pushAll(e.chained(sets...)) {
+		if code != http.StatusAccepted {
+			e.t.Fatalf("%s: %d", jti, code)
+		}
+	}
+	for _, u := range users {
 		if a, l := e.bans(u, pb.BanState_BAN_STATE_ACTIVE), e.bans(u, pb.BanState_BAN_STATE_LIFTED); len(a) != 1 || len(l) != 1 {
-			t.Fatalf("%s: %d active and %d lifted bans, want 1 and 1 (ban, lift, ban in order)", u, len(a), len(l))
+			e.t.Fatalf("%s: %d active and %d lifted bans, want 1 and 1 (ban, lift, ban in order)", u, len(a), len(l))
 		}
 	}
 }

@@ -109,11 +109,12 @@ func (r *Receiver) mark(tx storage.Tx, it *item) error {
 }
 
 // applyRun applies a run of SETs, in order, in one transaction: one
-// durable commit for the run. When that fails (a SET of it refused, or a
-// transaction too large for the store) each is applied alone; a failure of
-// our own (the store) then leaves it and every later SET of the run
-// unapplied, with that error, for the transmitter to deliver again in
-// order. Each item's err is set.
+// durable commit for the run. A run more than the store takes in one
+// transaction (etcd's --max-txn-ops) is applied in halves, in order. When
+// the transaction fails otherwise (a SET of it refused) each SET is
+// applied alone. A failure of our own (the store) leaves that SET and
+// every later one of the run unapplied, with that error, for the
+// transmitter to deliver again in order. Each item's err is set.
 func (r *Receiver) applyRun(ctx context.Context, run []*item) {
 	if len(run) > 1 {
 		_, err := r.auth.Write(ctx, func(w *authority.Writer) error {
@@ -124,10 +125,22 @@ func (r *Receiver) applyRun(ctx context.Context, run []*item) {
 			}
 			return nil
 		})
-		if err == nil {
+		switch {
+		case err == nil:
 			for _, it := range run {
 				r.finish(it, nil)
 			}
+			return
+		case errors.Is(err, storage.ErrTxnTooLarge):
+			half := len(run) / 2
+			r.applyRun(ctx, run[:half])
+			if err := run[half-1].err; err != nil && !isRefusal(err) && !errors.Is(err, ErrSETReplayed) {
+				for _, later := range run[half:] {
+					later.err = err
+				}
+				return
+			}
+			r.applyRun(ctx, run[half:])
 			return
 		}
 	}

@@ -42,7 +42,7 @@ type env struct {
 	n     atomic.Int64
 }
 
-func newEnv(t testing.TB, delivery string) *env {
+func newEnv(t testing.TB, delivery string, opts ...func(*authoritytest.Options)) *env {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute) // hang guard
 	t.Cleanup(cancel)
@@ -51,7 +51,11 @@ func newEnv(t testing.TB, delivery string) *env {
 		handler.Load().(http.Handler).ServeHTTP(w, r)
 	}))
 	t.Cleanup(pub.Close)
-	a := authoritytest.Start(t, authoritytest.Options{PublicURL: pub.URL})
+	o := authoritytest.Options{PublicURL: pub.URL}
+	for _, f := range opts {
+		f(&o)
+	}
+	a := authoritytest.Start(t, o)
 	handler.Store(a.HTTPHandler())
 	admin := a.Dial()
 	watcher := a.Dial(client.WithAPIKey(a.NewAPIKey("svc", "events:watch")))
