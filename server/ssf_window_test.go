@@ -59,8 +59,8 @@ type chainPost struct {
 
 func newChainReceiver(t testing.TB, jwksURL string, chain bool) *chainReceiver {
 	r := &chainReceiver{t: t, chain: chain, quit: make(chan struct{}), changed: make(chan struct{}),
-		keys:    &receiver{t: t, jwksURL: jwksURL, keys: map[string]ssf.JWK{}, changed: make(chan struct{})},
-		done:    map[string]bool{}, failed: map[string]bool{}}
+		keys: &receiver{t: t, jwksURL: jwksURL, keys: map[string]ssf.JWK{}, changed: make(chan struct{})},
+		done: map[string]bool{}, failed: map[string]bool{}}
 	r.srv = httptest.NewServer(http.HandlerFunc(r.serve))
 	t.Cleanup(func() { close(r.quit); r.srv.Close() })
 	return r
