@@ -571,3 +571,35 @@ func TestSSFWindowOneAtATime(t *testing.T) {
 		})
 	}
 }
+
+// TestSSFWindowOutagePauses: a windowed stream whose receiver keeps
+// failing records the outage, and past MaxOutage (on the injected clock)
+// is paused with a reason, as a one-at-a-time stream is; enabled again
+// with the receiver back, it delivers everything in order.
+func TestSSFWindowOutagePauses(t *testing.T) {
+	e := newSSFEnv(t, envOptions{}, transmitter.Config{MaxOutage: time.Hour}, false)
+	r := newChainReceiver(t, e.http.URL+"/.well-known/jwks.json", true)
+	var down sync.Mutex // held while the receiver fails
+	failing := true
+	r.fail = func(string, int) bool { down.Lock(); defer down.Unlock(); return failing }
+	key := e.keyWith("rp", authority.ScopeSignals)
+	st := e.windowStream(t, key, r, 8)
+	want := e.banAll(t, "o", 0, 20)
+	// The worker records the outage at the first failure, before it
+	// sends anything again.
+	r.await(t, "a SET sent again", func() bool { return len(r.posts) > 0 && r.posts[len(r.posts)-1].attempt > 1 })
+	if s := e.stream(t, st.StreamID); s.Status != "enabled" || s.OutageSince.IsZero() || !strings.Contains(s.LastError, "503") {
+		t.Fatalf("after failures within MaxOutage: status %s, outage since %v, last error %q", s.Status, s.OutageSince, s.LastError)
+	}
+	e.clock.Advance(61 * time.Minute)
+	s := e.awaitStream(t, st.StreamID, func(s storage.SignalStream) bool { return s.Status == "paused" })
+	if !strings.Contains(s.StatusReason, "failed") || !strings.Contains(s.StatusReason, "503") {
+		t.Errorf("reason = %q", s.StatusReason)
+	}
+	down.Lock()
+	failing = false
+	down.Unlock()
+	e.must(t, http.StatusOK, "POST", "/ssf/status", e.keyWith("rp2", authority.ScopeAdmin),
+		map[string]any{"stream_id": st.StreamID, "status": "enabled"}, nil)
+	checkChain(t, want, r.awaitApplied(t, len(want)), r.snapshot())
+}
