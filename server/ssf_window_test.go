@@ -603,3 +603,26 @@ func TestSSFWindowOutagePauses(t *testing.T) {
 		map[string]any{"stream_id": st.StreamID, "status": "enabled"}, nil)
 	checkChain(t, want, r.awaitApplied(t, len(want)), r.snapshot())
 }
+
+// TestSSFWindowReconfigured: a windowed stream reconfigured mid-burst (its
+// window changed, then paused and enabled again) restarts its worker each
+// time; the SETs in flight at the change, and every later one, are applied
+// in A's order, and no SET waits at the receiver for one never sent (each
+// new worker starts its chain afresh).
+func TestSSFWindowReconfigured(t *testing.T) {
+	e := newSSFEnv(t, envOptions{}, transmitter.Config{}, false)
+	r := newChainReceiver(t, e.http.URL+"/.well-known/jwks.json", true)
+	key := e.keyWith("rp", authority.ScopeSignals)
+	st := e.windowStream(t, key, r, 8)
+	want := e.banAll(t, "c", 0, 30)
+	r.awaitApplied(t, 10)
+	e.must(t, http.StatusOK, "PATCH", "/ssf/streams", key, map[string]any{"stream_id": st.StreamID,
+		"delivery": map[string]any{"method": ssf.DeliveryPush, "endpoint_url": r.srv.URL + "/events",
+			"authorization_header": "Bearer receiver-secret", "portcullis_max_in_flight": 3}}, nil)
+	want = append(want, e.banAll(t, "c", 30, 50)...)
+	e.must(t, http.StatusOK, "POST", "/ssf/status", key, map[string]any{"stream_id": st.StreamID, "status": "paused"}, nil)
+	want = append(want, e.banAll(t, "c", 50, 60)...)
+	e.must(t, http.StatusOK, "POST", "/ssf/status", key, map[string]any{"stream_id": st.StreamID, "status": "enabled"}, nil)
+	want = append(want, e.banAll(t, "c", 60, 70)...)
+	checkChain(t, want, r.awaitApplied(t, len(want)), r.snapshot())
+}

@@ -93,9 +93,11 @@ type window struct {
 	backoff time.Duration
 	stuck   string // the first unacknowledged SET at the last failure
 	// stop, once set, ends the worker when nothing is in flight any more;
-	// pauseWhy, when set, pauses the stream then.
-	stop     error
-	pauseWhy string
+	// then pauseWhy, when set, pauses the stream, and compacted pauses it
+	// for the events lost.
+	stop      error
+	pauseWhy  string
+	compacted bool
 }
 
 // runWindow is run for a stream with MaxInFlight > 1.
@@ -194,7 +196,7 @@ func (win *window) take(c next) {
 	p := win.p
 	if c.err != nil {
 		if errors.Is(c.err, storage.ErrCompacted) {
-			win.stop, win.pauseWhy = errStop, "compacted"
+			win.stop, win.compacted = errStop, true
 		} else {
 			win.stop = c.err // the store failed: push follows the log again
 		}
@@ -328,11 +330,10 @@ func (win *window) finish(ctx context.Context) error {
 		return errStop // push writes Position
 	}
 	p.flush(ctx)
-	switch win.pauseWhy {
-	case "":
-	case "compacted":
+	switch {
+	case win.compacted:
 		t.pauseCompacted(ctx, p.st.ID, p.pos)
-	default:
+	case win.pauseWhy != "":
 		t.pause(ctx, p.st.ID, win.pauseWhy)
 	}
 	return win.stop
