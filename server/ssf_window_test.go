@@ -287,9 +287,12 @@ func (e *ssfEnv) awaitDelivered(t testing.TB, id string, n uint64) {
 func revisionOf(t testing.TB, jti string) int64 {
 	t.Helper()
 	parts := strings.Split(jti, "-")
-	rev, err := strconv.ParseInt(parts[len(parts)-2], 10, 64)
-	if err != nil || len(parts) < 3 {
+	if len(parts) < 3 {
 		t.Fatalf("jti %q: no revision", jti)
+	}
+	rev, err := strconv.ParseInt(parts[len(parts)-2], 10, 64)
+	if err != nil {
+		t.Fatalf("jti %q: %v", jti, err)
 	}
 	return rev
 }
