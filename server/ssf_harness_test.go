@@ -212,6 +212,9 @@ type receiver struct {
 	answer func(n int) int
 	// audience the SETs must carry: the stream's ID (pushStream sets it).
 	audience string
+	// windowed: the stream asked for several SETs in flight, so they may
+	// name a predecessor; a one-at-a-time stream's never do.
+	windowed bool
 }
 
 func newReceiver(t testing.TB, jwksURL string) *receiver {
@@ -287,6 +290,9 @@ func (r *receiver) serve(w http.ResponseWriter, req *http.Request) {
 		return
 	}
 	r.mu.Lock()
+	if set.PrevJTI != "" && !r.windowed {
+		r.t.Errorf("a SET of a one-at-a-time stream names a predecessor (portcullis_prev_jti %q)", set.PrevJTI)
+	}
 	r.sets = append(r.sets, set)
 	r.raws = append(r.raws, string(body))
 	close(r.changed)

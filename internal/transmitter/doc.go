@@ -30,7 +30,11 @@
 // Position, maps each change to SETs, and POSTs them one at a time in
 // order: 202 moves on, 400 skips that SET for good (counted and logged),
 // anything else is retried with capped exponential backoff; after
-// MaxOutage of failures the stream is paused with a reason. Position is
+// MaxOutage of failures the stream is paused with a reason. A stream whose
+// receiver asked for portcullis_max_in_flight N > 1 has up to N SETs in
+// flight at once, each naming its predecessor (ssf.SET.PrevJTI) unless
+// every earlier one is acknowledged; Position then covers only the
+// acknowledged prefix (window.go states the rules). Position is
 // written (without an event) at most every 100 ms and when the worker
 // stops, so a restart redelivers at most that much, with the same jti
 // (stream ID, revision, index of the event in its change). Several

@@ -36,8 +36,12 @@ func (t *Transmitter) push(ctx context.Context, st storage.SignalStream, since i
 	p := &pusher{t: t, st: st, c: t.count(st.ID), since: since, pos: st.Position, written: st.Position}
 	defer p.flush(context.WithoutCancel(ctx))
 	backoff := t.cfg.MinBackoff
+	run := p.run
+	if st.MaxInFlight > 1 {
+		run = p.runWindow // window.go
+	}
 	for ctx.Err() == nil {
-		err := p.run(ctx)
+		err := run(ctx)
 		if errors.Is(err, errStop) || ctx.Err() != nil {
 			return
 		}
@@ -121,7 +125,7 @@ func (p *pusher) deliver(ctx context.Context, s pending) error {
 		raw, err := t.sign(ctx, p.st, s)
 		code := 0
 		if err == nil {
-			code, err = p.post(ctx, raw)
+			code, err = t.post(ctx, &p.st, raw)
 		}
 		switch {
 		case err == nil && code >= 200 && code < 300:
@@ -158,18 +162,18 @@ func (p *pusher) deliver(ctx context.Context, s pending) error {
 	}
 }
 
-// post sends one SET (RFC 8935 §2).
-func (p *pusher) post(ctx context.Context, raw string) (int, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, p.st.EndpointURL, strings.NewReader(raw))
+// post sends one SET to the stream's receiver (RFC 8935 §2).
+func (t *Transmitter) post(ctx context.Context, st *storage.SignalStream, raw string) (int, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, st.EndpointURL, strings.NewReader(raw))
 	if err != nil {
 		return 0, err
 	}
 	req.Header.Set("Content-Type", ssf.ContentType)
 	req.Header.Set("Accept", "application/json")
-	if p.st.AuthorizationHeader != "" {
-		req.Header.Set("Authorization", p.st.AuthorizationHeader)
+	if st.AuthorizationHeader != "" {
+		req.Header.Set("Authorization", st.AuthorizationHeader)
 	}
-	resp, err := p.t.cfg.HTTPClient.Do(req)
+	resp, err := t.cfg.HTTPClient.Do(req)
 	if err != nil {
 		return 0, err
 	}

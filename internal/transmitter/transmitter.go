@@ -27,7 +27,9 @@ type Config struct {
 	// min_verification_interval.
 	Clock func() time.Time
 	// HTTPClient pushes SETs (default: a client with a 30 s timeout). It
-	// follows no redirect: a receiver answering 3xx is failing.
+	// follows no redirect: a receiver answering 3xx is failing. Without a
+	// Transport it gets one that keeps MaxInFlight idle connections per
+	// host (a windowed stream's POSTs in flight).
 	HTTPClient *http.Client
 	// InsecurePush admits push endpoints over plain http on any host, not
 	// only loopback (serve --insecure).
@@ -98,6 +100,15 @@ func New(cfg Config) *Transmitter {
 	client := http.Client{Timeout: 30 * time.Second}
 	if cfg.HTTPClient != nil {
 		client = *cfg.HTTPClient
+	}
+	if dt, ok := http.DefaultTransport.(*http.Transport); ok && client.Transport == nil {
+		// A windowed stream keeps up to MaxInFlight POSTs to its receiver:
+		// the default transport keeps 2 idle connections per host and
+		// would close (and then open again) the others after every answer.
+		tr := dt.Clone()
+		tr.MaxIdleConnsPerHost = MaxInFlight
+		tr.MaxIdleConns = 0 // no total bound: streams bound the hosts
+		client.Transport = tr
 	}
 	// A redirect would carry the SET (and the Authorization header) to a
 	// URL the receiver did not register.
