@@ -133,8 +133,9 @@ func (e *env) banLiftBan(users ...string) {
 }
 
 // TestPushChainRefusalInRun: a SET refused for itself inside a run (a user
-// ID the authority does not take) is answered 400 alone; the SETs before
-// and after it in the chain are applied.
+// ID the authority does not take, a subject the receiver cannot map) is
+// answered 400 alone; the SETs before and after it in the chain are
+// applied.
 func TestPushChainRefusalInRun(t *testing.T) {
 	e := newEnv(t, "push")
 	now := e.a.Clock().Now()
@@ -146,7 +147,18 @@ func TestPushChainRefusalInRun(t *testing.T) {
 	if codes["r-1"] != http.StatusAccepted || codes["r-2"] != http.StatusBadRequest || codes["r-3"] != http.StatusAccepted {
 		t.Fatalf("answers %v, want r-2 refused (400) and the others taken (202)", codes)
 	}
-	for _, u := range []string{"kim", "lee"} {
+	// Refused before any write (a subject this receiver cannot map), it
+	// still takes its place in the chain: the SET after it does not wait
+	// for it (which would be a 503 after the hold time).
+	codes = e.pushAll(e.chained(
+		e.tx.SET(aud, "r-4", now, user("max"), ssf.EventAccountDisabled, ssf.AccountDisabled{}),
+		e.tx.SET(aud, "r-5", now, &ssf.Subject{Format: ssf.FormatPhoneNumber, PhoneNumber: "+12065550100"}, ssf.EventAccountDisabled, ssf.AccountDisabled{}),
+		e.tx.SET(aud, "r-6", now, user("ned"), ssf.EventAccountDisabled, ssf.AccountDisabled{}),
+	))
+	if codes["r-4"] != http.StatusAccepted || codes["r-5"] != http.StatusBadRequest || codes["r-6"] != http.StatusAccepted {
+		t.Fatalf("answers %v, want r-5 refused (400) and the others taken (202)", codes)
+	}
+	for _, u := range []string{"kim", "lee", "max", "ned"} {
 		if a := e.bans(u, pb.BanState_BAN_STATE_ACTIVE); len(a) != 1 {
 			t.Fatalf("%s: %d active bans, want 1", u, len(a))
 		}

@@ -120,7 +120,7 @@ func (r *Receiver) applyPolled(ctx context.Context, t storage.SignalTransmitter,
 	var keys []string // the jti each was delivered under
 	for _, jti := range jtis {
 		it, err := r.prepare(ctx, t, sets[jti], r.cfg.PollMaxAge)
-		if err != nil {
+		if it == nil {
 			errs[jti] = ssf.SETErr{Err: errCode(err), Description: truncate(err.Error())}
 			continue
 		}

@@ -8,6 +8,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -35,9 +36,12 @@ func (r *Receiver) Receive(ctx context.Context, id, authHeader string, body []by
 		return fmt.Errorf("%w: the Authorization header is not the one this receiver gave transmitter %s", ErrPushUnauthorized, id)
 	}
 	it, err := r.prepare(ctx, t, string(body), r.cfg.PushMaxAge)
-	if err != nil {
+	if it == nil {
 		return err
 	}
+	// A verified SET goes through the sequencer even when its event is
+	// refused: it then takes its place in the chain, and the SETs naming
+	// it as predecessor do not wait for it in vain.
 	return r.sequencer(t.ID).submit(ctx, it)
 }
 
@@ -47,6 +51,9 @@ type item struct {
 	set    ssf.SET
 	act    action
 	maxAge time.Duration // bounds its iat's age; its mark is kept as long
+	// refusal: why its event cannot be applied (plan); the SET was
+	// verified, so it is answered in its place in the stream's order.
+	refusal error
 	// Set by each run of the transaction that applies it.
 	acted, dup bool
 	// err is its outcome; done is closed once it is known.
@@ -54,19 +61,19 @@ type item struct {
 	done chan struct{}
 }
 
-// prepare verifies one SET of t and reads its action; a refusal is
-// counted.
+// prepare verifies one SET of t and reads its action. A SET that does
+// not verify is refused (nil item, counted); one whose event cannot be
+// applied is returned with its refusal, which applyRun answers.
 func (r *Receiver) prepare(ctx context.Context, t storage.SignalTransmitter, raw string, maxAge time.Duration) (*item, error) {
 	r.count(func(s *Stats) { s.Received++ })
 	set, err := r.verify(ctx, &t, raw, maxAge)
-	if err == nil {
-		var it = &item{t: t, set: set, maxAge: maxAge, done: make(chan struct{})}
-		if it.act, err = r.plan(t, set); err == nil {
-			return it, nil
-		}
+	if err != nil {
+		r.refused(err)
+		return nil, err
 	}
-	r.refused(err)
-	return nil, err
+	it := &item{t: t, set: set, maxAge: maxAge, done: make(chan struct{})}
+	it.act, it.refusal = r.plan(t, set)
+	return it, it.refusal
 }
 
 // write applies it in w's transaction and marks it received, with an
@@ -116,6 +123,18 @@ func (r *Receiver) mark(tx storage.Tx, it *item) error {
 // every later one of the run unapplied, with that error, for the
 // transmitter to deliver again in order. Each item's err is set.
 func (r *Receiver) applyRun(ctx context.Context, run []*item) {
+	if slices.ContainsFunc(run, func(it *item) bool { return it.refusal != nil }) {
+		// Refused by plan: answered, nothing written; the others go on.
+		var todo []*item
+		for _, it := range run {
+			if it.refusal != nil {
+				r.finish(it, it.refusal)
+			} else {
+				todo = append(todo, it)
+			}
+		}
+		run = todo
+	}
 	if len(run) > 1 {
 		_, err := r.auth.Write(ctx, func(w *authority.Writer) error {
 			for _, it := range run {
