@@ -19,6 +19,20 @@ const burst = 1000
 // ban exactly once (a SET redelivered after the restart is dropped by its
 // jti) and in A's order, by push and by poll.
 func TestSignalsSurviveTransmitterRestart(t *testing.T) {
+	burstAcrossRestart(t, func(a, _ *node) { a.restart() })
+}
+
+// TestSignalsSurviveReceiverRestart: the same, B killed and restarted in
+// the middle: the SETs B held for their predecessors, and those in flight
+// to it, are sent again, and B applies every ban exactly once, in A's
+// order.
+func TestSignalsSurviveReceiverRestart(t *testing.T) {
+	burstAcrossRestart(t, func(_, b *node) { b.restart() })
+}
+
+// burstAcrossRestart bans burst users on A, one after the other, calls
+// restart half way, and checks B's bans: each user once, in A's order.
+func burstAcrossRestart(t *testing.T, restart func(a, b *node)) {
 	if testing.Short() {
 		t.Skip("two authorities and 1,000 bans each way: -short")
 	}
@@ -29,7 +43,7 @@ func TestSignalsSurviveTransmitterRestart(t *testing.T) {
 			user := func(i int) string { return fmt.Sprintf("u%04d", i) }
 			for i := range burst {
 				if i == burst/2 {
-					a.restart()
+					restart(a, b)
 				}
 				banRetrying(t, a, user(i))
 			}
