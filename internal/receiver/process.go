@@ -227,7 +227,7 @@ func (r *Receiver) applySplit(ctx context.Context, it *item) error {
 	return fmt.Errorf("applying SET %.128q: %w", it.set.JTI, storage.ErrTxnTooLarge)
 }
 
-// finish records it's outcome: counted, logged, and, for a SET received
+// finish records its outcome: counted, logged, and, for a SET received
 // before, ErrSETReplayed.
 func (r *Receiver) finish(it *item, err error) {
 	switch {
