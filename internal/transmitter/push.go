@@ -54,13 +54,21 @@ func (t *Transmitter) push(ctx context.Context, st storage.SignalStream, since i
 	}
 }
 
+// watch follows the log from the stream's Position; a Position the log
+// no longer holds pauses the stream (errStop).
+func (p *pusher) watch(ctx context.Context) (storage.Watcher, error) {
+	w, err := p.t.cfg.Store.Watch(ctx, p.pos)
+	if errors.Is(err, storage.ErrCompacted) {
+		p.t.pauseCompacted(ctx, p.st.ID, p.pos)
+		return nil, errStop
+	}
+	return w, err
+}
+
 func (p *pusher) run(ctx context.Context) error {
 	t := p.t
-	w, err := t.cfg.Store.Watch(ctx, p.pos)
-	if errors.Is(err, storage.ErrCompacted) {
-		t.pauseCompacted(ctx, p.st.ID, p.pos)
-		return errStop
-	} else if err != nil {
+	w, err := p.watch(ctx)
+	if err != nil {
 		return err
 	}
 	defer w.Close()

@@ -103,11 +103,8 @@ type window struct {
 // runWindow is run for a stream with MaxInFlight > 1.
 func (p *pusher) runWindow(ctx context.Context) error {
 	t := p.t
-	w, err := t.cfg.Store.Watch(ctx, p.pos)
-	if errors.Is(err, storage.ErrCompacted) {
-		t.pauseCompacted(ctx, p.st.ID, p.pos)
-		return errStop
-	} else if err != nil {
+	w, err := p.watch(ctx)
+	if err != nil {
 		return err
 	}
 	defer w.Close()
