@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/portcullis-dev/portcullis/authoritytest/embedetcd"
 	"github.com/portcullis-dev/portcullis/client"
 	pb "github.com/portcullis-dev/portcullis/gen/portcullis/v1"
 )
@@ -19,7 +20,7 @@ const burst = 1000
 // ban exactly once (a SET redelivered after the restart is dropped by its
 // jti) and in A's order, by push and by poll.
 func TestSignalsSurviveTransmitterRestart(t *testing.T) {
-	burstAcrossRestart(t, func(a, _ *node) { a.restart() })
+	burstAcrossRestart(t, burst, startNode, func(a, _ *node) { a.restart() })
 }
 
 // TestSignalsSurviveReceiverRestart: the same, B killed and restarted in
@@ -27,27 +28,41 @@ func TestSignalsSurviveTransmitterRestart(t *testing.T) {
 // to it, are sent again, and B applies every ban exactly once, in A's
 // order.
 func TestSignalsSurviveReceiverRestart(t *testing.T) {
-	burstAcrossRestart(t, func(_, b *node) { b.restart() })
+	burstAcrossRestart(t, burst, startNode, func(_, b *node) { b.restart() })
 }
 
-// burstAcrossRestart bans burst users on A, one after the other, calls
-// restart half way, and checks B's bans: each user once, in A's order.
-func burstAcrossRestart(t *testing.T, restart func(a, b *node)) {
+// TestSignalsOverEtcd: the same (250 bans) with both authorities over
+// etcd (one cluster, a prefix each), B restarted half way: the transmitter follows
+// and writes its Position in etcd, and the receiver commits its runs of
+// SETs in etcd's bounded transactions.
+func TestSignalsOverEtcd(t *testing.T) {
+	endpoints := embedetcd.Start(t)
+	store := "etcd://" + strings.TrimPrefix(endpoints[0], "http://")
+	onEtcd := func(t testing.TB, name string, extra ...string) *node {
+		return startNode(t, name, append([]string{"--store", store, "--etcd-prefix", "/" + t.Name() + "/" + name}, extra...)...)
+	}
+	burstAcrossRestart(t, burst/4, onEtcd, func(_, b *node) { b.restart() })
+}
+
+// burstAcrossRestart starts A and B with start, bans n users on A, one
+// after the other, calls restart half way, and checks B's bans: each user
+// once, in A's order.
+func burstAcrossRestart(t *testing.T, n int, start func(testing.TB, string, ...string) *node, restart func(a, b *node)) {
 	if testing.Short() {
 		t.Skip("two authorities and 1,000 bans each way: -short")
 	}
 	for _, delivery := range []string{"push", "poll"} {
 		t.Run(delivery, func(t *testing.T) {
-			a, b := startNode(t, "a"), startNode(t, "b")
+			a, b := start(t, "a"), start(t, "b")
 			tx := b.follow(a, delivery, "t1")
 			user := func(i int) string { return fmt.Sprintf("u%04d", i) }
-			for i := range burst {
-				if i == burst/2 {
+			for i := range n {
+				if i == n/2 {
 					restart(a, b)
 				}
 				banRetrying(t, a, user(i))
 			}
-			last := user(burst - 1)
+			last := user(n - 1)
 			waitFor(t, "B applies the last ban", func() error {
 				resp, err := b.admin.Bans.CheckBan(ctx(t), &pb.CheckBanRequest{TenantId: "t1", UserId: last})
 				if err != nil {
@@ -68,8 +83,8 @@ func burstAcrossRestart(t *testing.T, restart func(a, b *node)) {
 				}
 				got = append(got, ban.GetSubject().GetUserId())
 			}
-			if len(got) != burst {
-				t.Fatalf("B made %d bans for A's %d (duplicates or losses)", len(got), burst)
+			if len(got) != n {
+				t.Fatalf("B made %d bans for A's %d (duplicates or losses)", len(got), n)
 			}
 			for i, u := range got {
 				if u != user(i) {
