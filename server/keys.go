@@ -20,9 +20,13 @@ func (s keyService) ListKeys(ctx context.Context, _ *pb.ListKeysRequest) (*pb.Li
 }
 
 func (s keyService) RotateKey(ctx context.Context, req *pb.RotateKeyRequest) (*pb.RotateKeyResponse, error) {
-	added, retired, err := s.auth.RotateKey(ctx, actorFrom(ctx), req.GetReason())
+	added, retired, err := s.auth.RotateKey(ctx, actorFrom(ctx), req.GetAlgorithm(), req.GetReason())
 	if err != nil {
 		return nil, s.status(ctx, err)
 	}
-	return &pb.RotateKeyResponse{Key: keyPB(added), RetiredKey: keyPB(retired)}, nil
+	resp := &pb.RotateKeyResponse{Key: keyPB(added)}
+	if retired.ID != "" {
+		resp.RetiredKey = keyPB(retired)
+	}
+	return resp, nil
 }

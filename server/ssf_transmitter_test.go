@@ -9,6 +9,10 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	pb "github.com/portcullis-dev/portcullis/gen/portcullis/v1"
 	"github.com/portcullis-dev/portcullis/internal/authority"
 	"github.com/portcullis-dev/portcullis/internal/storage"
 	"github.com/portcullis-dev/portcullis/internal/transmitter"
@@ -413,15 +417,83 @@ func TestSSFVerification(t *testing.T) {
 
 // jwtAlg is the alg of a compact JWS's header.
 func jwtAlg(t testing.TB, raw string) string {
+	alg, _ := jwtHeader(t, raw)
+	return alg
+}
+
+// jwtHeader is the alg and kid of a compact JWS's header.
+func jwtHeader(t testing.TB, raw string) (alg, kid string) {
 	t.Helper()
 	seg, _, _ := strings.Cut(raw, ".")
 	b, err := base64URL(seg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var h struct{ Alg string }
+	var h struct{ Alg, Kid string }
 	if err := json.Unmarshal(b, &h); err != nil {
 		t.Fatal(err)
 	}
-	return h.Alg
+	return h.Alg, h.Kid
+}
+
+// TestSSFRotateRS256Key: KeyService.RotateKey with algorithm RS256
+// retires the SET key of RS256 streams; the next SETs are signed with the
+// new one, which a receiver finds in the JWKS beside the retired one; an
+// hour later the JWKS publishes only the new one, and the token key was
+// never touched.
+func TestSSFRotateRS256Key(t *testing.T) {
+	e := newSSFEnv(t, envOptions{}, transmitter.Config{}, false)
+	r := newReceiver(t, e.http.URL+"/.well-known/jwks.json")
+	key := e.keyWith("rp", authority.ScopeSignals)
+	e.pushStream(t, key, r, map[string]any{"signing_alg": "RS256"})
+	e.ban(t, "u1")
+	r.awaitN(t, 1)
+	_, first := jwtHeader(t, r.raws[0])
+
+	tokenKey := func() string {
+		t.Helper()
+		resp, err := e.keys.ListKeys(e.admin(), &pb.ListKeysRequest{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp.GetKeys()[0].GetKeyId()
+	}
+	token := tokenKey()
+	rot, err := e.keys.RotateKey(e.admin(), &pb.RotateKeyRequest{Reason: "scheduled", Algorithm: "RS256"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rot.GetKey().GetAlgorithm() != "RS256" || rot.GetRetiredKey().GetKeyId() != first {
+		t.Fatalf("rotation: %v, want a new RS256 key retiring %s", rot, first)
+	}
+	e.ban(t, "u2")
+	sets := r.awaitN(t, 2)
+	if alg, kid := jwtHeader(t, r.raws[1]); alg != "RS256" || kid != rot.GetKey().GetKeyId() || sets[1].SubjectID.Sub != "u2" {
+		t.Fatalf("the SET after the rotation: %s %s, want RS256 with %s", alg, kid, rot.GetKey().GetKeyId())
+	}
+	published := func() map[string]bool {
+		t.Helper()
+		keys, err := ssf.ParseJWKS(fetchJWKS(t, e.env))
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := map[string]bool{}
+		for _, k := range keys {
+			out[k.KeyID] = true
+		}
+		return out
+	}
+	if got := published(); !got[first] || !got[rot.GetKey().GetKeyId()] {
+		t.Fatalf("JWKS right after the rotation: %v, want both RS256 keys", got)
+	}
+	e.clock.Advance(time.Hour)
+	if got := published(); got[first] || !got[rot.GetKey().GetKeyId()] || !got[token] {
+		t.Fatalf("JWKS an hour later: %v, want the new RS256 key and the token key, not %s", got, first)
+	}
+	if tokenKey() != token {
+		t.Fatal("rotating the RS256 key rotated the token key")
+	}
+	if _, err := e.keys.RotateKey(e.admin(), &pb.RotateKeyRequest{Algorithm: "HS256"}); status.Code(err) != codes.InvalidArgument {
+		t.Fatalf("RotateKey(HS256): %v, want InvalidArgument", err)
+	}
 }

@@ -51,7 +51,7 @@ func newKeysListCommand() *cobra.Command {
 }
 
 func newKeysRotateCommand() *cobra.Command {
-	var reason string
+	var reason, alg string
 	cmd := &cobra.Command{
 		Use:   "rotate",
 		Short: "Create a new signing key; the old one verifies until its tokens expire",
@@ -59,9 +59,10 @@ func newKeysRotateCommand() *cobra.Command {
 	}
 	cf := addConnFlags(cmd, "text", "json")
 	cmd.Flags().StringVar(&reason, "reason", "", "why (recorded in the audit log)")
+	cmd.Flags().StringVar(&alg, "algorithm", "", `which key: "" or EdDSA (the access-token key), or RS256 (the key of RS256 Shared Signals streams; the old one stays published for an hour)`)
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		return cf.call(cmd.Context(), func(ctx context.Context, cl *client.Client) error {
-			resp, err := cl.Keys.RotateKey(ctx, &pb.RotateKeyRequest{Reason: reason})
+			resp, err := cl.Keys.RotateKey(ctx, &pb.RotateKeyRequest{Reason: reason, Algorithm: alg})
 			if err != nil {
 				return err
 			}

@@ -208,6 +208,17 @@ func TestCLIKeysAndAPIKeys(t *testing.T) {
 	if out := e.ok("keys", "list", "-o", "json"); strings.Count(out, "\n") != 2 {
 		t.Fatalf("keys list -o json after a rotation:\n%s", out)
 	}
+	// The RS256 SET key: the first rotation makes it (nothing retired),
+	// the second retires it; both stay listed for an hour.
+	if out := e.ok("keys", "rotate", "--algorithm", "RS256"); !strings.Contains(out, "(RS256)") || strings.Contains(out, "retired key") {
+		t.Fatalf("keys rotate --algorithm RS256 (first): %q", out)
+	}
+	if out := e.ok("keys", "rotate", "--algorithm", "RS256"); !strings.Contains(out, "(RS256)") || !strings.Contains(out, "retired key") {
+		t.Fatalf("keys rotate --algorithm RS256: %q", out)
+	}
+	if out := e.ok("keys", "list"); strings.Count(out, "RS256") != 2 {
+		t.Fatalf("keys list after two RS256 rotations:\n%s", out)
+	}
 
 	secret := strings.TrimSpace(e.ok("apikeys", "create", "reader", "--scope", "bans:read", "-o", "secret"))
 	if secret == "" {

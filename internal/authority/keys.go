@@ -21,8 +21,9 @@ const (
 )
 
 // tokenKey reports whether k is an access-token key: only those sign
-// tokens, reach mirrors (snapshots and key events) and are rotated,
-// retired and deleted. The RS256 SET key is none of these.
+// tokens and reach mirrors (snapshots and key events), and only they
+// rotate with RotateKey's default. The RS256 SET keys rotate on their own
+// (rotateSETKey).
 func tokenKey(k storage.SigningKey) bool { return k.Algorithm == algEdDSA }
 
 // currentKey returns the key that signs new tokens: the newest token key
@@ -90,13 +91,26 @@ func (a *Authority) EnsureSigningKey(ctx context.Context) error {
 	return err
 }
 
-// RotateKey makes a new signing key current and retires the old one, which
-// stays verifiable until every token it signed has expired. Keys no token
-// can use any more are deleted.
-func (a *Authority) RotateKey(ctx context.Context, actor Actor, reason string) (added, retired storage.SigningKey, err error) {
+// RotateKey makes a new signing key current and retires the old one. alg
+// names the key: "" or "EdDSA" the access-token key, whose retired key
+// stays verifiable until every token it signed has expired; "RS256" the
+// SET key (rotateSETKey). Retired keys nothing can use any more are
+// deleted. retired is the zero key when there was none.
+func (a *Authority) RotateKey(ctx context.Context, actor Actor, alg, reason string) (added, retired storage.SigningKey, err error) {
 	if err := checkText("reason", reason); err != nil {
 		return added, retired, err
 	}
+	switch alg {
+	case "", algEdDSA:
+		return a.rotateTokenKey(ctx, actor, reason)
+	case algRS256:
+		return a.rotateSETKey(ctx, actor, reason)
+	}
+	return added, retired, invalid("algorithm", "rotate the %s key or the %s SET key, not %.40q", algEdDSA, algRS256, alg)
+}
+
+// rotateTokenKey rotates the access-token key (RotateKey).
+func (a *Authority) rotateTokenKey(ctx context.Context, actor Actor, reason string) (added, retired storage.SigningKey, err error) {
 	now := a.now()
 	key, err := newSigningKey(now)
 	if err != nil {
@@ -147,7 +161,7 @@ func (a *Authority) deleteUnusableKeys(tx storage.Tx, now time.Time) error {
 		if err != nil {
 			return err
 		}
-		if tokenKey(k) && !k.RetireTime.IsZero() && !now.Before(k.VerifyUntil) {
+		if !k.RetireTime.IsZero() && !now.Before(k.VerifyUntil) {
 			dead = append(dead, k.ID)
 			if len(dead) == maxKeyDeletes {
 				break
@@ -191,7 +205,8 @@ func verificationKeys(tx storage.ReadTx, now time.Time) ([]storage.SigningKey, e
 
 // ListKeys returns the public keys that may still verify something this
 // authority signed: the token keys of verificationKeys, then the RS256 SET
-// key when one exists (the JWKS publishes both; SET receivers need it).
+// keys of publishedSETKeys (the JWKS publishes both; SET receivers need
+// them).
 func (a *Authority) ListKeys(ctx context.Context) ([]storage.SigningKey, error) {
 	var keys []storage.SigningKey
 	err := a.store.View(ctx, func(tx storage.ReadTx) error {
@@ -200,8 +215,8 @@ func (a *Authority) ListKeys(ctx context.Context) ([]storage.SigningKey, error) 
 		if err != nil {
 			return err
 		}
-		k, found, err := setKey(tx)
-		if found {
+		set, err := publishedSETKeys(tx, a.now())
+		for _, k := range set {
 			keys = append(keys, *publicOnly(k))
 		}
 		return err

@@ -7,6 +7,8 @@ import (
 	"crypto/rsa"
 	"crypto/x509"
 	"fmt"
+	"slices"
+	"time"
 
 	"github.com/portcullis-dev/portcullis/internal/storage"
 )
@@ -15,8 +17,14 @@ import (
 // verify only RS256, and RFC 7518 §3.3 asks for at least 2048 bits.
 const setRSABits = 2048
 
-// setKey returns the RS256 SET key, if one exists (the oldest, should
-// replicas ever have made two).
+// setKeyGrace is how long a retired RS256 SET key stays published: SETs
+// are signed when sent (push) or handed out (poll), and a receiver
+// verifies them on receipt, so only the SETs in flight at the rotation
+// still need it.
+const setKeyGrace = time.Hour
+
+// setKey returns the current RS256 SET key (not retired), if one exists
+// (the oldest, should replicas ever have made two).
 func setKey(tx storage.ReadTx) (storage.SigningKey, bool, error) {
 	var out storage.SigningKey
 	found := false
@@ -24,12 +32,37 @@ func setKey(tx storage.ReadTx) (storage.SigningKey, bool, error) {
 		if err != nil {
 			return storage.SigningKey{}, false, err
 		}
-		if k.Algorithm == algRS256 && (!found || k.CreateTime.Before(out.CreateTime) ||
+		if k.Algorithm == algRS256 && k.RetireTime.IsZero() && (!found || k.CreateTime.Before(out.CreateTime) ||
 			(k.CreateTime.Equal(out.CreateTime) && k.ID < out.ID)) {
 			out, found = k, true
 		}
 	}
 	return out, found, nil
+}
+
+// publishedSETKeys returns the RS256 SET keys the JWKS publishes at now:
+// the current one, then those retired less than setKeyGrace ago, newest
+// first.
+func publishedSETKeys(tx storage.ReadTx, now time.Time) ([]storage.SigningKey, error) {
+	var keys []storage.SigningKey
+	for k, err := range tx.SigningKeys() {
+		if err != nil {
+			return nil, err
+		}
+		if k.Algorithm == algRS256 && (k.RetireTime.IsZero() || now.Before(k.VerifyUntil)) {
+			keys = append(keys, k)
+		}
+	}
+	slices.SortFunc(keys, func(x, y storage.SigningKey) int {
+		if x.RetireTime.IsZero() != y.RetireTime.IsZero() {
+			if x.RetireTime.IsZero() {
+				return -1
+			}
+			return 1
+		}
+		return y.CreateTime.Compare(x.CreateTime)
+	})
+	return keys, nil
 }
 
 // SETSigner returns the key that signs Security Event Tokens with alg and
@@ -79,19 +112,10 @@ func (a *Authority) rsaSETKey(ctx context.Context) (storage.SigningKey, error) {
 		return k, err
 	}
 	now := a.now()
-	priv, err := rsa.GenerateKey(rand.Reader, setRSABits)
-	if err != nil {
-		return storage.SigningKey{}, fmt.Errorf("generate the RS256 SET key: %w", err)
-	}
-	privDER, err := x509.MarshalPKCS8PrivateKey(priv)
+	fresh, err := newSETKey(now)
 	if err != nil {
 		return storage.SigningKey{}, err
 	}
-	pubDER, err := x509.MarshalPKIXPublicKey(&priv.PublicKey)
-	if err != nil {
-		return storage.SigningKey{}, err
-	}
-	fresh := storage.SigningKey{ID: newID("key_", now), Algorithm: algRS256, PrivateKey: privDER, PublicKey: pubDER, CreateTime: now}
 	var out storage.SigningKey
 	_, err = a.store.Update(ctx, func(tx storage.Tx) error {
 		k, ok, err := setKey(tx)
@@ -109,6 +133,66 @@ func (a *Authority) rsaSETKey(ctx context.Context) (storage.SigningKey, error) {
 		})
 	})
 	return out, err
+}
+
+// newSETKey generates an RS256 SET key.
+func newSETKey(now time.Time) (storage.SigningKey, error) {
+	priv, err := rsa.GenerateKey(rand.Reader, setRSABits)
+	if err != nil {
+		return storage.SigningKey{}, fmt.Errorf("generate the RS256 SET key: %w", err)
+	}
+	privDER, err := x509.MarshalPKCS8PrivateKey(priv)
+	if err != nil {
+		return storage.SigningKey{}, err
+	}
+	pubDER, err := x509.MarshalPKIXPublicKey(&priv.PublicKey)
+	if err != nil {
+		return storage.SigningKey{}, err
+	}
+	return storage.SigningKey{ID: newID("key_", now), Algorithm: algRS256, PrivateKey: privDER, PublicKey: pubDER, CreateTime: now}, nil
+}
+
+// rotateSETKey makes a new RS256 SET key current and retires the old one
+// (if any), which stays published for setKeyGrace (RotateKey). Like the
+// key's creation it emits no event: mirrors never verify SETs.
+func (a *Authority) rotateSETKey(ctx context.Context, actor Actor, reason string) (added, retired storage.SigningKey, err error) {
+	now := a.now()
+	fresh, err := newSETKey(now)
+	if err != nil {
+		return added, retired, err
+	}
+	_, err = a.store.Update(ctx, func(tx storage.Tx) error {
+		retired = storage.SigningKey{}
+		old, found, err := setKey(tx)
+		if err != nil {
+			return err
+		}
+		details := map[string]string{"algorithm": algRS256}
+		if found {
+			old.RetireTime, old.VerifyUntil = now, now.Add(setKeyGrace)
+			if err := tx.PutSigningKey(old); err != nil {
+				return err
+			}
+			retired, details["retired_key_id"] = old, old.ID
+		}
+		if err := a.deleteUnusableKeys(tx, now); err != nil {
+			return err
+		}
+		if err := tx.PutSigningKey(fresh); err != nil {
+			return err
+		}
+		return tx.AppendAudit(storage.AuditRecord{
+			ID: newID("aud_", now), Time: now, Action: "key.rotate", Actor: actor.Name, ActorAddr: actor.Addr, Channel: actor.Channel,
+			TargetID: fresh.ID, Reason: reason, Details: details,
+		})
+	})
+	if err != nil {
+		return storage.SigningKey{}, storage.SigningKey{}, err
+	}
+	if retired.ID != "" {
+		retired = *publicOnly(retired)
+	}
+	return *publicOnly(fresh), retired, nil
 }
 
 func (a *Authority) viewSETKey(ctx context.Context) (k storage.SigningKey, ok bool, err error) {

@@ -7,6 +7,7 @@ import (
 	"crypto/rsa"
 	"crypto/x509"
 	"errors"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -124,7 +125,7 @@ func testSETSignerRS256(t *testing.T, st storage.Store) {
 	// keys are deleted) never rotate, retire or delete the RSA key, and
 	// the RSA key never becomes the token key.
 	for range 3 {
-		added, _, err := replicas[0].RotateKey(ctx, authority.System, "test")
+		added, _, err := replicas[0].RotateKey(ctx, authority.System, "", "test")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -151,5 +152,88 @@ func testSETSignerRS256(t *testing.T, st storage.Store) {
 	}
 	if _, _, err := replicas[0].SETSigner(ctx, "HS256"); !errors.Is(err, authority.ErrInvalidArgument) {
 		t.Fatalf("SETSigner(HS256): %v, want ErrInvalidArgument", err)
+	}
+}
+
+// TestRotateSETKey checks, on bbolt and etcd, the rotation of the RS256
+// SET key: the first makes one, each later one retires the current key,
+// which stays published (ListKeys) for an hour and is deleted by a
+// rotation after that; the SET signer follows the current key, the token
+// key is untouched, and an unknown algorithm is refused.
+func TestRotateSETKey(t *testing.T) {
+	for name, open := range backends(t) {
+		t.Run(name, func(t *testing.T) {
+			ctx := context.Background()
+			clk := &clock{now: time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC)}
+			st := open(t)
+			a := authority.New(st, authority.Config{Clock: clk.Now})
+			if err := a.EnsureSigningKey(ctx); err != nil {
+				t.Fatal(err)
+			}
+			tokenKid, _, err := a.SETSigner(ctx, "EdDSA")
+			if err != nil {
+				t.Fatal(err)
+			}
+			rsaKeys := func() []string {
+				t.Helper()
+				keys, err := a.ListKeys(ctx)
+				if err != nil {
+					t.Fatal(err)
+				}
+				var out []string
+				for _, k := range keys {
+					if k.Algorithm == "RS256" {
+						out = append(out, k.ID)
+					}
+				}
+				if keys[0].ID != tokenKid {
+					t.Fatalf("the token key changed: %+v", keys[0])
+				}
+				return out
+			}
+			first, retired, err := a.RotateKey(ctx, authority.System, "RS256", "first")
+			if err != nil || first.Algorithm != "RS256" || retired.ID != "" || len(first.PrivateKey) != 0 {
+				t.Fatalf("first rotation: %+v, retired %+v, %v", first, retired, err)
+			}
+			if kid, _, err := a.SETSigner(ctx, "RS256"); err != nil || kid != first.ID {
+				t.Fatalf("signer %s (%v), want %s", kid, err, first.ID)
+			}
+			clk.Advance(time.Minute)
+			second, retired, err := a.RotateKey(ctx, authority.System, "RS256", "scheduled")
+			if err != nil || retired.ID != first.ID || !retired.VerifyUntil.Equal(clk.Now().Add(time.Hour)) {
+				t.Fatalf("second rotation: retired %+v (%v), want %s until an hour from now", retired, err, first.ID)
+			}
+			kid, signer, err := a.SETSigner(ctx, "RS256")
+			if err != nil || kid != second.ID {
+				t.Fatalf("signer %s (%v), want %s", kid, err, second.ID)
+			}
+			pub, err := x509.ParsePKIXPublicKey(second.PublicKey)
+			if err != nil || !signer.Public().(*rsa.PublicKey).Equal(pub) {
+				t.Fatalf("the signer does not hold the new key (%v)", err)
+			}
+			if got := rsaKeys(); len(got) != 2 || got[0] != second.ID || got[1] != first.ID {
+				t.Fatalf("published RS256 keys %v, want the new then the retired", got)
+			}
+			clk.Advance(time.Hour)
+			if got := rsaKeys(); len(got) != 1 || got[0] != second.ID {
+				t.Fatalf("an hour later, published RS256 keys %v, want the current alone", got)
+			}
+			third, _, err := a.RotateKey(ctx, authority.System, "RS256", "scheduled")
+			if err != nil {
+				t.Fatal(err)
+			}
+			var stored []string
+			for _, k := range signingKeys(t, st) {
+				if k.Algorithm == "RS256" {
+					stored = append(stored, k.ID)
+				}
+			}
+			if len(stored) != 2 || !slices.Contains(stored, second.ID) || !slices.Contains(stored, third.ID) {
+				t.Fatalf("stored RS256 keys %v: want %s deleted, %s and %s kept", stored, first.ID, second.ID, third.ID)
+			}
+			if _, _, err := a.RotateKey(ctx, authority.System, "HS256", "no"); !errors.Is(err, authority.ErrInvalidArgument) {
+				t.Fatalf("RotateKey(HS256): %v, want ErrInvalidArgument", err)
+			}
+		})
 	}
 }

@@ -193,7 +193,7 @@ func (c *Console) keysPage(w http.ResponseWriter, r *request) {
 }
 
 func (c *Console) rotateKey(w http.ResponseWriter, r *request) {
-	added, _, err := c.auth.RotateKey(r.Context(), r.actor(), strings.TrimSpace(r.PostFormValue("reason")))
+	added, _, err := c.auth.RotateKey(r.Context(), r.actor(), "", strings.TrimSpace(r.PostFormValue("reason")))
 	if err != nil {
 		c.fail(w, r, err)
 		return

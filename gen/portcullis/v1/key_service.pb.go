@@ -108,7 +108,13 @@ func (x *ListKeysResponse) GetKeys() []*VerificationKey {
 type RotateKeyRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Why (for the audit trail).
-	Reason        string `protobuf:"bytes,1,opt,name=reason,proto3" json:"reason,omitempty"`
+	Reason string `protobuf:"bytes,1,opt,name=reason,proto3" json:"reason,omitempty"`
+	// Which key: "" or "EdDSA", the access-token key; "RS256", the key that
+	// signs the Shared Signals SETs of RS256 streams (created by this call
+	// when there is none yet). A retired RS256 key stays published in the
+	// JWKS for an hour, for the SETs signed with it that are still in
+	// flight.
+	Algorithm     string `protobuf:"bytes,2,opt,name=algorithm,proto3" json:"algorithm,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -150,12 +156,20 @@ func (x *RotateKeyRequest) GetReason() string {
 	return ""
 }
 
+func (x *RotateKeyRequest) GetAlgorithm() string {
+	if x != nil {
+		return x.Algorithm
+	}
+	return ""
+}
+
 // RotateKeyResponse carries the new key and the retired one.
 type RotateKeyResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The new signing key.
 	Key *VerificationKey `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
-	// The key it replaced, now retired.
+	// The key it replaced, now retired (unset when there was none: the
+	// first RS256 key).
 	RetiredKey    *VerificationKey `protobuf:"bytes,2,opt,name=retired_key,json=retiredKey,proto3" json:"retired_key,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -212,9 +226,10 @@ const file_portcullis_v1_key_service_proto_rawDesc = "" +
 	"\x1fportcullis/v1/key_service.proto\x12\rportcullis.v1\x1a\x19portcullis/v1/types.proto\"\x11\n" +
 	"\x0fListKeysRequest\"F\n" +
 	"\x10ListKeysResponse\x122\n" +
-	"\x04keys\x18\x01 \x03(\v2\x1e.portcullis.v1.VerificationKeyR\x04keys\"*\n" +
+	"\x04keys\x18\x01 \x03(\v2\x1e.portcullis.v1.VerificationKeyR\x04keys\"H\n" +
 	"\x10RotateKeyRequest\x12\x16\n" +
-	"\x06reason\x18\x01 \x01(\tR\x06reason\"\x86\x01\n" +
+	"\x06reason\x18\x01 \x01(\tR\x06reason\x12\x1c\n" +
+	"\talgorithm\x18\x02 \x01(\tR\talgorithm\"\x86\x01\n" +
 	"\x11RotateKeyResponse\x120\n" +
 	"\x03key\x18\x01 \x01(\v2\x1e.portcullis.v1.VerificationKeyR\x03key\x12?\n" +
 	"\vretired_key\x18\x02 \x01(\v2\x1e.portcullis.v1.VerificationKeyR\n" +

@@ -33,8 +33,8 @@ type KeyServiceClient interface {
 	// signing key first. Scope: keys:read.
 	ListKeys(ctx context.Context, in *ListKeysRequest, opts ...grpc.CallOption) (*ListKeysResponse, error)
 	// RotateKey creates a new signing key and retires the current one, which
-	// stays published until every token it signed has expired. Scope:
-	// keys:admin.
+	// stays published until every token it signed has expired (or, for the
+	// RS256 SET key, for an hour). Scope: keys:admin.
 	RotateKey(ctx context.Context, in *RotateKeyRequest, opts ...grpc.CallOption) (*RotateKeyResponse, error)
 }
 
@@ -76,8 +76,8 @@ type KeyServiceServer interface {
 	// signing key first. Scope: keys:read.
 	ListKeys(context.Context, *ListKeysRequest) (*ListKeysResponse, error)
 	// RotateKey creates a new signing key and retires the current one, which
-	// stays published until every token it signed has expired. Scope:
-	// keys:admin.
+	// stays published until every token it signed has expired (or, for the
+	// RS256 SET key, for an hour). Scope: keys:admin.
 	RotateKey(context.Context, *RotateKeyRequest) (*RotateKeyResponse, error)
 	mustEmbedUnimplementedKeyServiceServer()
 }
