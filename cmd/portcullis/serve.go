@@ -221,7 +221,7 @@ func serve(ctx context.Context, c serveConfig, logOut io.Writer) error {
 	// the sweeper, it stops (writing its streams' positions) before the
 	// store closes.
 	ssfTx := transmitter.New(transmitter.Config{Store: metrics.InstrumentStore(store), Authority: auth,
-		Issuer: publicURL, Logger: log, MaxOutage: c.ssfMaxOutage, InsecurePush: c.insecure})
+		Issuer: publicURL, Logger: log, MaxOutage: c.ssfMaxOutage, InsecurePush: c.insecure, Holder: pushHolder(c.listen)})
 	metrics.Registry().MustRegister(server.TransmitterCollector(ssfTx))
 	ssfCtx, stopSSF := context.WithCancel(ctx)
 	ssfDone := make(chan struct{})
@@ -295,4 +295,17 @@ func consoleOn(flag, httpListen string) (bool, error) {
 		return isLoopback(httpListen), nil
 	}
 	return false, usageError{fmt.Errorf("--console: want auto, on or off, not %q", flag)}
+}
+
+// pushHolder names this replica in Shared Signals push leases: its host
+// and gRPC listen address, which a restarted replica keeps, so that it
+// takes its streams back at once instead of waiting for the lease its
+// previous run held to run out. Replicas on one host listen on different
+// addresses.
+func pushHolder(listen string) string {
+	host, err := os.Hostname()
+	if err != nil {
+		host = "localhost"
+	}
+	return host + "/" + listen
 }

@@ -39,7 +39,12 @@ type SignalStream struct {
 	Position int64
 	// Acked: poll acknowledgements of SETs beyond Position (jti values),
 	// until contiguous.
-	Acked            []string
+	Acked []string
+	// Pusher is the replica (transmitter.Config.Holder) holding the push
+	// lease until PushLeaseUntil: only it delivers the stream. Written
+	// without an event.
+	Pusher           string
+	PushLeaseUntil   time.Time
 	OutageSince      time.Time // push: first failure of the current outage; zero when none
 	LastDeliveryTime time.Time
 	LastError        string
@@ -49,7 +54,7 @@ type SignalStream struct {
 
 // UTC returns s with every time in UTC.
 func (s SignalStream) UTC() SignalStream {
-	utc(&s.OutageSince, &s.LastDeliveryTime, &s.CreateTime, &s.UpdateTime)
+	utc(&s.PushLeaseUntil, &s.OutageSince, &s.LastDeliveryTime, &s.CreateTime, &s.UpdateTime)
 	return s
 }
 

@@ -37,7 +37,9 @@
 // acknowledged prefix (window.go states the rules). Position is
 // written (without an event) at most every 100 ms and when the worker
 // stops, so a restart redelivers at most that much, with the same jti
-// (stream ID, revision, index of the event in its change). Several
-// replicas each push every SET: delivery is at least once, receivers drop
-// duplicates by jti. docs/signals.md has the rest.
+// (stream ID, revision, index of the event in its change). Every replica
+// runs a worker per push stream, but only the one holding the stream's
+// push lease delivers it (lease.go); a new holder starts from Position.
+// Delivery is at least once, receivers drop duplicates by jti.
+// docs/signals.md has the rest.
 package transmitter

@@ -8,6 +8,8 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/portcullis-dev/portcullis/internal/authority"
@@ -31,8 +33,33 @@ type pusher struct {
 	wroteAt time.Time // when (wall time: it only spaces writes)
 }
 
-// push delivers the stream's SETs until ctx ends or the stream pauses.
-func (t *Transmitter) push(ctx context.Context, st storage.SignalStream, since int64) {
+// push delivers the stream's SETs while this replica holds its push
+// lease (lease.go), until ctx ends or the stream pauses; it gives the lease
+// up when it stops.
+func (t *Transmitter) push(ctx context.Context, id string, since int64) {
+	for {
+		st, ok := t.acquire(ctx, id)
+		if !ok {
+			return
+		}
+		lctx, cancel := context.WithCancel(ctx)
+		var lost atomic.Bool
+		var wg sync.WaitGroup
+		wg.Go(func() { t.keepLease(lctx, id, func() { lost.Store(true); cancel() }) })
+		t.pushHeld(lctx, st, since)
+		cancel()
+		wg.Wait()
+		if !lost.Load() {
+			t.release(context.WithoutCancel(ctx), id)
+			return
+		}
+		// Another replica holds the lease: wait for it to run out or be
+		// given up.
+	}
+}
+
+// pushHeld delivers the stream's SETs until ctx ends or the stream pauses.
+func (t *Transmitter) pushHeld(ctx context.Context, st storage.SignalStream, since int64) {
 	p := &pusher{t: t, st: st, c: t.count(st.ID), since: since, pos: st.Position, written: st.Position}
 	defer p.flush(context.WithoutCancel(ctx))
 	backoff := t.cfg.MinBackoff

@@ -130,7 +130,7 @@ func (t *Transmitter) reconcile(ctx context.Context, workers map[string]*worker,
 	workers[id] = w
 	go func() {
 		defer close(w.done)
-		t.push(wctx, st, since)
+		t.push(wctx, id, since)
 	}()
 }
 

@@ -2,6 +2,8 @@ package transmitter
 
 import (
 	"cmp"
+	"crypto/rand"
+	"encoding/hex"
 	"log/slog"
 	"net/http"
 	"sort"
@@ -48,6 +50,14 @@ type Config struct {
 	// MinVerificationInterval is the stream's min_verification_interval
 	// (default 15 s).
 	MinVerificationInterval time.Duration
+	// Holder names this replica in push leases (default: random, one per
+	// Transmitter).
+	Holder string
+	// PushLease is how long a replica's hold on a push stream lasts
+	// unrenewed (default 15 s): a replica that crashed hands its streams
+	// over after at most this. LeaseRetry is how often the other replicas
+	// try to take a lease that is held (default 5 s, wall time).
+	PushLease, LeaseRetry time.Duration
 }
 
 // Defaults of Config.
@@ -57,6 +67,8 @@ const (
 	DefaultMaxBackoff              = time.Minute
 	DefaultPollWait                = 30 * time.Second
 	DefaultMinVerificationInterval = 15 * time.Second
+	DefaultPushLease               = 15 * time.Second
+	DefaultLeaseRetry              = 5 * time.Second
 	// positionEvery is how often a worker writes its stream's Position at
 	// most.
 	positionEvery = 100 * time.Millisecond
@@ -120,6 +132,13 @@ func New(cfg Config) *Transmitter {
 	cfg.MaxBackoff = max(cmp.Or(cfg.MaxBackoff, DefaultMaxBackoff), cfg.MinBackoff)
 	cfg.PollWait = cmp.Or(cfg.PollWait, DefaultPollWait)
 	cfg.MinVerificationInterval = cmp.Or(cfg.MinVerificationInterval, DefaultMinVerificationInterval)
+	cfg.PushLease = cmp.Or(cfg.PushLease, DefaultPushLease)
+	cfg.LeaseRetry = cmp.Or(cfg.LeaseRetry, DefaultLeaseRetry)
+	if cfg.Holder == "" {
+		var b [8]byte
+		_, _ = rand.Read(b[:]) // never fails (crypto/rand)
+		cfg.Holder = "tx-" + hex.EncodeToString(b[:])
+	}
 	return &Transmitter{cfg: cfg, log: cfg.Logger, lastVerify: map[string]time.Time{},
 		counters: map[string]*counters{}, kick: make(chan struct{}, 1)}
 }

@@ -13,7 +13,7 @@ import (
 // (streams, transmitters, received SETs) and the events of their kinds.
 
 func normSignalStream(s storage.SignalStream) storage.SignalStream {
-	for _, t := range []*time.Time{&s.OutageSince, &s.LastDeliveryTime, &s.CreateTime, &s.UpdateTime} {
+	for _, t := range []*time.Time{&s.PushLeaseUntil, &s.OutageSince, &s.LastDeliveryTime, &s.CreateTime, &s.UpdateTime} {
 		normTime(t)
 	}
 	s.Audience = normStrings(s.Audience)
@@ -93,6 +93,7 @@ func testSignalStreams(t *testing.T, s storage.Store) {
 		Description:     "push to rp", DeliveryMethod: "urn:ietf:rfc:8935", EndpointURL: "https://rp.example/ssf/push",
 		AuthorizationHeader: "Bearer s3cret", Algorithm: "RS256", Status: "paused", StatusReason: "outage over 1h",
 		Subjects: []string{`{"format":"opaque","id":"u1"}`}, Position: 42, Acked: []string{"sst_b-44-0", "sst_b-45-1"},
+		MaxInFlight: 64, Pusher: "replica-1", PushLeaseUntil: at(2 * time.Minute).In(zone),
 		OutageSince: at(time.Minute).In(zone), LastDeliveryTime: at(30 * time.Second), LastError: "503 Service Unavailable",
 		CreateTime: at(0).In(zone), UpdateTime: at(time.Minute),
 	}
@@ -116,7 +117,7 @@ func testSignalStreams(t *testing.T, s storage.Store) {
 			t.Fatalf("SignalStream(%s): %v", a.ID, err)
 		}
 		same(t, "SignalStream", got, a, normSignalStream)
-		wantUTC(t, "SignalStream", got.OutageSince, got.CreateTime, got.LastDeliveryTime, got.UpdateTime)
+		wantUTC(t, "SignalStream", got.PushLeaseUntil, got.OutageSince, got.CreateTime, got.LastDeliveryTime, got.UpdateTime)
 		return nil
 	})
 
