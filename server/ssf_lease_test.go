@@ -8,9 +8,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/portcullis-dev/portcullis/internal/authority"
 	"github.com/portcullis-dev/portcullis/internal/storage"
 	"github.com/portcullis-dev/portcullis/internal/transmitter"
+	"github.com/portcullis-dev/portcullis/server"
 	"github.com/portcullis-dev/portcullis/ssf"
 )
 
@@ -40,8 +43,19 @@ func TestSSFPushLease(t *testing.T) {
 	e := newSSFEnv(t, envOptions{}, transmitter.Config{Holder: "replica-1", LeaseRetry: 5 * time.Millisecond}, true)
 	r := newReceiver(t, e.http.URL+"/.well-known/jwks.json")
 	st := e.pushStream(t, e.keyWith("rp", authority.ScopeSignals), r, nil)
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(server.TransmitterCollector(e.tx))
+	lease := func() float64 {
+		return metricValue(t, reg, "portcullis_ssf_push_lease", map[string]string{"stream": st.StreamID})
+	}
+	if v := lease(); v != 0 {
+		t.Fatalf("portcullis_ssf_push_lease before Run: %v", v)
+	}
 	e.run()
 	e.awaitHolder(t, st.StreamID, "replica-1")
+	if v := lease(); v != 1 {
+		t.Fatalf("portcullis_ssf_push_lease of the holder: %v, want 1", v)
+	}
 	standby := newLogSignal(t, transmitter.MsgStandby)
 	e.replica(t, "replica-2", standby)
 	standby.await(t)
@@ -59,6 +73,9 @@ func TestSSFPushLease(t *testing.T) {
 
 	e.stop() // replica-1 stops and gives the lease up
 	e.awaitHolder(t, st.StreamID, "replica-2")
+	if v := lease(); v != 0 {
+		t.Fatalf("portcullis_ssf_push_lease of replica-1 after it stopped: %v, want 0", v)
+	}
 	for _, u := range []string{"u4", "u5"} {
 		e.ban(t, u)
 	}

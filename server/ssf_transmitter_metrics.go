@@ -18,7 +18,9 @@ import (
 //   - portcullis_ssf_poll_requests_total{stream}: poll requests served by
 //     this replica;
 //   - portcullis_ssf_stream_status{stream,status}: 1 for the stream's
-//     current status (enabled, paused, disabled), from the store.
+//     current status (enabled, paused, disabled), from the store;
+//   - portcullis_ssf_push_lease{stream}: for a push stream, 1 when this
+//     replica holds its push lease (it is the one delivering it), else 0.
 func TransmitterCollector(t *transmitter.Transmitter) prometheus.Collector {
 	return transmitterCollector{t}
 }
@@ -32,12 +34,15 @@ var (
 		"Poll requests of a Shared Signals stream served by this replica.", []string{"stream"}, nil)
 	ssfStatusDesc = prometheus.NewDesc("portcullis_ssf_stream_status",
 		"1 for the Shared Signals stream's current status.", []string{"stream", "status"}, nil)
+	ssfLeaseDesc = prometheus.NewDesc("portcullis_ssf_push_lease",
+		"1 when this replica holds the Shared Signals push stream's lease (it delivers the stream).", []string{"stream"}, nil)
 )
 
 func (c transmitterCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- ssfSetsDesc
 	ch <- ssfPollsDesc
 	ch <- ssfStatusDesc
+	ch <- ssfLeaseDesc
 }
 
 func (c transmitterCollector) Collect(ch chan<- prometheus.Metric) {
@@ -55,5 +60,12 @@ func (c transmitterCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	for _, s := range statuses {
 		ch <- prometheus.MustNewConstMetric(ssfStatusDesc, prometheus.GaugeValue, 1, s.StreamID, s.Status)
+		if s.Push {
+			held := 0.0
+			if s.Pushing {
+				held = 1
+			}
+			ch <- prometheus.MustNewConstMetric(ssfLeaseDesc, prometheus.GaugeValue, held, s.StreamID)
+		}
 	}
 }

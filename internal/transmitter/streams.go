@@ -502,16 +502,27 @@ func (t *Transmitter) Verify(ctx context.Context, c Caller, in ssf.VerificationR
 	return err
 }
 
-// Statuses returns every stream's status (for the metrics).
-func (t *Transmitter) Statuses(ctx context.Context) ([]ssf.StreamStatus, error) {
-	var out []ssf.StreamStatus
+// StreamState is a stream's status and, for a push stream, whether this
+// replica delivers it (for the metrics).
+type StreamState struct {
+	ssf.StreamStatus
+	Push bool // a push stream
+	// Pushing: this replica holds the stream's push lease (lease.go).
+	Pushing bool
+}
+
+// Statuses returns every stream's state (for the metrics).
+func (t *Transmitter) Statuses(ctx context.Context) ([]StreamState, error) {
+	var out []StreamState
+	now := t.now()
 	err := t.cfg.Store.View(ctx, func(tx storage.ReadTx) error {
 		out = out[:0]
 		for st, err := range tx.SignalStreams() {
 			if err != nil {
 				return err
 			}
-			out = append(out, statusOf(st))
+			out = append(out, StreamState{StreamStatus: statusOf(st), Push: st.DeliveryMethod == ssf.DeliveryPush,
+				Pushing: st.Pusher == t.cfg.Holder && now.Before(st.PushLeaseUntil)})
 		}
 		return nil
 	})
