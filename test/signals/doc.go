@@ -6,7 +6,9 @@
 // B (signals_test.go), survive A's or B's crash in a burst, on bbolt and
 // on etcd (burst_test.go), fall back to the user's sessions when B cannot
 // name A's session, and two authorities receiving from each other must
-// not ban each other's echoes forever (receive_test.go).
+// not ban each other's echoes forever (receive_test.go). With A as two
+// replicas over etcd, B must get each SET once, and all of them when the
+// replica delivering stops (replicas_test.go).
 //
 // It has only tests. They build the binary from cmd/portcullis and talk to
 // the processes as an operator would, through client/ and gen/.

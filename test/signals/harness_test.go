@@ -48,8 +48,31 @@ type node struct {
 
 func startNode(t testing.TB, name string, extra ...string) *node {
 	t.Helper()
-	n := &node{t: t, name: name, bin: serveproc.Build(t), data: filepath.Join(t.TempDir(), name),
-		grpc: serveproc.FreeAddr(t)}
+	return startNodeIn(t, name, filepath.Join(t.TempDir(), name), extra...)
+}
+
+// startReplica starts another replica of of, which must keep its state in
+// etcd (store: its --store and --etcd-prefix arguments): same issuer and
+// public URL, its own listeners, the admin key of.
+func startReplica(t testing.TB, of *node, name string, store ...string) *node {
+	t.Helper()
+	data := filepath.Join(t.TempDir(), name)
+	key, err := os.ReadFile(filepath.Join(of.data, "admin.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(data, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(data, "admin.key"), key, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return startNodeIn(t, name, data, append(store, "--issuer", of.url, "--public-url", of.url)...)
+}
+
+func startNodeIn(t testing.TB, name, data string, extra ...string) *node {
+	t.Helper()
+	n := &node{t: t, name: name, bin: serveproc.Build(t), data: data, grpc: serveproc.FreeAddr(t)}
 	httpAddr := serveproc.FreeAddr(t)
 	n.url = "http://" + httpAddr
 	n.args = append([]string{
