@@ -190,17 +190,20 @@ func verificationKeys(tx storage.ReadTx, now time.Time) ([]storage.SigningKey, e
 			keys = append(keys, *publicOnly(k))
 		}
 	}
-	slices.SortFunc(keys, func(x, y storage.SigningKey) int {
-		// Current (not retired) first, then newest first.
-		if x.RetireTime.IsZero() != y.RetireTime.IsZero() {
-			if x.RetireTime.IsZero() {
-				return -1
-			}
-			return 1
-		}
-		return y.CreateTime.Compare(x.CreateTime)
-	})
+	slices.SortFunc(keys, currentFirst)
 	return keys, nil
+}
+
+// currentFirst orders keys: the current (not retired) first, then the
+// newest first.
+func currentFirst(x, y storage.SigningKey) int {
+	if x.RetireTime.IsZero() != y.RetireTime.IsZero() {
+		if x.RetireTime.IsZero() {
+			return -1
+		}
+		return 1
+	}
+	return y.CreateTime.Compare(x.CreateTime)
 }
 
 // ListKeys returns the public keys that may still verify something this

@@ -53,15 +53,7 @@ func publishedSETKeys(tx storage.ReadTx, now time.Time) ([]storage.SigningKey, e
 			keys = append(keys, k)
 		}
 	}
-	slices.SortFunc(keys, func(x, y storage.SigningKey) int {
-		if x.RetireTime.IsZero() != y.RetireTime.IsZero() {
-			if x.RetireTime.IsZero() {
-				return -1
-			}
-			return 1
-		}
-		return y.CreateTime.Compare(x.CreateTime)
-	})
+	slices.SortFunc(keys, currentFirst)
 	return keys, nil
 }
 

@@ -74,24 +74,29 @@ func burstAcrossRestart(t *testing.T, n int, start func(testing.TB, string, ...s
 				return nil
 			})
 
-			// Exactly once, in order: B's bans by its receiver are the
-			// users in A's order, each once.
-			var got []string
-			for _, ban := range allBans(t, b, "t1") {
-				if !strings.Contains(ban.GetCreatedBy(), tx.GetTransmitterId()) {
-					t.Fatalf("ban %s at B created by %q, not by the receiver of %s", ban.GetBanId(), ban.GetCreatedBy(), tx.GetTransmitterId())
-				}
-				got = append(got, ban.GetSubject().GetUserId())
-			}
-			if len(got) != n {
-				t.Fatalf("B made %d bans for A's %d (duplicates or losses)", len(got), n)
-			}
-			for i, u := range got {
-				if u != user(i) {
-					t.Fatalf("B's ban #%d is of %s, want %s: out of A's order", i, u, user(i))
-				}
-			}
+			bansInOrder(t, b, tx, n, user)
 		})
+	}
+}
+
+// bansInOrder checks that B's bans are exactly once, in order: those of
+// user(0) to user(n-1), each once, all by its receiver of tx.
+func bansInOrder(t *testing.T, b *node, tx *pb.Transmitter, n int, user func(int) string) {
+	t.Helper()
+	var got []string
+	for _, ban := range allBans(t, b, "t1") {
+		if !strings.Contains(ban.GetCreatedBy(), tx.GetTransmitterId()) {
+			t.Fatalf("ban %s at B created by %q, not by the receiver of %s", ban.GetBanId(), ban.GetCreatedBy(), tx.GetTransmitterId())
+		}
+		got = append(got, ban.GetSubject().GetUserId())
+	}
+	if len(got) != n {
+		t.Fatalf("B made %d bans for A's %d (duplicates or losses)", len(got), n)
+	}
+	for i, u := range got {
+		if u != user(i) {
+			t.Fatalf("B's ban #%d is of %s, want %s: out of A's order", i, u, user(i))
+		}
 	}
 }
 

@@ -60,20 +60,7 @@ func TestSignalsReplicasPushOnce(t *testing.T) {
 	if metric(t, standby, "portcullis_ssf_push_lease") != 1 {
 		t.Fatalf("%s did not take the stream over", standby.name)
 	}
-	var got []string
-	for _, ban := range allBans(t, b, "t1") {
-		if strings.Contains(ban.GetCreatedBy(), tx.GetTransmitterId()) {
-			got = append(got, ban.GetSubject().GetUserId())
-		}
-	}
-	if len(got) != n {
-		t.Fatalf("B made %d bans for A's %d", len(got), n)
-	}
-	for i, u := range got {
-		if u != user(i) {
-			t.Fatalf("B's ban #%d is of %s, want %s: out of A's order", i, u, user(i))
-		}
-	}
+	bansInOrder(t, b, tx, n, user)
 }
 
 // metric is the sum of the samples of name on n's /metrics.
