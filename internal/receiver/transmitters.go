@@ -282,6 +282,10 @@ func (r *Receiver) Delete(ctx context.Context, by authority.Actor, id string) er
 		return err
 	}
 	r.log.Info("signal transmitter deleted", "transmitter", id, "actor", by.Name)
+	r.mu.Lock()
+	delete(r.sequencers, id) // a run under way ends with its own
+	delete(r.refetched, id)
+	r.mu.Unlock()
 	r.wake()
 	r.deleteStream(rec)
 	return nil
