@@ -11,6 +11,11 @@ import (
 // maxRun bounds the SETs one transaction applies.
 const maxRun = 256
 
+// runTimeout bounds the application of one run: a store that does not
+// answer fails the run (its SETs are sent again) rather than hold every
+// push of the transmitter.
+const runTimeout = 30 * time.Second
+
 // maxWaiting bounds the SETs one transmitter has waiting for their
 // predecessors (a transmitter keeps at most transmitter.MaxInFlight in
 // flight): past it a SET is refused as retryable at once.
@@ -148,7 +153,9 @@ func (s *sequencer) drain(ctx context.Context) {
 		}
 		s.mu.Unlock()
 
-		s.apply(ctx, run)
+		rctx, cancel := context.WithTimeout(ctx, runTimeout)
+		s.apply(rctx, run)
+		cancel()
 
 		s.mu.Lock()
 		for _, it := range run {
