@@ -292,15 +292,20 @@ func reasonText(v any) string {
 // tenant that its signals made (through the bans' index, not a scan of
 // every ban).
 func (r *Receiver) ownBans(w *authority.Writer, t storage.SignalTransmitter, user string) ([]storage.Ban, error) {
-	tenant := t.TenantID
-	if tenant == storage.AllTenants {
-		tenant = authority.DefaultTenant // ActiveBans names a tenant; the "*" bans match any
-	}
-	bans, err := w.ActiveBans(tenant, user)
+	bans, err := w.ActiveBans(lookupTenant(t), user)
 	if err != nil {
 		return nil, err
 	}
 	return own(bans, t, user), nil
+}
+
+// lookupTenant is the tenant to look the transmitter's bans up in: its
+// own, or for "*" any one (a lookup names a tenant; "*" bans match all).
+func lookupTenant(t storage.SignalTransmitter) string {
+	if t.TenantID == storage.AllTenants {
+		return authority.DefaultTenant
+	}
+	return t.TenantID
 }
 
 // own keeps the full bans of user in the transmitter's tenant that its

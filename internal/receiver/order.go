@@ -40,10 +40,10 @@ const recentKept = 4096
 type sequencer struct {
 	hold  time.Duration
 	apply func(context.Context, []*item)
-	// known reports whether a SET of this transmitter with this jti was
-	// applied (the store's record): a predecessor applied before a
-	// restart, or long enough ago to be forgotten.
-	known func(ctx context.Context, jti string) bool
+	// known reports whether a SET of this transmitter with one of these
+	// jtis was applied (the store's records, in one read): a predecessor
+	// applied before a restart, or long enough ago to be forgotten.
+	known func(ctx context.Context, jtis ...string) bool
 
 	mu      sync.Mutex
 	ready   []*item            // in arrival order
@@ -55,7 +55,7 @@ type sequencer struct {
 	next    int
 }
 
-func newSequencer(hold time.Duration, apply func(context.Context, []*item), known func(context.Context, string) bool) *sequencer {
+func newSequencer(hold time.Duration, apply func(context.Context, []*item), known func(context.Context, ...string) bool) *sequencer {
 	return &sequencer{hold: hold, apply: apply, known: known, waiting: map[string][]*item{}, recent: map[string]bool{}}
 }
 
@@ -67,7 +67,12 @@ func (s *sequencer) submit(ctx context.Context, it *item) error {
 	prev, jti := it.set.PrevJTI, it.set.JTI
 	// Ready: it names no predecessor, or one applied; or it was applied
 	// itself (a redelivery, which only needs its answer).
-	ready := prev == "" || s.isRecent(prev) || s.isRecent(jti) || s.known(ctx, prev) || s.known(ctx, jti)
+	s.mu.Lock()
+	ready := prev == "" || s.recent[prev] || s.recent[jti]
+	s.mu.Unlock()
+	if !ready {
+		ready = s.known(ctx, prev, jti)
+	}
 	s.mu.Lock()
 	ready = ready || s.recent[prev] // applied since the look above
 	if ready {
@@ -174,12 +179,6 @@ func (s *sequencer) drain(ctx context.Context) {
 		}
 		s.mu.Unlock()
 	}
-}
-
-func (s *sequencer) isRecent(jti string) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.recent[jti]
 }
 
 // remember adds jti to recent, forgetting the oldest past recentKept.

@@ -79,7 +79,7 @@ func submitAll(s *sequencer, items ...*item) func() map[string]error {
 func TestSequencerOrdersByPredecessor(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		f := &fakeApply{}
-		s := newSequencer(time.Minute, f.apply, func(context.Context, string) bool { return false })
+		s := newSequencer(time.Minute, f.apply, func(context.Context, ...string) bool { return false })
 		late := submitAll(s, setItem("s4", "s3"), setItem("s3", "s2"), setItem("s2", "s1"))
 		synctest.Wait() // all three wait for their predecessors
 		if got := f.applied(); len(got) != 0 {
@@ -110,7 +110,7 @@ func TestSequencerOrdersByPredecessor(t *testing.T) {
 func TestSequencerHoldTimeout(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		f := &fakeApply{}
-		s := newSequencer(3*time.Second, f.apply, func(context.Context, string) bool { return false })
+		s := newSequencer(3*time.Second, f.apply, func(context.Context, ...string) bool { return false })
 		start := time.Now()
 		err := s.submit(context.Background(), setItem("s2", "s1"))
 		if !errors.Is(err, ErrSETPredecessorMissing) {
@@ -136,7 +136,7 @@ func TestSequencerFailureStopsTheChain(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		storeDown := errors.New("store unavailable")
 		f := &fakeApply{fail: map[string]error{"s1": storeDown}}
-		s := newSequencer(3*time.Second, f.apply, func(context.Context, string) bool { return false })
+		s := newSequencer(3*time.Second, f.apply, func(context.Context, ...string) bool { return false })
 		late := submitAll(s, setItem("s2", "s1"))
 		synctest.Wait()
 		if err := s.submit(context.Background(), setItem("s1", "")); !errors.Is(err, storeDown) {
@@ -165,7 +165,9 @@ func TestSequencerKnownPredecessor(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		f := &fakeApply{}
 		stored := map[string]bool{"s1": true, "s9": true}
-		s := newSequencer(time.Minute, f.apply, func(_ context.Context, jti string) bool { return stored[jti] })
+		s := newSequencer(time.Minute, f.apply, func(_ context.Context, jtis ...string) bool {
+			return slices.ContainsFunc(jtis, func(j string) bool { return stored[j] })
+		})
 		start := time.Now()
 		if err := s.submit(context.Background(), setItem("s2", "s1")); err != nil {
 			t.Fatal(err)
@@ -187,7 +189,7 @@ func TestSequencerKnownPredecessor(t *testing.T) {
 func TestSequencerRefusalLetsTheChainGo(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		f := &fakeApply{fail: map[string]error{"s1": ErrSETInvalid}}
-		s := newSequencer(time.Minute, f.apply, func(context.Context, string) bool { return false })
+		s := newSequencer(time.Minute, f.apply, func(context.Context, ...string) bool { return false })
 		late := submitAll(s, setItem("s2", "s1"))
 		synctest.Wait()
 		if err := s.submit(context.Background(), setItem("s1", "")); !errors.Is(err, ErrSETInvalid) {
@@ -205,7 +207,7 @@ func TestSequencerRefusalLetsTheChainGo(t *testing.T) {
 func TestSequencerBoundsWaiting(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		f := &fakeApply{}
-		s := newSequencer(time.Minute, f.apply, func(context.Context, string) bool { return false })
+		s := newSequencer(time.Minute, f.apply, func(context.Context, ...string) bool { return false })
 		var items []*item
 		for i := range maxWaiting {
 			items = append(items, setItem(fmt.Sprint("w", i+1), fmt.Sprint("w", i)))

@@ -154,9 +154,7 @@ func (r *Receiver) applyRun(ctx context.Context, run []*item) {
 			half := len(run) / 2
 			r.applyRun(ctx, run[:half])
 			if err := run[half-1].err; err != nil && !isRefusal(err) && !errors.Is(err, ErrSETReplayed) {
-				for _, later := range run[half:] {
-					later.err = err
-				}
+				failAll(run[half:], err)
 				return
 			}
 			r.applyRun(ctx, run[half:])
@@ -167,11 +165,17 @@ func (r *Receiver) applyRun(ctx context.Context, run []*item) {
 		err := r.applyOne(ctx, it)
 		r.finish(it, err)
 		if err != nil && !isRefusal(err) {
-			for _, later := range run[i+1:] {
-				later.err = err
-			}
+			failAll(run[i+1:], err)
 			return
 		}
+	}
+}
+
+// failAll leaves items unapplied with err, a failure of our own that came
+// before them in the run: the transmitter delivers them again, in order.
+func failAll(items []*item, err error) {
+	for _, it := range items {
+		it.err = err
 	}
 }
 
@@ -198,11 +202,7 @@ func (r *Receiver) applySplit(ctx context.Context, it *item) error {
 	a, by := it.act, actor(it.t.ID)
 	switch {
 	case a.kind == kindBan:
-		tenant := it.t.TenantID
-		if tenant == storage.AllTenants {
-			tenant = authority.DefaultTenant
-		}
-		_, bans, err := r.auth.CheckBan(ctx, authority.CheckInput{TenantID: tenant, UserID: a.subj.user})
+		_, bans, err := r.auth.CheckBan(ctx, authority.CheckInput{TenantID: lookupTenant(it.t), UserID: a.subj.user})
 		if err != nil {
 			return err
 		}

@@ -132,22 +132,28 @@ func (r *Receiver) sequencer(id string) *sequencer {
 	defer r.mu.Unlock()
 	s := r.sequencers[id]
 	if s == nil {
-		s = newSequencer(r.cfg.HoldTimeout, r.applyRun, func(ctx context.Context, jti string) bool {
-			return r.received(ctx, id, jti)
+		s = newSequencer(r.cfg.HoldTimeout, r.applyRun, func(ctx context.Context, jtis ...string) bool {
+			return r.received(ctx, id, jtis...)
 		})
 		r.sequencers[id] = s
 	}
 	return s
 }
 
-// received reports whether the SET jti of transmitter id was recorded
-// (false when the store cannot say).
-func (r *Receiver) received(ctx context.Context, id, jti string) bool {
-	err := r.auth.View(ctx, func(tx storage.ReadTx) error {
-		_, err := tx.ReceivedSET(storage.ReceivedSETKey(id, jti))
-		return err
+// received reports whether a SET of transmitter id with one of jtis was
+// recorded, in one read (false when the store cannot say).
+func (r *Receiver) received(ctx context.Context, id string, jtis ...string) bool {
+	found := false
+	_ = r.auth.View(ctx, func(tx storage.ReadTx) error {
+		for _, jti := range jtis {
+			if _, err := tx.ReceivedSET(storage.ReceivedSETKey(id, jti)); err == nil {
+				found = true
+				return nil
+			}
+		}
+		return nil
 	})
-	return err == nil
+	return found
 }
 
 func (r *Receiver) wake() {
